@@ -1,0 +1,249 @@
+"""git-annex keys: the strict grammar, file-name escaping, hash directories and verification.
+
+Keys arrive from the network, so parsing is strict: a key is accepted only if it re-serializes to
+exactly the input, and only `key_file` ever turns a key into a path component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+MAX_EXTENSION = 64
+MAX_KEYFILE = 255
+
+
+class KeyError_(ValueError):
+    """A string that is not a well-formed git-annex key."""
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    variety: str
+    name: str
+    size: int | None = None
+    mtime: int | None = None
+    chunk_size: int | None = None
+    chunk_num: int | None = None
+
+    def __str__(self) -> str:
+        return serialize_key(self)
+
+    @property
+    def base_variety(self) -> str:
+        """The hash name without the trailing `E` of extension-carrying varieties."""
+        if self.variety.endswith("E") and self.variety[:-1] in _HASHERS:
+            return self.variety[:-1]
+        return self.variety
+
+    @property
+    def has_extension(self) -> bool:
+        return self.variety != self.base_variety
+
+    @property
+    def is_chunk(self) -> bool:
+        return self.chunk_size is not None
+
+    def without_chunk(self) -> Key:
+        return Key(self.variety, self.name, self.size, self.mtime)
+
+    @property
+    def hash_part(self) -> str:
+        """The digest a hashing backend put in the name (extension removed)."""
+        name = self.name.lstrip("\\")
+        if self.has_extension:
+            return name.split(".", 1)[0]
+        return name
+
+    @property
+    def verifiable(self) -> bool:
+        return self.base_variety in _HASHERS
+
+    @property
+    def secure(self) -> bool:
+        return self.base_variety in _HASHERS and self.base_variety not in _INSECURE
+
+
+_FIELD_RE = re.compile(
+    r"^(?P<variety>[^-]+)"
+    r"(?:-s(?P<size>[0-9]+))?"
+    r"(?:-m(?P<mtime>[0-9]+))?"
+    r"(?:-S(?P<chunk_size>[0-9]+)-C(?P<chunk_num>[0-9]+))?"
+    r"--(?P<name>.*)$",
+    re.DOTALL,
+)
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+
+
+def parse_key(text: str) -> Key:
+    """Parse a serialized key, rejecting anything git-annex's strict parser would reject."""
+    if not text or _FORBIDDEN.search(text):
+        raise KeyError_(f"invalid key {text!r}: empty or contains whitespace/control bytes")
+    m = _FIELD_RE.match(text)
+    if not m or not m.group("name"):
+        raise KeyError_(f"invalid key {text!r}")
+
+    def num(field: str) -> int | None:
+        value = m.group(field)
+        return int(value) if value is not None else None
+
+    key = Key(
+        variety=m.group("variety"),
+        name=m.group("name"),
+        size=num("size"),
+        mtime=num("mtime"),
+        chunk_size=num("chunk_size"),
+        chunk_num=num("chunk_num"),
+    )
+    if key.has_extension and "." in key.name:
+        ext = key.name[key.name.index(".") :]
+        if len(ext.encode()) > MAX_EXTENSION:
+            raise KeyError_(f"invalid key {text!r}: extension longer than {MAX_EXTENSION} bytes")
+    if serialize_key(key) != text:
+        # Leading zeros and similar non-canonical forms could smuggle collision data.
+        raise KeyError_(f"invalid key {text!r}: not in canonical form")
+    return key
+
+
+def serialize_key(key: Key) -> str:
+    parts = [key.variety]
+    if key.size is not None:
+        parts.append(f"-s{key.size}")
+    if key.mtime is not None:
+        parts.append(f"-m{key.mtime}")
+    if key.chunk_size is not None and key.chunk_num is not None:
+        parts.append(f"-S{key.chunk_size}-C{key.chunk_num}")
+    parts.append("--")
+    parts.append(key.name)
+    return "".join(parts)
+
+
+def key_file(key: Key | str) -> str:
+    """The file-name form of a key (object, tmp, transfer and location-log names)."""
+    s = key if isinstance(key, str) else serialize_key(key)
+    if not any(c in s for c in "&%:/"):
+        return s
+    out = []
+    for c in s:
+        if c == "&":
+            out.append("&a")
+        elif c == "%":
+            out.append("&s")
+        elif c == ":":
+            out.append("&c")
+        elif c == "/":
+            out.append("%")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def file_key(name: str) -> str:
+    """Inverse of `key_file` (returns the serialized key text, not yet validated)."""
+    parts = name.split("%")
+    return "/".join(p.replace("&c", ":").replace("&s", "%").replace("&a", "&") for p in parts)
+
+
+def safe_key_file(key: Key) -> str:
+    """`key_file` with the checks that make it safe to join onto a directory."""
+    kf = key_file(key)
+    if len(kf.encode()) > MAX_KEYFILE or kf in (".", "..") or "/" in kf or "\x00" in kf:
+        raise KeyError_(f"key {serialize_key(key)!r} cannot be stored as a file name")
+    return kf
+
+
+_MIXED_ALPHABET = "0123456789zqjxkmvwgpfZQJXKMVWGPF"
+
+
+def _hash_input(key: Key | str) -> bytes:
+    if isinstance(key, str):
+        try:
+            key = parse_key(key)
+        except KeyError_:
+            # Legacy or odd keys found in a branch still get a directory: hash them verbatim.
+            return key.encode()
+    return serialize_key(key.without_chunk()).encode()
+
+
+def hashdir_lower(key: Key | str, levels: int = 2) -> str:
+    h = hashlib.md5(_hash_input(key)).hexdigest()
+    return f"{h[:3]}/" if levels == 1 else f"{h[:3]}/{h[3:6]}/"
+
+
+def hashdir_mixed(key: Key | str, levels: int = 2) -> str:
+    w = int.from_bytes(hashlib.md5(_hash_input(key)).digest()[:4], "little")
+    c = [_MIXED_ALPHABET[(w >> (6 * x)) & 31] for x in range(4)]
+    return f"{c[1]}{c[0]}/" if levels == 1 else f"{c[1]}{c[0]}/{c[3]}{c[2]}/"
+
+
+def location_log_path(key: Key | str) -> str:
+    """Path of the key's location log in the git-annex branch."""
+    return hashdir_lower(key) + key_file(key) + ".log"
+
+
+def _blake2b(bits: int) -> Callable[[], _Hasher]:
+    return lambda: hashlib.blake2b(digest_size=bits // 8)
+
+
+def _blake2s(bits: int) -> Callable[[], _Hasher]:
+    return lambda: hashlib.blake2s(digest_size=bits // 8)
+
+
+_HASHERS: dict[str, Callable[[], _Hasher]] = {
+    "SHA256": hashlib.sha256,
+    "SHA512": hashlib.sha512,
+    "SHA224": hashlib.sha224,
+    "SHA384": hashlib.sha384,
+    "SHA3_256": hashlib.sha3_256,
+    "SHA3_512": hashlib.sha3_512,
+    "SHA3_224": hashlib.sha3_224,
+    "SHA3_384": hashlib.sha3_384,
+    "SHA1": hashlib.sha1,
+    "MD5": hashlib.md5,
+    "BLAKE2B160": _blake2b(160),
+    "BLAKE2B224": _blake2b(224),
+    "BLAKE2B256": _blake2b(256),
+    "BLAKE2B384": _blake2b(384),
+    "BLAKE2B512": _blake2b(512),
+    "BLAKE2S160": _blake2s(160),
+    "BLAKE2S224": _blake2s(224),
+    "BLAKE2S256": _blake2s(256),
+}
+_INSECURE = frozenset({"SHA1", "MD5"})
+
+
+def hasher_for(key: Key) -> _Hasher | None:
+    """A fresh incremental hasher for the key's backend, or None when it cannot be verified here."""
+    factory = _HASHERS.get(key.base_variety)
+    return factory() if factory is not None else None
+
+
+def known_variety(key: Key) -> bool:
+    """Whether we know how to treat content of this key (verify it, or accept it unverified)."""
+    return key.verifiable or key.variety in {"WORM", "URL", "VURL"}
+
+
+def digest_matches(key: Key, hexdigest: str) -> bool:
+    return key.hash_part.lower() == hexdigest.lower()
+
+
+def key_for_content(
+    data: bytes, variety: str = "SHA256E", extension: str = ""
+) -> Key:
+    """The key git-annex would give this content (hashing backends only)."""
+    base = variety[:-1] if variety.endswith("E") and variety[:-1] in _HASHERS else variety
+    factory = _HASHERS.get(base)
+    if factory is None:
+        raise KeyError_(f"cannot compute {variety} keys")
+    h = factory()
+    h.update(data)
+    name = h.hexdigest() + (extension if base != variety else "")
+    return Key(variety=variety, name=name, size=len(data))

@@ -1,0 +1,3 @@
+from annextui.cli import main
+import sys
+sys.exit(main())

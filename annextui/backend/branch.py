@@ -1,0 +1,222 @@
+"""The git-annex branch as git-annex itself sees it.
+
+content(path) = public journal file if present, else the `git-annex` branch blob; then the
+private journal appended; then the blob of every *unmerged* `*/git-annex` ref appended
+(branch-formats.md §5, §6.2). Parsers accept concatenated logs, so callers just parse the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.objects import Blob, Commit, Tree
+
+from annextui.backend.repo import Repository
+
+BRANCH_REF = b"refs/heads/git-annex"
+
+
+def journal_name(branch_path: str) -> str:
+    """Branch path -> journal file name (`_` -> `__`, then `/` -> `_`)."""
+    return branch_path.replace("_", "__").replace("/", "_")
+
+
+def branch_path(journal_file: str) -> str:
+    """Journal file name -> branch path (inverse of `journal_name`)."""
+    out = []
+    i = 0
+    while i < len(journal_file):
+        c = journal_file[i]
+        if c == "_":
+            if journal_file[i + 1 : i + 2] == "_":
+                out.append("_")
+                i += 2
+                continue
+            out.append("/")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnexRef:
+    name: bytes
+    sha: bytes
+
+    @property
+    def short(self) -> str:
+        n = self.name.decode()
+        for prefix in ("refs/remotes/", "refs/heads/"):
+            if n.startswith(prefix):
+                return n[len(prefix) :]
+        return n
+
+
+class BranchView:
+    """Read-only merged view of the git-annex branch, journal and unmerged remote branches."""
+
+    def __init__(self, repo: Repository, *, include_unmerged: bool = True) -> None:
+        self.repo = repo
+        self.git = repo.git
+        self.journal_dir = repo.annexdir / "journal"
+        self.private_dir = repo.annexdir / "journal-private"
+        self.head = self._ref_sha(BRANCH_REF)
+        self._trees: dict[bytes, Tree] = {}
+        self.unmerged = self._unmerged_refs() if include_unmerged else []
+
+    # -- refs --------------------------------------------------------------------------------
+    def _ref_sha(self, name: bytes) -> bytes | None:
+        try:
+            return self.git.refs[name]
+        except KeyError:
+            return None
+
+    def annex_refs(self) -> list[AnnexRef]:
+        """Every ref ending in `/git-annex` except our own branch, deduplicated by sha."""
+        seen: set[bytes] = set()
+        out = []
+        for name in sorted(self.git.refs.allkeys()):
+            if not name.endswith(b"/git-annex") or name == BRANCH_REF:
+                continue
+            sha = self._ref_sha(name)
+            if sha is None or sha in seen:
+                continue
+            seen.add(sha)
+            out.append(AnnexRef(name, sha))
+        return out
+
+    def _merged_shas(self) -> set[bytes]:
+        out: set[bytes] = set()
+        for fname in ("mergedrefs", "ignoredrefs"):
+            f = self.repo.annexdir / fname
+            if f.exists():
+                for line in f.read_bytes().splitlines():
+                    sha = line.split(b"\t", 1)[0].strip()
+                    if sha:
+                        out.add(sha)
+        return out
+
+    def _unmerged_refs(self) -> list[AnnexRef]:
+        skip = self._merged_shas()
+        refs = [r for r in self.annex_refs() if r.sha not in skip and r.sha != self.head]
+        if not refs or self.head is None:
+            return refs
+        return [r for r in refs if not self.is_ancestor(r.sha, self.head)]
+
+    def is_ancestor(self, sha: bytes, of: bytes) -> bool:
+        """Whether commit `sha` is reachable from `of`."""
+        if sha == of:
+            return True
+        seen: set[bytes] = set()
+        stack = [of]
+        while stack:
+            c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            if c == sha:
+                return True
+            obj = self.git[c]
+            assert isinstance(obj, Commit)
+            stack.extend(obj.parents)
+        return False
+
+    # -- trees -------------------------------------------------------------------------------
+    def _root(self, commit_sha: bytes | None) -> Tree | None:
+        if commit_sha is None:
+            return None
+        tree = self._trees.get(commit_sha)
+        if tree is None:
+            commit = self.git[commit_sha]
+            assert isinstance(commit, Commit)
+            obj = self.git[commit.tree]
+            assert isinstance(obj, Tree)
+            tree = self._trees[commit_sha] = obj
+        return tree
+
+    def _blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
+        tree = self._root(commit_sha)
+        if tree is None:
+            return None
+        parts = path.encode().split(b"/")
+        for i, part in enumerate(parts):
+            try:
+                _mode, sha = tree[part]
+            except KeyError:
+                return None
+            obj = self.git[sha]
+            if i == len(parts) - 1:
+                return obj.as_raw_string() if isinstance(obj, Blob) else None
+            if not isinstance(obj, Tree):
+                return None
+            tree = obj
+        return None
+
+    # -- content -----------------------------------------------------------------------------
+    def journal_content(self, path: str) -> bytes | None:
+        try:
+            return (self.journal_dir / journal_name(path)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def staged(self, path: str) -> bytes:
+        """Journal or branch content: what a change to `path` starts from."""
+        j = self.journal_content(path)
+        if j is not None:
+            return j
+        return self._blob_at(self.head, path) or b""
+
+    def read(self, path: str) -> bytes:
+        """What git-annex reads for `path`: staged + private journal + unmerged refs."""
+        parts = [self.staged(path)]
+        try:
+            parts.append((self.private_dir / journal_name(path)).read_bytes())
+        except FileNotFoundError:
+            pass
+        for ref in self.unmerged:
+            blob = self._blob_at(ref.sha, path)
+            if blob:
+                parts.append(blob)
+        return b"".join(_terminated(p) for p in parts if p)
+
+    def journal_files(self) -> list[Path]:
+        if not self.journal_dir.is_dir():
+            return []
+        return sorted(p for p in self.journal_dir.iterdir() if p.is_file())
+
+    # -- per-key logs ------------------------------------------------------------------------
+    def iter_tree_files(self, commit_sha: bytes | None = None) -> Iterator[tuple[str, bytes]]:
+        """(path, blob sha) for every file in a git-annex branch commit (default: our head)."""
+        root = self._root(commit_sha if commit_sha is not None else self.head)
+        if root is None:
+            return
+        stack: list[tuple[str, Tree]] = [("", root)]
+        while stack:
+            prefix, tree = stack.pop()
+            for entry in tree.iteritems():
+                name = entry.path.decode("utf-8", "surrogateescape")
+                if entry.mode & 0o40000:
+                    sub = self.git[entry.sha]
+                    if isinstance(sub, Tree):
+                        stack.append((prefix + name + "/", sub))
+                else:
+                    yield prefix + name, entry.sha
+
+    def blob(self, sha: bytes) -> bytes:
+        obj = self.git[sha]
+        return obj.as_raw_string() if isinstance(obj, Blob) else b""
+
+
+def _terminated(data: bytes) -> bytes:
+    return data if data.endswith(b"\n") else data + b"\n"
+
+
+def is_location_log(path: str) -> bool:
+    """Files at the hash-directory depth ending in `.log` are location logs."""
+    parts = path.split("/")
+    return len(parts) in (2, 3) and parts[-1].endswith(".log") and all(
+        len(p) == 3 for p in parts[:-1]
+    )

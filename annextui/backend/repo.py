@@ -1,0 +1,212 @@
+"""A git-annex repository on disk: its git directory, git config and remotes.
+
+Reading goes through dulwich (no subprocess on the shell's hot path); writing git config goes
+through `git config`, which takes git's own `config.lock`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from dulwich.repo import Repo
+
+
+class NotAnnexRepository(Exception):
+    """The path is not a git repository, or not a git-annex one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    name: str
+    url: str | None
+    uuid: str | None
+    options: dict[str, str] = field(default_factory=dict)  # remote.NAME.* (lowercased keys)
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        return self.options.get(name.lower(), default)
+
+    def flag(self, name: str) -> bool:
+        return (self.option(name) or "").lower() in {"true", "yes", "on", "1"}
+
+    @property
+    def is_local_path(self) -> bool:
+        url = self.url or ""
+        return url.startswith(("/", "./", "../", "file://")) or (
+            ":" not in url and bool(url)
+        )
+
+    @property
+    def cluster_nodes(self) -> list[str]:
+        """Names of the clusters this remote is configured to be a node of."""
+        return (self.option("annex-cluster-node") or "").split()
+
+    @property
+    def cluster_gateways(self) -> list[str]:
+        return (self.option("annex-cluster-gateway") or "").split()
+
+    @property
+    def cost(self) -> float:
+        text = self.option("annex-cost")
+        if text:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        return 100.0 if self.is_local_path else 200.0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+class Repository:
+    """A git(-annex) repository. Cheap to open; config is read once and cached."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            self.git = Repo(str(path))
+        except Exception as exc:  # dulwich raises NotGitRepository and OSError variants
+            raise NotAnnexRepository(f"{path}: not a git repository") from exc
+        self.gitdir = Path(self.git.controldir()).resolve()
+        self.bare = self.git.bare
+        self.top = Path(self.git.path).resolve()
+
+    @classmethod
+    def discover(cls, path: str | os.PathLike[str] = ".") -> Repository:
+        """Open the repository containing `path` (like git's own search upward)."""
+        p = Path(path).resolve()
+        for candidate in (p, *p.parents):
+            if (candidate / ".git").exists() or (
+                (candidate / "HEAD").is_file() and (candidate / "objects").is_dir()
+            ):
+                return cls(candidate)
+        raise NotAnnexRepository(f"{path}: not a git repository")
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def annexdir(self) -> Path:
+        return self.gitdir / "annex"
+
+    # -- git config --------------------------------------------------------------------------
+    @cached_property
+    def config(self) -> dict[str, list[str]]:
+        """Local git config flattened to `section.subsection.key` -> values (git's key case)."""
+        cfg = self.git.get_config()
+        out: dict[str, list[str]] = {}
+        for section in cfg.sections():
+            names = [_text(s) for s in section]
+            prefix = names[0].lower() + "".join("." + s for s in names[1:])
+            for key, value in cfg.items(section):
+                full = f"{prefix}.{_text(key).lower()}"
+                out.setdefault(full, []).append(_text(value))
+        return out
+
+    def config_get(self, name: str, default: str | None = None) -> str | None:
+        section, _, rest = name.partition(".")
+        sub, _, key = rest.rpartition(".")
+        full = f"{section.lower()}.{sub + '.' if sub else ''}{key.lower()}"
+        values = self.config.get(full)
+        return values[-1] if values else default
+
+    def config_bool(self, name: str, default: bool = False) -> bool:
+        value = self.config_get(name)
+        if value is None:
+            return default
+        return value.lower() in {"true", "yes", "on", "1", ""}
+
+    def config_set(self, name: str, value: str) -> None:
+        self._git_config(name, value)
+
+    def config_unset(self, name: str) -> None:
+        self._git_config("--unset-all", name, ok_codes=(0, 5))
+
+    def _git_config(self, *args: str, ok_codes: tuple[int, ...] = (0,)) -> None:
+        proc = subprocess.run(
+            ["git", "config", "--file", str(self.gitdir / "config"), *args],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode not in ok_codes:
+            raise RuntimeError(f"git config {' '.join(args)} failed: {proc.stderr.strip()}")
+        self.__dict__.pop("config", None)
+        self.__dict__.pop("remotes", None)
+
+    def reload_config(self) -> None:
+        self.__dict__.pop("config", None)
+        self.__dict__.pop("remotes", None)
+
+    # -- annex identity ----------------------------------------------------------------------
+    @property
+    def uuid(self) -> str | None:
+        return self.config_get("annex.uuid") or None
+
+    @property
+    def is_annex(self) -> bool:
+        return self.uuid is not None or b"refs/heads/git-annex" in self.git.refs
+
+    def require_annex(self) -> str:
+        u = self.uuid
+        if not u:
+            raise NotAnnexRepository(f"{self.top}: not a git-annex repository (no annex.uuid)")
+        return u
+
+    @property
+    def version(self) -> int | None:
+        v = self.config_get("annex.version")
+        return int(v) if v and v.isdigit() else None
+
+    # -- remotes -----------------------------------------------------------------------------
+    @cached_property
+    def remotes(self) -> dict[str, Remote]:
+        out: dict[str, Remote] = {}
+        prefix = "remote."
+        grouped: dict[str, dict[str, str]] = {}
+        for full, values in self.config.items():
+            if not full.startswith(prefix):
+                continue
+            name, _, key = full[len(prefix) :].rpartition(".")
+            if name:
+                grouped.setdefault(name, {})[key] = values[-1]
+        for name, opts in grouped.items():
+            out[name] = Remote(
+                name=name,
+                url=opts.get("url"),
+                uuid=opts.get("annex-uuid") or opts.get("annex-config-uuid"),
+                options=opts,
+            )
+        return out
+
+    def remote_by_name_or_uuid(self, ident: str) -> Remote | None:
+        if ident in self.remotes:
+            return self.remotes[ident]
+        for r in self.remotes.values():
+            if r.uuid == ident:
+                return r
+        return None
+
+    def learn_local_remote_uuids(self) -> None:
+        """Cache `remote.NAME.annex-uuid` for local path remotes, as git-annex does on first use."""
+        for r in list(self.remotes.values()):
+            if r.uuid or not r.url or not r.is_local_path:
+                continue
+            url = r.url[len("file://") :] if r.url.startswith("file://") else r.url
+            path = Path(url) if Path(url).is_absolute() else self.top / url
+            try:
+                other = Repository(path)
+            except NotAnnexRepository:
+                continue
+            if other.uuid:
+                self.config_set(f"remote.{r.name}.annex-uuid", other.uuid)
+
+    @property
+    def clusters(self) -> dict[str, str]:
+        """Locally configured clusters: name -> cluster UUID (`annex.cluster.NAME`)."""
+        out = {}
+        for full, values in self.config.items():
+            if full.startswith("annex.cluster."):
+                out[full[len("annex.cluster.") :]] = values[-1]
+        return out

@@ -1,0 +1,238 @@
+"""Command line: `annextui [REPO]` opens the console; subcommands run headless.
+
+Parsing only: every subcommand hands over to the backend and prints its `Outcome`. Heavy modules
+are imported inside the handlers so that `annextui --help` and scripted calls start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from annextui.backend.admin import Admin, AdminError, Outcome
+from annextui.backend.repo import NotAnnexRepository, Repository
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _repo(args: argparse.Namespace) -> Repository:
+    return Repository.discover(args.repo)
+
+
+def _emit(args: argparse.Namespace, outcome: Outcome) -> int:
+    if args.json:
+        payload: dict[str, object] = {"command": outcome.command}
+        payload.update(outcome.data)
+        payload.setdefault("error-messages", [])
+        payload["success"] = True
+        print(json.dumps(payload, sort_keys=True))
+    else:
+        for line in outcome.lines:
+            print(line)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).init(args.description))
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).describe(args.target, args.description))
+
+
+def cmd_initcluster(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).initcluster(args.name, args.description))
+
+
+def cmd_updatecluster(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).updatecluster())
+
+
+def cmd_updateproxy(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).updateproxy())
+
+
+def cmd_extendcluster(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).extendcluster(args.gateway, args.name))
+
+
+def cmd_maxsize(args: argparse.Namespace) -> int:
+    admin = Admin(_repo(args))
+    if args.target is None:
+        from annextui.backend.sizes_overview import maxsize_overview
+
+        return _emit(args, maxsize_overview(admin.repo, bytes_=args.bytes))
+    outcome = admin.maxsize(args.target, args.size)
+    if args.size is None and args.bytes:
+        value = outcome.data.get("maxsize")
+        outcome.lines = ["" if value is None else str(value)]
+    return _emit(args, outcome)
+
+
+def cmd_group(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).group(args.target, args.group))
+
+
+def cmd_ungroup(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).group(args.target, args.group, remove=True))
+
+
+def cmd_wanted(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).wanted(args.target, args.expression))
+
+
+def cmd_required(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).wanted(args.target, args.expression, required=True))
+
+
+def cmd_groupwanted(args: argparse.Namespace) -> int:
+    return _emit(args, Admin(_repo(args)).groupwanted(args.group, args.expression))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from annextui.backend.info import gather_info
+
+    info = gather_info(_repo(args))
+    if args.json:
+        print(json.dumps(info.to_json(), sort_keys=True))
+    else:
+        print("\n".join(info.to_text()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from annextui.backend.demo import build_demo
+
+    demo = build_demo(args.path, keys=args.keys)
+    if args.json:
+        print(json.dumps(demo.to_json(), sort_keys=True))
+        return 0
+    if args.no_console or not _console_available():
+        for line in demo.summary():
+            print(line)
+        return 0
+    return _open_console(str(demo.gateway), readonly=False)
+
+
+def _console_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("annextui.app") is not None
+
+
+def _open_console(path: str, *, readonly: bool) -> int:
+    from annextui.app import run_console
+
+    return run_console(path, readonly=readonly)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    if not _console_available():
+        from annextui.backend.demo import build_demo
+
+        try:
+            repo = Repository.discover(args.repo)
+            if not repo.is_annex:
+                raise NotAnnexRepository(str(repo.top))
+        except NotAnnexRepository:
+            demo = build_demo(None)
+            print("\n".join(demo.summary()))
+            repo = Repository(demo.gateway)
+        from annextui.backend.info import gather_info
+
+        print("\n".join(gather_info(repo).to_text()))
+        return 0
+    return _open_console(args.repo, readonly=args.readonly)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-C", "--repo", default=".", help="repository path (default: .)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = argparse.ArgumentParser(
+        prog="annextui",
+        description="Console and admin commands for git-annex proxies and clusters.",
+    )
+    p.add_argument("--readonly", action="store_true", help="console: refuse every change")
+    p.add_argument("-C", "--repo", default=".", help="repository to open (default: .)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(handler=handler)
+        return sp
+
+    sp = add("init", cmd_init, "make this git repository a git-annex repository")
+    sp.add_argument("description", nargs="?")
+    sp = add("describe", cmd_describe, "change the description of a repository")
+    sp.add_argument("target")
+    sp.add_argument("description")
+    sp = add("initcluster", cmd_initcluster, "create a cluster with this repository as gateway")
+    sp.add_argument("name")
+    sp.add_argument("description", nargs="?")
+    add("updatecluster", cmd_updatecluster, "record the configured cluster nodes")
+    add("updateproxy", cmd_updateproxy, "record the remotes this repository proxies for")
+    sp = add("extendcluster", cmd_extendcluster, "make this repository a gateway of a cluster")
+    sp.add_argument("gateway", help="remote that is already a gateway of the cluster")
+    sp.add_argument("name", help="cluster name")
+    sp = add("maxsize", cmd_maxsize, "show or set the maximum size of a repository")
+    sp.add_argument("target", nargs="?", help="remote name, UUID, description or here")
+    sp.add_argument("size", nargs="?")
+    sp.add_argument("--bytes", action="store_true", help="show sizes in bytes")
+    for name, handler, help_ in (
+        ("group", cmd_group, "add a repository to a group, or list its groups"),
+        ("ungroup", cmd_ungroup, "remove a repository from a group"),
+    ):
+        sp = add(name, handler, help_)
+        sp.add_argument("target")
+        sp.add_argument("group", nargs="?" if name == "group" else None)
+    for name, handler, help_ in (
+        ("wanted", cmd_wanted, "show or set the preferred content of a repository"),
+        ("required", cmd_required, "show or set the required content of a repository"),
+    ):
+        sp = add(name, handler, help_)
+        sp.add_argument("target")
+        sp.add_argument("expression", nargs="?")
+    sp = add("groupwanted", cmd_groupwanted, "show or set the preferred content of a group")
+    sp.add_argument("group")
+    sp.add_argument("expression", nargs="?")
+    add("info", cmd_info, "repositories, proxies, clusters and maxsize")
+    sp = add("demo", cmd_demo, "build a demo gateway with a cluster and open the console")
+    sp.add_argument("--path", default=None, help="where to build it (default: a temp dir)")
+    sp.add_argument("--keys", type=int, default=300, help="number of annexed keys")
+    sp.add_argument("--no-console", action="store_true", help="only build and describe it")
+    _register_extensions(add)
+    return p
+
+
+def _register_extensions(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:
+    """Subcommands contributed by other modules (sizes, balance, wanted-check)."""
+    try:
+        from annextui.backend.commands import register
+    except ImportError:
+        return
+    register(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return cmd_console(args)
+        return handler(args)
+    except (AdminError, NotAnnexRepository) as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"command": args.command, "error-messages": [str(exc)], "success": False}))
+        print(f"annextui: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,12 @@ from annextui.backend.logs.values import (
     serialize_proxy_value,
 )
 from annextui.backend.repo import NotAnnexRepository, Remote, Repository
-from annextui.backend.state import AnnexState, load_state, proxied_remotes
+from annextui.backend.state import (
+    AnnexState,
+    display_description,
+    load_state,
+    proxied_remotes,
+)
 from annextui.backend.uuids import is_cluster_uuid, new_cluster_uuid, new_repo_uuid
 
 
@@ -179,7 +184,7 @@ class Admin:
                 if u not in recorded:
                     out.lines.append(f"Added node {r.name} to cluster: {cname}")
             for u in sorted(recorded - allnodes):
-                desc = state.descriptions.get(u, u)
+                desc = display_description(self.repo, state, u) or u
                 out.lines.append(f"Removed node {desc} from cluster: {cname}")
             self._set_map_log("cluster.log", cu, serialize_cluster_nodes(allnodes))
             out.changed = True

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from annextui.backend.branch import BranchView
 from annextui.backend.logs.values import TrustLevel
 from annextui.backend.repo import Repository
-from annextui.backend.state import AnnexState, load_state, proxied_remotes
+from annextui.backend.state import AnnexState, load_state, remote_names
 
 
 @dataclass(frozen=True, slots=True)
 class RepoEntry:
     uuid: str
-    description: str  # with ` [remote]` / ` [here]` as git-annex shows it
+    description: str  # with ` [remote]` as git-annex's JSON shows it (`here` is a flag)
     trust: TrustLevel
     here: bool
     maxsize: int | None
@@ -102,7 +102,9 @@ class RepositoryInfo:
         ):
             entries = [r for r in self.repositories if r.trust is level]
             lines.append(f"{label}: {len(entries)}")
-            lines.extend(f"\t{r.uuid} -- {r.description}" for r in entries)
+            lines.extend(
+                f"\t{r.uuid} -- {r.description}{' [here]' if r.here else ''}" for r in entries
+            )
         lines.append(f"proxies: {len(self.proxies)}")
         for p in self.proxies:
             lines.append(f"\t{p.proxy_uuid} -- {p.proxy_description}")
@@ -124,18 +126,13 @@ class RepositoryInfo:
 def gather_info(repo: Repository) -> RepositoryInfo:
     own = repo.require_annex()
     state = load_state(BranchView(repo))
-    names: dict[str, str] = {}
-    for r in list(repo.remotes.values()) + list(proxied_remotes(repo, state).values()):
-        if r.uuid and r.uuid not in names:
-            names[r.uuid] = r.name
+    names = remote_names(repo, state)
     repos = []
     for u in sorted(state.known_uuids() | {own}):
         if state.is_dead(u):
             continue
         desc = state.description(u)
-        if u == own:
-            desc = f"{desc} [here]" if desc else "[here]"
-        elif u in names:
+        if u in names and u != own:
             desc = f"{desc} [{names[u]}]" if desc else f"[{names[u]}]"
         repos.append(
             RepoEntry(

@@ -196,3 +196,21 @@ def proxied_remotes(repo: Repository, state: AnnexState) -> dict[str, Remote]:
                 opts["annex-cost"] = repr(base + 0.1)
             out[name] = Remote(name=name, url=r.url, uuid=p.uuid, options=opts)
     return out
+
+
+def remote_names(repo: Repository, state: AnnexState) -> dict[str, str]:
+    """UUID -> the remote name this repository knows it by (configured remotes first)."""
+    names: dict[str, str] = {}
+    for r in list(repo.remotes.values()) + list(proxied_remotes(repo, state).values()):
+        if r.uuid and r.uuid not in names:
+            names[r.uuid] = r.name
+    return names
+
+
+def display_description(repo: Repository, state: AnnexState, uuid: str) -> str:
+    """A description as git-annex shows it: `desc [remote]` or `desc [here]`."""
+    desc = state.description(uuid)
+    name = "here" if uuid == repo.uuid else remote_names(repo, state).get(uuid)
+    if name:
+        return f"{desc} [{name}]" if desc else f"[{name}]"
+    return desc

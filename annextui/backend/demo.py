@@ -1,0 +1,208 @@
+"""A realistic demo gateway, built with annextui's own backend only.
+
+Layout under one directory:
+    gateway/   non-bare repository, gateway of cluster `demo`, proxy for `archive`
+    node1..3/  bare repositories, nodes of the cluster, group `nodes`, `balanced=nodes`
+    archive/   bare repository proxied by the gateway, group `archive`
+
+The gateway's working tree holds a few hundred annexed files (locked, i.e. symlinks) whose keys
+have location logs placing them on the nodes roughly as balanced preferred content would, with
+a few deliberately misplaced, so every console screen has something to show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.objects import Blob, Commit, Tree
+
+from annextui.backend.admin import Admin
+from annextui.backend.clock import current_clock
+from annextui.backend.journal import Journal
+from annextui.backend.keys import Key, hashdir_mixed, key_file, location_log_path
+from annextui.backend.logs import PresenceStatus, change_presence
+from annextui.backend.repo import Repository
+
+NODE_MAXSIZES = {"node1": 40_000_000_000, "node2": 60_000_000_000, "node3": 25_000_000_000}
+ARCHIVE_MAXSIZE = 500_000_000_000
+_DIRS = ("raw", "derived", "sub-01/anat", "sub-01/func", "sub-02/anat", "sub-02/func", "docs")
+_EXTS = (".nii.gz", ".tsv", ".json", ".bin", ".mp4", ".txt")
+
+
+@dataclass
+class DemoRepo:
+    root: Path
+    gateway: Path
+    nodes: dict[str, Path] = field(default_factory=dict)
+    archive: Path | None = None
+    cluster_uuid: str = ""
+    uuids: dict[str, str] = field(default_factory=dict)
+    keys: int = 0
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"demo built in {self.root}",
+            f"  gateway  {self.gateway}  ({self.uuids.get('gateway', '')})",
+            f"  cluster  demo  ({self.cluster_uuid})",
+        ]
+        for name, path in self.nodes.items():
+            lines.append(f"  node     {name}  {path}  ({self.uuids.get(name, '')})")
+        if self.archive:
+            lines.append(f"  proxied  archive  {self.archive}  ({self.uuids.get('archive', '')})")
+        lines.append(f"  {self.keys} annexed keys with location logs")
+        lines.append(f"open it with: annextui -C {self.gateway}")
+        return lines
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "command": "demo",
+            "root": str(self.root),
+            "gateway": str(self.gateway),
+            "nodes": {k: str(v) for k, v in self.nodes.items()},
+            "archive": str(self.archive) if self.archive else None,
+            "cluster": self.cluster_uuid,
+            "uuids": self.uuids,
+            "keys": self.keys,
+            "success": True,
+        }
+
+
+def _git_init(path: Path, *, bare: bool) -> Repository:
+    path.mkdir(parents=True, exist_ok=True)
+    args = ["git", "init", "-q", "--initial-branch=main"]
+    if bare:
+        args.append("--bare")
+    subprocess.run([*args, str(path)], check=True, capture_output=True)
+    return Repository(path)
+
+
+def _fake_key(rng: random.Random, index: int) -> tuple[Key, str]:
+    ext = rng.choice(_EXTS)
+    # Sizes spread over five orders of magnitude, as real datasets do.
+    size = int(10 ** rng.uniform(3, 9.3))
+    digest = hashlib.sha256(f"annextui-demo-{index}".encode()).hexdigest()
+    name = f"{rng.choice(_DIRS)}/file{index:04d}{ext}"
+    return Key("SHA256E", digest + ext, size=size), name
+
+
+def _pick(nodes: list[str], key: Key) -> str:
+    # Hash placement like balanced= (the real picker is in backend.preferred.balanced).
+    h = int.from_bytes(hashlib.sha256(str(key).encode()).digest()[:8], "big")
+    return sorted(nodes)[h % len(nodes)]
+
+
+def _commit_tree(repo: Repository, files: dict[str, bytes], message: str) -> None:
+    """Commit symlinks for annexed files to `main` (dulwich; no git-annex needed)."""
+    store = repo.git.object_store
+
+    def build(entries: dict[str, bytes]) -> bytes:
+        tree = Tree()
+        subdirs: dict[str, dict[str, bytes]] = {}
+        for path, target in entries.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                subdirs.setdefault(head, {})[rest] = target
+            else:
+                blob = Blob.from_string(target)
+                store.add_object(blob)
+                tree.add(head.encode(), 0o120000, blob.id)
+        for name, sub in subdirs.items():
+            tree.add(name.encode(), 0o040000, build(sub))
+        store.add_object(tree)
+        return bytes(tree.id)
+
+    commit = Commit()
+    commit.tree = build(files)
+    commit.parents = []
+    commit.author = commit.committer = b"annextui demo <demo@annextui.invalid>"
+    commit.author_time = commit.commit_time = current_clock().seconds
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = message.encode() + b"\n"
+    store.add_object(commit)
+    repo.git.refs[b"refs/heads/main"] = commit.id
+    repo.git.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+    # Populate index and working tree; annexed files are symlinks, so no filter runs.
+    subprocess.run(["git", "-C", str(repo.top), "reset", "-q", "--hard"], check=True)
+
+
+def build_demo(path: str | Path | None, *, keys: int = 300, seed: int = 42) -> DemoRepo:
+    root = Path(path) if path else Path(tempfile.mkdtemp(prefix="annextui-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        existing = root / "gateway"
+        if (existing / ".git").is_dir():
+            raise FileExistsError(f"{root} already holds a demo; use another --path")
+    rng = random.Random(seed)
+    demo = DemoRepo(root=root.resolve(), gateway=(root / "gateway").resolve())
+
+    for name in (*NODE_MAXSIZES, "archive"):
+        repo = _git_init(root / name, bare=True)
+        admin = Admin(repo)
+        admin.init(name)
+        demo.uuids[name] = repo.require_annex()
+        if name == "archive":
+            demo.archive = repo.top
+        else:
+            demo.nodes[name] = repo.top
+
+    gw = _git_init(root / "gateway", bare=False)
+    Admin(gw).init("gateway")
+    demo.uuids["gateway"] = gw.require_annex()
+    for name in NODE_MAXSIZES:
+        gw.config_set(f"remote.{name}.url", f"../{name}")
+        gw.config_set(f"remote.{name}.fetch", f"+refs/heads/*:refs/remotes/{name}/*")
+        gw.config_set(f"remote.{name}.annex-uuid", demo.uuids[name])
+        gw.config_set(f"remote.{name}.annex-cluster-node", "demo")
+    gw.config_set("remote.archive.url", "../archive")
+    gw.config_set("remote.archive.fetch", "+refs/heads/*:refs/remotes/archive/*")
+    gw.config_set("remote.archive.annex-uuid", demo.uuids["archive"])
+    gw.config_set("remote.archive.annex-proxy", "true")
+
+    admin = Admin(gw)
+    admin.initcluster("demo", "demo cluster")
+    demo.cluster_uuid = gw.clusters["demo"]
+    admin.updatecluster()
+    for name, size in NODE_MAXSIZES.items():
+        admin.group(name, "nodes")
+        admin.wanted(name, "groupwanted")
+        admin.maxsize(name, str(size))
+    admin.groupwanted("nodes", "balanced=nodes")
+    admin.group("archive", "archive")
+    admin.wanted("archive", "standard")
+    admin.maxsize("archive", str(ARCHIVE_MAXSIZE))
+    admin.group("here", "client")
+    admin.wanted("here", "standard")
+
+    journal = Journal(gw)
+    files: dict[str, bytes] = {}
+    node_names = list(NODE_MAXSIZES)
+    clock = current_clock()
+    for i in range(keys):
+        key, fname = _fake_key(rng, i)
+        holders = {_pick(node_names, key)}
+        if rng.random() < 0.06:  # misplaced: a second node holds it too
+            holders.add(rng.choice(node_names))
+        if rng.random() < 0.3:
+            holders.add("archive")
+        if rng.random() < 0.1:
+            holders.add("gateway")
+        logpath = location_log_path(key)
+        for holder in sorted(holders):
+            u = demo.uuids[holder]
+            journal.change(
+                logpath,
+                lambda cur, u=u: change_presence(cur, u, PresenceStatus.PRESENT, clock),
+            )
+        kf = key_file(key)
+        depth = fname.count("/")
+        target = "../" * depth + f".git/annex/objects/{hashdir_mixed(key)}{kf}/{kf}"
+        files[fname] = target.encode()
+    journal.commit()
+    _commit_tree(gw, files, "demo dataset")
+    demo.keys = keys
+    return demo

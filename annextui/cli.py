@@ -91,6 +91,16 @@ def cmd_groupwanted(args: argparse.Namespace) -> int:
     return _emit(args, Admin(_repo(args)).groupwanted(args.group, args.expression))
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from annextui.backend.journal import Journal
+
+    repo = _repo(args)
+    repo.require_annex()
+    sha = Journal(repo).merge()
+    return _emit(args, Outcome("merge", [f"merge git-annex {'ok' if sha else 'ok (nothing to merge)'}"],
+                               {"commit": sha.decode() if sha else None}, sha is not None))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from annextui.backend.info import gather_info
 
@@ -199,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("groupwanted", cmd_groupwanted, "show or set the preferred content of a group")
     sp.add_argument("group")
     sp.add_argument("expression", nargs="?")
+    add("merge", cmd_merge, "merge other git-annex branches into ours (union merge)")
     add("info", cmd_info, "repositories, proxies, clusters and maxsize")
     sp = add("demo", cmd_demo, "build a demo gateway with a cluster and open the console")
     sp.add_argument("--path", default=None, help="where to build it (default: a temp dir)")

@@ -97,8 +97,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
     repo = _repo(args)
     repo.require_annex()
     sha = Journal(repo).merge()
-    return _emit(args, Outcome("merge", [f"merge git-annex {'ok' if sha else 'ok (nothing to merge)'}"],
-                               {"commit": sha.decode() if sha else None}, sha is not None))
+    return _emit(
+        args,
+        Outcome(
+            "merge",
+            [f"merge git-annex {'ok' if sha else 'ok (nothing to merge)'}"],
+            {"commit": sha.decode() if sha else None},
+            sha is not None,
+        ),
+    )
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -135,7 +142,7 @@ def _console_available() -> bool:
 def _open_console(path: str, *, readonly: bool) -> int:
     from annextui.app import run_console
 
-    return run_console(path, readonly=readonly)
+    return int(run_console(path, readonly=readonly))
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -238,7 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (AdminError, NotAnnexRepository) as exc:
         if getattr(args, "json", False):
-            print(json.dumps({"command": args.command, "error-messages": [str(exc)], "success": False}))
+            print(
+                json.dumps(
+                    {"command": args.command, "error-messages": [str(exc)], "success": False}
+                )
+            )
         print(f"annextui: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

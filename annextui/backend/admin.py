@@ -59,7 +59,7 @@ class Admin:
         return load_state(BranchView(self.repo))
 
     def all_remotes(self, state: AnnexState | None = None) -> dict[str, Remote]:
-        """Configured git remotes plus the proxied remotes git-annex instantiates from the branch."""
+        """Configured git remotes plus the proxied remotes git-annex makes from the branch."""
         st = state or self.state()
         out = dict(self.repo.remotes)
         out.update(proxied_remotes(self.repo, st))
@@ -164,7 +164,9 @@ class Admin:
         out = Outcome("updatecluster")
         my_nodes: dict[str, dict[str, Remote]] = {}
         for r in remotes.values():
-            if r.cluster_nodes and self._can_proxy(r, out, "Cannot use this remote as a cluster node."):
+            if r.cluster_nodes and self._can_proxy(
+                r, out, "Cannot use this remote as a cluster node."
+            ):
                 assert r.uuid is not None
                 for cname in r.cluster_nodes:
                     my_nodes.setdefault(cname, {})[r.uuid] = r
@@ -196,9 +198,7 @@ class Admin:
 
     def _can_proxy(self, r: Remote, out: Outcome, cannot: str) -> bool:
         if not r.uuid:
-            out.lines.append(
-                f"{r.name} is a git remote without a known annex-uuid. {cannot}"
-            )
+            out.lines.append(f"{r.name} is a git remote without a known annex-uuid. {cannot}")
             return False
         return True
 
@@ -304,7 +304,9 @@ class Admin:
         verb = "ungroup" if remove else "group"
         return Outcome(verb, [f"{verb} {ident} ok"], {"uuid": u, "groups": sorted(new)}, changed)
 
-    def wanted(self, ident: str, expression: str | None = None, *, required: bool = False) -> Outcome:
+    def wanted(
+        self, ident: str, expression: str | None = None, *, required: bool = False
+    ) -> Outcome:
         self.repo.require_annex()
         state = self.state()
         u = self.resolve_repo(ident, state)
@@ -313,7 +315,9 @@ class Admin:
         if expression is None:
             return Outcome(verb, [table.get(u, "")], {"expression": table.get(u)})
         _check_expression(expression)
-        changed = self._set_uuid_log(f"{verb if required else 'preferred'}-content.log", u, expression)
+        changed = self._set_uuid_log(
+            f"{verb if required else 'preferred'}-content.log", u, expression
+        )
         self._commit()
         return Outcome(verb, [f"{verb} {ident} ok"], {"uuid": u, "expression": expression}, changed)
 

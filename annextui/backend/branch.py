@@ -7,6 +7,7 @@ private journal appended; then the blob of every *unmerged* `*/git-annex` ref ap
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ class BranchView:
     # -- refs --------------------------------------------------------------------------------
     def _ref_sha(self, name: bytes) -> bytes | None:
         try:
-            return self.git.refs[name]
+            return bytes(self.git.refs[name])
         except KeyError:
             return None
 
@@ -172,10 +173,8 @@ class BranchView:
     def read(self, path: str) -> bytes:
         """What git-annex reads for `path`: staged + private journal + unmerged refs."""
         parts = [self.staged(path)]
-        try:
+        with contextlib.suppress(FileNotFoundError):
             parts.append((self.private_dir / journal_name(path)).read_bytes())
-        except FileNotFoundError:
-            pass
         for ref in self.unmerged:
             blob = self._blob_at(ref.sha, path)
             if blob:
@@ -217,6 +216,6 @@ def _terminated(data: bytes) -> bytes:
 def is_location_log(path: str) -> bool:
     """Files at the hash-directory depth ending in `.log` are location logs."""
     parts = path.split("/")
-    return len(parts) in (2, 3) and parts[-1].endswith(".log") and all(
-        len(p) == 3 for p in parts[:-1]
+    return (
+        len(parts) in (2, 3) and parts[-1].endswith(".log") and all(len(p) == 3 for p in parts[:-1])
     )

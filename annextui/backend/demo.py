@@ -16,13 +16,14 @@ import hashlib
 import random
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dulwich.objects import Blob, Commit, Tree
 
 from annextui.backend.admin import Admin
-from annextui.backend.clock import current_clock
+from annextui.backend.clock import Clock, current_clock
 from annextui.backend.journal import Journal
 from annextui.backend.keys import Key, hashdir_mixed, key_file, location_log_path
 from annextui.backend.logs import PresenceStatus, change_presence
@@ -88,6 +89,10 @@ def _fake_key(rng: random.Random, index: int) -> tuple[Key, str]:
     digest = hashlib.sha256(f"annextui-demo-{index}".encode()).hexdigest()
     name = f"{rng.choice(_DIRS)}/file{index:04d}{ext}"
     return Key("SHA256E", digest + ext, size=size), name
+
+
+def _mark_present(uuid: str, clock: Clock) -> Callable[[bytes], bytes | None]:
+    return lambda current: change_presence(current, uuid, PresenceStatus.PRESENT, clock)
 
 
 def _pick(nodes: list[str], key: Key) -> str:
@@ -193,11 +198,7 @@ def build_demo(path: str | Path | None, *, keys: int = 300, seed: int = 42) -> D
             holders.add("gateway")
         logpath = location_log_path(key)
         for holder in sorted(holders):
-            u = demo.uuids[holder]
-            journal.change(
-                logpath,
-                lambda cur, u=u: change_presence(cur, u, PresenceStatus.PRESENT, clock),
-            )
+            journal.change(logpath, _mark_present(demo.uuids[holder], clock))
         kf = key_file(key)
         depth = fname.count("/")
         target = "../" * depth + f".git/annex/objects/{hashdir_mixed(key)}{kf}/{kf}"

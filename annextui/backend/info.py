@@ -157,7 +157,9 @@ def gather_info(repo: Repository) -> RepositoryInfo:
     clusters = []
     for cu, nodes in sorted(state.clusters.items()):
         gateways = tuple(
-            sorted(pu for pu, proxied in state.proxies.items() if any(p.uuid == cu for p in proxied))
+            sorted(
+                pu for pu, proxied in state.proxies.items() if any(p.uuid == cu for p in proxied)
+            )
         )
         cnames = tuple(
             sorted({p.name for ps in state.proxies.values() for p in ps if p.uuid == cu})

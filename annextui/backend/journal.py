@@ -8,6 +8,7 @@ the new branch tree with dulwich from the branch tree plus the journal files, co
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -78,17 +79,9 @@ def atomic_write(target: Path, data: bytes, tmpdir: Path, mode: int = 0o644) -> 
             os.fchmod(f.fileno(), mode)
         os.replace(tmp, target)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-@contextmanager
-def _suppress() -> Iterator[None]:
-    try:
-        yield
-    except OSError:
-        pass
 
 
 class Journal:
@@ -104,7 +97,7 @@ class Journal:
         """Create `refs/heads/git-annex` if missing, as git-annex does; return its sha."""
         refs = self.repo.git.refs
         try:
-            return refs[BRANCH_REF]
+            return bytes(refs[BRANCH_REF])
         except KeyError:
             pass
         try:
@@ -113,12 +106,12 @@ class Journal:
             origin = None
         if origin is not None:
             refs.set_if_equals(BRANCH_REF, None, origin)
-            return origin
+            return bytes(origin)
         tree = Tree()
         self.repo.git.object_store.add_object(tree)
         sha = self._commit(tree.id, [], "branch created")
         if not refs.set_if_equals(BRANCH_REF, None, sha):
-            return refs[BRANCH_REF]
+            return bytes(refs[BRANCH_REF])
         return sha
 
     def change(
@@ -148,7 +141,9 @@ class Journal:
     def commit(self, message: str = "update") -> bytes | None:
         """Commit the public journal into the branch. Returns the new sha, or None if clean."""
         with journal_lock(self.repo):
-            files = sorted(p for p in self.dir.iterdir() if p.is_file()) if self.dir.is_dir() else []
+            files = (
+                sorted(p for p in self.dir.iterdir() if p.is_file()) if self.dir.is_dir() else []
+            )
             if not files:
                 return None
             parent = self.ensure_branch()
@@ -165,7 +160,7 @@ class Journal:
             if not self.repo.git.refs.set_if_equals(BRANCH_REF, parent, sha):
                 raise JournalError("refs/heads/git-annex moved while committing; try again")
             for f in files:
-                with _suppress():
+                with contextlib.suppress(OSError):
                     f.unlink()
             return sha
 
@@ -270,7 +265,8 @@ def union_merge_trees(repo: Repository, ours: bytes, theirs: bytes) -> bytes:
     store = repo.git.object_store
     t_ours = repo.git[ours]
     t_theirs = repo.git[theirs]
-    assert isinstance(t_ours, Tree) and isinstance(t_theirs, Tree)
+    assert isinstance(t_ours, Tree)
+    assert isinstance(t_theirs, Tree)
     result = Tree()
     ours_entries = {e.path: (e.mode, e.sha) for e in t_ours.iteritems()}
     for e in t_theirs.iteritems():
@@ -285,7 +281,8 @@ def union_merge_trees(repo: Repository, ours: bytes, theirs: bytes) -> bytes:
             ours_entries[e.path] = (mode, union_merge_trees(repo, sha, e.sha))
         elif not mode & 0o40000 and not e.mode & 0o40000:
             a, b = repo.git[sha], repo.git[e.sha]
-            assert isinstance(a, Blob) and isinstance(b, Blob)
+            assert isinstance(a, Blob)
+            assert isinstance(b, Blob)
             merged = union_merge_lines(a.as_raw_string(), b.as_raw_string())
             blob = Blob.from_string(merged)
             store.add_object(blob)

@@ -169,7 +169,7 @@ def _hash_input(key: Key | str) -> bytes:
             key = parse_key(key)
         except KeyError_:
             # Legacy or odd keys found in a branch still get a directory: hash them verbatim.
-            return key.encode()
+            return str(key).encode()
     return serialize_key(key.without_chunk()).encode()
 
 
@@ -235,9 +235,7 @@ def digest_matches(key: Key, hexdigest: str) -> bool:
     return key.hash_part.lower() == hexdigest.lower()
 
 
-def key_for_content(
-    data: bytes, variety: str = "SHA256E", extension: str = ""
-) -> Key:
+def key_for_content(data: bytes, variety: str = "SHA256E", extension: str = "") -> Key:
     """The key git-annex would give this content (hashing backends only)."""
     base = variety[:-1] if variety.endswith("E") and variety[:-1] in _HASHERS else variety
     factory = _HASHERS.get(base)

@@ -35,9 +35,7 @@ class Remote:
     @property
     def is_local_path(self) -> bool:
         url = self.url or ""
-        return url.startswith(("/", "./", "../", "file://")) or (
-            ":" not in url and bool(url)
-        )
+        return url.startswith(("/", "./", "../", "file://")) or (":" not in url and bool(url))
 
     @property
     def cluster_nodes(self) -> list[str]:

@@ -167,12 +167,8 @@ def test_admin_commands_match_git_annex(
         assert _normalise("\n".join(_clean(got)), cu_ours) == _normalise(
             "\n".join(_clean(want)), cu_real
         ), step
-        files_real = {
-            k: _normalise(v, cu_real) for k, v in _branch_files(real, env).items()
-        }
-        files_ours = {
-            k: _normalise(v, cu_ours) for k, v in _branch_files(ours, env).items()
-        }
+        files_real = {k: _normalise(v, cu_real) for k, v in _branch_files(real, env).items()}
+        files_ours = {k: _normalise(v, cu_ours) for k, v in _branch_files(ours, env).items()}
         assert files_ours == files_real, step
 
 

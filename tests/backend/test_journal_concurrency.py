@@ -37,8 +37,9 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path) -> None:
     env = _env(tmp_path)
     repo_path = tmp_path / "r"
     subprocess.run(["git", "init", "-q", str(repo_path)], check=True, env=env)
-    subprocess.run(["git", "annex", "init", "r"], cwd=repo_path, check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "annex", "init", "r"], cwd=repo_path, check=True, env=env, capture_output=True
+    )
     repo = Repository(repo_path)
     journal = Journal(repo)
     # Register the repositories both sides will size, so either tool accepts their UUIDs.
@@ -54,12 +55,25 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path) -> None:
     for i in range(ROUNDS):
         real = subprocess.Popen(
             ["git", "annex", "maxsize", _uuid("real", i), f"{i + 1}GB"],
-            cwd=repo_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=repo_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         ours = subprocess.Popen(
-            [sys.executable, "-m", "annextui", "maxsize", "-C", str(repo_path),
-             _uuid("ours", i), f"{i + 1}MB"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "annextui",
+                "maxsize",
+                "-C",
+                str(repo_path),
+                _uuid("ours", i),
+                f"{i + 1}MB",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for proc in (real, ours):
             out, err = proc.communicate(timeout=120)
@@ -67,8 +81,12 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path) -> None:
 
     # git-annex's own reading of the result: every write of both sides is there.
     out = subprocess.run(
-        ["git", "annex", "maxsize", "--json"], cwd=repo_path, env=env, check=True,
-        capture_output=True, text=True,
+        ["git", "annex", "maxsize", "--json"],
+        cwd=repo_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     import json
 
@@ -80,6 +98,7 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path) -> None:
     view = BranchView(Repository(repo_path))
     resolved = resolve_map_log(parse_map_log(view.read("maxsize.log")))
     assert len([u for u in resolved if u[0] in "ab"]) == 2 * ROUNDS
-    fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=repo_path, env=env,
-                          capture_output=True, text=True)
+    fsck = subprocess.run(
+        ["git", "fsck", "--no-progress"], cwd=repo_path, env=env, capture_output=True, text=True
+    )
     assert fsck.returncode == 0, fsck.stderr

@@ -138,7 +138,8 @@ def test_single_value_unchanged_is_not_rewritten() -> None:
     new = set_single_value(parse_single_log(data), 4, Clock.from_seconds(1700000000))
     assert new == b"1700000001s 4\n"
     best = resolve_single_log(parse_single_log(b"5s 2\n5s 7\n4s 9\n"))
-    assert best is not None and best.value == 7
+    assert best is not None
+    assert best.value == 7
 
 
 def test_change_presence_appends_new_uuid_and_compacts_existing() -> None:

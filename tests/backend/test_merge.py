@@ -12,9 +12,14 @@ from annextui.backend.repo import Repository
 
 def _env(home: Path, clock: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(HOME=str(home), GIT_AUTHOR_NAME="m", GIT_AUTHOR_EMAIL="m@example.invalid",
-               GIT_COMMITTER_NAME="m", GIT_COMMITTER_EMAIL="m@example.invalid",
-               GIT_ANNEX_VECTOR_CLOCK=clock)
+    env.update(
+        HOME=str(home),
+        GIT_AUTHOR_NAME="m",
+        GIT_AUTHOR_EMAIL="m@example.invalid",
+        GIT_COMMITTER_NAME="m",
+        GIT_COMMITTER_EMAIL="m@example.invalid",
+        GIT_ANNEX_VECTOR_CLOCK=clock,
+    )
     return env
 
 

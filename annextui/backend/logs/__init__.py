@@ -55,4 +55,5 @@ __all__ = [
     "serialize_uuid_log",
     "set_map_value",
     "set_uuid_value",
+    "split_lines",
 ]

@@ -67,9 +67,7 @@ def present_infos(data: bytes) -> set[str]:
     }
 
 
-def change_presence(
-    data: bytes, info: str, status: PresenceStatus, clock: Clock
-) -> bytes | None:
+def change_presence(data: bytes, info: str, status: PresenceStatus, clock: Clock) -> bytes | None:
     """The new file after logging `status` for `info`, or None when nothing changes.
 
     As `Logs/Presence.hs`: a new INFO is appended; otherwise the log is compacted to one line per

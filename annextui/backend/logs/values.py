@@ -44,7 +44,9 @@ class ProxiedRemote:
 
 
 # git's check-ref-format rules for a remote name, as far as git-annex's proxy loader checks them.
-_BAD_REMOTE_NAME = re.compile(r"(^[.-])|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(\.lock$)|(/$)|(@\{)|(^@$)")
+_BAD_REMOTE_NAME = re.compile(
+    r"(^[.-])|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(\.lock$)|(/$)|(@\{)|(^@$)"
+)
 
 
 def legal_remote_name(name: str) -> bool:
@@ -52,7 +54,7 @@ def legal_remote_name(name: str) -> bool:
 
 
 def parse_proxy_value(value: str) -> list[ProxiedRemote]:
-    """`UUID:NAME` words; entries with an illegal remote name are ignored, as clients ignore them."""
+    """`UUID:NAME` words; entries with an illegal remote name are ignored, as by clients."""
     out = []
     for word in value.split():
         uuid, sep, name = word.partition(":")

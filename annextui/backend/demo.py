@@ -167,6 +167,9 @@ def build_demo(path: str | Path | None, *, keys: int = 300, seed: int = 42) -> D
     gw.config_set("remote.archive.fetch", "+refs/heads/*:refs/remotes/archive/*")
     gw.config_set("remote.archive.annex-uuid", demo.uuids["archive"])
     gw.config_set("remote.archive.annex-proxy", "true")
+    for name in (*NODE_MAXSIZES, "archive"):
+        # The gateway learns the nodes' descriptions from their git-annex branches.
+        subprocess.run(["git", "-C", str(gw.top), "fetch", "-q", name], check=True)
 
     admin = Admin(gw)
     admin.initcluster("demo", "demo cluster")

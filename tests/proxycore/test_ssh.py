@@ -1,0 +1,106 @@
+"""paramiko transport against a real OpenSSH sshd: config aliases, one transport per host,
+host keys verified, unknown and changed keys refused."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from annextui.proxycore.ssh import (
+    SshError,
+    SshOptions,
+    SshPool,
+    parse_ssh_url,
+    shell_command,
+)
+from tests.support.sshd import Sshd
+
+
+def test_parse_ssh_urls() -> None:
+    t = parse_ssh_url("ssh://user@gw:2222/srv/annex")
+    assert t is not None
+    assert (t.host, t.user, t.port, t.path, t.remote_dir) == (
+        "gw",
+        "user",
+        2222,
+        "/srv/annex",
+        "/srv/annex",
+    )
+    home = parse_ssh_url("ssh://gw/~/annex")
+    assert home is not None
+    assert home.remote_dir == "/~/annex"
+    scp = parse_ssh_url("gw:annex")
+    assert scp is not None
+    assert scp.remote_dir == "/~/annex"
+    assert parse_ssh_url("/local/path") is None
+    assert parse_ssh_url("https://example.com/x") is None
+
+
+def test_shell_command_quotes_like_git_annex() -> None:
+    assert shell_command("git-annex-shell", "p2pstdio", "/srv/my gw", "u1", uuid="u2") == (
+        "git-annex-shell p2pstdio '/srv/my gw' u1 --uuid u2"
+    )
+
+
+def _opts(sshd: Sshd) -> SshOptions:
+    return SshOptions.parse(f"-F {sshd.config_path}")
+
+
+def test_channels_share_one_transport(ssh_hosts: Sshd) -> None:
+    ssh_hosts.add_host("nodehost")
+    pool = SshPool()
+    try:
+        target = parse_ssh_url("ssh://nodehost/tmp")
+        assert target is not None
+        outs = []
+        for word in ("one", "two"):
+            ch = pool.open(target, f"echo {word}", _opts(ssh_hosts))
+            data = b""
+            while chunk := ch.read():
+                data += chunk
+            assert ch.close() == 0
+            outs.append(data)
+        assert outs == [b"one\n", b"two\n"]
+        assert len(pool._transports) == 1
+        (t,) = pool._transports.values()
+        assert t.remote_cipher.startswith("aes128-gcm")
+    finally:
+        pool.close()
+
+
+def test_unknown_host_key_is_refused(ssh_hosts: Sshd, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    ssh_hosts.add_host("stranger", known_hosts=empty)
+    pool = SshPool()
+    target = parse_ssh_url("ssh://stranger/tmp")
+    assert target is not None
+    with pytest.raises(SshError, match="is not known"):
+        pool.open(target, "true", _opts(ssh_hosts))
+    assert empty.read_text() == ""  # nothing was added silently
+
+
+def test_changed_host_key_is_refused(ssh_hosts: Sshd, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    pub = (tmp_path / "other_key.pub").read_text().split()
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{ssh_hosts.port} {pub[0]} {pub[1]}\n")
+    ssh_hosts.add_host("impostor", known_hosts=wrong)
+    pool = SshPool()
+    target = parse_ssh_url("ssh://impostor/tmp")
+    assert target is not None
+    with pytest.raises(SshError, match="HAS CHANGED"):
+        pool.open(target, "true", _opts(ssh_hosts))
+
+
+def test_closed_port_gives_a_clear_error(ssh_hosts: Sshd) -> None:
+    from tests.support.sshd import free_port
+
+    ssh_hosts.add_host("downhost", port=free_port())
+    target = parse_ssh_url("ssh://downhost/tmp")
+    assert target is not None
+    with pytest.raises(SshError, match="cannot connect"):
+        SshPool().open(target, "true", _opts(ssh_hosts))

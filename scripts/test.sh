@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian's openssh-server, the package with its test extras, which
+# include the real git-annex) and run ruff, mypy and the whole test suite (pytest-xdist).
+# Idempotent; quiet on success apart from pytest's summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+        sudo="sudo -n"
+    fi
+    $sudo apt-get update -qq &&
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server tmux >/dev/null
+}
+if [ ! -x /usr/sbin/sshd ]; then
+    apt_install  # required: the ssh tests fail in CI without it
+elif ! command -v tmux >/dev/null 2>&1; then
+    apt_install || echo "warning: could not install tmux" >&2
+fi
+
+PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+    "$PYTHON" -m pip install -q -e '.[test]'
+
+# Run every check even when an earlier one fails; the exit status is the first failure's.
+status=0
+step() {
+    local rc=0
+    "$@" || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then
+        status=$rc
+    fi
+    return 0
+}
+
+step "$PYTHON" -m ruff check -q .
+step "$PYTHON" -m mypy --no-error-summary
+
+rc=0
+"$PYTHON" -m pytest -n auto -q "$@" || rc=$?
+if [ "$rc" -eq 5 ]; then  # no tests collected
+    rc=0
+fi
+if [ "$status" -eq 0 ]; then
+    status=$rc
+fi
+exit "$status"

@@ -1,0 +1,129 @@
+"""Finding and ending processes that a test started, by PID, via /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    argv: tuple[str, ...]
+
+    @property
+    def exe_name(self) -> str:
+        return os.path.basename(self.argv[0]) if self.argv else ""
+
+    @property
+    def cmdline(self) -> str:
+        return " ".join(self.argv)
+
+
+def _read(pid: int) -> ProcInfo | None:
+    base = _PROC / str(pid)
+    try:
+        raw = (base / "cmdline").read_bytes()
+        stat = (base / "stat").read_text()
+    except OSError:
+        return None
+    argv = tuple(a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a)
+    # stat: "pid (comm) state ppid ..." -- comm may contain spaces/parentheses
+    try:
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+    except (ValueError, IndexError):
+        ppid = 0
+    return ProcInfo(pid, ppid, argv)
+
+
+def processes() -> list[ProcInfo]:
+    """Every process visible in /proc (empty where /proc is missing)."""
+    out: list[ProcInfo] = []
+    try:
+        entries = os.listdir(_PROC)
+    except OSError:
+        return out
+    for name in entries:
+        if name.isdigit():
+            info = _read(int(name))
+            if info is not None:
+                out.append(info)
+    return out
+
+
+def find(predicate: Callable[[ProcInfo], bool]) -> list[ProcInfo]:
+    me = os.getpid()
+    return [p for p in processes() if p.pid != me and predicate(p)]
+
+
+def mentioning(text: str, exe_names: Iterable[str] | None = None) -> list[ProcInfo]:
+    """Processes whose command line contains `text` (optionally only these program names)."""
+    names = set(exe_names) if exe_names is not None else None
+    return find(lambda p: text in p.cmdline and (names is None or p.exe_name in names))
+
+
+def cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(_PROC / str(pid) / "cwd")
+    except OSError:
+        return None
+
+
+def under(path: str, root: str) -> bool:
+    root = root.rstrip("/")
+    return path == root or path.startswith(root + "/")
+
+
+def descendants(pid: int) -> list[ProcInfo]:
+    """All processes below `pid` (children first-level first)."""
+    procs = processes()
+    by_parent: dict[int, list[ProcInfo]] = {}
+    for p in procs:
+        by_parent.setdefault(p.ppid, []).append(p)
+    out: list[ProcInfo] = []
+    todo = [pid]
+    while todo:
+        for child in by_parent.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child.pid)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still answers kill(0); treat it as gone
+    try:
+        state = (_PROC / str(pid) / "stat").read_text()
+        return state[state.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def kill_pids(pids: Iterable[int], timeout: float = 3.0, sig: int = signal.SIGTERM) -> None:
+    """Send `sig` (default SIGTERM) to each PID, then SIGKILL those still alive after `timeout`
+    seconds. Pass sig=signal.SIGKILL for a kill the process cannot clean up after."""
+    pending = [p for p in set(pids) if p != os.getpid()]
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = [p for p in pending if alive(p)]
+        if pending:
+            time.sleep(0.02)
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,233 @@
+"""The shared test infrastructure works: command runner, annex helpers, private sshd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import procs
+from tests.support.annex import AnnexEnv, CommandFailed, parse_json_lines, run
+from tests.support.sshd import Sshd, free_port, keygen
+
+U1 = "11111111-0000-4000-8000-000000000001"
+U2 = "22222222-0000-4000-8000-000000000002"
+
+# --------------------------------------------------------------------------------------------
+# run()
+
+
+def test_run_failure_message_carries_output(tmp_path: Path) -> None:
+    with pytest.raises(CommandFailed) as info:
+        run(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"], tmp_path)
+    msg = str(info.value)
+    assert "exit status 3" in msg
+    assert "to-stdout" in msg
+    assert "to-stderr" in msg
+    assert str(tmp_path) in msg
+    assert info.value.returncode == 3
+    assert isinstance(info.value, AssertionError)
+
+
+def test_run_check_false_and_input(tmp_path: Path) -> None:
+    res = run(["sh", "-c", "cat; exit 4"], tmp_path, check=False, input="fed")
+    assert (res.returncode, res.stdout) == (4, "fed")
+    assert run(["sh", "-c", "cat"], tmp_path).stdout == ""  # stdin is /dev/null
+
+
+def test_run_env_extra_sets_and_unsets(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "KEEP": "1", "DROP": "1"}
+    out = run(
+        ["sh", "-c", 'echo "$KEEP-${DROP:-unset}-$NEW"'],
+        tmp_path,
+        env=env,
+        env_extra={"DROP": None, "NEW": "n"},
+    ).stdout
+    assert out == "1-unset-n\n"
+
+
+def test_run_timeout_kills_the_process_group(tmp_path: Path) -> None:
+    marker = f"sleep-{os.getpid()}-{time.monotonic_ns()}"
+    start = time.monotonic()
+    with pytest.raises(CommandFailed, match="timed out"):
+        run(["sh", "-c", f"(exec -a {marker} sleep 30) & exec sleep 30"], tmp_path, timeout=0.5)
+    assert time.monotonic() - start < 10
+    time.sleep(0.1)
+    assert not [p for p in procs.mentioning(marker) if procs.alive(p.pid)]
+
+
+def test_parse_json_lines() -> None:
+    assert parse_json_lines('{"a":1}\n\n{"b":2}\n') == [{"a": 1}, {"b": 2}]
+    with pytest.raises(AssertionError, match="not JSON"):
+        parse_json_lines("nope\n")
+
+
+# --------------------------------------------------------------------------------------------
+# git / git-annex helpers
+
+
+def test_git_annex_bin_links_every_program(git_annex_bin: Path) -> None:
+    for name in ("git-annex", "git-annex-shell", "git-remote-annex"):
+        assert (git_annex_bin.parent / name).exists()
+
+
+def test_annex_env_identity_home_and_path(annex_env: AnnexEnv) -> None:
+    env = annex_env.env
+    assert env["HOME"] == str(annex_env.home)
+    assert not any(k in env for k in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"))
+    cfg = annex_env.run(["git", "config", "--global", "--list"]).stdout
+    assert "init.defaultbranch=main" in cfg
+    assert "annex.sshcaching=false" in cfg
+    ident = annex_env.run(["git", "var", "GIT_AUTHOR_IDENT"]).stdout
+    assert ident.startswith("annextui test <test@annextui.invalid>")
+    assert shutil.which("git-annex", path=env["PATH"]) == str(
+        annex_env.bin_dir / "git-annex" if annex_env.bin_dir else ""
+    )
+
+
+def test_make_annex_repo_with_uuid_and_description(annex_env: AnnexEnv) -> None:
+    annex_env.vector_clock = 1700000000
+    repo = annex_env.make_annex_repo("a", uuid=U1, description="repo a")
+    assert repo == annex_env.root / "a"
+    assert annex_env.git(repo, "config", "annex.uuid") == U1
+    assert annex_env.git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
+    uuid_log = annex_env.git(repo, "show", "git-annex:uuid.log")
+    assert uuid_log == f"{U1} repo a timestamp=1700000000s"
+    bare = annex_env.make_annex_repo("b.git", uuid=U2, bare=True)
+    assert annex_env.git(bare, "rev-parse", "--is-bare-repository") == "true"
+    assert annex_env.git(bare, "config", "annex.uuid") == U2
+
+
+def test_add_files_clone_and_json(annex_env: AnnexEnv) -> None:
+    origin = annex_env.make_annex_repo("origin", uuid=U1, description="origin")
+    keys = annex_env.add_files(origin, {"a.txt": "hello\n", "sub/b.bin": b"\x00\x01"})
+    assert set(keys) == {"a.txt", "sub/b.bin"}
+    assert keys["a.txt"].startswith("SHA256E-s6--")
+    annex_env.add_files(origin, {"plain.txt": "in git\n"}, annex=False, message="plain")
+    assert annex_env.git(origin, "log", "-1", "--format=%s") == "plain"
+    found = {r["file"]: r["key"] for r in annex_env.annex_json(origin, "find")}
+    assert found == keys
+
+    clone = annex_env.clone(origin, "clone", uuid=U2, description="the clone")
+    assert annex_env.git(clone, "config", "annex.uuid") == U2
+    recs = annex_env.annex_json(clone, "get", "a.txt")
+    assert [r["success"] for r in recs] == [True]
+    assert (clone / "a.txt").read_text() == "hello\n"
+    failed = annex_env.annex_json(clone, "get", "missing-file", check=False)
+    assert failed == [] or failed[0]["success"] is False
+
+
+# --------------------------------------------------------------------------------------------
+# sshd
+
+
+def test_ssh_alias_runs_commands(ssh_hosts: Sshd, tmp_path: Path) -> None:
+    ssh_hosts.add_host("alpha")
+    env = ssh_hosts.env()
+    assert env["PATH"].split(os.pathsep)[0] == str(ssh_hosts.wrapper_dir)
+    assert run(["ssh", "alpha", "echo hi"], tmp_path, env=env).stdout == "hi\n"
+    # the default key's sessions: our HOME (no ~/.bashrc), git-annex-shell first in PATH
+    out = run(["ssh", "alpha", 'echo "$HOME"; command -v git-annex-shell'], env=env).stdout
+    home, shell = out.splitlines()
+    assert home == str(ssh_hosts.server_home)
+    assert Path(shell).name == "git-annex-shell"
+    assert ssh_hosts.ssh_argv("alpha", "true")[1:3] == ["-F", str(ssh_hosts.config_path)]
+
+
+def test_ssh_env_per_alias(ssh_hosts: Sshd, tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "which-host").write_text(f'#!/bin/sh\necho {name} "$EXTRA"\n')
+        (d / "which-host").chmod(0o755)
+        ssh_hosts.add_host(f"h{name}", env={"PATH": f"{d}:/usr/bin:/bin", "EXTRA": f"x-{name}"})
+    env = ssh_hosts.env()
+    assert run(["ssh", "hone", "which-host"], env=env).stdout == "one x-one\n"
+    assert run(["ssh", "htwo", "which-host"], env=env).stdout == "two x-two\n"
+    assert (
+        run(["ssh", "htwo", 'echo "$PATH"'], env=env).stdout
+        == f"{tmp_path / 'two'}:/usr/bin:/bin\n"
+    )
+
+
+def test_ssh_forced_command(ssh_hosts: Sshd) -> None:
+    ssh_hosts.add_host("forced", command='echo "forced: $SSH_ORIGINAL_COMMAND"')
+    ssh_hosts.add_host("free")
+    env = ssh_hosts.env()
+    assert run(["ssh", "forced", "echo", "asked"], env=env).stdout == "forced: echo asked\n"
+    assert run(["ssh", "free", "echo", "asked"], env=env).stdout == "asked\n"
+
+
+def test_ssh_refuses_a_wrong_host_key(ssh_hosts: Sshd, tmp_path: Path) -> None:
+    other = keygen(tmp_path / "impostor_key", "impostor").split()
+    bad = tmp_path / "known_hosts_bad"
+    bad.write_text(f"[127.0.0.1]:{ssh_hosts.port} {other[0]} {other[1]}\n")
+    ssh_hosts.add_host("impostor", known_hosts=bad)
+    res = run(["ssh", "impostor", "echo hi"], env=ssh_hosts.env(), check=False)
+    assert res.returncode == 255
+    assert res.stdout == ""
+    assert "Host key verification failed" in res.stderr or "IDENTIFICATION HAS CHANGED" in (
+        res.stderr
+    )
+
+
+def test_ssh_alias_on_closed_port(ssh_hosts: Sshd) -> None:
+    ssh_hosts.add_host("down", port=free_port())
+    res = run(["ssh", "down", "true"], env=ssh_hosts.env(), check=False)
+    assert res.returncode == 255
+    assert "refused" in res.stderr
+
+
+def test_ssh_hosts_snapshot_restore(sshd: Sshd) -> None:
+    snap = sshd.snapshot_hosts()
+    sshd.add_host("temporary")
+    assert "Host temporary" in sshd.config_path.read_text()
+    sshd.restore_hosts(snap)
+    assert "Host temporary" not in sshd.config_path.read_text()
+
+
+def test_paramiko_reads_the_client_config(ssh_hosts: Sshd) -> None:
+    paramiko = pytest.importorskip("paramiko")
+    ssh_hosts.add_host("pm")
+    conf = paramiko.SSHConfig.from_path(str(ssh_hosts.config_path)).lookup("pm")
+    assert conf["hostname"] == "127.0.0.1"
+    assert int(conf["port"]) == ssh_hosts.port
+    assert conf["userknownhostsfile"] == str(ssh_hosts.known_hosts)
+
+
+def test_git_annex_over_ssh(annex_env: AnnexEnv, ssh_hosts: Sshd) -> None:
+    ssh_hosts.add_host("gw")
+    annex_env.use_ssh(ssh_hosts)
+    gw = annex_env.make_annex_repo("gw", uuid=U1, description="gateway")
+    client = annex_env.clone(f"ssh://gw{gw}", "client", uuid=U2, description="client")
+    keys = annex_env.add_files(client, {"f": "over ssh\n"})
+    [rec] = annex_env.annex_json(client, "copy", "--to", "origin", "f")
+    assert rec["success"] is True
+    # the object arrived in the gateway repository
+    location = annex_env.annex(gw, "contentlocation", keys["f"]).stdout.strip()
+    assert (gw / location).read_text() == "over ssh\n"
+
+
+def test_ssh_caching_masters_are_cleaned_up(annex_env: AnnexEnv, ssh_hosts: Sshd) -> None:
+    ssh_hosts.add_host("gwc")
+    annex_env.use_ssh(ssh_hosts)
+    annex_env.global_config("annex.sshcaching", "true")
+    gw = annex_env.make_annex_repo("gw", uuid=U1)
+    client = annex_env.clone(f"ssh://gwc{gw}", "c", uuid=U2)
+    annex_env.add_files(client, {"f": "x"})
+    annex_env.annex(client, "copy", "--to", "origin", "f")
+    # a connection master that outlives its command, as git-annex's can (ControlPath relative
+    # to the repository, so only the wrapper's -F and the cwd identify it)
+    annex_env.run(
+        ["ssh", "-fN", "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-S", "m", "gwc"],
+        client,
+    )
+    masters = [p for p in procs.mentioning(str(ssh_hosts.root), {"ssh"}) if "-S" in p.argv]
+    assert any(procs.cwd(p.pid) == str(client) for p in masters)
+    annex_env.cleanup()
+    time.sleep(0.05)
+    left = [p for p in procs.mentioning(str(ssh_hosts.root), {"ssh"}) if procs.alive(p.pid)]
+    assert not [p for p in left if procs.under(procs.cwd(p.pid) or "/", str(annex_env.root))]

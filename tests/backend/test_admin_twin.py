@@ -4,14 +4,13 @@ other must leave the same git-annex branch (cluster UUIDs, which are random, nor
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from annextui.cli import main as annextui_main
+from tests.support.annex import AnnexEnv, run
+from tests.support.cli import run_annextui
 
 U_GW = "11111111-1111-4111-8111-111111111111"
 U_N1 = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -21,40 +20,14 @@ U_GW2 = "22222222-2222-4222-8222-222222222222"
 CLOCK = "1700000000"
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        GIT_AUTHOR_NAME="twin",
-        GIT_AUTHOR_EMAIL="twin@example.invalid",
-        GIT_COMMITTER_NAME="twin",
-        GIT_COMMITTER_EMAIL="twin@example.invalid",
-        GIT_ANNEX_VECTOR_CLOCK=CLOCK,
-        GIT_CONFIG_NOSYSTEM="1",
-    )
-    return env
-
-
 def _run(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
+    return run(args, cwd, env=env, check=check).stdout
 
 
 def _ours(
     args: list[str], cwd: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str, str]:
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        code = annextui_main([args[0], "-C", str(cwd), *args[1:]])
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_annextui(env, cwd, args, capsys)
 
 
 def _branch_files(repo: Path, env: dict[str, str]) -> dict[str, str]:
@@ -86,10 +59,9 @@ def _cluster_uuids(repo: Path, env: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture
-def twins(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = _env(home)
+def twins(tmp_path: Path, annex_env: AnnexEnv) -> tuple[Path, Path, dict[str, str]]:
+    annex_env.vector_clock = CLOCK
+    env = annex_env.env
     for name, uuid in (("n1", U_N1), ("n2", U_N2), ("n3", U_N3)):
         node = tmp_path / name
         _run(["git", "init", "-q", "--bare", str(node)], tmp_path, env)
@@ -228,8 +200,10 @@ def test_errors_write_nothing(
     assert (_branch_files(ours, env), (ours / ".git" / "config").read_text()) == before
 
 
-def test_not_an_annex_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    env = _env(tmp_path)
+def test_not_an_annex_repository(
+    tmp_path: Path, annex_env: AnnexEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = annex_env.env
     _run(["git", "init", "-q", str(tmp_path / "plain")], tmp_path, env)
     code, _out, err = _ours(["maxsize", "here", "1GB"], tmp_path / "plain", env, capsys)
     assert code == 1

@@ -3,37 +3,21 @@ and a second gateway made with `annextui extendcluster` matches git-annex's own.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from annextui.backend.demo import build_demo
-from annextui.cli import main as annextui_main
+from tests.support.annex import AnnexEnv, run
+from tests.support.cli import run_annextui
 
 # Clients only instantiate proxied remotes behind ssh remotes. The url is switched to ssh after
 # fetching over a local path; none of these commands contacts the remote.
 FAKE_SSH = "ssh://gateway.invalid"
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        GIT_AUTHOR_NAME="v",
-        GIT_AUTHOR_EMAIL="v@example.invalid",
-        GIT_COMMITTER_NAME="v",
-        GIT_COMMITTER_EMAIL="v@example.invalid",
-        GIT_ANNEX_VECTOR_CLOCK="1700000000",
-    )
-    return env
-
-
 def _git(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc.stdout
+    return run(args, cwd, env=env).stdout
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +34,10 @@ def _field(info: str, name: str) -> str:
     raise AssertionError(f"{name} not in:\n{info}")
 
 
-def test_client_sees_proxied_and_cluster_remotes(demo: Path, tmp_path: Path) -> None:
-    env = _env(tmp_path)
+def test_client_sees_proxied_and_cluster_remotes(
+    demo: Path, tmp_path: Path, annex_env: AnnexEnv
+) -> None:
+    env = annex_env.env
     client = tmp_path / "client"
     _git(["git", "clone", "-q", str(demo / "d" / "gateway"), str(client)], tmp_path, env)
     _git(["git", "annex", "init", "client"], client, env)
@@ -90,21 +76,16 @@ def _second_gateway(root: Path, name: str, gw: Path, env: dict[str, str]) -> Pat
 
 
 def test_extendcluster_matches_git_annex(
-    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo: Path, tmp_path: Path, annex_env: AnnexEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = _env(tmp_path)
+    annex_env.vector_clock = 1700000000
+    env = annex_env.env
     gw = demo / "d" / "gateway"
     real = _second_gateway(tmp_path, "real", gw, env)
     ours = _second_gateway(tmp_path, "ours", gw, env)
     want = _git(["git", "annex", "extendcluster", "origin", "demo"], real, env)
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        assert annextui_main(["extendcluster", "-C", str(ours), "origin", "demo"]) == 0
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    got = capsys.readouterr().out
+    code, got, _err = run_annextui(env, ours, ["extendcluster", "origin", "demo"], capsys)
+    assert code == 0
     clean = [ln for ln in want.splitlines() if "recording state" not in ln]
     assert sorted(got.splitlines()) == sorted(clean)
     for f in ("proxy.log", "cluster.log", "uuid.log"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,29 +11,17 @@ from annextui.backend.clock import Clock
 from annextui.backend.journal import Journal
 from annextui.backend.logs import parse_map_log, parse_uuid_log, resolve_map_log, set_uuid_value
 from annextui.backend.repo import Repository
+from tests.support.annex import AnnexEnv
 
 ROUNDS = 12
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        GIT_AUTHOR_NAME="c",
-        GIT_AUTHOR_EMAIL="c@example.invalid",
-        GIT_COMMITTER_NAME="c",
-        GIT_COMMITTER_EMAIL="c@example.invalid",
-    )
-    env.pop("GIT_ANNEX_VECTOR_CLOCK", None)
-    return env
 
 
 def _uuid(side: str, i: int) -> str:
     return f"{'a' if side == 'real' else 'b'}{i:07d}-0000-4000-8000-000000000000"
 
 
-def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path, annex_env: AnnexEnv) -> None:
+    env = annex_env.env  # real clock: both writers race within the same seconds
     repo_path = tmp_path / "r"
     subprocess.run(["git", "init", "-q", str(repo_path)], check=True, env=env)
     subprocess.run(

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from annextui.backend.journal import Journal, union_merge_lines
 from annextui.backend.repo import Repository
-
-
-def _env(home: Path, clock: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        GIT_AUTHOR_NAME="m",
-        GIT_AUTHOR_EMAIL="m@example.invalid",
-        GIT_COMMITTER_NAME="m",
-        GIT_COMMITTER_EMAIL="m@example.invalid",
-        GIT_ANNEX_VECTOR_CLOCK=clock,
-    )
-    return env
+from tests.support.annex import AnnexEnv, run
 
 
 def _git(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc.stdout
+    return run(args, cwd, env=env).stdout
 
 
 def _tree(repo: Path, env: dict[str, str]) -> dict[str, str]:
@@ -42,8 +26,9 @@ def test_union_merge_lines_keeps_an_input_that_already_has_everything() -> None:
     assert union_merge_lines(b"b\n", b"a\nc\n") == b"a\nb\nc\n"
 
 
-def test_merge_matches_git_annex(tmp_path: Path) -> None:
-    env = _env(tmp_path, "1700000000")
+def test_merge_matches_git_annex(tmp_path: Path, annex_env: AnnexEnv) -> None:
+    annex_env.vector_clock = 1700000000
+    env = dict(annex_env.env)
     origin = tmp_path / "origin"
     _git(["git", "init", "-q", str(origin)], tmp_path, env)
     _git(["git", "annex", "init", "origin"], origin, env)
@@ -53,7 +38,7 @@ def test_merge_matches_git_annex(tmp_path: Path) -> None:
     # Conflicting and disjoint changes on both clones, with different clocks.
     _git(["git", "annex", "maxsize", "here", "1GB"], tmp_path / "c1", env)
     _git(["git", "annex", "group", "here", "backup"], tmp_path / "c1", env)
-    env2 = _env(tmp_path, "1700000100")
+    env2 = {**env, "GIT_ANNEX_VECTOR_CLOCK": "1700000100"}
     _git(["git", "annex", "maxsize", "origin", "5GB"], tmp_path / "c2", env2)
     _git(["git", "annex", "numcopies", "3"], tmp_path / "c2", env2)
     _git(["git", "annex", "group", "here", "archive"], tmp_path / "c2", env2)

@@ -22,8 +22,10 @@ class UUIDLine:
     clock: Clock | None  # None: a legacy line with no timestamp, older than any clock
 
 
-def _parse_line(line: str) -> UUIDLine:
+def _parse_line(line: str) -> UUIDLine | None:
     uuid, sep, rest = line.partition(" ")
+    if not uuid:
+        return None  # git-annex cannot parse a line without a UUID either
     if not sep:
         return UUIDLine(uuid, "", None)
     value, sp, last = rest.rpartition(" ")
@@ -38,7 +40,7 @@ def _parse_line(line: str) -> UUIDLine:
 
 
 def parse_uuid_log(data: bytes) -> list[UUIDLine]:
-    return [_parse_line(line) for line in split_lines(decode(data))]
+    return [u for u in map(_parse_line, split_lines(decode(data))) if u is not None]
 
 
 def _format_line(line: UUIDLine) -> str:

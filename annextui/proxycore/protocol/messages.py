@@ -175,6 +175,8 @@ class Service(StrEnum):
 
 
 def _check_service(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a git service")
     return Service(value).value
 
 
@@ -202,6 +204,8 @@ class Message:
     ITEM: ClassVar[_Codec | None] = None
 
     def __post_init__(self) -> None:
+        if not self.WORD:
+            raise TypeError("Message is abstract: use one of its subclasses")
         if self.ITEM is not None:
             # Accept any iterable for convenience, but store a tuple so messages stay hashable.
             name = fields(self)[0].name

@@ -27,6 +27,10 @@ class UnsafePath(Exception):
     """A key or a pre-existing file would make us touch something outside the annex."""
 
 
+class UnstorableKey(UnsafePath):
+    """A well-formed key that cannot be a file name here (too long for the file system)."""
+
+
 class SharedMode(enum.Enum):
     """`core.sharedRepository`, as git-annex's `Annex.Perms` reads it."""
 
@@ -119,7 +123,7 @@ class ObjectStore:
         try:
             kf = safe_key_file(key)
         except KeyError_ as exc:
-            raise UnsafePath(str(exc)) from exc
+            raise UnstorableKey(str(exc)) from exc
         return [KeyPaths(kf, self.objects / h / kf) for h in self._hashdirs(key)]
 
     def locate(self, key: Key) -> KeyPaths:
@@ -136,22 +140,34 @@ class ObjectStore:
         try:
             kf = safe_key_file(key)
         except KeyError_ as exc:
-            raise UnsafePath(str(exc)) from exc
+            raise UnstorableKey(str(exc)) from exc
         path = self.tmpdir / kf
         self._check_under(path.parent, self.tmpdir)
         return path
 
     @staticmethod
     def _check_under(directory: Path, root: Path) -> None:
-        """`directory` (built below `root`) must resolve inside `root`'s real location.
+        """`directory` was built as `root/a/b…`: none of a, b, … may be a symlink.
 
-        The roots may themselves be symlinks (annex/objects moved to another disk); nothing
-        below them may lead elsewhere.
+        Hash directory names come from a fixed alphabet and key file names contain no `/`,
+        so with real directories all the way down the path cannot leave `root`. The roots
+        themselves may be symlinks (annex/objects moved to another disk). Existing components
+        only: what does not exist yet is created by us.
         """
-        real = os.path.realpath(directory)
-        r = os.path.realpath(root)
-        if real != r and not real.startswith(r.rstrip(os.sep) + os.sep):
-            raise UnsafePath(f"{directory} resolves outside {root}")
+        parts: list[Path] = []
+        d = directory
+        while d != root:
+            if d == d.parent:
+                raise UnsafePath(f"{directory} is not below {root}")
+            parts.append(d)
+            d = d.parent
+        for comp in reversed(parts):
+            try:
+                st = os.lstat(comp)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"{comp} is not a directory")
 
     def check_key_dir(self, kp: KeyPaths) -> None:
         """The key directory and its parents stay inside the annex; no symlinked dir or object."""
@@ -169,15 +185,19 @@ class ObjectStore:
         """The paths of the key if its object is a regular file here (inAnnex)."""
         for c in self.candidates(key):
             try:
-                st = os.lstat(c.object)
+                dst = os.lstat(c.dir)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            if stat.S_ISREG(st.st_mode):
-                self._check_under(c.dir.parent, self.objects)
-                if stat.S_ISLNK(os.lstat(c.dir).st_mode):
-                    raise UnsafePath(f"{c.dir} is a symlink")
-                return c
-            raise UnsafePath(f"{c.object} is not a regular file")
+            if not stat.S_ISDIR(dst.st_mode):
+                raise UnsafePath(f"{c.dir} is not a directory")
+            try:
+                st = os.lstat(c.object)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePath(f"{c.object} is not a regular file")
+            self._check_under(c.dir.parent, self.objects)
+            return c
         return None
 
     def content_size(self, key: Key) -> int | None:
@@ -351,9 +371,8 @@ class ObjectStore:
     def unlink_object(self, kp: KeyPaths) -> None:
         """Remove the object file (the caller holds the removal lock) and tidy directories."""
         self.check_key_dir(kp)
-        with self.modifying(kp):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(kp.object)
+        with self.modifying(kp), contextlib.suppress(FileNotFoundError):
+            os.unlink(kp.object)
         self.clean_dirs(kp)
 
     def clean_dirs(self, kp: KeyPaths) -> None:
@@ -372,7 +391,11 @@ class ObjectStore:
 def _umask_dir(mode: int) -> int:
     """umaskSharedDirectory: a directory gets the x bit wherever the mode has r."""
     out = mode
-    for r, x in ((stat.S_IRUSR, stat.S_IXUSR), (stat.S_IRGRP, stat.S_IXGRP), (stat.S_IROTH, stat.S_IXOTH)):
+    for r, x in (
+        (stat.S_IRUSR, stat.S_IXUSR),
+        (stat.S_IRGRP, stat.S_IXGRP),
+        (stat.S_IROTH, stat.S_IXOTH),
+    ):
         if mode & r:
             out |= x
     return out

@@ -1,0 +1,676 @@
+"""`LocalPeer`: a git-annex repository on this machine served as a Peer, in pure Python.
+
+What git-annex's `P2P/Annex.hs` does for the shell, done here without git-annex:
+* content in `annex/objects` with git-annex's hash directories and modes (objectstore.py);
+* receives resume from the partial file in `annex/tmp`, are hashed while they arrive (the partial
+  prefix first) and are verified before the rename into the store;
+* LOCKCONTENT / removal locks compatible with git-annex's own (locks.py);
+* transfer information files while content moves (transfers.py);
+* the location log changed through the journal, committed when the session ends;
+* `hooks/annex-content` run after content arrived or was dropped.
+
+Start-up cost matters (the shell runs once per ssh connection), so `LocalRepo` reads git config
+with one `git config` call and dulwich is imported only when the branch must be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from annextui.backend.keys import Key, hasher_for, known_variety
+from annextui.proxycore.locks import ContentLocked, lock_content_shared, lock_for_removal
+from annextui.proxycore.objectstore import ObjectStore, Sharing, UnsafePath, UnstorableKey
+from annextui.proxycore.peer import (
+    AlreadyHave,
+    ContentLock,
+    Incoming,
+    Outcome,
+    Outgoing,
+    Peer,
+    PeerFatal,
+    RequestRefused,
+)
+from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+
+if TYPE_CHECKING:
+    from annextui.backend.journal import Journal
+    from annextui.backend.keys import _Hasher
+
+_T = TypeVar("_T")
+_HASH_BLOCK = 1 << 20
+_TRUE = {"true", "yes", "on", "1", ""}
+
+
+class RepoError(Exception):
+    """The directory is not a usable git(-annex) repository; the message is git-annex's."""
+
+
+def expand_repo_path(directory: str, home: str | None = None) -> str:
+    """repoAbsPath: `~`, `~user`, `/~/` and `/~user/` expand to homes; relative is from home."""
+    home = home or os.environ.get("HOME") or os.path.expanduser("~")
+    d = directory
+    if d.startswith("/~"):
+        d = d[1:]
+    if d.startswith("~"):
+        name, sep, rest = d[1:].partition("/")
+        if name:
+            try:
+                import pwd
+
+                base = pwd.getpwnam(name).pw_dir
+            except (KeyError, ImportError):
+                return os.path.join(home, directory)
+        else:
+            base = home
+        d = os.path.join(base, rest) if sep else base
+    return os.path.join(home, d)
+
+
+def _git_config(gitdir: Path) -> dict[str, list[str]]:
+    proc = subprocess.run(
+        ["git", f"--git-dir={gitdir}", "config", "--null", "--list"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise RepoError(proc.stderr.decode(errors="replace").strip())
+    out: dict[str, list[str]] = {}
+    for item in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not item:
+            continue
+        name, nl, value = item.partition("\n")
+        out.setdefault(_norm_key(name), []).append(value if nl else "")
+    return out
+
+
+def _norm_key(name: str) -> str:
+    section, _, rest = name.partition(".")
+    sub, dot, key = rest.rpartition(".")
+    return f"{section.lower()}.{sub + '.' if dot else ''}{key.lower()}"
+
+
+class LocalRepo:
+    """The few facts about a repository the shell needs, read cheaply."""
+
+    def __init__(self, top: Path, gitdir: Path, config: dict[str, list[str]]) -> None:
+        self.top = top
+        self.gitdir = gitdir
+        self.config = config
+        self.bare = self.config_bool("core.bare", default=False) and top == gitdir
+        self._store: ObjectStore | None = None
+
+    @classmethod
+    def open(cls, directory: str) -> LocalRepo:
+        """Find the repository at `directory` as git-annex-shell does (fromAbsPath + config)."""
+        path = expand_repo_path(directory)
+        canon = path.rstrip("/") or "/"
+        if canon.endswith("/.git") and not os.path.isdir(os.path.join(canon, ".git")):
+            path = os.path.dirname(canon)
+        elif not os.path.isdir(path) and path == canon:
+            path = canon + ".git"
+        p = Path(path)
+        gitdir: Path | None = None
+        dotgit = p / ".git"
+        if dotgit.is_dir():
+            gitdir = dotgit
+        elif dotgit.is_file():
+            text = dotgit.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                g = Path(text[len("gitdir:") :].strip())
+                gitdir = g if g.is_absolute() else (p / g)
+        elif (p / "HEAD").is_file() and (p / "objects").is_dir():
+            gitdir = p
+        if gitdir is None or not gitdir.is_dir():
+            raise RepoError(_unreadable(directory))
+        gitdir = Path(os.path.realpath(gitdir))
+        top = Path(os.path.realpath(p))
+        try:
+            config = _git_config(gitdir)
+        except (RepoError, OSError) as exc:
+            raise RepoError(_unreadable(directory)) from exc
+        return cls(top if gitdir != top else gitdir, gitdir, config)
+
+    # -- config --------------------------------------------------------------------------------
+    def config_get(self, name: str, default: str | None = None) -> str | None:
+        values = self.config.get(_norm_key(name))
+        return values[-1] if values else default
+
+    def config_bool(self, name: str, default: bool = False) -> bool:
+        v = self.config_get(name)
+        if v is None:
+            return default
+        return v.strip().lower() in _TRUE
+
+    @property
+    def uuid(self) -> str | None:
+        return self.config_get("annex.uuid") or None
+
+    @property
+    def version(self) -> int | None:
+        v = self.config_get("annex.version")
+        return int(v) if v and v.isdigit() else None
+
+    @property
+    def gcrypt_id(self) -> str:
+        return self.config_get("core.gcrypt-id") or ""
+
+    @property
+    def annexdir(self) -> Path:
+        return self.gitdir / "annex"
+
+    def has_annex_branch(self) -> bool:
+        """Annex.Branch.hasSibling: a `git-annex` branch here or from any remote."""
+        if (self.gitdir / "refs" / "heads" / "git-annex").exists():
+            return True
+        remotes = self.gitdir / "refs" / "remotes"
+        with contextlib.suppress(OSError):
+            for r in os.listdir(remotes):
+                if (remotes / r / "git-annex").is_file():
+                    return True
+        packed = self.gitdir / "packed-refs"
+        with contextlib.suppress(OSError):
+            for line in packed.read_bytes().splitlines():
+                name = line.split(b" ", 1)[-1]
+                if name.endswith(b"/git-annex") and name.startswith(b"refs/"):
+                    return True
+        return False
+
+    def is_initialized(self) -> bool:
+        """isInitialized: annex.version set, or a git-annex branch to auto-initialise from."""
+        return self.version is not None or self.has_annex_branch()
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            levels = 1 if self.config_bool("annex.tune.objecthash1") else 2
+            crippled = self.config_bool("annex.crippledfilesystem")
+            self._store = ObjectStore(
+                self.gitdir,
+                bare=self.bare or crippled,
+                hash_lower_only=self.config_bool("annex.tune.objecthashlower"),
+                hash_levels=levels,
+                sharing=Sharing.from_config(self.config_get("core.sharedrepository")),
+            )
+        return self._store
+
+    def full(self) -> object:
+        """The dulwich-backed `Repository` (imported on demand: it is slow to import)."""
+        from annextui.backend.repo import Repository
+
+        return Repository(self.gitdir if self.bare else self.top)
+
+    def reload(self) -> None:
+        self.config = _git_config(self.gitdir)
+        self._store = None
+
+
+def _unreadable(directory: str) -> str:
+    host = socket.gethostname() or "unknown"
+    return (
+        f"failed to read git config of git repository in {host} on {directory}; "
+        "perhaps this repository is not set up correctly or has moved"
+    )
+
+
+def monotonic_seconds() -> int:
+    """currentMonotonicTimestamp: CLOCK_BOOTTIME seconds (CLOCK_MONOTONIC where absent)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+    return int(time.clock_gettime(clock))
+
+
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+class LocalPeer(Peer):
+    """A local repository served to one client (`p2pstdio DIR CLIENTUUID`)."""
+
+    def __init__(
+        self,
+        repo: LocalRepo,
+        *,
+        client_uuid: str,
+        warn: Callable[[str], None] = _stderr_warning,
+    ) -> None:
+        uuid = repo.uuid
+        if not uuid:
+            raise PeerFatal("Not a git-annex or gcrypt repository.")
+        if repo.version is not None and repo.version < 10:
+            raise PeerFatal(
+                f"repository version {repo.version} is not supported by annextui-shell; "
+                "run git annex upgrade"
+            )
+        if repo.config_bool("annex.pidlock"):
+            raise PeerFatal("annex.pidlock is set; annextui-shell cannot share git-annex's locks")
+        self.repo = repo
+        self.store = repo.store
+        self.client_uuid = client_uuid
+        self._uuid = uuid
+        self._warn = warn
+        self._journal: Journal | None = None
+        self._changed = False
+        self._verify = repo.config_bool("annex.verify", default=True)
+        self._secure_only = repo.config_bool("annex.securehashesonly")
+        self._hook = self._find_hook()
+
+    # -- Peer ----------------------------------------------------------------------------------
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    def check_present(self, key: Key) -> bool:
+        try:
+            return self._safe(lambda: self.store.present(key) is not None)
+        except UnstorableKey:
+            return False  # no file can have that name: it cannot be here
+
+    def lock_content(self, key: Key) -> ContentLock | None:
+        def go() -> ContentLock | None:
+            kp = self.store.present(key)
+            if kp is None:
+                return None
+            return lock_content_shared(self.store, kp)
+
+        try:
+            return self._safe(go)
+        except (OSError, UnstorableKey):
+            return None
+
+    def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
+        try:
+            return self._safe(lambda: self._get(key, offset, associated_file))
+        except UnstorableKey:
+            return None
+
+    def _get(self, key: Key, offset: int, af: str | None) -> Outgoing | None:
+        kp = self.store.present(key)
+        if kp is None:
+            return None
+        try:
+            fd = os.open(kp.object, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise UnsafePath(f"{kp.object} is not a regular file")
+        length = max(0, st.st_size - offset)
+        recorder = None
+        if length > 0:
+            recorder = TransferRecorder.start(
+                self.store.annexdir,
+                Transfer(Direction.UPLOAD, self.client_uuid, str(key)),
+                associated_file=af,
+                ignore_lock=True,
+                mode=self.store.file_mode(),
+                size=key.size,
+            )
+        return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, recorder)
+
+    def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
+        try:
+            return self._safe(lambda: self._put(key, associated_file))
+        except UnstorableKey as exc:
+            raise RequestRefused(str(exc)) from exc
+
+    def _put(self, key: Key, af: str | None) -> Incoming | AlreadyHave:
+        if not known_variety(key):
+            raise RequestRefused(f"cannot verify {key.variety} keys; not accepting them")
+        if key.is_chunk:
+            raise RequestRefused("chunk keys cannot be stored in a git-annex repository")
+        if self._secure_only and not key.secure:
+            raise RequestRefused(
+                f"annex.securehashesonly blocked adding {key.variety} key to annex objects"
+            )
+        if self.store.present(key) is not None:
+            return AlreadyHave()
+        offset = self.store.tmp_size(key)
+        if key.size is not None and offset > key.size:
+            # Longer than the content can be: it cannot be resumed, start over.
+            self.store.discard_tmp(key)
+            offset = 0
+        return LocalIncoming(self, key, af, offset)
+
+    def remove(self, key: Key, *, before: int | None = None) -> Outcome:
+        try:
+            return self._safe(lambda: self._remove(key, before))
+        except UnstorableKey:
+            return Outcome(True)  # it cannot be here, so it is not
+
+    def _remove(self, key: Key, before: int | None) -> Outcome:
+        kp = self.store.present(key)
+        if kp is None:
+            return Outcome(True)
+        try:
+            lock = lock_for_removal(self.store, kp)
+        except ContentLocked as exc:
+            raise PeerFatal(str(exc)) from exc
+        except OSError as exc:
+            if self.store.present(key) is None:
+                self.log_presence(key, present=False)
+                return Outcome(True)
+            raise PeerFatal(f"failed to lock content: {exc}") from exc
+        try:
+            if before is not None and not monotonic_seconds() < before:
+                return Outcome(False)
+            self.store.unlink_object(kp)
+        finally:
+            lock.release()
+        self.log_presence(key, present=False)
+        self.content_changed()
+        return Outcome(True)
+
+    def timestamp(self) -> int:
+        return monotonic_seconds()
+
+    def close(self) -> None:
+        """Commit the journal (git-annex's shell commits at exit when annex.alwayscommit)."""
+        if not self.repo.config_bool("annex.alwayscommit", default=True):
+            return
+        jdir = self.store.annexdir / "journal"
+        try:
+            dirty = any(True for _ in os.scandir(jdir))
+        except OSError:
+            dirty = False
+        if not dirty:
+            return
+        try:
+            self.journal.commit()
+        except Exception as exc:  # never lose the session's result over the commit
+            self._warn(f"unable to commit the git-annex branch: {exc}")
+
+    # -- helpers used by the transfer objects ------------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from annextui.backend.journal import Journal
+
+            self._journal = Journal(self.repo.full())  # type: ignore[arg-type]
+        return self._journal
+
+    def log_presence(self, key: Key, *, present: bool) -> None:
+        from annextui.backend.clock import current_clock
+        from annextui.backend.keys import location_log_path
+        from annextui.backend.logs.presence import PresenceStatus, change_presence
+
+        status = PresenceStatus.PRESENT if present else PresenceStatus.MISSING
+        uuid = self._uuid
+        self.journal.change(
+            location_log_path(key),
+            lambda data: change_presence(data, uuid, status, current_clock()),
+        )
+
+    def warn(self, message: str) -> None:
+        self._warn(message)
+
+    @property
+    def verify_enabled(self) -> bool:
+        return self._verify
+
+    def _find_hook(self) -> Path | None:
+        hook = self.repo.gitdir / "hooks" / "annex-content"
+        return hook if os.access(hook, os.X_OK) and hook.is_file() else None
+
+    def content_changed(self) -> None:
+        """Run `hooks/annex-content` (no arguments) after content was received or dropped."""
+        self._changed = True
+        if self._hook is None:
+            return
+        try:
+            r = subprocess.run(
+                [str(self._hook)],
+                cwd=self.repo.top,
+                stdin=subprocess.DEVNULL,
+                stdout=sys.stderr.fileno(),  # never onto the protocol stream
+            )
+        except OSError as exc:
+            self._warn(f"{self._hook} failed: {exc}")
+            return
+        if r.returncode != 0:
+            self._warn(f"{self._hook} failed")
+
+    @staticmethod
+    def _safe(fn: Callable[[], _T]) -> _T:
+        """A layout that would lead outside the annex ends the session (UnstorableKey passes)."""
+        try:
+            return fn()
+        except UnstorableKey:
+            raise
+        except UnsafePath as exc:
+            raise PeerFatal(f"refusing unsafe path: {exc}") from exc
+
+
+class LocalOutgoing:
+    """An object being sent (GET); see `peer.Outgoing`."""
+
+    def __init__(
+        self,
+        fd: int,
+        path: Path,
+        st: os.stat_result,
+        offset: int,
+        length: int,
+        recorder: TransferRecorder | None,
+    ) -> None:
+        self._fd = fd
+        self._path = path
+        self._st = st
+        self._offset = offset
+        self._length = length
+        self._pos = offset
+        self._recorder = recorder
+        self._step = recorder.progress_step if recorder else 1 << 62
+        self._reported = offset
+        self._closed = False
+
+    @property
+    def length(self) -> int:
+        return self._length
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def fileno(self) -> int | None:
+        return self._fd
+
+    def readinto(self, buf: memoryview) -> int:
+        want = min(len(buf), self._offset + self._length - self._pos)
+        if want <= 0:
+            return 0
+        n = os.preadv(self._fd, [buf[:want]], self._pos)
+        self.advance(n)
+        return n
+
+    def advance(self, n: int) -> None:
+        self._pos += n
+        if self._pos >= self._offset + self._length:
+            return  # done: the record goes away now, no point rewriting it
+        if self._recorder is not None and self._pos - self._reported >= self._step:
+            self._reported = self._pos
+            self._recorder.progress(self._pos)
+
+    def valid(self) -> bool:
+        """The inode-cache check of prepSendAnnex: same file, size and mtime as when opened."""
+        try:
+            now = os.stat(self._path, follow_symlinks=False)
+        except OSError:
+            return False
+        a, b = self._st, now
+        return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+    def close(self, acknowledged: Outcome | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        os.close(self._fd)
+        if self._recorder is not None:
+            self._recorder.finish(acknowledged is not None and acknowledged.ok)
+
+
+class LocalIncoming:
+    """An object being received (PUT); see `peer.Incoming`."""
+
+    def __init__(self, peer: LocalPeer, key: Key, af: str | None, offset: int) -> None:
+        self._peer = peer
+        self._key = key
+        self._af = af
+        self._offset = offset
+        self._fd = -1
+        self._tmp: Path | None = None
+        self._created = False
+        self._hasher: _Hasher | None = None
+        self._length = 0
+        self._written = 0
+        self._discarding = False
+        self._recorder: TransferRecorder | None = None
+        self._step = 1 << 62
+        self._reported = 0
+        self._spent = False
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def begin(self, length: int) -> None:
+        peer, key, store = self._peer, self._key, self._peer.store
+        self._length = length
+        rec = TransferRecorder.start(
+            store.annexdir,
+            Transfer(Direction.DOWNLOAD, peer.client_uuid, str(key)),
+            associated_file=self._af,
+            mode=store.file_mode(),
+            size=key.size,
+        )
+        if rec is None:
+            self._spent = True
+            raise PeerFatal("transfer already in progress, or unable to take transfer lock")
+        self._recorder = rec
+        self._step = rec.progress_step
+        if key.size is not None and self._offset + length > key.size:
+            # More than the key can hold: take the bytes off the wire but store none of them.
+            self._discarding = True
+            return
+        try:
+            existed = store.tmp_path(key).exists()
+            fd, tmp = store.open_tmp(key)
+        except UnsafePath as exc:
+            rec.finish(False)
+            self._spent = True
+            raise PeerFatal(f"refusing unsafe path: {exc}") from exc
+        self._fd, self._tmp, self._created = fd, tmp, not existed
+        size = os.fstat(fd).st_size
+        if size > self._offset:
+            os.ftruncate(fd, self._offset)
+        self._hasher = hasher_for(key)
+        if self._hasher is not None and self._offset:
+            self._hash_prefix()
+        os.lseek(fd, self._offset, os.SEEK_SET)
+        self._reported = self._offset
+
+    def _hash_prefix(self) -> None:
+        """Resuming: feed what is already in the temp file to the hash first."""
+        assert self._hasher is not None
+        buf = bytearray(_HASH_BLOCK)
+        view = memoryview(buf)
+        pos = 0
+        while pos < self._offset:
+            n = os.preadv(self._fd, [view[: min(_HASH_BLOCK, self._offset - pos)]], pos)
+            if n <= 0:
+                break
+            self._hasher.update(cast(bytes, view[:n]))  # hashlib takes any buffer
+            pos += n
+
+    def write(self, data: bytes | memoryview) -> None:
+        n = len(data)
+        if not self._discarding and n:
+            view = memoryview(data)
+            done = 0
+            while done < n:
+                done += os.write(self._fd, view[done:])
+            if self._hasher is not None:
+                self._hasher.update(cast(bytes, data))
+        self._written += n
+        if self._recorder is not None and self._written < self._length:
+            pos = self._offset + self._written
+            if pos - self._reported >= self._step:
+                self._reported = pos
+                self._recorder.progress(pos)
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def finish(self, valid: bool | None) -> Outcome:
+        peer, key, store = self._peer, self._key, self._peer.store
+        self._spent = True
+        rec = self._recorder
+        try:
+            self._close_fd()
+            if self._written != self._length or self._tmp is None:
+                if self._discarding:
+                    peer.warn("Verification of content failed")
+                return self._fail(keep=True)
+            if valid is False and self._length == 0:
+                # The sender had no content to send.
+                return self._fail(keep=True)
+            total = self._offset + self._written
+            if key.size is not None and total != key.size:
+                peer.warn("Verification of content failed")
+                return self._fail(keep=False)
+            resumed = self._offset > 0
+            must_verify = resumed or valid is not True or peer.verify_enabled
+            if self._hasher is not None and must_verify:
+                from annextui.backend.keys import digest_matches
+
+                if not digest_matches(key, self._hasher.hexdigest()):
+                    peer.warn("Verification of content failed")
+                    return self._fail(keep=False)
+            store.install(key, self._tmp)
+            peer.log_presence(key, present=True)
+            peer.content_changed()
+            if rec is not None:
+                rec.finish(True)
+            return Outcome(True)
+        except BaseException:
+            if rec is not None:
+                rec.finish(False)
+            raise
+
+    def _fail(self, *, keep: bool) -> Outcome:
+        if not keep:
+            self._peer.store.discard_tmp(self._key)
+        elif self._created and self._tmp is not None:
+            with contextlib.suppress(OSError):
+                if os.stat(self._tmp).st_size == 0:
+                    os.unlink(self._tmp)
+        if self._recorder is not None:
+            self._recorder.finish(False)
+        return Outcome(False)
+
+    def data_present(self) -> Outcome:
+        self._spent = True
+        if self._peer.store.present(self._key) is not None:
+            self._peer.log_presence(self._key, present=True)
+            return Outcome(True)
+        return Outcome(False)
+
+    def abort(self) -> None:
+        """Connection lost or client gave up: keep what arrived for a resume."""
+        if self._spent:
+            return
+        self._spent = True
+        self._close_fd()
+        if self._recorder is not None:
+            self._fail(keep=True)

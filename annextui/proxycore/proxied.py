@@ -1,0 +1,220 @@
+"""`ProxiedPeer`: a client connected to one remote the gateway proxies (`--uuid` of a node).
+
+Upstream (`Command/P2PStdIO.hs` performProxy, `P2P/Proxy.hs`) relays every request to the
+remote and every reply back, with these rules, kept here:
+* `AUTH-SUCCESS <remote uuid>` is sent at once; the remote is contacted when the client's
+  `VERSION v` arrives, offering `min(v, 4)` and no BYPASS, and the client is answered with the
+  version the remote negotiated (so it gets `min(client, remote, 4)`); a client that starts
+  without VERSION speaks v0 and the remote is offered 0;
+* replies are relayed unchanged (a remote gateway's `SUCCESS-PLUS` included);
+* the gateway's location log records what the remote reported: `SUCCESS`/`SUCCESS-PLUS` of a
+  PUT (and, as the remote says so, `ALREADY-HAVE[-PLUS]`) mark those UUIDs present, a REMOVE's
+  `SUCCESS[-PLUS]`/`FAILURE-PLUS` mark them missing; the journal is committed at session end.
+
+The inner peer is a `RemotePeer` (ssh node, other gateway) or, for a path remote, a `LocalPeer`
+served in this process with no subprocess and no extra copy (`sendfile` straight from the
+node's object file to the client). Better than upstream: a remote that cannot be reached
+answers each request with `ERROR cannot connect to …` (the client reports it and goes on)
+instead of ending the session, and the reason is kept so it is not retried per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from annextui.backend.keys import Key
+from annextui.proxycore import protocol as p
+from annextui.proxycore.peer import (
+    AlreadyHave,
+    ContentLock,
+    Incoming,
+    Outcome,
+    Outgoing,
+    Peer,
+    RequestRefused,
+)
+from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
+from annextui.proxycore.remote import NodeError, RemotePeer
+from annextui.proxycore.transfers import Direction
+
+
+class ProxiedPeer(Peer):
+    """One proxied remote as the client sees it."""
+
+    def __init__(self, inner: Peer, *, uuid: str, name: str, records: GatewayRecords) -> None:
+        self.inner = inner
+        self._uuid = uuid
+        self.name = name
+        self.records = records
+        self.client_version = 0
+        self._unreachable: str | None = None
+        if isinstance(inner, RemotePeer):
+            inner.offer = 0  # until the client's VERSION says otherwise
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    def negotiate_version(self, offered: int) -> int:
+        """The client offered `offered`: connect to the remote with it, answer what it said."""
+        offer = min(offered, p.MAX_VERSION)
+        version = offer
+        if isinstance(self.inner, RemotePeer):
+            try:
+                version = self.inner.connect(offer)
+            except NodeError as exc:
+                self._unreachable = str(exc)  # answered per request, as ERROR
+        self.client_version = version
+        return version
+
+    def _peer(self) -> Peer:
+        if self._unreachable is not None:
+            raise RequestRefused(self._unreachable)
+        return self.inner
+
+    def _guard_connect(self) -> None:
+        """A remote that cannot be reached fails each request, not the session."""
+        inner = self.inner
+        if isinstance(inner, RemotePeer) and not inner.connected and self._unreachable is None:
+            try:
+                inner.connect()
+            except NodeError as exc:
+                self._unreachable = str(exc)
+        if self._unreachable is not None:
+            raise RequestRefused(self._unreachable)
+
+    # -- Peer --------------------------------------------------------------------------------------
+    def check_present(self, key: Key) -> bool:
+        self._guard_connect()
+        return self._peer().check_present(key)
+
+    def lock_content(self, key: Key) -> ContentLock | None:
+        self._guard_connect()
+        return self._peer().lock_content(key)
+
+    def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
+        self._guard_connect()
+        out = self._peer().get(key, offset, associated_file)
+        if out is None:
+            return None
+        rec = None
+        if out.length > 0:
+            rec = self.records.start_transfer(Direction.DOWNLOAD, self._uuid, key, associated_file)
+        return RecordedOutgoing(out, Progress(rec, out.offset))
+
+    def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
+        self._guard_connect()
+        res = self._peer().put(key, associated_file)
+        if isinstance(res, AlreadyHave):
+            self.records.record(key, [self._uuid, *(res.plus or ())], present=True)
+            return res
+        return RecordedIncoming(self, res, key, associated_file)
+
+    def remove(self, key: Key, *, before: int | None = None) -> Outcome:
+        self._guard_connect()
+        outcome = self._peer().remove(key, before=before)
+        self.records.record(key, outcome_uuids(self._uuid, outcome), present=False)
+        return outcome
+
+    def timestamp(self) -> int:
+        self._guard_connect()
+        return self._peer().timestamp()
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.records.commit()
+
+
+class RecordedOutgoing:
+    """An Outgoing passed through, reporting bytes sent into the gateway's transfer record."""
+
+    def __init__(self, inner: Outgoing, progress: Progress) -> None:
+        self.inner = inner
+        self.progress = progress
+
+    @property
+    def length(self) -> int:
+        return self.inner.length
+
+    @property
+    def offset(self) -> int:
+        return self.inner.offset
+
+    def fileno(self) -> int | None:
+        return self.inner.fileno()
+
+    def readinto(self, buf: memoryview) -> int:
+        n = self.inner.readinto(buf)
+        self.progress.add(n)
+        return n
+
+    def advance(self, n: int) -> None:
+        self.inner.advance(n)
+        self.progress.add(n)
+
+    def valid(self) -> bool:
+        return self.inner.valid()
+
+    def close(self, acknowledged: Outcome | None) -> None:
+        try:
+            self.inner.close(acknowledged)
+        finally:
+            self.progress.finish(acknowledged is not None and acknowledged.ok)
+
+
+class RecordedIncoming:
+    """A PUT relayed to the single remote: transfer record while it runs, location log after."""
+
+    def __init__(
+        self, owner: ProxiedPeer, inner: Incoming, key: Key, associated_file: str | None
+    ) -> None:
+        self.owner = owner
+        self.inner = inner
+        self.key = key
+        self.af = associated_file
+        self.progress = Progress(None, inner.offset)
+
+    @property
+    def offset(self) -> int:
+        return self.inner.offset
+
+    def begin(self, length: int) -> None:
+        rec = self.owner.records.start_transfer(
+            Direction.UPLOAD, self.owner.uuid, self.key, self.af
+        )
+        self.progress = Progress(rec, self.inner.offset)
+        self.inner.begin(length)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.inner.write(data)
+        self.progress.add(len(data))
+
+    def _done(self, outcome: Outcome) -> Outcome:
+        self.progress.finish(outcome.ok)
+        self.owner.records.record(
+            self.key, outcome_uuids(self.owner.uuid, outcome) if outcome.ok else [], present=True
+        )
+        return outcome
+
+    def finish(self, valid: bool | None) -> Outcome:
+        try:
+            outcome = self.inner.finish(valid)
+        except BaseException:
+            self.progress.finish(False)
+            raise
+        return self._done(outcome)
+
+    def data_present(self) -> Outcome:
+        try:
+            outcome = self.inner.data_present()
+        except BaseException:
+            self.progress.finish(False)
+            raise
+        return self._done(outcome)
+
+    def abort(self) -> None:
+        self.progress.finish(False)
+        with contextlib.suppress(Exception):
+            self.inner.abort()

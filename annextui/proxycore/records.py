@@ -1,0 +1,163 @@
+"""What a gateway writes about the traffic it relays: location logs and transfer records.
+
+* Location logs (proxy-and-cluster.md §11): a relayed PUT marks every repository that reported
+  storing the key present, a relayed REMOVE marks every repository that reported removing it
+  missing. Changes go through the gateway's journal (`backend/journal.py`, git-annex's lock) and
+  are committed once, when the client's connection ends. A cluster UUID is never written.
+* Transfer information files (`transfers.py`): one per relayed transfer in the *gateway's*
+  `annex/transfer/`, `upload/<node>/KEYFILE` for a PUT relayed to a node and
+  `download/<node>/KEYFILE` for a GET relayed from one, with bytes so far, so the console (and
+  `git annex info` on the gateway) shows proxied transfers live. They never refuse a transfer:
+  the node takes its own transfer lock.
+* Reading: which repositories the gateway's branch view (journal included) says hold a key,
+  with the cluster UUIDs added virtually when one of their nodes does (`Logs/Location.hs`
+  loggedLocations), and how many relayed transfers each node has in flight (all gateway
+  processes, read from the lock-protected transfer files).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from annextui.backend.keys import Key, location_log_path
+from annextui.backend.uuids import is_cluster_uuid
+from annextui.proxycore.peer import Outcome
+from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+
+if TYPE_CHECKING:
+    from annextui.backend.branch import BranchView
+    from annextui.backend.journal import Journal
+    from annextui.backend.repo import Repository
+
+
+class GatewayRecords:
+    """The gateway repository's records for one client session (one thread writes them)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        clusters: Mapping[str, frozenset[str]] | None = None,
+        file_mode: int = 0o666,
+    ) -> None:
+        self.repo = repo
+        self.annexdir = repo.annexdir
+        self.clusters = dict(clusters or {})
+        self.file_mode = file_mode
+        self._journal: Journal | None = None
+        self._view: BranchView | None = None
+        self.changed = False
+
+    # -- location logs ---------------------------------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from annextui.backend.journal import Journal
+
+            self._journal = Journal(self.repo)
+        return self._journal
+
+    @property
+    def view(self) -> BranchView:
+        if self._view is None:
+            from annextui.backend.branch import BranchView
+
+            self._view = BranchView(self.repo)
+        return self._view
+
+    def locations(self, key: Key | str) -> set[str]:
+        """UUIDs logged as holding the key, plus the clusters one of whose nodes holds it."""
+        from annextui.backend.logs.presence import present_infos
+
+        present = present_infos(self.view.read(location_log_path(key)))
+        for cu, nodes in self.clusters.items():
+            if present & nodes:
+                present.add(cu)
+        return present
+
+    def record(self, key: Key | str, uuids: Iterable[str], *, present: bool) -> None:
+        """Mark repositories present (or missing) for the key; cluster UUIDs are skipped."""
+        from annextui.backend.clock import current_clock
+        from annextui.backend.logs.presence import PresenceStatus, change_presence
+
+        status = PresenceStatus.PRESENT if present else PresenceStatus.MISSING
+        path = location_log_path(key)
+        for u in dict.fromkeys(uuids):
+            if not u or is_cluster_uuid(u):
+                continue
+            if self.journal.change(
+                path, lambda data, u=u: change_presence(data, u, status, current_clock())
+            ):
+                self.changed = True
+
+    def commit(self) -> None:
+        """Commit the journal into the git-annex branch (at the end of the client session)."""
+        if not self.repo.config_bool("annex.alwayscommit", default=True):
+            return
+        jdir = self.annexdir / "journal"
+        try:
+            dirty = any(True for _ in os.scandir(jdir))
+        except OSError:
+            dirty = False
+        if dirty:
+            self.journal.commit()
+
+    # -- transfer information files ----------------------------------------------------------------
+    def start_transfer(
+        self, direction: Direction, uuid: str, key: Key | str, associated_file: str | None
+    ) -> TransferRecorder | None:
+        k = key if isinstance(key, Key) else None
+        return TransferRecorder.start(
+            self.annexdir,
+            Transfer(direction, uuid, str(key)),
+            associated_file=associated_file,
+            ignore_lock=True,
+            mode=self.file_mode,
+            size=k.size if k is not None else None,
+        )
+
+    def busy(self) -> Counter[str]:
+        """Relayed transfers in flight per node UUID, across every process of this gateway."""
+        from annextui.proxycore.transfers import list_transfers
+
+        return Counter(t.transfer.uuid for t in list_transfers(self.annexdir))
+
+
+class Progress:
+    """Bytes-so-far reporting into a transfer record, at git-annex's 1 % steps."""
+
+    def __init__(self, recorder: TransferRecorder | None, start: int) -> None:
+        self.recorder = recorder
+        self.pos = start
+        self._reported = start
+        self._step = recorder.progress_step if recorder is not None else 1 << 62
+
+    def add(self, n: int) -> None:
+        self.pos += n
+        if self.pos - self._reported >= self._step:
+            self._reported = self.pos
+            assert self.recorder is not None
+            self.recorder.progress(self.pos)
+
+    def finish(self, ok: bool) -> None:
+        rec, self.recorder = self.recorder, None
+        if rec is not None:
+            rec.finish(ok)
+
+
+def outcome_uuids(node: str, outcome: Outcome) -> list[str]:
+    """The repositories a SUCCESS[-PLUS]/FAILURE-PLUS from `node` is about (P2P/Proxy.hs)."""
+    plus = list(outcome.plus or ())
+    return [node, *plus] if outcome.ok else plus
+
+
+def path_of(repo_top: Path, url: str) -> Path:
+    """A local remote's URL as a path (relative URLs are relative to the repository)."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    p = Path(os.path.expanduser(url))
+    return p if p.is_absolute() else repo_top / p

@@ -1,0 +1,300 @@
+"""`annextui-shell`: a drop-in for git-annex-shell serving the repository it is pointed at.
+
+Runs once per ssh connection, so it imports only what the command needs: parsing and the
+environment checks are pure, `configlist` costs one `git config` call, and `p2pstdio` loads the
+protocol and the local peer (dulwich only once the git-annex branch must be written).
+
+Errors are printed as git-annex-shell prints them: `<program>: <message>` and a blank line on
+stderr, exit status 1, before any protocol output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NoReturn
+
+from annextui.proxycore import shellargs
+
+if TYPE_CHECKING:
+    from annextui.proxycore.local import LocalRepo
+
+READONLY_ENV = "GIT_ANNEX_SHELL_READONLY"
+APPENDONLY_ENV = "GIT_ANNEX_SHELL_APPENDONLY"
+LIMITED_ENV = "GIT_ANNEX_SHELL_LIMITED"
+DIRECTORY_ENV = "GIT_ANNEX_SHELL_DIRECTORY"
+
+
+class ShellExit(Exception):
+    """Stop with this message on stderr and exit status 1."""
+
+
+def env_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """checkEnvSet: set and non-empty."""
+    return bool((environ if environ is not None else os.environ).get(name))
+
+
+def check_env(name: str) -> None:
+    if env_set(name):
+        raise ShellExit(f"Action blocked by {name}")
+
+
+def check_directory(directory: str | None, environ: Mapping[str, str] | None = None) -> None:
+    """GIT_ANNEX_SHELL_DIRECTORY: only that repository (literal, then home-normalised)."""
+    env = environ if environ is not None else os.environ
+    allowed = env.get(DIRECTORY_ENV)
+    if allowed is None:
+        return
+    if directory is None:
+        raise ShellExit(
+            f"Only allowed to access {allowed} and could not determine directory from command line"
+        )
+    if os.path.normpath(allowed) == os.path.normpath(directory) and allowed.rstrip(
+        "/"
+    ) == directory.rstrip("/"):
+        return
+    home = env.get("HOME") or os.path.expanduser("~")
+    a, d = _canondir(home, allowed), _canondir(home, directory)
+    if a == d:
+        return
+    raise ShellExit(f"Only allowed to access {a} not {d}")
+
+
+def _canondir(home: str, d: str) -> str:
+    """canondir of Checks.hs: `~/x` and `/~/x` as given (~/x), else absolute, home-relative."""
+    if d.startswith("~/"):
+        return os.path.normpath(d)
+    if d.startswith("/~/"):
+        return os.path.normpath(d[1:])
+    p = os.path.normpath(os.path.join(home, d))
+    h = os.path.normpath(home)
+    if p == h:
+        return "~"
+    if p.startswith(h.rstrip("/") + "/"):
+        return "~/" + p[len(h.rstrip("/")) + 1 :]
+    return p
+
+
+def _program() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and not name.startswith("-") and name != "__main__.py" else "annextui-shell"
+
+
+def _fail(message: str) -> NoReturn:
+    raise ShellExit(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    prog = _program()
+    names = shellargs.PROGRAM_NAMES | {prog}
+    try:
+        try:
+            cmd = shellargs.parse_argv(args, program_names=names)
+        except shellargs.BadParameters:
+            raise ShellExit("bad parameters\n\n" + shellargs.usage("git-annex-shell")) from None
+        if isinstance(cmd, shellargs.Passthrough):
+            return run_passthrough(cmd)
+        return run_builtin(cmd)
+    except shellargs.OptionError as exc:
+        sys.stderr.write(f"{exc.message}\n\n{shellargs.option_usage(prog, exc.command)}\n")
+        sys.stderr.flush()
+        return 1
+    except ShellExit as exc:
+        sys.stderr.write(f"{prog}: {exc}\n\n")
+        sys.stderr.flush()
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- git passthrough ------------------------------------------------------------------------------
+
+
+def run_passthrough(cmd: shellargs.Passthrough) -> int:
+    """Hand git's own traffic (`git-upload-pack '/path'` …) to git-shell, as git-annex does."""
+    check_directory(cmd.directory)
+    check_env(LIMITED_ENV)
+    import subprocess
+
+    try:
+        rc = subprocess.call(["git-shell", "-c", *cmd.words])
+    except OSError:
+        rc = 127
+    if rc != 0:
+        raise ShellExit("git-shell failed")
+    return 0
+
+
+# -- built-ins ------------------------------------------------------------------------------------
+
+
+def run_builtin(cmd: shellargs.Builtin) -> int:
+    if cmd.command not in shellargs.READONLY_COMMANDS:
+        check_env(READONLY_ENV)
+    if cmd.command not in shellargs.APPENDONLY_COMMANDS:
+        check_env(APPENDONLY_ENV)
+    check_directory(cmd.directory)
+
+    from annextui.proxycore.local import LocalRepo, RepoError
+
+    try:
+        repo = LocalRepo.open(cmd.directory)
+    except RepoError as exc:
+        raise ShellExit(str(exc)) from None
+    if cmd.uuid is not None:
+        check_target(repo, cmd.uuid, cmd.command)
+    if cmd.command == "configlist":
+        return configlist(repo, cmd)
+    if not repo.is_initialized() and not repo.gcrypt_id:
+        raise ShellExit("Not a git-annex or gcrypt repository.")
+    if cmd.command == "p2pstdio":
+        return p2pstdio(repo, cmd)
+    if cmd.command == "notifychanges":
+        if cmd.params:
+            raise ShellExit("This command takes no parameters.")
+        return notifychanges(repo)
+    raise ShellExit(
+        f"{cmd.command} is a legacy git-annex-shell command that annextui-shell does not "
+        "implement; use a current git-annex (p2pstdio)"
+    )
+
+
+def check_target(repo: LocalRepo, expected: str, command: str) -> None:
+    """The `--uuid` check of git-annex-shell: our own UUID, else refuse as git-annex refuses."""
+    own = repo.uuid
+    if own is None:
+        gid = repo.gcrypt_id
+        if gid and gid == expected:
+            return
+        found = f"UUID {gid}" if gid else "uninitialized repository"
+        raise ShellExit(f"expected repository UUID {expected} but found {found}")
+    if expected == own:
+        return
+    from annextui.backend.branch import BranchView
+    from annextui.backend.repo import Repository
+    from annextui.backend.state import load_state
+    from annextui.proxycore.targets import LocalTarget, TargetRefused, select_target
+
+    full = repo.full()
+    assert isinstance(full, Repository)
+    try:
+        target = select_target(full, load_state(BranchView(full)), expected)
+    except TargetRefused as exc:
+        raise ShellExit(str(exc)) from None
+    if isinstance(target, LocalTarget):
+        return
+    if command != "p2pstdio":
+        raise ShellExit(f"Cannot proxy {command} command.")
+    raise ShellExit(
+        f"annextui-shell does not proxy to repository {expected} yet (serving {own} only)"
+    )
+
+
+def configlist(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
+    if cmd.params:
+        raise ShellExit("This command takes no parameters.")
+    uuid = repo.uuid
+    if not uuid and (repo.has_annex_branch() or cmd.autoinit):
+        check_env(READONLY_ENV)
+        uuid = autoinit(repo)
+    out = f"annex.uuid={uuid or ''}\ncore.gcrypt-id={repo.gcrypt_id}\n"
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    return 0
+
+
+def autoinit(repo: LocalRepo) -> str | None:
+    """Initialise the repository (configlist with a git-annex branch or `autoinit=1`)."""
+    from annextui.backend.admin import Admin, AdminError
+    from annextui.backend.repo import Repository
+
+    full = repo.full()
+    assert isinstance(full, Repository)
+    try:
+        Admin(full).init()
+    except AdminError as exc:
+        raise ShellExit(str(exc)) from None
+    repo.reload()
+    return repo.uuid
+
+
+def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
+    if len(cmd.params) != 1:
+        raise ShellExit("missing UUID parameter")
+    if not repo.uuid:
+        if env_set(READONLY_ENV):
+            raise ShellExit("Not a git-annex or gcrypt repository.")
+        autoinit(repo)
+    from annextui.proxycore.local import LocalPeer
+    from annextui.proxycore.peer import PeerFatal
+    from annextui.proxycore.server import ServerMode, serve_stdio
+
+    if env_set(READONLY_ENV):
+        mode = ServerMode.READONLY
+    elif env_set(APPENDONLY_ENV):
+        mode = ServerMode.APPENDONLY
+    else:
+        mode = ServerMode.READWRITE
+    try:
+        peer = LocalPeer(repo, client_uuid=cmd.params[0])
+    except PeerFatal as exc:
+        raise ShellExit(str(exc)) from None
+    result = serve_stdio(peer, mode=mode, debug=cmd.debug)
+    if result.error:
+        # A failure inside the command is reported the way git-annex reports a failed command.
+        sys.stderr.write(f"git-annex: {result.error}\np2pstdio: 1 failed\n")
+        sys.stderr.flush()
+        return 1
+    return 0
+
+
+# -- notifychanges --------------------------------------------------------------------------------
+
+
+def notifychanges(repo: LocalRepo, *, interval: float = 0.5) -> int:
+    """`READY`, then `CHANGED <sha>…` whenever files under `refs/` change, until stdin closes."""
+    import select
+
+    out = sys.stdout
+    out.write("READY\n")
+    out.flush()
+    refs = repo.gitdir / "refs"
+    seen: dict[str, tuple[int, int, int]] = {}
+    first = True
+    stdin = sys.stdin.fileno()
+    while True:
+        changed: list[str] = []
+        current: dict[str, tuple[int, int, int]] = {}
+        for dirpath, _dirs, files in os.walk(refs):
+            for f in files:
+                p = os.path.join(dirpath, f)
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    continue
+                sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+                current[p] = sig
+                if seen.get(p) != sig:
+                    try:
+                        with open(p, "rb") as fh:
+                            sha = fh.read(200).split(b"\n", 1)[0].strip().decode("ascii", "replace")
+                    except OSError:
+                        continue
+                    if sha and not sha.startswith("ref:"):
+                        changed.append(sha)
+        seen = current
+        if changed and (first or changed):
+            out.write("CHANGED " + " ".join(changed) + "\n")
+            out.flush()
+        first = False
+        ready, _, _ = select.select([stdin], [], [], interval)
+        if ready:
+            data = os.read(stdin, 65536)
+            if not data:
+                return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

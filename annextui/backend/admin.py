@@ -333,14 +333,12 @@ class Admin:
 
 
 def _check_expression(expression: str) -> None:
+    from annextui.backend.preferred import ExpressionError, parse
+
     try:
-        from annextui.backend.preferred import ExpressionError, parse_expression
-    except ImportError:  # engine not present yet: accept as git-annex would store it
-        return
-    try:
-        parse_expression(expression)
+        parse(expression)
     except ExpressionError as exc:
-        raise AdminError(f"Parse error: {exc}") from exc
+        raise AdminError(f"Parse error: {exc.git_annex_message}") from exc
 
 
 def open_annex(path: str = ".") -> Repository:

@@ -1,3 +1,5 @@
-from annextui.cli import main
 import sys
+
+from annextui.cli import main
+
 sys.exit(main())

@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for line in demo.summary():
             print(line)
         return 0
-    return _open_console(str(demo.gateway), readonly=False)
+    return _open_console(str(demo.gateway), readonly=bool(getattr(args, "readonly", False)))
 
 
 def _console_available() -> bool:
@@ -146,6 +146,7 @@ def _open_console(path: str, *, readonly: bool) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    """Open the console; with no git-annex repository at REPO it offers to open the demo."""
     if not _console_available():
         from annextui.backend.demo import build_demo
 

@@ -207,13 +207,24 @@ class Admin:
         state = self.state()
         remotes = self.all_remotes(state)
         out = Outcome("updateproxy")
-        remote_proxies = {
-            ProxiedRemote(r.uuid, r.name)
+        candidates = [
+            r
             for r in remotes.values()
             if r.uuid
             and (r.flag("annex-proxy") or r.cluster_nodes)
             and self._can_proxy(r, out, "Cannot proxy to this remote.")
-        }
+        ]
+        # Cycle safety: never proxy for ourselves, and one name per repository (a configured
+        # remote before a proxied one, then the shortest chain), as a loop of gateways would
+        # otherwise list the same repository once per way round.
+        candidates.sort(key=lambda r: (bool(r.option("annex-proxied-by")), len(r.name), r.name))
+        seen: set[str] = {own}
+        remote_proxies = set()
+        for r in candidates:
+            assert r.uuid is not None
+            if r.uuid not in seen:
+                seen.add(r.uuid)
+                remote_proxies.add(ProxiedRemote(r.uuid, r.name))
         my_clusters = [ProxiedRemote(cu, name) for name, cu in self.repo.clusters.items()]
         mine = {p.uuid for p in remote_proxies} | {p.uuid for p in my_clusters}
         my_cluster_uuids = set(self.repo.clusters.values())
@@ -226,7 +237,16 @@ class Admin:
             and node_clusters.get(r.uuid, set()) & my_cluster_uuids
             and r.uuid not in mine
         ]
-        proxies = remote_proxies | set(my_clusters) | set(remote_nodes)
+        # Proxies of proxies (proxychain.py): what gateways proxied with annex-proxy reach.
+        from annextui.backend.proxychain import chained_proxied_remotes
+
+        listed = mine | {p.uuid for p in remote_nodes}
+        chained = {
+            ProxiedRemote(r.uuid, r.name)
+            for r in chained_proxied_remotes(self.repo, state).values()
+            if r.uuid and r.uuid not in listed and r.uuid != own
+        }
+        proxies = remote_proxies | set(my_clusters) | set(remote_nodes) | chained
         old = set(state.proxies.get(own, []))
         if old == proxies:
             out.lines.append("No proxy changes to record.")

@@ -97,10 +97,12 @@ class ProxiedPeer(Peer):
         out = self._peer().get(key, offset, associated_file)
         if out is None:
             return None
-        rec = None
-        if out.length > 0:
-            rec = self.records.start_transfer(Direction.DOWNLOAD, self._uuid, key, associated_file)
-        return RecordedOutgoing(out, Progress(rec, out.offset))
+        if out.length == 0:
+            return out
+        progress = self.records.progress(
+            Direction.DOWNLOAD, self._uuid, key, associated_file, pos=out.offset, length=out.length
+        )
+        return RecordedOutgoing(out, progress)
 
     def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
         self._guard_connect()
@@ -113,8 +115,13 @@ class ProxiedPeer(Peer):
     def remove(self, key: Key, *, before: int | None = None) -> Outcome:
         self._guard_connect()
         outcome = self._peer().remove(key, before=before)
-        self.records.record(key, outcome_uuids(self._uuid, outcome), present=False)
-        return outcome
+        removed = outcome_uuids(self._uuid, outcome)
+        self.records.record(key, removed, present=False)
+        # As P2P/Proxy.hs handleREMOVE answers: the plain form unless the remote reported
+        # other repositories too (a gateway), then every UUID it was removed from.
+        if self.client_version < 2 or all(u == self._uuid for u in removed):
+            return Outcome(outcome.ok)
+        return Outcome(outcome.ok, tuple(removed))
 
     def timestamp(self) -> int:
         self._guard_connect()
@@ -181,10 +188,14 @@ class RecordedIncoming:
         return self.inner.offset
 
     def begin(self, length: int) -> None:
-        rec = self.owner.records.start_transfer(
-            Direction.UPLOAD, self.owner.uuid, self.key, self.af
+        self.progress = self.owner.records.progress(
+            Direction.UPLOAD,
+            self.owner.uuid,
+            self.key,
+            self.af,
+            pos=self.inner.offset,
+            length=length,
         )
-        self.progress = Progress(rec, self.inner.offset)
         self.inner.begin(length)
 
     def write(self, data: bytes | memoryview) -> None:

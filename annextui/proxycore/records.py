@@ -18,8 +18,9 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,12 @@ class GatewayRecords:
         """UUIDs logged as holding the key, plus the clusters one of whose nodes holds it."""
         from annextui.backend.logs.presence import present_infos
 
-        present = present_infos(self.view.read(location_log_path(key)))
+        view = self.view
+        # Another session may have committed meanwhile (its journal files are then gone).
+        from annextui.backend.branch import BRANCH_REF
+
+        view.head = view._ref_sha(BRANCH_REF)
+        present = present_infos(view.read(location_log_path(key)))
         for cu, nodes in self.clusters.items():
             if present & nodes:
                 present.add(cu)
@@ -89,9 +95,11 @@ class GatewayRecords:
         for u in dict.fromkeys(uuids):
             if not u or is_cluster_uuid(u):
                 continue
-            if self.journal.change(
-                path, lambda data, u=u: change_presence(data, u, status, current_clock())
-            ):
+
+            def change(data: bytes, u: str = u) -> bytes | None:
+                return change_presence(data, u, status, current_clock())
+
+            if self.journal.change(path, change):
                 self.changed = True
 
     def commit(self) -> None:
@@ -103,8 +111,20 @@ class GatewayRecords:
             dirty = any(True for _ in os.scandir(jdir))
         except OSError:
             dirty = False
-        if dirty:
-            self.journal.commit()
+        if not dirty:
+            return
+        from annextui.backend.journal import JournalError
+
+        for attempt in range(3):
+            try:
+                self.journal.commit()
+                return
+            except JournalError as exc:  # the branch moved under us (another writer): again
+                if attempt == 2:
+                    # The journal stays; the next session (or git-annex) commits it.
+                    import sys
+
+                    sys.stderr.write(f"annextui-shell: git-annex branch not committed: {exc}\n")
 
     # -- transfer information files ----------------------------------------------------------------
     def start_transfer(
@@ -120,6 +140,23 @@ class GatewayRecords:
             size=k.size if k is not None else None,
         )
 
+    def progress(
+        self,
+        direction: Direction,
+        uuid: str,
+        key: Key,
+        associated_file: str | None,
+        *,
+        pos: int,
+        length: int | None,
+    ) -> Progress:
+        """The record of one relayed transfer of `length` bytes starting at `pos`."""
+
+        def start() -> TransferRecorder | None:
+            return self.start_transfer(direction, uuid, key, associated_file)
+
+        return Progress(start, pos, length)
+
     def busy(self) -> Counter[str]:
         """Relayed transfers in flight per node UUID, across every process of this gateway."""
         from annextui.proxycore.transfers import list_transfers
@@ -127,23 +164,54 @@ class GatewayRecords:
         return Counter(t.transfer.uuid for t in list_transfers(self.annexdir))
 
 
-class Progress:
-    """Bytes-so-far reporting into a transfer record, at git-annex's 1 % steps."""
+RECORD_NOW = 1 << 20  # transfers this large get their record at once
+RECORD_AFTER = 0.05  # smaller ones only once they have run this long (seconds)
 
-    def __init__(self, recorder: TransferRecorder | None, start: int) -> None:
-        self.recorder = recorder
-        self.pos = start
-        self._reported = start
-        self._step = recorder.progress_step if recorder is not None else 1 << 62
+
+class Progress:
+    """Bytes-so-far reporting into the transfer record of one relayed transfer.
+
+    The record is written at git-annex's 1 % steps. Creating one costs a few file operations,
+    which would dominate relaying thousands of small files, so a transfer below `RECORD_NOW`
+    bytes gets its record only if it is still running after `RECORD_AFTER` seconds (a monitor
+    could not have seen it otherwise), or when it fails (the `failed/` record).
+    """
+
+    def __init__(
+        self,
+        start: Callable[[], TransferRecorder | None] | None,
+        pos: int,
+        length: int | None = None,
+    ) -> None:
+        self._start = start
+        self.recorder: TransferRecorder | None = None
+        self.pos = pos
+        self._reported = pos
+        self._step = 1 << 62
+        self._since = time.monotonic()
+        if start is not None and (length is None or length >= RECORD_NOW):
+            self._open()
+
+    def _open(self) -> None:
+        start, self._start = self._start, None
+        if start is not None:
+            self.recorder = start()
+            if self.recorder is not None:
+                self._step = self.recorder.progress_step
 
     def add(self, n: int) -> None:
         self.pos += n
+        if self._start is not None and time.monotonic() - self._since >= RECORD_AFTER:
+            self._open()
         if self.pos - self._reported >= self._step:
             self._reported = self.pos
             assert self.recorder is not None
             self.recorder.progress(self.pos)
 
     def finish(self, ok: bool) -> None:
+        if not ok:
+            self._open()  # a failure is always recorded
+        self._start = None
         rec, self.recorder = self.recorder, None
         if rec is not None:
             rec.finish(ok)

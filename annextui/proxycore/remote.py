@@ -75,7 +75,8 @@ class ProcessStream:
             cwd=cwd,
             bufsize=0,
         )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self._in = self.proc.stdout.fileno()
         self._out = self.proc.stdin.fileno()
 
@@ -89,7 +90,8 @@ class ProcessStream:
             view = view[n:]
 
     def close(self) -> int:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         with contextlib.suppress(OSError):
             self.proc.stdin.close()
         try:
@@ -136,7 +138,7 @@ class RemotePeer(Peer):
         self._conn: p.Connection | None = None
         self._busy: object | None = None  # the transfer or lock holding the connection
 
-    # -- connection ------------------------------------------------------------------------------
+    # -- connection -------------------------------------------------------------------------------
     @property
     def uuid(self) -> str:
         return self._uuid
@@ -217,10 +219,11 @@ class RemotePeer(Peer):
         """Drop the connection at once (a transfer cannot be finished properly)."""
         self._drop()
 
-    # -- wire ------------------------------------------------------------------------------------
+    # -- wire -------------------------------------------------------------------------------------
     def _send(self, *msgs: p.Message) -> None:
         conn, stream = self._conn, self._stream
-        assert conn is not None and stream is not None
+        assert conn is not None
+        assert stream is not None
         try:
             data = b"".join(conn.send(m) for m in msgs)
             stream.write(data)
@@ -233,7 +236,8 @@ class RemotePeer(Peer):
 
     def _write_body(self, data: bytes | memoryview) -> None:
         conn, stream = self._conn, self._stream
-        assert conn is not None and stream is not None
+        assert conn is not None
+        assert stream is not None
         try:
             stream.write(conn.send_data(cast(bytes, data)))
         except (OSError, EOFError) as exc:
@@ -242,7 +246,8 @@ class RemotePeer(Peer):
 
     def _event(self) -> p.Event:
         conn, stream = self._conn, self._stream
-        assert conn is not None and stream is not None
+        assert conn is not None
+        assert stream is not None
         try:
             while True:
                 ev = conn.next_event()
@@ -279,7 +284,7 @@ class RemotePeer(Peer):
         self._send(msg)
         return self._message()
 
-    # -- Peer --------------------------------------------------------------------------------------
+    # -- Peer -------------------------------------------------------------------------------------
     def check_present(self, key: Key) -> bool:
         reply = self._request(p.CheckPresent(str(key)))
         if isinstance(reply, p.Error):
@@ -336,7 +341,7 @@ class RemotePeer(Peer):
     def bypass(self, uuids: tuple[str, ...]) -> None:
         """A later BYPASS is ignored, as git-annex's proxy ignores it."""
 
-    # -- used by the transfer objects ----------------------------------------------------------------
+    # -- used by the transfer objects -------------------------------------------------------------
     def _release(self, holder: object) -> None:
         if self._busy is holder:
             self._busy = None

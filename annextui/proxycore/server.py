@@ -295,8 +295,14 @@ class Server:
 
     def _handle(self, ev: p.Event) -> None:
         match ev:
-            case p.Version():
-                self._write(p.answer_version(self.conn))
+            case p.Version(version=offered):
+                negotiate = getattr(self.peer, "negotiate_version", None)
+                if negotiate is None:
+                    self._write(p.answer_version(self.conn))
+                else:
+                    # A proxy answers with what the peer behind it negotiated (<= the offer).
+                    v = min(int(negotiate(min(offered, self.conn.max_version))), offered)
+                    self._send(p.Version(max(0, v)))
             case p.Auth():
                 self._send(p.Error("unexpected command"))  # ssh already authenticated
             case p.CheckPresent(key=k):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 from annextui.proxycore import shellargs
 
 if TYPE_CHECKING:
+    from annextui.proxycore.gateway import GatewayTarget
     from annextui.proxycore.local import LocalRepo
 
 READONLY_ENV = "GIT_ANNEX_SHELL_READONLY"
@@ -143,14 +144,16 @@ def run_builtin(cmd: shellargs.Builtin) -> int:
         repo = LocalRepo.open(cmd.directory)
     except RepoError as exc:
         raise ShellExit(str(exc)) from None
+    proxy = None
     if cmd.uuid is not None:
-        check_target(repo, cmd.uuid, cmd.command)
+        client = cmd.params[0] if cmd.command == "p2pstdio" and len(cmd.params) == 1 else ""
+        proxy = check_target(repo, cmd.uuid, cmd.command, client)
     if cmd.command == "configlist":
         return configlist(repo, cmd)
     if not repo.is_initialized() and not repo.gcrypt_id:
         raise ShellExit("Not a git-annex or gcrypt repository.")
     if cmd.command == "p2pstdio":
-        return p2pstdio(repo, cmd)
+        return p2pstdio(repo, cmd, proxy)
     if cmd.command == "notifychanges":
         if cmd.params:
             raise ShellExit("This command takes no parameters.")
@@ -161,35 +164,32 @@ def run_builtin(cmd: shellargs.Builtin) -> int:
     )
 
 
-def check_target(repo: LocalRepo, expected: str, command: str) -> None:
-    """The `--uuid` check of git-annex-shell: our own UUID, else refuse as git-annex refuses."""
+def check_target(
+    repo: LocalRepo, expected: str, command: str, client_uuid: str = ""
+) -> GatewayTarget | None:
+    """The `--uuid` check of git-annex-shell: our own UUID (None), a proxied remote or cluster
+    this gateway may serve (p2pstdio only), else refuse as git-annex refuses."""
     own = repo.uuid
     if own is None:
         gid = repo.gcrypt_id
         if gid and gid == expected:
-            return
+            return None
         found = f"UUID {gid}" if gid else "uninitialized repository"
         raise ShellExit(f"expected repository UUID {expected} but found {found}")
     if expected == own:
-        return
-    from annextui.backend.branch import BranchView
-    from annextui.backend.repo import Repository
-    from annextui.backend.state import load_state
-    from annextui.proxycore.targets import LocalTarget, TargetRefused, select_target
+        return None
+    from annextui.proxycore.gateway import open_gateway
+    from annextui.proxycore.targets import TargetRefused
 
-    full = repo.full()
-    assert isinstance(full, Repository)
     try:
-        target = select_target(full, load_state(BranchView(full)), expected)
+        target = open_gateway(repo, expected, client_uuid)
     except TargetRefused as exc:
         raise ShellExit(str(exc)) from None
-    if isinstance(target, LocalTarget):
-        return
+    if target is None:
+        return None
     if command != "p2pstdio":
         raise ShellExit(f"Cannot proxy {command} command.")
-    raise ShellExit(
-        f"annextui-shell does not proxy to repository {expected} yet (serving {own} only)"
-    )
+    return target
 
 
 def configlist(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
@@ -220,7 +220,7 @@ def autoinit(repo: LocalRepo) -> str | None:
     return repo.uuid
 
 
-def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
+def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin, proxy: GatewayTarget | None = None) -> int:
     if len(cmd.params) != 1:
         raise ShellExit("missing UUID parameter")
     if not repo.uuid:
@@ -237,11 +237,18 @@ def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
         mode = ServerMode.APPENDONLY
     else:
         mode = ServerMode.READWRITE
-    try:
-        peer = LocalPeer(repo, client_uuid=cmd.params[0])
-    except PeerFatal as exc:
-        raise ShellExit(str(exc)) from None
-    result = serve_stdio(peer, mode=mode, debug=cmd.debug)
+    if proxy is not None:
+        # A proxied remote or a cluster: the gateway relays (gateway.py).
+        try:
+            result = proxy.serve(mode=mode, debug=cmd.debug)
+        except PeerFatal as exc:
+            raise ShellExit(str(exc)) from None
+    else:
+        try:
+            peer = LocalPeer(repo, client_uuid=cmd.params[0])
+        except PeerFatal as exc:
+            raise ShellExit(str(exc)) from None
+        result = serve_stdio(peer, mode=mode, debug=cmd.debug)
     if result.error:
         # A failure inside the command is reported the way git-annex reports a failed command.
         sys.stderr.write(f"git-annex: {result.error}\np2pstdio: 1 failed\n")

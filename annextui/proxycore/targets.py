@@ -68,17 +68,30 @@ def select_target(repo: Repository, state: AnnexState, uuid: str) -> Target:
         else:
             remotes = remotes_by_cost(repo, state)
             names = {p.name for p in mine}
-            for r in remotes:
+            for r in remotes + _chained(repo, state):
                 if (
                     r.uuid == uuid
                     and r.name in names
                     and _proxy_permitted(r, remotes, repo.clusters)
                 ):
                     return RemoteTarget(uuid, r)
+    elif not is_cluster_uuid(uuid):
+        # Not (yet) in our proxy.log, but behind a gateway this one proxies with annex-proxy
+        # (set in local git config): served without waiting for updateproxy here.
+        for r in remotes_by_cost(repo, state) + _chained(repo, state):
+            if r.uuid == uuid and r.option("annex-proxied-by") and r.flag("annex-proxy"):
+                return RemoteTarget(uuid, r)
     desc = state.descriptions.get(uuid)
     if desc is not None:
         raise TargetRefused(f"not configured to proxy for repository {desc}")
     raise TargetRefused(f"expected repository UUID {uuid} but found UUID {own}")
+
+
+def _chained(repo: Repository, state: AnnexState) -> list[Remote]:
+    from annextui.backend.proxychain import chained_proxied_remotes
+
+    chained = chained_proxied_remotes(repo, state).values()
+    return sorted((r for r in chained if not r.flag("annex-ignore")), key=lambda r: r.cost)
 
 
 def cluster_node_remotes(

@@ -1,0 +1,424 @@
+"""The annextui console: global bindings, the views, state shared by the views, workers that
+read the repository, and the one handler that turns worker failures into an error dialog.
+
+The app receives its backend (`ConsoleBackend`, or None when there is no git-annex repository
+here, in which case it offers to build and open the demo).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from annextui.backend.repo import NotAnnexRepository
+from annextui.screens.balance import BalanceScreen
+from annextui.screens.balance_source import BalanceReport
+from annextui.screens.base import ConsoleScreen
+from annextui.screens.clusters import ClustersScreen
+from annextui.screens.dialogs import ConfirmScreen, ErrorScreen
+from annextui.screens.edits import Edit, EditOutcome, Preview
+from annextui.screens.help import HelpScreen, our_bindings
+from annextui.screens.nodes import NodesScreen
+from annextui.screens.overview import OverviewScreen
+from annextui.screens.preview import render_preview
+from annextui.screens.proxies import ProxiesScreen
+from annextui.screens.sizes_source import SizesReport
+from annextui.screens.source import ConsoleBackend, Reachability, ReadOnlyError, Snapshot
+from annextui.screens.transfers import TransfersScreen
+from annextui.screens.welcome import WelcomeScreen
+
+VIEWS: tuple[tuple[str, str, type[ConsoleScreen]], ...] = (
+    ("1", "overview", OverviewScreen),
+    ("2", "proxies", ProxiesScreen),
+    ("3", "clusters", ClustersScreen),
+    ("4", "nodes", NodesScreen),
+    ("5", "balance", BalanceScreen),
+    ("6", "transfers", TransfersScreen),
+)
+
+
+WATCH_SECONDS = 3.0
+
+
+class SnapshotLoaded(Message):
+    def __init__(self, snapshot: Snapshot, signature: tuple[object, ...]) -> None:
+        self.snapshot = snapshot
+        self.signature = signature
+        super().__init__()
+
+
+class RepoSignature(Message):
+    def __init__(self, signature: tuple[object, ...]) -> None:
+        self.signature = signature
+        super().__init__()
+
+
+class SizesLoaded(Message):
+    def __init__(self, report: SizesReport) -> None:
+        self.report = report
+        super().__init__()
+
+
+class SizesProgress(Message):
+    """A long scan's progress; bursts coalesce to the newest."""
+
+    def __init__(self, done: int, total: int | None) -> None:
+        self.done = done
+        self.total = total
+        super().__init__()
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SizesProgress)
+
+
+class BalanceLoaded(Message):
+    def __init__(self, report: BalanceReport) -> None:
+        self.report = report
+        super().__init__()
+
+
+class ReachabilityChecked(Message):
+    def __init__(self, results: Sequence[Reachability]) -> None:
+        self.results = list(results)
+        super().__init__()
+
+
+class PreviewReady(Message):
+    def __init__(self, preview: Preview) -> None:
+        self.preview = preview
+        super().__init__()
+
+
+class EditsApplied(Message):
+    def __init__(self, outcomes: Sequence[EditOutcome]) -> None:
+        self.outcomes = list(outcomes)
+        super().__init__()
+
+
+class AnnexConsole(App[int]):
+    """The console. `backend` None: no repository here; the demo is offered."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "annextui"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        name: cls for _key, name, cls in VIEWS
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys of this view"),
+        Binding(
+            "ctrl+p,colon",
+            "command_palette",
+            "Commands",
+            id="app.palette",
+            key_display="^p",
+            tooltip="Command palette: everything you can do here",
+        ),
+        *(
+            Binding(
+                key,
+                f"view('{name}')",
+                cls.TITLE_TEXT,
+                id=f"app.view.{name}",
+                show=False,  # the top bar shows the views and their keys
+                tooltip=f"Show the {cls.TITLE_TEXT} view",
+            )
+            for key, name, cls in VIEWS
+        ),
+        Binding("r", "refresh", "Refresh", id="app.refresh", tooltip="Read the repository again"),
+        Binding(
+            "ctrl+s",
+            "review",
+            "Apply staged",
+            id="app.apply",
+            tooltip="Show the staged edits as a diff and apply them after confirmation",
+        ),
+        Binding(
+            "ctrl+z",
+            "unstage",
+            "Unstage",
+            id="app.unstage",
+            tooltip="Drop the last staged edit",
+            show=False,
+        ),
+    ]
+    MUTATING: ClassVar[frozenset[str]] = frozenset({"review"})
+
+    snapshot: var[Snapshot | None] = var(None)
+    sizes: var[SizesReport | None] = var(None)
+    sizes_progress: var[tuple[int, int | None] | None] = var(None)
+    balance: var[BalanceReport | None] = var(None)
+    reach: var[dict[str, Reachability]] = var(dict)
+    staged: var[tuple[Edit, ...]] = var(())
+
+    def __init__(
+        self,
+        backend: ConsoleBackend | None,
+        *,
+        readonly: bool = False,
+        missing: str | None = None,
+        check_nodes: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self._readonly = readonly
+        self.missing = missing
+        self.check_nodes = check_nodes
+        self.applied_at: float | None = None
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly or (self.backend is not None and self.backend.readonly)
+
+    def view_keys(self) -> list[tuple[str, str, str]]:
+        return [(key, name, cls.TITLE_TEXT) for key, name, cls in VIEWS]
+
+    # -- start -------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.backend is None:
+            self.push_screen(WelcomeScreen(self.missing or os.getcwd()))
+        else:
+            self.open_backend(self.backend)
+
+    def open_backend(self, backend: ConsoleBackend) -> None:
+        self.backend = backend
+        self._signature: tuple[object, ...] | None = None
+        self.switch_mode("overview")
+        self.load_snapshot()
+        self.set_interval(WATCH_SECONDS, self.watch_repository)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
+    def watch_repository(self) -> None:
+        """Notice changes made outside the console (git-annex, other admins) and reload."""
+        assert self.backend is not None
+        self.post_message(RepoSignature(self.backend.signature()))
+
+    def on_repo_signature(self, message: RepoSignature) -> None:
+        if self._signature is not None and message.signature != self._signature:
+            self._signature = message.signature
+            self.load_snapshot()
+
+    # -- global actions ----------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.backend is None and (action.startswith("view") or action in ("refresh", "review")):
+            return None
+        if action == "review" and (self.readonly or not self.staged):
+            return None
+        if action == "unstage" and not self.staged:
+            return None
+        return True
+
+    def action_view(self, name: str) -> None:
+        if self.backend is not None and self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if not isinstance(screen, ConsoleScreen) and not isinstance(screen, WelcomeScreen):
+            return
+        title = getattr(screen, "TITLE_TEXT", "annextui")
+        text = getattr(screen, "HELP", "")
+        bindings = our_bindings(screen.active_bindings)
+        global_ids = {b.id for b in Binding.make_bindings(self.BINDINGS) if b.id}
+        self.push_screen(HelpScreen(title, text, bindings, global_ids))
+
+    def action_refresh(self) -> None:
+        if self.backend is None:
+            return
+        self.load_snapshot()
+        if isinstance(self.screen, ConsoleScreen):
+            self.screen.refresh_view()
+
+    def action_unstage(self) -> None:
+        if self.staged:
+            dropped = self.staged[-1]
+            self.staged = self.staged[:-1]
+            self.notify(f"Unstaged: {dropped.describe()}")
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The palette offers our bindings that apply now, then Textual's theme/screenshot."""
+        ours = our_bindings(screen.active_bindings)
+        titles = set()
+        for _keys, ab in ours:
+            if not ab.enabled or ab.binding.id in ("app.palette",):
+                continue
+            b = ab.binding
+            titles.add(b.description)
+            yield SystemCommand(
+                b.description,
+                b.tooltip or f"key: {self.get_key_display(b)}",
+                partial(self.run_action, b.action, ab.node),
+            )
+        for cmd in super().get_system_commands(screen):
+            if cmd.title not in titles and cmd.title in ("Theme", "Screenshot"):
+                yield cmd
+
+    # -- staging and applying ----------------------------------------------------------------
+    def stage(self, edit: Edit) -> bool:
+        if self.readonly:
+            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            return False
+        self.staged = (*self.staged, edit)
+        self.notify(f"Staged: {edit.describe()} — ctrl+s to review and apply")
+        return True
+
+    def action_review(self) -> None:
+        if self.readonly:
+            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            return
+        if not self.staged:
+            self.notify("Nothing staged.")
+            return
+        self.preview_staged(self.staged)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="preview")
+    def preview_staged(self, edits: tuple[Edit, ...]) -> None:
+        assert self.backend is not None
+        preview = self.backend.preview(edits)
+        self.post_message(PreviewReady(preview))
+
+    def on_preview_ready(self, message: PreviewReady) -> None:
+        preview = message.preview
+        if preview.edits != self.staged:
+            return  # staged edits changed meanwhile
+        if preview.error:
+            self.push_screen(
+                ErrorScreen(
+                    "These edits cannot be applied",
+                    f"{preview.error}\n\nNothing was changed. ctrl+z unstages the last edit.",
+                )
+            )
+            return
+        body = render_preview(preview, self.snapshot)
+        n = len(preview.edits)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.apply_staged(preview.edits)
+            else:
+                self.notify("Not applied; the edits stay staged.")
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Apply {n} staged edit{'s' if n != 1 else ''}?", body, yes="Apply", no="No"
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="apply")
+    def apply_staged(self, edits: tuple[Edit, ...]) -> None:
+        assert self.backend is not None
+        outcomes = self.backend.apply(edits)
+        self.post_message(EditsApplied(outcomes))
+
+    def on_edits_applied(self, message: EditsApplied) -> None:
+        self.applied_at = time.time()  # snapshots loaded after this show the applied edits
+        done = [o for o in message.outcomes if o.error is None]
+        failed = [o for o in message.outcomes if o.error is not None]
+        self.staged = tuple(e for e in self.staged if e not in {o.edit for o in done})
+        if failed:
+            f = failed[0]
+            self.push_screen(
+                ErrorScreen(
+                    f"Failed: {f.edit.describe()}",
+                    f"{f.error}\n\n{len(done)} edit(s) before it were applied.",
+                )
+            )
+        else:
+            lines = [line for o in done for line in o.lines]
+            self.notify("\n".join(lines[-6:]) or "Applied.", title=f"Applied {len(done)} edit(s)")
+        self.load_snapshot()
+
+    # -- loading -----------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="snapshot")
+    def load_snapshot(self) -> None:
+        assert self.backend is not None
+        signature = self.backend.signature()  # before reading: a change meanwhile is seen later
+        snapshot = self.backend.snapshot()
+        if not get_current_worker().is_cancelled:
+            self.post_message(SnapshotLoaded(snapshot, signature))
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        first = self.snapshot is None
+        self._signature = message.signature
+        self.snapshot = message.snapshot
+        # Paint the snapshot first: a cold size scan competes with the UI thread for the GIL.
+        self.call_after_refresh(self.load_sizes, message.snapshot)
+        if first and self.check_nodes:
+            self.check_reachability(message.snapshot.node_uuids)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sizes")
+    def load_sizes(self, snapshot: Snapshot) -> None:
+        def progress(done: int, total: int | None) -> None:
+            self.post_message(SizesProgress(done, total))
+
+        assert self.backend is not None
+        report = self.backend.sizes(snapshot, progress)
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(SizesLoaded(report))
+        balance = self.backend.balance(snapshot, report)
+        if not get_current_worker().is_cancelled:
+            self.post_message(BalanceLoaded(balance))
+
+    def on_sizes_progress(self, message: SizesProgress) -> None:
+        self.sizes_progress = (message.done, message.total)
+
+    def on_sizes_loaded(self, message: SizesLoaded) -> None:
+        self.sizes_progress = None
+        self.sizes = message.report
+
+    def on_balance_loaded(self, message: BalanceLoaded) -> None:
+        self.balance = message.report
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="reach")
+    def check_reachability(self, uuids: Sequence[str]) -> None:
+        assert self.backend is not None
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        results = self.backend.reachability(snapshot, uuids)
+        self.post_message(ReachabilityChecked(results))
+
+    def on_reachability_checked(self, message: ReachabilityChecked) -> None:
+        reach = dict(self.reach)
+        reach.update({r.uuid: r for r in message.results})
+        self.reach = reach
+
+    # -- failures ----------------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.worker_state_changed(event)
+
+    def worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is reported (screens forward their events here)."""
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, ReadOnlyError):
+            self.notify(str(error), severity="warning")
+            return
+        name = event.worker.group if event.worker.group != "default" else event.worker.name
+        self.push_screen(ErrorScreen(f"{name} failed", f"{type(error).__name__}: {error}"))
+
+
+def run_console(path: str | os.PathLike[str], *, readonly: bool = False) -> int:
+    """Open the console on the repository containing `path` (the demo is offered if none)."""
+    try:
+        backend: ConsoleBackend | None = ConsoleBackend(path, readonly=readonly)
+    except NotAnnexRepository:
+        backend = None
+    app = AnnexConsole(backend, readonly=readonly, missing=str(Path(path).resolve()))
+    app.run()
+    return app.return_code or 0

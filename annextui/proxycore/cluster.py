@@ -1,0 +1,862 @@
+"""`ClusterPeer`: a client connected to a cluster (`--uuid <cluster uuid>`).
+
+Request by request, as upstream's `Annex/Cluster.hs` + `P2P/Proxy.hs` do (proxy-and-cluster.md
+§4-7, §10), except where marked *better*:
+
+* nodes: the cluster's node remotes cheapest first (targets.cluster_node_remotes), computed
+  after the client's optional `BYPASS`, connected lazily (a node never needed is never opened);
+  each is offered the client's version and sent `BYPASS <client's ∪ ours>` when it speaks v2+.
+* `PUT`: candidates = nodes the gateway's location log does not list; targets = candidates whose
+  preferred content wants the key, else candidates, else all nodes. *Better*: preferred content
+  is evaluated node after node assuming the earlier picks (no duplicate copies in `balanced`
+  groups), and a tier whose every node fails to answer the PUT falls through to the next tier,
+  so a node that is down never fails the upload while another could take it. The client's
+  body is read once and streamed to every participant at once, each from its own `PUT-FROM`
+  offset; a participant that fails mid-body is dropped and the others carry on. Reply:
+  `SUCCESS-PLUS <uuids that stored it>` (v2+), `ALREADY-HAVE-PLUS <holders>` when every target
+  had it, `FAILURE` when none stored it. Only what nodes reported is recorded.
+* `GET`/`CHECKPRESENT`: only nodes the location log lists are asked. *Better than upstream's
+  random pick*: the least busy node first (relayed transfers in flight, from every process of
+  this gateway), then the cheapest; a node that errors before or *while* sending is replaced by
+  the next one (`GET` resumed at the offset reached), so the client sees no failure.
+* `REMOVE`/`REMOVE-BEFORE`: every node (the log may be stale), with the client's deadline
+  translated into each node's clock from the last `GETTIMESTAMP`; PLUS replies as upstream.
+* `GETTIMESTAMP`: one node → its answer; several → ask all, answer the gateway's own clock.
+* `LOCKCONTENT`: always `FAILURE`; clients lock the nodes through their own proxied remotes.
+* `annex.jobs` bounds how many nodes are worked on at once (connecting, requests, replies);
+  a body streams to all of its participants concurrently, since each needs every byte.
+* The gateway's own copy (*better*): when the gateway's preferred content is configured and
+  wants the key, a PUT also stores it on the gateway, and `GET` serves it from there first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import random
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from annextui.backend.keys import Key
+from annextui.proxycore import protocol as p
+from annextui.proxycore.peer import (
+    AlreadyHave,
+    ContentLock,
+    Incoming,
+    Outcome,
+    Outgoing,
+    Peer,
+    PeerFatal,
+    RequestRefused,
+)
+from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
+from annextui.proxycore.remote import NodeError, RemoteIncoming, RemotePeer
+from annextui.proxycore.transfers import Direction
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+QUEUE_CHUNKS = 8  # per-participant buffer while streaming: bounded memory, whatever the size
+
+
+class Preferences(Protocol):
+    """Preferred content as the gateway's branch says (backend/preferred)."""
+
+    def wants(
+        self, uuid: str, key: Key, associated_file: str | None, present: frozenset[str]
+    ) -> bool:
+        """Whether repository `uuid` wants the key, assuming `present` hold it."""
+        ...
+
+    def configured(self, uuid: str) -> bool:
+        """Whether `uuid` has preferred content set at all."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """A node as the cluster needs it: identity, cost, and how to reach it."""
+
+    uuid: str
+    name: str
+    cost: float
+    connect: Callable[[int, frozenset[str]], Peer]  # (offered version, bypass) -> peer
+
+
+class Node:
+    """One node of this session: its peer (opened on first use) and whether it is down."""
+
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.uuid = spec.uuid
+        self.name = spec.name
+        self.cost = spec.cost
+        self._peer: Peer | None = None
+        self.down: str | None = None
+
+    def peer(self, offer: int, bypass: frozenset[str]) -> Peer:
+        if self.down is not None:
+            raise NodeError(self.down)
+        if self._peer is None:
+            try:
+                peer = self.spec.connect(offer, bypass)
+                if isinstance(peer, RemotePeer):
+                    peer.connect(offer)
+            except NodeError as exc:
+                self.down = str(exc)
+                raise
+            except Exception as exc:
+                self.down = f"cannot reach {self.name}: {exc}"
+                raise NodeError(self.down) from exc
+            self._peer = peer
+        return self._peer
+
+    @property
+    def opened(self) -> Peer | None:
+        return self._peer
+
+    def close(self) -> None:
+        peer, self._peer = self._peer, None
+        if peer is not None:
+            peer.close()
+
+
+@dataclass
+class _Failed:
+    error: str | None  # the node's ERROR text, or None when the connection failed
+    elsewhere: bool = True  # worth trying another node (down, full); not when it was busy
+
+
+def _error_of(exc: BaseException) -> _Failed:
+    if isinstance(exc, RequestRefused):
+        return _Failed(str(exc))
+    return _Failed(None)
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"annextui-shell: {message}\n")
+        sys.stderr.flush()
+
+
+class ClusterPeer(Peer):
+    """A cluster served to one client connection."""
+
+    def __init__(
+        self,
+        *,
+        uuid: str,
+        gateway_uuid: str,
+        nodes: Callable[[frozenset[str]], Sequence[NodeSpec]],
+        records: GatewayRecords,
+        jobs: int = 1,
+        preferences: Preferences | None = None,
+        own: Callable[[], Peer] | None = None,
+        stored: Callable[[Key, Sequence[str]], None] | None = None,
+        warn: Callable[[str], None] = _warn,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._uuid = uuid
+        self.gateway_uuid = gateway_uuid
+        self._node_specs = nodes
+        self.records = records
+        self.jobs = max(1, jobs)
+        self.preferences = preferences
+        self._own_factory = own
+        self._own: Peer | None = None
+        self._stored = stored
+        self.warn = warn
+        self.rng = rng or random.Random()
+        self.client_version = 0
+        self._bypass: frozenset[str] = frozenset()
+        self._nodes: list[Node] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._timestamps: dict[str, int] = {}
+        self._local_timestamp: int | None = None
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    # -- session ----------------------------------------------------------------------------------
+    def negotiate_version(self, offered: int) -> int:
+        """Answered without contacting any node (nodes may speak less; each is handled so)."""
+        self.client_version = min(offered, p.MAX_VERSION)
+        return self.client_version
+
+    def bypass(self, uuids: tuple[str, ...]) -> None:
+        """Only the BYPASS right after VERSION counts; later ones are ignored, as upstream."""
+        if self._nodes is None:
+            self._bypass = frozenset(uuids)
+
+    @property
+    def bypass_set(self) -> frozenset[str]:
+        """What the nodes are told to bypass: the client's set plus this gateway."""
+        return self._bypass | {self.gateway_uuid}
+
+    def nodes(self) -> list[Node]:
+        if self._nodes is None:
+            self._nodes = [Node(s) for s in self._node_specs(self._bypass)]
+        return self._nodes
+
+    def _peer(self, node: Node) -> Peer:
+        return node.peer(self.client_version, self.bypass_set)
+
+    def _fan_out(self, items: Sequence[_T], fn: Callable[[_T], _R]) -> list[_R]:
+        """fn over items, at most `annex.jobs` at once, results in order."""
+        if len(items) <= 1 or self.jobs <= 1:
+            return [fn(i) for i in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="node")
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        try:
+            if self._nodes:
+                opened = [n for n in self._nodes if n.opened is not None]
+
+                def shut(n: Node) -> None:
+                    try:
+                        n.close()
+                    except Exception as exc:
+                        self.warn(f"closing {n.name}: {exc}")
+
+                # Nodes commit their journals as they close: do it side by side.
+                if len(opened) > 1:
+                    with ThreadPoolExecutor(max_workers=len(opened)) as ex:
+                        list(ex.map(shut, opened))
+                else:
+                    for n in opened:
+                        shut(n)
+            if self._own is not None:
+                self._own.close()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self.records.commit()
+
+    def note_stored(self, key: Key, uuids: Sequence[str]) -> None:
+        """Live size accounting for the next preferred-content decisions."""
+        if self._stored is not None and uuids:
+            self._stored(key, uuids)
+
+    # -- the gateway's own copy -------------------------------------------------------------------
+    def _own_peer(self) -> Peer | None:
+        if self._own is None and self._own_factory is not None:
+            try:
+                self._own = self._own_factory()
+            except Exception as exc:
+                self.warn(f"the gateway's own copy is unavailable: {exc}")
+                self._own_factory = None
+        return self._own
+
+    def _own_wants(self, key: Key, af: str | None, present: frozenset[str]) -> bool:
+        prefs = self.preferences
+        if self._own_factory is None or prefs is None or self.gateway_uuid in present:
+            return False
+        if not prefs.configured(self.gateway_uuid):
+            return False
+        return prefs.wants(self.gateway_uuid, key, af, present)
+
+    # -- CHECKPRESENT / GET -----------------------------------------------------------------------
+    def _holders(self, key: Key) -> list[Node | Peer]:
+        """Where to read the key from, best first (the gateway's own copy, then least busy)."""
+        locs = self.records.locations(key)
+        order: list[Node | Peer] = []
+        if self.gateway_uuid in locs:
+            own = self._own_peer()
+            if own is not None:
+                order.append(own)
+        nodes = [n for n in self.nodes() if n.uuid in locs and n.down is None]
+        if len(nodes) > 1:
+            busy = self.records.busy()
+            ranked = [(busy.get(n.uuid, 0), n.cost, self.rng.random(), n) for n in nodes]
+            ranked.sort(key=lambda t: t[:3])
+            nodes = [t[3] for t in ranked]
+        return order + nodes
+
+    def _source(self, place: Node | Peer) -> Peer:
+        return self._peer(place) if isinstance(place, Node) else place
+
+    def check_present(self, key: Key) -> bool:
+        last: str | None = None
+        for place in self._holders(key):
+            try:
+                if self._source(place).check_present(key):
+                    return True
+            except RequestRefused as exc:
+                last = str(exc)
+            except PeerFatal as exc:
+                self.warn(str(exc))
+        if last is not None:
+            raise RequestRefused(last)
+        return False
+
+    def lock_content(self, key: Key) -> ContentLock | None:
+        return None
+
+    def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
+        places = self._holders(key)
+        out, rest, last = self._open_get(places, key, offset, associated_file)
+        if out is None:
+            if last is not None:
+                raise RequestRefused(last)
+            return None
+        return ClusterOutgoing(self, out, rest, key, offset, associated_file)
+
+    def _open_get(
+        self, places: list[Node | Peer], key: Key, offset: int, af: str | None
+    ) -> tuple[_Source | None, list[Node | Peer], str | None]:
+        """The first place that sends the content from `offset`; the rest for failover."""
+        last: str | None = None
+        for i, place in enumerate(places):
+            try:
+                out = self._source(place).get(key, offset, af)
+            except RequestRefused as exc:
+                last = str(exc)
+                continue
+            except PeerFatal as exc:
+                self.warn(str(exc))
+                continue
+            if out is None:
+                continue
+            if out.length == 0 and (key.size is None or offset < key.size):
+                # DATA 0: nothing there (INVALID) or, for a key of unknown size, empty content.
+                try:
+                    ok = out.valid()
+                    out.close(Outcome(ok))
+                except PeerFatal:
+                    ok = False
+                if not ok:
+                    continue
+                return _Source(place, _Empty(offset)), places[i + 1 :], None
+            return _Source(place, out), places[i + 1 :], None
+        return None, [], last
+
+    # -- PUT --------------------------------------------------------------------------------------
+    def _tiers(
+        self, key: Key, af: str | None, locs: frozenset[str]
+    ) -> tuple[list[list[Node]], list[Node]]:
+        """The PUT targets in order of preference (the next tier is tried only when every node
+        of a tier was unreachable or refused), and the nodes that want the key."""
+        nodes = self.nodes()
+        candidates = [n for n in nodes if n.uuid not in locs]
+        wanted: list[Node] = []
+        prefs = self.preferences
+        if prefs is not None:
+            assumed = set(locs)
+            for n in candidates:
+                if prefs.wants(n.uuid, key, af, frozenset(assumed)):
+                    wanted.append(n)
+                    assumed.add(n.uuid)
+        else:
+            wanted = list(candidates)
+        tiers = [wanted, [n for n in candidates if n not in wanted]]
+        tiers.append([n for n in nodes if n not in candidates])
+        if not candidates:
+            tiers = [nodes]
+        return [t for t in tiers if t], wanted
+
+    def _verified_holders(self, key: Key, locs: frozenset[str]) -> list[str]:
+        """Logged holders that confirm they have the key (CHECKPRESENT)."""
+        found = []
+        for n in self.nodes():
+            if n.uuid not in locs or n.down is not None:
+                continue
+            try:
+                if self._peer(n).check_present(key):
+                    found.append(n.uuid)
+            except (RequestRefused, PeerFatal, OSError):
+                continue
+        return found
+
+    def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
+        locs = frozenset(self.records.locations(key))
+        tiers, wanted = self._tiers(key, associated_file, locs)
+        if not tiers:
+            raise RequestRefused("the cluster has no nodes")
+        if (
+            self.preferences is not None
+            and not wanted
+            and locs & {n.uuid for n in self.nodes()}
+            and not self._own_wants(key, associated_file, locs)
+        ):
+            # Better than upstream's fallback to every other node: the cluster already holds
+            # the key and no node wants another copy (typically a client that lost a race with
+            # another client's upload). Confirm it with the holders and say so.
+            confirmed = [u for u in self._verified_holders(key, locs) if u != self._uuid]
+            if confirmed:
+                return AlreadyHave(tuple(confirmed))
+        errors: list[str] = []
+        participants: list[_Participant] = []
+        holders: list[str] = []
+        for tier in tiers:
+            live = [n for n in tier if n.down is None]
+            results = self._fan_out(live, lambda n: self._start_put(n, key, associated_file))
+            busy = False
+            for n, res in zip(live, results, strict=True):
+                if isinstance(res, _Failed):
+                    errors.append(f"{n.name}: {res.error or n.down or 'connection lost'}")
+                    busy = busy or not res.elsewhere
+                elif isinstance(res, AlreadyHave):
+                    holders += [n.uuid, *(res.plus or ())]
+                else:
+                    participants.append(_Participant(n.uuid, n.name, res))
+            for n in tier:
+                if n.down is not None and n not in live:
+                    errors.append(n.down)
+            if participants or holders or busy:
+                break
+        if holders:
+            self.records.record(key, holders, present=True)
+        if self._own_wants(key, associated_file, locs | frozenset(holders)):
+            own = self._own_peer()
+            if own is not None:
+                try:
+                    res = own.put(key, associated_file)
+                except (RequestRefused, PeerFatal) as exc:
+                    self.warn(f"the gateway's own copy: {exc}")
+                else:
+                    if isinstance(res, AlreadyHave):
+                        holders.append(self.gateway_uuid)
+                    else:
+                        participants.append(_Participant(self.gateway_uuid, "gateway", res))
+        if not participants:
+            if holders:
+                return AlreadyHave(tuple(u for u in dict.fromkeys(holders) if u != self._uuid))
+            raise RequestRefused(
+                "no node of the cluster accepted the content ("
+                + "; ".join(dict.fromkeys(errors))
+                + ")"
+            )
+        return ClusterIncoming(self, key, associated_file, participants, holders)
+
+    def _start_put(self, node: Node, key: Key, af: str | None) -> Incoming | AlreadyHave | _Failed:
+        try:
+            peer = self._peer(node)
+        except PeerFatal:
+            return _Failed(None)  # down: node.down says why
+        try:
+            return peer.put(key, af)
+        except RequestRefused as exc:
+            return _Failed(str(exc))  # refused (e.g. full): another node may take it
+        except (PeerFatal, OSError) as exc:
+            # Reached, then it hung up on this PUT: git-annex-shell does that when another
+            # transfer of the key holds its lock. Placing the key elsewhere would only make
+            # an unwanted copy; the client retries later.
+            self.warn(f"{node.name}: {exc}")
+            return _Failed(None, elsewhere=False)
+
+    # -- REMOVE / GETTIMESTAMP --------------------------------------------------------------------
+    def remove(self, key: Key, *, before: int | None = None) -> Outcome:
+        nodes = self.nodes()
+        if not nodes:
+            return Outcome(False)
+
+        def one(n: Node) -> Outcome | _Failed:
+            deadline = before
+            if before is not None and self._local_timestamp is not None:
+                theirs = self._timestamps.get(n.uuid)
+                if theirs is not None:
+                    deadline = theirs + (before - self._local_timestamp)
+            try:
+                return self._peer(n).remove(key, before=deadline)
+            except RequestRefused as exc:
+                return _Failed(str(exc))
+            except PeerFatal as exc:
+                self.warn(str(exc))
+                return _Failed(None)
+            except OSError as exc:
+                self.warn(f"{n.name}: {exc}")
+                return _Failed(None)
+
+        results = self._fan_out(nodes, one)
+        removed: list[str] = []
+        for n, r in zip(nodes, results, strict=True):
+            if isinstance(r, Outcome):
+                removed += outcome_uuids(n.uuid, r)
+        self.records.record(key, removed, present=False)
+        nonplussed = self.client_version < 2 or all(u == self._uuid for u in removed)
+        if all(isinstance(r, Outcome) and r.ok for r in results):
+            return Outcome(True, None if nonplussed else tuple(removed))
+        if nonplussed:
+            errors = [r.error for r in results if isinstance(r, _Failed) and r.error]
+            if errors:
+                raise RequestRefused(errors[0])
+            return Outcome(False)
+        return Outcome(False, tuple(removed))
+
+    def timestamp(self) -> int:
+        from annextui.proxycore.local import monotonic_seconds
+
+        nodes = self.nodes()
+        if len(nodes) == 1:
+            self._timestamps, self._local_timestamp = {}, None
+            try:
+                return self._peer(nodes[0]).timestamp()
+            except PeerFatal as exc:
+                raise RequestRefused(str(exc)) from exc
+
+        def one(n: Node) -> int | None:
+            try:
+                return self._peer(n).timestamp()
+            except (RequestRefused, PeerFatal, OSError):
+                return None
+
+        times = self._fan_out(nodes, one)
+        # The local clock read after the nodes': any delay shortens the allowed time.
+        local = monotonic_seconds()
+        self._timestamps = {n.uuid: t for n, t in zip(nodes, times, strict=True) if t is not None}
+        self._local_timestamp = local
+        return local
+
+
+# -- GET -----------------------------------------------------------------------------------------
+
+
+class _Empty:
+    """Empty content (DATA 0, VALID) already acknowledged by the node."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    @property
+    def length(self) -> int:
+        return 0
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def fileno(self) -> int | None:
+        return None
+
+    def readinto(self, buf: memoryview) -> int:
+        return 0
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def valid(self) -> bool:
+        return True
+
+    def close(self, acknowledged: Outcome | None) -> None:
+        pass
+
+
+@dataclass
+class _Source:
+    place: Node | Peer
+    out: Outgoing
+
+
+def _place_uuid(cluster: ClusterPeer, place: Node | Peer) -> str:
+    return place.uuid if isinstance(place, Node) else cluster.gateway_uuid
+
+
+class ClusterOutgoing:
+    """A GET answered by one node, switching to the next holder if that node breaks mid-body.
+
+    The length promised to the client is the first node's; a replacement is asked for
+    `GET <offset reached>` and must send exactly what is left (else the session has to end,
+    as the protocol has no in-band abort).
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterPeer,
+        source: _Source,
+        rest: list[Node | Peer],
+        key: Key,
+        offset: int,
+        af: str | None,
+    ) -> None:
+        self.cluster = cluster
+        self.source = source
+        self.rest = rest
+        self.key = key
+        self._offset = offset
+        self._length = source.out.length
+        self.af = af
+        self.sent = 0
+        self._switched = False
+        self.progress = self._record(source)
+
+    def _record(self, source: _Source) -> Progress:
+        out = source.out
+        if out.length == 0:
+            return Progress(None, out.offset)
+        uuid = _place_uuid(self.cluster, source.place)
+        return self.cluster.records.progress(
+            Direction.DOWNLOAD, uuid, self.key, self.af, pos=out.offset, length=out.length
+        )
+
+    @property
+    def length(self) -> int:
+        return self._length
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def fileno(self) -> int | None:
+        # sendfile only from the first source: a replacement reads through readinto.
+        return None if self._switched else self.source.out.fileno()
+
+    def advance(self, n: int) -> None:
+        self.source.out.advance(n)
+        self.sent += n
+        self.progress.add(n)
+
+    def readinto(self, buf: memoryview) -> int:
+        while True:
+            try:
+                n = self.source.out.readinto(buf)
+            except (PeerFatal, OSError) as exc:
+                self.cluster.warn(f"{exc}; continuing from another node")
+                self._failover()
+                continue
+            if n <= 0 and self.sent < self._length:
+                self._failover()  # the file shrank or the node stopped: try the next holder
+                continue
+            self.sent += n
+            self.progress.add(n)
+            return n
+
+    def _failover(self) -> None:
+        with contextlib.suppress(Exception):
+            self.source.out.close(None)
+        self.progress.finish(False)
+        at = self._offset + self.sent
+        need = self._length - self.sent
+        while self.rest:
+            out, rest, _last = self.cluster._open_get(self.rest, self.key, at, self.af)
+            self.rest = rest
+            if out is None:
+                break
+            if out.out.length != need:
+                with contextlib.suppress(Exception):
+                    out.out.close(Outcome(False))
+                continue
+            self.source = out
+            self._switched = True
+            self.progress = self._record(out)
+            return
+        raise PeerFatal(
+            f"no node could send the rest of {self.key} after {self.sent} of {self._length} bytes"
+        )
+
+    def valid(self) -> bool:
+        while True:
+            try:
+                return self.source.out.valid()
+            except (PeerFatal, OSError) as exc:
+                if self.sent < self._length:
+                    raise
+                # Body complete but the node died before its validity line: we cannot vouch
+                # for the bytes, the client verifies them anyway; report INVALID.
+                self.cluster.warn(str(exc))
+                return False
+
+    def close(self, acknowledged: Outcome | None) -> None:
+        try:
+            self.source.out.close(acknowledged)
+        finally:
+            self.progress.finish(acknowledged is not None and acknowledged.ok)
+
+
+# -- PUT -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Participant:
+    uuid: str
+    name: str
+    incoming: Incoming
+    failed: str | None = None
+    progress: Progress | None = None
+    writer: _Writer | None = None
+
+
+_STOP = object()
+
+
+class _Writer(threading.Thread):
+    """Feeds one participant its part of the body from a bounded queue."""
+
+    def __init__(self, part: _Participant, length: int, skip: int) -> None:
+        super().__init__(name=f"put-{part.name}", daemon=True)
+        self.part = part
+        self.length = length
+        self.skip = skip
+        self.q: queue.Queue[object] = queue.Queue(maxsize=QUEUE_CHUNKS)
+
+    def run(self) -> None:
+        part = self.part
+        try:
+            part.incoming.begin(self.length)
+        except Exception as exc:
+            part.failed = str(exc) or type(exc).__name__
+        while True:
+            item = self.q.get()
+            if item is _STOP:
+                return
+            if part.failed is not None:
+                continue  # keep draining: the reader must never block on a dead node
+            assert isinstance(item, bytes)
+            try:
+                _feed(part, item, self)
+            except Exception as exc:
+                part.failed = str(exc) or type(exc).__name__
+
+
+def _feed(part: _Participant, chunk: bytes, state: _Writer) -> None:
+    if state.skip:
+        if state.skip >= len(chunk):
+            state.skip -= len(chunk)
+            return
+        chunk = chunk[state.skip :]
+        state.skip = 0
+    part.incoming.write(chunk)
+    if part.progress is not None:
+        part.progress.add(len(chunk))
+
+
+class ClusterIncoming:
+    """The client's body, read once, streamed to every participant (see `peer.Incoming`)."""
+
+    def __init__(
+        self,
+        cluster: ClusterPeer,
+        key: Key,
+        af: str | None,
+        participants: list[_Participant],
+        holders: list[str],
+    ) -> None:
+        self.cluster = cluster
+        self.key = key
+        self.af = af
+        self.parts = participants
+        self.holders = holders
+        self._offset = min(pt.incoming.offset for pt in participants)
+        self._inline: _Writer | None = None
+        self._spent = False
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def begin(self, length: int) -> None:
+        total = self._offset + length
+        records = self.cluster.records
+        for pt in self.parts:
+            own = pt.incoming.offset
+            node_len = max(0, total - own)
+            skip = max(0, own - self._offset)
+            if pt.uuid == self.cluster.gateway_uuid:
+                pt.progress = Progress(None, own)  # our own copy records its own download
+            else:
+                pt.progress = records.progress(
+                    Direction.UPLOAD, pt.uuid, self.key, self.af, pos=own, length=node_len
+                )
+            pt.writer = _Writer(pt, node_len, skip)
+        if len(self.parts) == 1:
+            # One participant: write in this thread, no hand-off.
+            w = self.parts[0].writer
+            assert w is not None
+            self._inline = w
+            try:
+                self.parts[0].incoming.begin(w.length)
+            except Exception as exc:
+                self.parts[0].failed = str(exc) or type(exc).__name__
+            return
+        for pt in self.parts:
+            assert pt.writer is not None
+            pt.writer.start()
+
+    def write(self, data: bytes | memoryview) -> None:
+        chunk = bytes(data) if isinstance(data, memoryview) else data
+        w = self._inline
+        if w is not None:
+            if w.part.failed is None:
+                try:
+                    _feed(w.part, chunk, w)
+                except Exception as exc:
+                    w.part.failed = str(exc) or type(exc).__name__
+            return
+        for pt in self.parts:
+            assert pt.writer is not None
+            if pt.failed is None:
+                pt.writer.q.put(chunk)
+
+    def _drain(self) -> None:
+        if self._inline is not None:
+            return
+        for pt in self.parts:
+            if pt.writer is not None and pt.writer.is_alive():
+                pt.writer.q.put(_STOP)
+        for pt in self.parts:
+            if pt.writer is not None and pt.writer.is_alive():
+                pt.writer.join()
+
+    def _settle(self, fn: Callable[[_Participant], Outcome]) -> Outcome:
+        self._spent = True
+        self._drain()
+
+        def one(pt: _Participant) -> Outcome:
+            if pt.failed is not None:
+                self.cluster.warn(f"{pt.name}: {pt.failed}")
+                with contextlib.suppress(Exception):
+                    pt.incoming.abort()
+                return Outcome(False)
+            try:
+                return fn(pt)
+            except (RequestRefused, PeerFatal, OSError) as exc:
+                self.cluster.warn(f"{pt.name}: {exc}")
+                with contextlib.suppress(Exception):
+                    pt.incoming.abort()
+                return Outcome(False)
+
+        outcomes = self.cluster._fan_out(self.parts, one)
+        stored: list[str] = []
+        for pt, o in zip(self.parts, outcomes, strict=True):
+            if pt.progress is not None:
+                pt.progress.finish(o.ok)
+            if o.ok:
+                stored += outcome_uuids(pt.uuid, o)
+        self.cluster.records.record(self.key, stored, present=True)
+        self.cluster.note_stored(self.key, stored)
+        if not stored:
+            return Outcome(False)
+        everyone = [u for u in dict.fromkeys(stored + self.holders) if u]
+        return Outcome(True, tuple(everyone))
+
+    def finish(self, valid: bool | None) -> Outcome:
+        return self._settle(lambda pt: pt.incoming.finish(valid))
+
+    def data_present(self) -> Outcome:
+        return self._settle(lambda pt: pt.incoming.data_present())
+
+    def abort(self) -> None:
+        if self._spent:
+            return
+        self._spent = True
+        for pt in self.parts:
+            pt.failed = pt.failed or "aborted"
+        # Hang up on remote nodes first: a writer blocked on a node that stopped reading then
+        # fails at once instead of holding the queue (local writes never block for long, and
+        # their files must not be closed under a writer).
+        for pt in self.parts:
+            if isinstance(pt.incoming, RemoteIncoming):
+                with contextlib.suppress(Exception):
+                    pt.incoming.abort()
+        self._drain()
+        for pt in self.parts:
+            with contextlib.suppress(Exception):
+                pt.incoming.abort()
+            if pt.progress is not None:
+                pt.progress.finish(False)

@@ -1,0 +1,526 @@
+"""The gateway: which Peer serves a `p2pstdio … --uuid U` connection, and how nodes are reached.
+
+`open_gateway(repo, U)` decides as git-annex does (targets.select_target: own UUID, a proxied
+remote permitted by local git config, or a cluster) and `GatewayTarget.serve()` runs the
+protocol for it on stdin/stdout:
+
+* a proxied remote → `ProxiedPeer` around the remote's peer;
+* a cluster → `ClusterPeer` over the cluster's nodes.
+
+Reaching a node or remote (`node_peer`):
+* a path remote → `LocalPeer` on that repository, in this process (upstream spawns a
+  `git-annex-shell` per local node; here there is no subprocess and no extra copy: bodies go
+  from the client's pipe to the node's temp file, and from the node's object to the client's
+  pipe with `sendfile`);
+* an ssh remote, including another gateway's cluster or proxied remote → `RemotePeer` over a
+  paramiko channel from one process-wide `SshPool` (one transport per host, `~/.ssh/config`,
+  `annex-ssh-options` and known_hosts honoured, unknown or changed host keys refused), running
+  `remote.NAME.annex-shell` (default `git-annex-shell`) `p2pstdio DIR <gateway uuid> --uuid U`.
+  paramiko is imported only when such a node is first used.
+
+Preferred content for cluster fan-out comes from `backend.preferred`, fed from the gateway's
+branch (`BranchPreferences`), with live size accounting when a `maxsize` is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from annextui.backend.keys import Key
+from annextui.proxycore.cluster import ClusterPeer, NodeSpec
+from annextui.proxycore.peer import Peer
+from annextui.proxycore.proxied import ProxiedPeer
+from annextui.proxycore.records import GatewayRecords, path_of
+from annextui.proxycore.remote import NodeError, RemotePeer
+
+if TYPE_CHECKING:
+    from annextui.backend.repo import Remote, Repository
+    from annextui.backend.state import AnnexState
+    from annextui.proxycore.local import LocalPeer, LocalRepo
+    from annextui.proxycore.server import ServeResult, ServerMode
+    from annextui.proxycore.ssh import SshChannel, SshPool
+    from annextui.proxycore.targets import Target
+
+DEFAULT_SHELL = "git-annex-shell"
+
+_pool: SshPool | None = None
+_pool_lock = threading.Lock()
+
+
+def ssh_pool() -> SshPool:
+    """The process-wide pool: every channel to one host shares one ssh transport."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from annextui.proxycore.ssh import SshPool
+
+            _pool = SshPool()
+        return _pool
+
+
+def annex_jobs(value: str | None) -> int:
+    """`annex.jobs`: a number, or `cpus` for the core count; 1 when unset or unparsable."""
+    if not value:
+        return 1
+    if value.strip().lower() == "cpus":
+        return os.cpu_count() or 1
+    try:
+        return max(1, int(value))
+    except ValueError:
+        return 1
+
+
+@dataclass
+class Gateway:
+    """The gateway repository as a session needs it."""
+
+    local: LocalRepo
+    repo: Repository
+    state: AnnexState
+    uuid: str
+    client_uuid: str
+
+    @property
+    def top(self) -> os.PathLike[str]:
+        return self.repo.top
+
+
+# -- reaching a node -----------------------------------------------------------------------------
+
+
+def node_peer(
+    gw: Gateway,
+    remote: Remote,
+    *,
+    uuid: str | None = None,
+    offer: int = 4,
+    bypass: frozenset[str] = frozenset(),
+) -> Peer:
+    """A Peer for `remote` (which must answer as `uuid`, default its own annex-uuid)."""
+    want = uuid or remote.uuid
+    if not want:
+        raise NodeError(f"{remote.name} has no known annex-uuid")
+    url = remote.url
+    if not url:
+        raise NodeError(
+            f"{remote.name} is a special remote; annextui-shell proxies git repositories only"
+        )
+    if remote.is_local_path and not remote.option("annex-proxied-by"):
+        return _local_node(gw, remote, want)
+    if url.startswith(("annex+http", "annex+https", "http://", "https://")):
+        raise NodeError(f"{remote.name}: proxying to {url} (HTTP) is not supported")
+    return _ssh_node(gw, remote, want, offer=offer, bypass=bypass)
+
+
+def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
+    from annextui.proxycore.local import LocalRepo, RepoError
+
+    assert remote.url is not None
+    path = path_of(gw.repo.top, remote.url)
+    try:
+        node = LocalRepo.open(str(path))
+    except RepoError as exc:
+        raise NodeError(f"cannot reach {remote.name}: {exc}") from exc
+    if node.uuid != uuid:
+        raise NodeError(
+            f"{remote.name}: expected repository UUID {uuid} but found UUID {node.uuid}"
+        )
+    return node_peer_class()(node, client_uuid=gw.uuid)
+
+
+def _ssh_node(
+    gw: Gateway, remote: Remote, uuid: str, *, offer: int, bypass: frozenset[str]
+) -> RemotePeer:
+    from annextui.proxycore.ssh import SshOptions, parse_ssh_url, shell_command
+
+    assert remote.url is not None
+    target = parse_ssh_url(remote.url)
+    if target is None:
+        raise NodeError(f"{remote.name}: cannot reach {remote.url}")
+    opts = SshOptions.parse(remote.option("annex-ssh-options"))
+    program = remote.option("annex-shell") or DEFAULT_SHELL
+    command = shell_command(program, "p2pstdio", target.remote_dir, gw.uuid, uuid=uuid)
+
+    def opener() -> SshStream:
+        from annextui.proxycore.ssh import SshError
+
+        try:
+            return SshStream(ssh_pool().open(target, command, opts))
+        except SshError as exc:
+            raise NodeError(f"{remote.name}: {exc}") from exc
+
+    return RemotePeer(
+        opener,
+        uuid=uuid,
+        name=remote.name,
+        bypass=bypass,
+        offer=offer,
+    )
+
+
+def prewarm_ssh(remotes: Sequence[Remote]) -> None:
+    """Import paramiko and bring up the ssh transports of these remotes' hosts in the
+    background, while the client's first lines arrive. Only the transport (TCP, key exchange,
+    authentication) is made early; node connections (channels) still open on first use."""
+    from annextui.proxycore.ssh import parse_ssh_url
+
+    wanted = []
+    for r in remotes:
+        if not r.url or (r.is_local_path and not r.option("annex-proxied-by")):
+            continue
+        t = parse_ssh_url(r.url)
+        if t is not None:
+            wanted.append((t, r.option("annex-ssh-options")))
+    if not wanted:
+        return
+
+    def run() -> None:
+        from annextui.proxycore.ssh import SshOptions, resolve_host
+
+        pool = ssh_pool()
+        for target, options in wanted:
+            try:
+                pool.transport(resolve_host(target, SshOptions.parse(options)))
+            except Exception:  # the real connection attempt reports it
+                continue
+
+    threading.Thread(target=run, name="ssh-prewarm", daemon=True).start()
+
+
+def node_peer_class() -> type[LocalPeer]:
+    """`LocalPeer` for a node served inside the gateway process (built on first use, so the
+    shell does not import local.py's dependencies for a cluster of ssh nodes only)."""
+    global _NodePeer
+    if _NodePeer is None:
+        _NodePeer = _make_node_peer()
+    return _NodePeer
+
+
+_NodePeer: type[LocalPeer] | None = None
+
+
+def _make_node_peer() -> type[LocalPeer]:
+    import stat
+    import time
+    from typing import cast
+
+    from annextui.proxycore.local import LocalOutgoing, LocalPeer
+    from annextui.proxycore.objectstore import UnsafePath
+    from annextui.proxycore.peer import Outgoing
+    from annextui.proxycore.records import RECORD_AFTER, RECORD_NOW
+    from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+
+    class LazyRecorder:
+        """A node's upload record that exists only if the upload is large, slow or failed
+        (as the gateway's own relay records, records.Progress): a record costs more file
+        operations than serving a small file from a local node."""
+
+        def __init__(self, start: Callable[[], TransferRecorder | None], size: int) -> None:
+            self._start: Callable[[], TransferRecorder | None] | None = start
+            self._rec: TransferRecorder | None = None
+            self._since = time.monotonic()
+            self.progress_step = max(1, size // 100)
+            if size >= RECORD_NOW:
+                self._open()
+
+        def _open(self) -> None:
+            start, self._start = self._start, None
+            if start is not None:
+                self._rec = start()
+
+        def progress(self, bytes_done: int) -> None:
+            if self._start is not None and time.monotonic() - self._since >= RECORD_AFTER:
+                self._open()
+            if self._rec is not None:
+                self._rec.progress(bytes_done)
+
+        def finish(self, ok: bool) -> None:
+            if not ok:
+                self._open()
+            self._start = None
+            rec, self._rec = self._rec, None
+            if rec is not None:
+                rec.finish(ok)
+
+    class NodePeer(LocalPeer):
+        """A node repository served in the gateway process: LocalPeer, with lazy upload
+        records for the GETs it serves (see LazyRecorder)."""
+
+        def _get(self, key: Key, offset: int, af: str | None) -> Outgoing | None:
+            kp = self.store.present(key)
+            if kp is None:
+                return None
+            try:
+                fd = os.open(kp.object, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                raise UnsafePath(f"{kp.object} is not a regular file")
+            length = max(0, st.st_size - offset)
+            recorder = None
+            if length > 0:
+
+                def start() -> TransferRecorder | None:
+                    return TransferRecorder.start(
+                        self.store.annexdir,
+                        Transfer(Direction.UPLOAD, self.client_uuid, str(key)),
+                        associated_file=af,
+                        ignore_lock=True,
+                        mode=self.store.file_mode(),
+                        size=key.size,
+                    )
+
+                recorder = LazyRecorder(start, key.size if key.size is not None else length)
+            return LocalOutgoing(
+                fd, kp.object, st, min(offset, st.st_size), length, cast(TransferRecorder, recorder)
+            )
+
+    return NodePeer
+
+
+class SshStream:
+    """A node's `p2pstdio` over an ssh channel, as a `remote.ByteStream`."""
+
+    def __init__(self, channel: SshChannel) -> None:
+        self.channel = channel
+
+    def read(self, n: int) -> bytes:
+        return self.channel.channel.recv(n)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.channel.write(data)
+
+    def close(self) -> int:
+        """EOF to the node, then its exit status (it commits its journal before exiting)."""
+        return self.channel.close()
+
+    def kill(self) -> None:
+        """Abandon the connection without waiting for the node (it may be stuck or gone)."""
+        self.channel.channel.close()
+
+
+# -- preferred content ---------------------------------------------------------------------------
+
+
+class BranchPreferences:
+    """`cluster.Preferences` from the gateway's branch, with live sizes for `maxsize` users."""
+
+    def __init__(self, gw: Gateway, records: GatewayRecords) -> None:
+        self.gw = gw
+        self.records = records
+        self._sizes: dict[str, int] | None = None
+        self._evaluator: object | None = None
+        self._needs_sizes = bool(gw.state.maxsize)
+        self._warned = False
+
+    def configured(self, uuid: str) -> bool:
+        st = self.gw.state
+        return bool((st.preferred.get(uuid) or "").strip() or (st.required.get(uuid) or "").strip())
+
+    def _world(self) -> object:
+        from annextui.backend.preferred import Repo, TrustLevel, World
+
+        st = self.gw.state
+        sizes = self._live_sizes() if self._needs_sizes else {}
+        uuids = set(st.descriptions) | set(st.preferred) | set(st.groups) | set(st.trust)
+        repos = []
+        for u in uuids:
+            trust = TrustLevel.parse(st.trust_of(u).label) or TrustLevel.SEMITRUSTED
+            repos.append(
+                Repo(
+                    u,
+                    trust=trust,
+                    groups=st.groups.get(u, frozenset()),
+                    description=st.descriptions.get(u, ""),
+                    preferred=st.preferred.get(u),
+                    required=st.required.get(u),
+                    maxsize=st.maxsize.get(u),
+                    size=sizes.get(u, 0) if self._needs_sizes else None,
+                    preferreddir=st.remote_configs.get(u, {}).get("preferreddir"),
+                )
+            )
+        return World.build(
+            repos,
+            group_wanted=st.group_preferred,
+            numcopies=st.numcopies,
+            mincopies=st.mincopies,
+            clusters=st.clusters,
+            here=self.gw.uuid,
+        )
+
+    def _live_sizes(self) -> dict[str, int]:
+        if self._sizes is None:
+            self._sizes = repo_sizes(self.gw.repo)
+        return self._sizes
+
+    def evaluator(self) -> object:
+        if self._evaluator is None:
+            from annextui.backend.preferred import Evaluator, World
+
+            world = self._world()
+            assert isinstance(world, World)
+            self._evaluator = Evaluator(world)
+        return self._evaluator
+
+    def wants(
+        self, uuid: str, key: Key, associated_file: str | None, present: frozenset[str]
+    ) -> bool:
+        from annextui.backend.preferred import Evaluator
+
+        try:
+            ev = self.evaluator()
+            assert isinstance(ev, Evaluator)
+            return self._wants(ev, uuid, key, associated_file, present)
+        except Exception as exc:  # never fail an upload over a preferred-content problem
+            if not self._warned:
+                self._warned = True
+                import sys
+
+                sys.stderr.write(f"annextui-shell: preferred content not evaluated: {exc}\n")
+            return True
+
+    @staticmethod
+    def _wants(
+        ev: object, uuid: str, key: Key, associated_file: str | None, present: frozenset[str]
+    ) -> bool:
+        from annextui.backend.preferred import Evaluator, KeyFacts
+
+        assert isinstance(ev, Evaluator)
+        return ev.wants_get(
+            uuid, KeyFacts(key, locations=present, file=associated_file), default=True
+        )
+
+    def stored(self, key: Key, uuids: Sequence[str]) -> None:
+        """Live size accounting: content just stored counts towards those repositories."""
+        if self._sizes is None or key.size is None or not uuids:
+            return
+        for u in uuids:
+            self._sizes[u] = self._sizes.get(u, 0) + key.size
+        self._evaluator = None
+
+
+def repo_sizes(repo: Repository) -> dict[str, int]:
+    """Bytes per repository from the location logs (branch + journal), as git-annex's
+    repository size database computes them."""
+    from annextui.backend.branch import BranchView, branch_path, is_location_log
+    from annextui.backend.keys import KeyError_, file_key, parse_key
+    from annextui.backend.logs.presence import present_infos
+
+    view = BranchView(repo)
+    sizes: dict[str, int] = {}
+    seen: set[str] = set()
+
+    def count(path: str, data: bytes) -> None:
+        name = path.rsplit("/", 1)[-1][: -len(".log")]
+        try:
+            size = parse_key(file_key(name)).size
+        except (KeyError_, ValueError):
+            return
+        if not size:
+            return
+        for u in present_infos(data):
+            sizes[u] = sizes.get(u, 0) + size
+
+    for f in view.journal_files():
+        path = branch_path(f.name)
+        if is_location_log(path):
+            seen.add(path)
+            count(path, view.read(path))
+    merged_only = not view.unmerged and not view.private_dir.is_dir()
+    for path, sha in view.iter_tree_files():
+        if path in seen or not is_location_log(path):
+            continue
+        count(path, view.blob(sha) if merged_only else view.read(path))
+    return sizes
+
+
+# -- building the peer for a target --------------------------------------------------------------
+
+
+def cluster_nodes(gw: Gateway, cluster_uuid: str) -> Callable[[frozenset[str]], list[NodeSpec]]:
+    from annextui.proxycore.targets import cluster_node_remotes
+
+    def specs(bypass: frozenset[str]) -> list[NodeSpec]:
+        out = []
+        for r in cluster_node_remotes(gw.repo, gw.state, cluster_uuid, bypass):
+            assert r.uuid is not None
+
+            def connect(offer: int, bp: frozenset[str], r: Remote = r) -> Peer:
+                return node_peer(gw, r, offer=offer, bypass=bp)
+
+            out.append(NodeSpec(r.uuid, r.name, r.cost, connect))
+        return out
+
+    return specs
+
+
+def build_peer(gw: Gateway, target: Target) -> Peer:
+    from annextui.proxycore.local import LocalPeer
+    from annextui.proxycore.targets import ClusterTarget, LocalTarget, RemoteTarget
+
+    if isinstance(target, LocalTarget):
+        return LocalPeer(gw.local, client_uuid=gw.client_uuid)
+    records = GatewayRecords(
+        gw.repo, clusters=gw.state.clusters, file_mode=gw.local.store.file_mode()
+    )
+    if isinstance(target, RemoteTarget):
+        prewarm_ssh([target.remote])
+        inner = node_peer(gw, target.remote, uuid=target.uuid, offer=0)
+        return ProxiedPeer(inner, uuid=target.uuid, name=target.remote.name, records=records)
+    assert isinstance(target, ClusterTarget)
+    from annextui.proxycore.targets import cluster_node_remotes
+
+    prewarm_ssh(cluster_node_remotes(gw.repo, gw.state, target.uuid))
+    prefs = BranchPreferences(gw, records)
+
+    def own() -> Peer:
+        return LocalPeer(gw.local, client_uuid=gw.client_uuid)
+
+    return ClusterPeer(
+        uuid=target.uuid,
+        gateway_uuid=gw.uuid,
+        nodes=cluster_nodes(gw, target.uuid),
+        records=records,
+        jobs=annex_jobs(gw.repo.config_get("annex.jobs")),
+        preferences=prefs,
+        own=own,
+        stored=prefs.stored,
+    )
+
+
+@dataclass
+class GatewayTarget:
+    """A `--uuid` that this gateway serves by proxying (not its own repository)."""
+
+    gateway: Gateway
+    target: Target
+
+    def serve(self, *, mode: ServerMode, debug: bool = False) -> ServeResult:
+        from annextui.proxycore.server import serve_stdio
+
+        peer = build_peer(self.gateway, self.target)
+        return serve_stdio(peer, mode=mode, debug=debug)
+
+
+def open_gateway(local: LocalRepo, uuid: str, client_uuid: str = "") -> GatewayTarget | None:
+    """None when `uuid` is the repository's own; the proxy target otherwise; raises
+    `targets.TargetRefused` with git-annex's message when it may not be served."""
+    from annextui.backend.branch import BranchView
+    from annextui.backend.repo import Repository
+    from annextui.backend.state import load_state
+    from annextui.proxycore.targets import LocalTarget, select_target
+
+    full = local.full()
+    assert isinstance(full, Repository)
+    state = load_state(BranchView(full))
+    target = select_target(full, state, uuid)
+    if isinstance(target, LocalTarget):
+        return None
+    own = full.require_annex()
+    return GatewayTarget(Gateway(local, full, state, own, client_uuid), target)

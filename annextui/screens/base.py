@@ -1,0 +1,148 @@
+"""The frame every view shares: top bar, body, `/` filter bar and footer; read-only greying;
+worker failures handed to the app's one handler."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.worker import Worker
+
+from annextui.screens.widgets import FilterBar, TopBar
+
+if TYPE_CHECKING:
+    from annextui.app import AnnexConsole
+    from annextui.screens.source import Snapshot
+
+
+class ConsoleScreen(Screen[None]):
+    """Base of the six views. Subclasses set VIEW/TITLE/HELP, compose_body and the show_* hooks."""
+
+    VIEW: ClassVar[str] = ""
+    TITLE_TEXT: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+    #: Actions that would change the repository: greyed out (disabled) with --readonly.
+    MUTATING: ClassVar[frozenset[str]] = frozenset()
+    FILTERABLE: ClassVar[bool] = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter the table"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="view.clear_filter"),
+    ]
+
+    filter_text: reactive[str] = reactive("")
+
+    @property
+    def console(self) -> AnnexConsole:
+        return cast("AnnexConsole", self.app)
+
+    # -- composition -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Footer
+
+        yield TopBar(id="topbar")
+        yield from self.compose_body()
+        if self.FILTERABLE:
+            yield FilterBar(id="filter")
+        yield Footer(show_command_palette=False, compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._snapshot_changed, init=True)
+        self.watch(self.app, "staged", self._staged_changed, init=False)
+        self.watch(self.app, "theme", self._theme_changed, init=False)
+
+    def on_screen_resume(self) -> None:
+        self.update_topbar()
+
+    def _snapshot_changed(self, snapshot: Snapshot | None) -> None:
+        self.update_topbar()
+        if snapshot is not None:
+            self.show_snapshot(snapshot)
+
+    def _theme_changed(self, _theme: object) -> None:
+        snapshot = self.console.snapshot
+        if snapshot is not None:  # table cells carry colours resolved from the theme
+            self.show_snapshot(snapshot)
+
+    def _staged_changed(self, _staged: object) -> None:
+        self.update_topbar()
+        self.refresh_bindings()
+        self.staged_changed()
+
+    def update_topbar(self) -> None:
+        snap = self.console.snapshot
+        self.query_one(TopBar).show(
+            repo=str(snap.path) if snap else "loading…",
+            role=snap.role if snap else "",
+            views=self.console.view_keys(),
+            current=self.VIEW,
+            staged=len(self.console.staged),
+            readonly=self.console.readonly,
+        )
+
+    # -- hooks for subclasses ----------------------------------------------------------------
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """A fresh snapshot of the repository arrived."""
+
+    def staged_changed(self) -> None:
+        """The list of staged edits changed."""
+
+    def filter_changed(self, text: str) -> None:
+        """The `/` filter text changed."""
+
+    def refresh_view(self) -> None:
+        """`r`: re-read what this view shows beyond the snapshot."""
+
+    def main_widget(self) -> Widget | None:
+        return None
+
+    # -- read-only ---------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.MUTATING and self.console.readonly:
+            return None  # shown, greyed out
+        return True
+
+    def refuse_if_readonly(self) -> bool:
+        if self.console.readonly:
+            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            return True
+        return False
+
+    # -- filter ------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        if self.FILTERABLE:
+            self.query_one(FilterBar).open()
+
+    def action_clear_filter(self) -> None:
+        if not self.FILTERABLE:
+            return
+        bar = self.query_one(FilterBar)
+        if bar.is_open or self.filter_text:
+            bar.close()
+
+    @on(FilterBar.Changed)
+    def _filter_bar_changed(self, event: FilterBar.Changed) -> None:
+        self.filter_text = event.text
+
+    @on(FilterBar.Closed)
+    def _filter_bar_closed(self) -> None:
+        if not self.filter_text:
+            self.query_one(FilterBar).remove_class("-open")
+        widget = self.main_widget()
+        if widget is not None:
+            widget.focus()
+
+    def watch_filter_text(self, text: str) -> None:
+        self.filter_changed(text)
+
+    # -- workers -----------------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.console.worker_state_changed(event)

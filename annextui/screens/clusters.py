@@ -1,0 +1,430 @@
+"""Clusters: each cluster with its gateways and nodes as a tree, and the cluster edits.
+
+Edits (init a cluster, add or remove a node, extend to this repository as another gateway, set a
+repository's groups, wanted or maxsize) are staged on the app; ctrl+s shows them as a diff of
+git config and git-annex branch changes and applies them after confirmation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.widget import Widget
+from textual.widgets import Static, Tree
+from textual.widgets.tree import TreeNode
+
+from annextui.backend.logs.values import legal_remote_name
+from annextui.backend.units import format_precise
+from annextui.screens.dialogs import PickScreen, PromptScreen
+from annextui.screens.edits import (
+    AddNode,
+    Edit,
+    ExtendCluster,
+    InitCluster,
+    RemoveNode,
+)
+from annextui.screens.node_edits import RepoEditing
+from annextui.screens.source import RepoRow, Snapshot
+from annextui.screens.widgets import human, matches, short_path, styled, usage_state
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    kind: str  # "cluster", "gateways", "nodes", "gateway", "node"
+    cluster: str  # cluster UUID
+    uuid: str = ""
+
+
+class ClustersScreen(RepoEditing):
+    VIEW = "clusters"
+    TITLE_TEXT = "Clusters"
+    HELP = (
+        "Clusters with their gateways and nodes. Edits are staged (nothing changes yet): "
+        "i inits a cluster with this repository as gateway, a adds a node (one of this "
+        "repository's remotes), x removes the selected node, e makes this repository another "
+        "gateway of a cluster it sees through a gateway remote, g/w/m set the selected "
+        "repository's groups, wanted expression or maxsize. ctrl+s shows the staged edits as a "
+        "diff of git config and git-annex branch changes and applies them only after you "
+        "confirm (the dialog starts on No); ctrl+z drops the last staged edit. Applying runs the "
+        "same commands as the headless CLI (initcluster, git config + updatecluster, "
+        "extendcluster, group, wanted, maxsize)."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("i", "init_cluster", "Init cluster", id="clusters.init"),
+        Binding("a", "add_node", "Add node", id="clusters.add_node"),
+        Binding("x", "remove_node", "Remove node", id="clusters.remove_node"),
+        Binding(
+            "e",
+            "extend_cluster",
+            "Extend",
+            id="clusters.extend",
+            tooltip="Make this repository another gateway of a cluster",
+        ),
+        Binding("g", "set_group", "Group", id="clusters.group"),
+        Binding("w", "set_wanted", "Wanted", id="clusters.wanted"),
+        Binding("m", "set_maxsize", "Maxsize", id="clusters.maxsize"),
+    ]
+    MUTATING = RepoEditing.MUTATING | {"init_cluster", "add_node", "remove_node", "extend_cluster"}
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="clusters-body"):
+            yield Tree[Ref]("clusters", id="cluster-tree")
+            with Vertical(id="cluster-side"):
+                yield Static("", id="cluster-details", classes="panel")
+                yield Static("", id="staged", classes="panel")
+
+    def on_mount(self) -> None:
+        self._tree_nodes: dict[Ref, TreeNode[Ref]] = {}
+        tree: Tree[Ref] = self.query_one(Tree)
+        tree.show_root = False
+        tree.guide_depth = 3
+        self.query_one("#cluster-details").border_title = "Selected"
+        self.query_one("#staged").border_title = "Staged edits"
+        for attr in ("sizes", "reach"):
+            self.watch(self.app, attr, lambda _v: self._rebuild(), init=False)
+        self.staged_changed()
+
+    def main_widget(self) -> Widget | None:
+        return self.query_one(Tree)
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        self._rebuild()
+
+    def filter_changed(self, text: str) -> None:
+        self._rebuild()
+
+    # -- the tree ----------------------------------------------------------------------------
+    def _text(self, *parts: tuple[str, str | None] | str, bold: bool = False) -> Text:
+        """Rich text for tree labels (the Tree takes Rich text): (text, state) pieces."""
+        out = Text()
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part, style="bold" if bold else "")
+            else:
+                text, state = part
+                out.append_text(styled(self.app, text, state))
+        return out
+
+    def _node_label(self, snap: Snapshot, uuid: str, kind: str) -> Text:
+        row = snap.repos.get(uuid)
+        reach = self.console.reach.get(uuid)
+        dot: tuple[str, str | None] = ("● " if kind == "node" else "◆ ", None)
+        if reach is not None:
+            dot = ("● ", "ok") if reach.ok else ("✖ ", "error")
+        label = self._text(dot)
+        label.append(snap.label(uuid), style="bold")
+        if uuid == snap.uuid:
+            label.append_text(styled(self.app, " (here)", "accent"))
+        if row is None:
+            return label
+        if row.groups:
+            label.append_text(styled(self.app, "  · " + " ".join(row.groups), "muted"))
+        if row.maxsize is not None:
+            sizes = self.console.sizes
+            used = sizes.sizes.get(uuid) if sizes else None
+            if row.maxsize and sizes is not None:
+                b = used.bytes if used else 0
+                pct = b / row.maxsize
+                label.append_text(styled(self.app, "  · ", "muted"))
+                label.append_text(
+                    styled(
+                        self.app,
+                        f"{human(b)} / {human(row.maxsize)} {pct:.0%}",
+                        usage_state(pct),
+                    )
+                )
+            else:
+                label.append_text(styled(self.app, f"  · max {human(row.maxsize)}", "muted"))
+        return label
+
+    def _entries(self, snap: Snapshot) -> list[tuple[Ref | None, Ref, Text, bool]]:
+        """(parent, ref, label, leaf) for every line of the tree, in order."""
+        out: list[tuple[Ref | None, Ref, Text, bool]] = []
+        needle = self.filter_text
+        for c in snap.info.clusters:
+            cref = Ref("cluster", c.uuid)
+            label = self._text(snap.cluster_name(c.uuid), bold=True)
+            label.append_text(styled(self.app, f"  {c.description} · {c.uuid[:8]}", "muted"))
+            if c.uuid in snap.local_clusters.values():
+                label.append_text(styled(self.app, "  (gateway here)", "accent"))
+            out.append((None, cref, label, False))
+            groups = (
+                ("gateways", "gateway", c.gateways),
+                ("nodes", "node", tuple(sorted(c.nodes, key=snap.label))),
+            )
+            for title, kind, members in groups:
+                sref = Ref(title, c.uuid)
+                out.append((cref, sref, self._text(title, (f" ({len(members)})", "muted")), False))
+                for u in members:
+                    row = snap.repos.get(u)
+                    hay = " ".join(
+                        [
+                            snap.label(u),
+                            u,
+                            row.description if row else "",
+                            *(row.groups if row else ()),
+                        ]
+                    )
+                    if matches(hay, needle):
+                        out.append(
+                            (sref, Ref(kind, c.uuid, u), self._node_label(snap, u, kind), True)
+                        )
+        if not snap.info.clusters:
+            out.append(
+                (
+                    None,
+                    Ref("none", ""),
+                    styled(
+                        self.app,
+                        "no clusters — i inits one with this repository as gateway",
+                        "muted",
+                    ),
+                    True,
+                )
+            )
+        return out
+
+    def _rebuild(self) -> None:
+        snap = self.console.snapshot
+        if snap is None:
+            return
+        tree: Tree[Ref] = self.query_one(Tree)
+        entries = self._entries(snap)
+        refs = [e[1] for e in entries]
+        if refs == list(self._tree_nodes):
+            for _parent, ref, label, _leaf in entries:
+                node = self._tree_nodes[ref]
+                if node.label != label:
+                    node.set_label(label)
+            self._show_details()
+            return
+        cursor = tree.cursor_node.data if tree.cursor_node is not None else None
+        tree.clear()
+        self._tree_nodes = {}
+        for parent, ref, label, leaf in entries:
+            base = tree.root if parent is None else self._tree_nodes[parent]
+            if leaf:
+                self._tree_nodes[ref] = base.add_leaf(label, data=ref)
+            else:
+                self._tree_nodes[ref] = base.add(label, data=ref, expand=True)
+        target = self._tree_nodes.get(cursor) if cursor is not None else None
+        if target is None:
+            target = next(
+                (n for r, n in self._tree_nodes.items() if r.kind == "node"),
+                next(iter(self._tree_nodes.values()), None),
+            )
+        if target is not None:
+            self.call_after_refresh(tree.move_cursor, target)
+        self._show_details()
+
+    def select_ref(self, ref: Ref) -> bool:
+        """Put the cursor on the line for `ref` (tests and the palette use this)."""
+        node = self._tree_nodes.get(ref)
+        if node is None:
+            return False
+        self.query_one(Tree).move_cursor(node)
+        return True
+
+    @on(Tree.NodeHighlighted)
+    def _highlighted(self) -> None:
+        self._show_details()
+
+    def _selected(self) -> Ref | None:
+        node = self.query_one(Tree).cursor_node
+        return node.data if node is not None else None
+
+    def _show_details(self) -> None:
+        snap = self.console.snapshot
+        ref = self._selected()
+        box = self.query_one("#cluster-details", Static)
+        if snap is None or ref is None or ref.kind == "none":
+            box.update("[$text-muted]nothing selected[/]")
+            return
+        if ref.uuid:
+            box.update(self._repo_details(snap, snap.repos.get(ref.uuid), ref))
+            return
+        c = snap.cluster(ref.cluster)
+        if c is None:
+            box.update("")
+            return
+        sizes = self.console.sizes
+        used = sum(sizes.sizes[u].bytes for u in c.nodes if sizes and u in sizes.sizes)
+        cap = sum(snap.repos[u].maxsize or 0 for u in c.nodes if u in snap.repos)
+        box.update(
+            f"[b]cluster {escape(snap.cluster_name(c.uuid))}[/b]\n"
+            f"uuid        {c.uuid}\n"
+            f"description {escape(c.description)}\n"
+            f"gateways    {escape(', '.join(snap.label(g) for g in c.gateways))}\n"
+            f"nodes       {len(c.nodes)}\n"
+            f"stored      {human(used) if sizes else '…'}"
+            + (f" of {human(cap)} ({used / cap:.0%})" if cap and sizes else "")
+        )
+
+    def _repo_details(self, snap: Snapshot, row: RepoRow | None, ref: Ref) -> str:
+        if row is None:
+            return f"[b]{ref.uuid}[/b]\n[$text-muted]not in uuid.log[/]"
+        sizes = self.console.sizes
+        used = sizes.sizes.get(row.uuid) if sizes else None
+        reach = self.console.reach.get(row.uuid)
+        lines = [
+            f"[b]{escape(row.label)}[/b]  [$text-muted]{ref.kind}[/]",
+            f"uuid        {row.uuid}",
+            f"description {escape(row.description)}",
+            f"remote      {escape(row.name or '-')}  {escape(row.url or '')}",
+            f"groups      {escape(' '.join(row.groups) or '-')}",
+            f"wanted      {escape(row.wanted or '-')}",
+            f"maxsize     {format_precise(row.maxsize) if row.maxsize is not None else '-'}",
+            f"stored      {human(used.bytes) if used else ('0 B' if sizes else '…')}"
+            + (f" in {used.keys} keys" if used else ""),
+        ]
+        if reach is not None:
+            state = "success" if reach.ok else "error"
+            detail = escape(short_path(reach.detail, 30))
+            lines.append(f"reachable   [$text-{state}]{reach.state}[/] {detail}")
+        return "\n".join(lines)
+
+    def staged_changed(self) -> None:
+        staged = self.console.staged
+        box = self.query_one("#staged", Static)
+        if not staged:
+            box.update("[$text-muted]none — edits wait here until ctrl+s[/]")
+            return
+        lines = [f"{i}. {escape(e.describe())}" for i, e in enumerate(staged, 1)]
+        lines.append("[$text-muted]ctrl+s review & apply · ctrl+z unstage last[/]")
+        box.update("\n".join(lines))
+
+    # -- edits -------------------------------------------------------------------------------
+    def _stage(self, edit: Edit) -> None:
+        self.console.stage(edit)
+
+    def _cluster_here(self, snap: Snapshot, ref: Ref | None) -> str | None:
+        """The local name of the selected cluster if this repository is its gateway."""
+        if ref is None or not ref.cluster:
+            clusters = list(snap.local_clusters)
+            if len(clusters) == 1:
+                return clusters[0]
+            self.notify("Select a cluster first.", severity="warning")
+            return None
+        for name, cu in snap.local_clusters.items():
+            if cu == ref.cluster:
+                return name
+        self.notify(
+            f"This repository is not a gateway of {snap.cluster_name(ref.cluster)}: "
+            "change its nodes on one of its gateways.",
+            severity="warning",
+        )
+        return None
+
+    def action_init_cluster(self) -> None:
+        snap = self.console.snapshot
+        if snap is None or self.refuse_if_readonly():
+            return
+
+        def validate(name: str) -> str | None:
+            if not legal_remote_name(name):
+                return "That cluster name is not a valid git remote name."
+            if name in snap.local_clusters:
+                return f"{name} is already a cluster here"
+            return None
+
+        def got_name(name: str | None) -> None:
+            if not name:
+                return
+            self.app.push_screen(
+                PromptScreen(
+                    f"Description of cluster {name}",
+                    value=f"cluster {name}",
+                ),
+                lambda desc: (
+                    self._stage(InitCluster(name, desc or None)) if desc is not None else None
+                ),
+            )
+
+        self.app.push_screen(
+            PromptScreen(
+                "Name of the new cluster (this repository becomes its gateway)",
+                placeholder="e.g. mycluster",
+                validate=validate,
+            ),
+            got_name,
+        )
+
+    def action_add_node(self) -> None:
+        snap = self.console.snapshot
+        if snap is None or self.refuse_if_readonly():
+            return
+        cname = self._cluster_here(snap, self._selected())
+        if cname is None:
+            return
+        cu = snap.local_clusters[cname]
+        choices = []
+        for name in snap.candidate_nodes(cu):
+            r = snap.remotes[name]
+            desc = snap.info.state.description(r.uuid or "")
+            choices.append((name, f"{name}  {desc}  {r.url or ''}"))
+        if not choices:
+            self.notify("Every remote with a UUID is already a node of this cluster.")
+            return
+        self.app.push_screen(
+            PickScreen(f"Add which remote as a node of {cname}?", choices),
+            lambda picked: self._stage(AddNode(picked, cname)) if picked else None,
+        )
+
+    def action_remove_node(self) -> None:
+        snap = self.console.snapshot
+        ref = self._selected()
+        if snap is None or self.refuse_if_readonly():
+            return
+        if ref is None or ref.kind != "node":
+            self.notify("Select a node first.", severity="warning")
+            return
+        cname = self._cluster_here(snap, ref)
+        if cname is None:
+            return
+        name = snap.node_remote_name(ref.uuid)
+        remote = snap.remotes.get(name)
+        if remote is None or name not in snap.configured or cname not in remote.cluster_nodes:
+            self.notify(
+                f"{snap.label(ref.uuid)} is not a node configured here "
+                "(it is reached through another gateway).",
+                severity="warning",
+            )
+            return
+        self._stage(RemoveNode(name, cname))
+
+    def action_extend_cluster(self) -> None:
+        snap = self.console.snapshot
+        if snap is None or self.refuse_if_readonly():
+            return
+        candidates = snap.extend_candidates()
+        if not candidates:
+            self.notify(
+                "No cluster of another gateway is visible here. Add that gateway as a remote "
+                "(ssh or annex+http), git fetch it, then extend.",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        choices = [
+            (f"{gw}\t{name}", f"{name}  via gateway {gw}  ({cu})") for gw, name, cu in candidates
+        ]
+
+        def picked(choice: str | None) -> None:
+            if choice:
+                gw, _tab, name = choice.partition("\t")
+                self._stage(ExtendCluster(gw, name))
+
+        self.app.push_screen(
+            PickScreen("Make this repository a gateway of which cluster?", choices), picked
+        )
+
+    def selected_uuid(self) -> str | None:
+        ref = self._selected()
+        return ref.uuid if ref is not None and ref.uuid else None

@@ -1,0 +1,154 @@
+"""Modal dialogs: confirm (starts on "No"), prompt for a value, pick one of several, error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question about something that changes the repository. Focus starts on "No",
+    so Enter right away cancels."""
+
+    AUTO_FOCUS = "#no"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "answer(False)", "No", id="confirm.no"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("left,right", "app.focus_previous", "Switch", show=False, id="confirm.switch"),
+    ]
+
+    def __init__(self, title: str, body: str, *, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__(classes="dialog")
+        self._title = title
+        self._body = body
+        self._yes = yes
+        self._no = no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self._title, id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                yield Static(self._body, id="dialog-text")
+            with Horizontal(id="dialog-buttons"):
+                yield Button(self._no, id="no", variant="primary")
+                yield Button(self._yes, id="yes", variant="error")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one value. `validate` returns an error message or None."""
+
+    AUTO_FOCUS = "#prompt-input"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="prompt.cancel"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        value: str = "",
+        placeholder: str = "",
+        help_text: str = "",
+        validate: Callable[[str], str | None] | None = None,
+    ) -> None:
+        super().__init__(classes="dialog")
+        self._title = title
+        self._value = value
+        self._placeholder = placeholder
+        self._help = help_text
+        self._validate = validate
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self._title, id="dialog-title")
+            if self._help:
+                yield Static(self._help, id="dialog-help", markup=False)
+            yield Input(value=self._value, placeholder=self._placeholder, id="prompt-input")
+            yield Label("", id="dialog-error")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value = event.value.strip()
+        error = self._validate(value) if self._validate else None
+        if error:
+            self.query_one("#dialog-error", Label).update(error)
+            return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PickScreen(ModalScreen[str | None]):
+    """Choose one of `choices` ((id, label) pairs)."""
+
+    AUTO_FOCUS = "#pick"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="pick.cancel"),
+    ]
+
+    def __init__(self, title: str, choices: Sequence[tuple[str, str]], help_text: str = "") -> None:
+        super().__init__(classes="dialog")
+        self._title = title
+        self._choices = list(choices)
+        self._help = help_text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self._title, id="dialog-title")
+            if self._help:
+                yield Static(self._help, id="dialog-help", markup=False)
+            yield OptionList(*(Option(label, id=cid) for cid, label in self._choices), id="pick")
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ErrorScreen(ModalScreen[None]):
+    """Something failed: say what, and go back on any of enter/escape."""
+
+    AUTO_FOCUS = "#ok"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter", "close", "Close", id="error.close"),
+    ]
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__(classes="dialog -error")
+        self._title = title
+        self._message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self._title, id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                yield Static(self._message, id="dialog-text", markup=False)
+            with Horizontal(id="dialog-buttons"):
+                yield Button("OK", id="ok", variant="primary")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed)
+    def _pressed(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,256 @@
+"""The cluster gateway served by annextui-shell vs git-annex-shell, same topology, one run.
+
+Topology (tests/gateway/topology.py, built with the real git-annex): a client reaching a bare
+gateway over a private OpenSSH sshd on 127.0.0.1; the gateway's cluster has two local nodes and
+one ssh node (real git-annex-shell), placed by `balanced=backup` preferred content. The client
+has two remotes to that one gateway: `ours` (`annex-shell` = annextui-shell) and `theirs`
+(git-annex-shell), so `ours-mycluster` and `theirs-mycluster` are the same cluster served by
+either program. For each case the client runs `git annex copy --to R-mycluster` and, after
+dropping its copies, `git annex get --from R-mycluster`; then the cluster is emptied with
+`drop --from`. Shells alternate which goes first; the best of `--rounds` counts.
+
+Memory: the gateway's process tree (the shell and everything it spawns: upstream starts one
+git-annex-shell per local node and an ssh client per ssh node) is sampled from /proc every
+20 ms; its peak summed RSS is reported, with the peak of the gateway process alone.
+
+    python bench/bench_gateway.py [--rounds 2] [--big-count 8] [--big-mib 64]
+                                  [--small-count 500] [--small-kib 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.gateway import topology  # noqa: E402
+from tests.support import annex as annex_support  # noqa: E402
+from tests.support import procs  # noqa: E402
+from tests.support.annex import AnnexEnv  # noqa: E402
+from tests.support.sshd import Sshd  # noqa: E402
+
+SHELLS = {"ours": "annextui-shell", "theirs": "git-annex-shell"}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Measurement:
+    case: str
+    direction: str
+    shell: str
+    seconds: float
+    bytes: int
+    files: int
+    peak_tree_kib: int
+    peak_gateway_kib: int
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.bytes / self.seconds / (1 << 20)
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE // 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class TreeSampler:
+    """Peak RSS of the gateway shell processes (argv names the gateway repo and p2pstdio) and
+    of all their descendants, summed per gateway process tree."""
+
+    def __init__(self, gateway: Path, interval: float = 0.02) -> None:
+        self.gateway = str(gateway)
+        self.interval = interval
+        self.peak_tree = 0
+        self.peak_gateway = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            all_procs = procs.processes()
+            children: dict[int, list[int]] = {}
+            for p in all_procs:
+                children.setdefault(p.ppid, []).append(p.pid)
+            roots = [
+                p.pid
+                for p in all_procs
+                if "p2pstdio" in p.cmdline
+                and self.gateway in p.cmdline
+                and p.exe_name not in ("ssh", "sh", "bash", "time")
+            ]
+            # the shell program itself (not its sshd/sh parents): skip roots below other roots
+            root_set = set(roots)
+            for r in roots:
+                tree = [r]
+                i = 0
+                while i < len(tree):
+                    tree.extend(c for c in children.get(tree[i], []) if c not in root_set)
+                    i += 1
+                total = sum(_rss_kib(pid) for pid in tree)
+                self.peak_tree = max(self.peak_tree, total)
+                self.peak_gateway = max(self.peak_gateway, _rss_kib(r))
+            self._stop.wait(self.interval)
+
+
+def _write_files(repo: Path, sub: str, count: int, size: int) -> None:
+    d = repo / sub
+    d.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1 << 20)
+    for i in range(count):
+        with open(d / f"f{i:04d}.bin", "wb") as fh:
+            fh.write(os.urandom(16))
+            left = size - 16
+            while left > 0:
+                n = min(left, len(block))
+                fh.write(block[:n])
+                left -= n
+
+
+def _nodes_empty(topo: topology.Topology) -> bool:
+    return not any(
+        any(f.is_file() for f in (p / "annex" / "objects").rglob("*")) for p in topo.nodes.values()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--big-count", type=int, default=8)
+    ap.add_argument("--big-mib", type=int, default=64)
+    ap.add_argument("--small-count", type=int, default=500)
+    ap.add_argument("--small-kib", type=int, default=4)
+    ap.add_argument("--cases", default="big,small")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    args = ap.parse_args(argv)
+
+    exe = annex_support.find_git_annex()
+    if exe is None:
+        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="bgw-", dir="/tmp"))
+    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
+    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
+    env = AnnexEnv.create(
+        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
+    )
+    results: list[Measurement] = []
+    try:
+        sshd.start()
+        env.use_ssh(sshd)
+        topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
+        cl = topo.client
+        env.git(cl, "remote", "rename", "origin", "ours")
+        env.git(cl, "remote", "add", "theirs", f"ssh://gw{topo.gw}")
+        env.git(cl, "config", "remote.theirs.annex-shell", SHELLS["theirs"])
+        env.git(cl, "fetch", "-q", "theirs")
+        env.annex(cl, "info", "-q", "theirs")  # learn the UUID outside the timings
+        cases = {
+            "big": (args.big_count, args.big_mib << 20),
+            "small": (args.small_count, args.small_kib << 10),
+        }
+        for case in args.cases.split(","):
+            count, size = cases[case]
+            _write_files(cl, case, count, size)
+            env.annex(cl, "add", "-q", "--force-large", case)
+            env.git(cl, "commit", "-q", "-m", case)
+            total = count * size
+            for rnd in range(args.rounds):
+                order = list(SHELLS) if rnd % 2 == 0 else list(reversed(SHELLS))
+                for name in order:
+                    remote = f"{name}-{topology.CLUSTER_NAME}"
+                    with TreeSampler(topo.gw) as s:
+                        t = time.perf_counter()
+                        env.annex(cl, "copy", "-q", "--to", remote, case, timeout=3600)
+                        up = time.perf_counter() - t
+                    results.append(
+                        Measurement(
+                            case, "copy", name, up, total, count, s.peak_tree, s.peak_gateway
+                        )
+                    )
+                    env.annex(cl, "drop", "-q", "--force", case)
+                    with TreeSampler(topo.gw) as s:
+                        t = time.perf_counter()
+                        env.annex(cl, "get", "-q", "--from", remote, case, timeout=3600)
+                        down = time.perf_counter() - t
+                    results.append(
+                        Measurement(
+                            case, "get", name, down, total, count, s.peak_tree, s.peak_gateway
+                        )
+                    )
+                    env.annex(cl, "drop", "-q", "--force", "--from", remote, case, timeout=3600)
+                    assert _nodes_empty(topo), "the cluster was not emptied"
+                    print(
+                        f"  {case} round {rnd} {name}: copy {up:.2f}s get {down:.2f}s",
+                        file=sys.stderr,
+                    )
+    finally:
+        env.cleanup()
+        sshd.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(report(results))
+    if args.json:
+        args.json.write_text(
+            json.dumps([asdict(m) | {"mib_per_s": m.mib_per_s} for m in results], indent=1)
+        )
+    return 0
+
+
+def report(results: list[Measurement]) -> str:
+    best: dict[tuple[str, str, str], Measurement] = {}
+    peak: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for m in results:
+        k = (m.case, m.direction, m.shell)
+        if k not in best or m.seconds < best[k].seconds:
+            best[k] = m
+        t, g = peak.get(k, (0, 0))
+        peak[k] = (max(t, m.peak_tree_kib), max(g, m.peak_gateway_kib))
+    lines = [
+        f"{'case':<6} {'op':<5} {'shell':<7} {'best s':>8} {'MiB/s':>8} {'files/s':>8} "
+        f"{'tree RSS':>9} {'gw RSS':>8} {'ours/theirs':>11}",
+    ]
+    for case in ("big", "small"):
+        for direction in ("copy", "get"):
+            theirs = best.get((case, direction, "theirs"))
+            for shell in ("ours", "theirs"):
+                m = best.get((case, direction, shell))
+                if m is None:
+                    continue
+                ratio = (m.seconds / theirs.seconds) if theirs else float("nan")
+                tree, gw = peak[(case, direction, shell)]
+                lines.append(
+                    f"{case:<6} {direction:<5} {shell:<7} {m.seconds:8.2f} {m.mib_per_s:8.1f} "
+                    f"{m.files / m.seconds:8.1f} {tree / 1024:7.1f}Mi {gw / 1024:6.1f}Mi "
+                    f"{ratio:11.2f}"
+                )
+    lines.append("ours/theirs = annextui-shell wall time / git-annex-shell wall time (goal <= 0.8)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

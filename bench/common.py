@@ -1,0 +1,233 @@
+"""Shared helpers for the benchmarks: a clean git environment, timing, and fast repository builds.
+
+`build_sized_repo` makes a real git-annex repository (initialised by git-annex itself) and then
+writes N location logs straight into its `git-annex` branch with one `git fast-import` stream,
+so a million-key branch takes seconds instead of a million git-annex calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_CLOCK = 1_700_000_000
+HERE_UUID = "00000000-1111-4000-8000-000000000000"
+
+
+def bench_env(home: Path) -> dict[str, str]:
+    """Environment for git and git-annex: fixed identity, private HOME, fixed vector clock."""
+    env = dict(os.environ)
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@example.com",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@example.com",
+        GIT_ANNEX_VECTOR_CLOCK=str(BASE_CLOCK + 5_000_000),
+        GIT_CONFIG_NOSYSTEM="1",
+    )
+    return env
+
+
+def run(cmd: list[str], *, cwd: Path, env: Mapping[str, str], input_: bytes | None = None) -> bytes:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, input=input_, capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()}")
+    return proc.stdout
+
+
+def repo_uuid(i: int) -> str:
+    return f"{i:08x}-2222-4000-8000-{i:012x}"
+
+
+def hashdir_lower(key: str) -> str:
+    h = hashlib.md5(key.encode()).hexdigest()
+    return f"{h[:3]}/{h[3:6]}/"
+
+
+@dataclass
+class SizedRepo:
+    path: Path
+    env: dict[str, str]
+    uuids: list[str]
+    keys: list[str] = field(default_factory=list)
+    head: str = ""
+
+
+def _key(rng: random.Random, i: int) -> str:
+    size = rng.choice((0, rng.randrange(1, 10_000), rng.randrange(10_000, 10**9)))
+    digest = hashlib.sha256(i.to_bytes(8, "big")).hexdigest()
+    return f"SHA256E-s{size}--{digest}.bin"
+
+
+def _location_log(rng: random.Random, uuids: list[str], clock: int) -> bytes:
+    """1-3 holders; some removals and superseded lines so resolution matters."""
+    lines = []
+    for u in rng.sample(uuids, rng.choice((1, 1, 2, 2, 3))):
+        r = rng.random()
+        if r < 0.1:
+            lines.append(f"{clock}s 1 {u}\n{clock + 7}s 0 {u}\n")  # later removal wins
+        elif r < 0.15:
+            lines.append(f"{clock + 3}s 1 {u}\n{clock}s 0 {u}\n")  # older removal loses
+        else:
+            lines.append(f"{clock}s 1 {u}\n")
+    return "".join(lines).encode()
+
+
+def _data(payload: bytes) -> bytes:
+    return b"data %d\n%s\n" % (len(payload), payload)
+
+
+def fast_import_commit(
+    repo: SizedRepo,
+    files: Iterator[tuple[str, bytes]],
+    message: str,
+    *,
+    parent: str,
+) -> str:
+    """One commit on refs/heads/git-annex with `files` changed, written by git fast-import."""
+    proc = subprocess.Popen(
+        ["git", "fast-import", "--quiet", "--done", "--force"],
+        cwd=repo.path,
+        env=repo.env,
+        stdin=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    w = proc.stdin
+    msg = message.encode()
+    when = f"{BASE_CLOCK} +0000".encode()
+    w.write(b"commit refs/heads/git-annex\n")
+    w.write(b"committer bench <bench@example.com> " + when + b"\n")
+    w.write(_data(msg))
+    w.write(b"from " + parent.encode() + b"\n")
+    chunk: list[bytes] = []
+    for path, content in files:
+        chunk.append(b"M 100644 inline " + path.encode() + b"\n" + _data(content))
+        if len(chunk) >= 4096:
+            w.write(b"".join(chunk))
+            chunk.clear()
+    w.write(b"".join(chunk))
+    w.write(b"done\n")
+    w.close()
+    if proc.wait() != 0:
+        raise RuntimeError("git fast-import failed")
+    return (
+        run(["git", "rev-parse", "refs/heads/git-annex"], cwd=repo.path, env=repo.env)
+        .decode()
+        .strip()
+    )
+
+
+def build_sized_repo(
+    path: Path, n_keys: int, *, n_repos: int = 20, seed: int = 1, home: Path | None = None
+) -> SizedRepo:
+    """A git-annex repo whose branch holds `n_keys` location logs over `n_repos` repositories."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    env = bench_env(home or path.parent / "home")
+    run(["git", "init", "-q", "-b", "main"], cwd=path, env=env)
+    run(["git", "config", "annex.uuid", HERE_UUID], cwd=path, env=env)
+    run(["git", "annex", "init", "-q", "bench here"], cwd=path, env=env)
+    uuids = [repo_uuid(i + 1) for i in range(n_repos)]
+    repo = SizedRepo(path, env, [HERE_UUID, *uuids])
+    rng = random.Random(seed)
+    here_line = run(["git", "show", "git-annex:uuid.log"], cwd=path, env=env)
+    uuid_log = (
+        here_line
+        + "".join(
+            f"{u} node{i + 1} timestamp={BASE_CLOCK}s\n" for i, u in enumerate(uuids)
+        ).encode()
+    )
+    maxsize_log = "".join(
+        f"{BASE_CLOCK}s {u} {(i + 1) * 10**12}\n" for i, u in enumerate(uuids) if i % 3 == 0
+    ).encode()
+    trust_log = f"{uuids[-1]} X timestamp={BASE_CLOCK}s\n".encode()  # one dead repo
+    group_log = "".join(
+        f"{u} nodes timestamp={BASE_CLOCK}s\n" for u in uuids[: n_repos // 2]
+    ).encode()
+    keys = repo.keys
+
+    def files() -> Iterator[tuple[str, bytes]]:
+        yield "uuid.log", uuid_log
+        yield "maxsize.log", maxsize_log
+        yield "trust.log", trust_log
+        yield "group.log", group_log
+        for i in range(n_keys):
+            k = _key(rng, i)
+            keys.append(k)
+            yield hashdir_lower(k) + k + ".log", _location_log(rng, repo.uuids, BASE_CLOCK + i)
+
+    parent = run(["git", "rev-parse", "refs/heads/git-annex"], cwd=path, env=env).decode().strip()
+    repo.head = fast_import_commit(repo, files(), "bench: location logs", parent=parent)
+    return repo
+
+
+def change_keys(repo: SizedRepo, n: int, *, seed: int = 2) -> str:
+    """One commit that rewrites the location logs of `n` random keys."""
+    rng = random.Random(seed)
+    chosen = rng.sample(repo.keys, min(n, len(repo.keys)))
+    clock = BASE_CLOCK + 10_000_000
+
+    def files() -> Iterator[tuple[str, bytes]]:
+        for k in chosen:
+            yield hashdir_lower(k) + k + ".log", _location_log(rng, repo.uuids, clock)
+
+    repo.head = fast_import_commit(repo, files(), "bench: change keys", parent=repo.head)
+    return repo.head
+
+
+@dataclass
+class Timed:
+    seconds: float
+    max_rss_kib: int
+    stdout: bytes
+    cpu_seconds: float = 0.0  # user + system time of the whole process tree
+
+
+def timed_child(cmd: list[str], *, cwd: Path, env: Mapping[str, str]) -> Timed:
+    """Run a command; wall time and the peak RSS of the largest child process it created.
+
+    `RUSAGE_CHILDREN` reports the maximum over all waited-for descendants, so each measurement
+    runs in a fresh intermediate Python process that only spawns this one command.
+    """
+    helper = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True)\n"
+        "dt = time.perf_counter() - t\n"
+        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "sys.stderr.buffer.write(p.stderr)\n"
+        "cpu = ru.ru_utime + ru.ru_stime\n"
+        "out = json.dumps([dt, ru.ru_maxrss, p.returncode, cpu]).encode()\n"
+        "sys.stdout.buffer.write(out + b'\\n')\n"
+        "sys.stdout.buffer.write(p.stdout)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", helper, *cmd], cwd=cwd, env=env, capture_output=True
+    )
+    head, _, out = proc.stdout.partition(b"\n")
+    import json
+
+    dt, rss, rc, cpu = json.loads(head)
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({rc}): {proc.stderr.decode()[-2000:]}")
+    return Timed(dt, rss, out, cpu)
+
+
+def self_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def stopwatch() -> float:
+    return time.perf_counter()

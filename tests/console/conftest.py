@@ -1,0 +1,34 @@
+"""Console fixtures: one demo per test module (built by the demo builder), copied for tests
+that change it; a driver for Pilot sessions; the real git-annex to check outcomes."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from annextui.backend.demo import DemoRepo, build_demo
+from tests.console.support import copy_demo
+from tests.support.annex import AnnexEnv
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRepo]:
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    demo = build_demo(root)
+    yield demo
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def demo(demo_template: DemoRepo, tmp_path: Path) -> DemoRepo:
+    """A private copy of the module's demo, for a test that changes it."""
+    return copy_demo(demo_template, tmp_path / "demo")
+
+
+@pytest.fixture
+def annex(annex_env: AnnexEnv) -> AnnexEnv:
+    """The real git-annex, in a test environment."""
+    return annex_env

@@ -1,0 +1,108 @@
+"""Helpers for console tests: copying a demo, running the app under Pilot, reading widgets."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.coordinate import Coordinate
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from annextui.app import AnnexConsole
+from annextui.backend.demo import DemoRepo
+from annextui.screens.source import ConsoleBackend
+
+SIZE = (120, 36)
+
+
+def copy_demo(demo: DemoRepo, dest: Path) -> DemoRepo:
+    shutil.copytree(demo.root, dest, symlinks=True)
+
+    def moved(p: Path) -> Path:
+        return dest / p.relative_to(demo.root)
+
+    return dataclasses.replace(
+        demo,
+        root=dest,
+        gateway=moved(demo.gateway),
+        nodes={k: moved(v) for k, v in demo.nodes.items()},
+        archive=moved(demo.archive) if demo.archive else None,
+    )
+
+
+Scenario = Callable[[AnnexConsole, Pilot[int]], Awaitable[None]]
+
+
+def run_app(
+    backend: ConsoleBackend | None,
+    scenario: Scenario,
+    *,
+    readonly: bool = False,
+    check_nodes: bool = True,
+    missing: str | None = None,
+    timeout: float = 120,
+) -> AnnexConsole:
+    """Run the console headless at 120x36, wait for the first snapshot and sizes, run
+    `scenario`, and return the app (after it exited)."""
+
+    async def main() -> AnnexConsole:
+        app = AnnexConsole(backend, readonly=readonly, check_nodes=check_nodes, missing=missing)
+        async with app.run_test(size=SIZE) as pilot:
+            if backend is not None:
+                await wait_for(pilot, lambda: app.snapshot is not None and app.sizes is not None)
+                await wait_for(pilot, lambda: app.balance is not None)
+            await scenario(app, pilot)
+        return app
+
+    return asyncio.run(asyncio.wait_for(main(), timeout))
+
+
+async def wait_for(
+    pilot: Pilot[Any], predicate: Callable[[], object], timeout: float = 30.0, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await pilot.pause(0.05)
+
+
+def table_rows(table: DataTable[Any]) -> list[list[str]]:
+    """The plain text of every row, in display order."""
+    out = []
+    for i in range(table.row_count):
+        out.append([str(getattr(c, "plain", c)) for c in table.get_row_at(i)])
+    return out
+
+
+def row_keys(table: DataTable[Any]) -> list[str]:
+    keys = (table.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in range(table.row_count))
+    return [k.value or "" for k in keys]
+
+
+def repo_fingerprint(path: Path) -> str:
+    """A digest of what an edit could change: git config, refs, journal."""
+    gitdir = path / ".git" if (path / ".git").is_dir() else path
+    h = hashlib.sha256()
+    files = [
+        gitdir / "config",
+        gitdir / "packed-refs",
+        *(gitdir / "refs").rglob("*"),
+        *(gitdir / "annex" / "journal").glob("*"),
+    ]
+    for f in sorted(files):
+        if f.is_file():
+            h.update(str(f.relative_to(gitdir)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def plain(widget: Any) -> str:
+    """The text a Static/Label shows, without markup."""
+    return str(widget.render())

@@ -167,7 +167,10 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-C", "--repo", default=".", help="repository path (default: .)")
+    # SUPPRESS: a -C given before the subcommand is not overwritten by this default.
+    common.add_argument(
+        "-C", "--repo", default=argparse.SUPPRESS, help="repository path (default: .)"
+    )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = argparse.ArgumentParser(
@@ -236,9 +239,26 @@ def _register_extensions(add: Callable[[str, Handler, str], argparse.ArgumentPar
     register(add)
 
 
+def _repo_positional(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`annextui REPO` opens the console on REPO: rewrite it to `-C REPO`.
+
+    A subcommand name always wins; anything else that is not an option is taken as the path.
+    """
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for i, word in enumerate(argv):
+        if word.startswith("-"):
+            if word in ("-C", "--repo"):
+                return argv
+            continue
+        if word in sub.choices:
+            return argv
+        return [*argv[:i], "-C", word, *argv[i + 1 :]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_repo_positional(parser, list(sys.argv[1:] if argv is None else argv)))
     handler: Handler | None = getattr(args, "handler", None)
     try:
         if handler is None:

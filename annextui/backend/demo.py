@@ -27,6 +27,7 @@ from annextui.backend.clock import Clock, current_clock
 from annextui.backend.journal import Journal
 from annextui.backend.keys import Key, hashdir_mixed, key_file, location_log_path
 from annextui.backend.logs import PresenceStatus, change_presence
+from annextui.backend.preferred.balanced import BalancedPicker, has_space
 from annextui.backend.repo import Repository
 
 NODE_MAXSIZES = {"node1": 40_000_000_000, "node2": 60_000_000_000, "node3": 25_000_000_000}
@@ -93,12 +94,6 @@ def _fake_key(rng: random.Random, index: int) -> tuple[Key, str]:
 
 def _mark_present(uuid: str, clock: Clock) -> Callable[[bytes], bytes | None]:
     return lambda current: change_presence(current, uuid, PresenceStatus.PRESENT, clock)
-
-
-def _pick(nodes: list[str], key: Key) -> str:
-    # Hash placement like balanced= (the real picker is in backend.preferred.balanced).
-    h = int.from_bytes(hashlib.sha256(str(key).encode()).digest()[:8], "big")
-    return sorted(nodes)[h % len(nodes)]
 
 
 def _commit_tree(repo: Repository, files: dict[str, bytes], message: str) -> None:
@@ -188,13 +183,24 @@ def build_demo(path: str | Path | None, *, keys: int = 300, seed: int = 42) -> D
 
     journal = Journal(gw)
     files: dict[str, bytes] = {}
+    # Place keys where `balanced=nodes` would: git-annex's HMAC picker over the nodes that
+    # still have space, so the demo starts balanced apart from the deliberate misplacements.
+    node_by_uuid = {demo.uuids[n]: n for n in NODE_MAXSIZES}
+    picker = BalancedPicker(node_by_uuid)
+    used = dict.fromkeys(node_by_uuid, 0)
     node_names = list(NODE_MAXSIZES)
     clock = current_clock()
     for i in range(keys):
         key, fname = _fake_key(rng, i)
-        holders = {_pick(node_names, key)}
+        size = key.size or 0
+        fits = [
+            u for u in used if has_space(size, False, used[u], NODE_MAXSIZES[node_by_uuid[u]])
+        ]
+        holders = {node_by_uuid[u] for u in picker.pick(fits, str(key), 1)} if fits else set()
         if rng.random() < 0.06:  # misplaced: a second node holds it too
             holders.add(rng.choice(node_names))
+        for h in holders & set(node_names):
+            used[demo.uuids[h]] += size
         if rng.random() < 0.3:
             holders.add("archive")
         if rng.random() < 0.1:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from annextui.backend.branch import BranchView
 from annextui.backend.logs.values import TrustLevel
 from annextui.backend.repo import Repository
-from annextui.backend.state import AnnexState, load_state, remote_names
+from annextui.backend.state import AnnexState, display_description, load_state, remote_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ def gather_info(repo: Repository) -> RepositoryInfo:
             continue
         desc = state.description(u)
         if u in names and u != own:
-            desc = f"{desc} [{names[u]}]" if desc else f"[{names[u]}]"
+            desc = display_description(repo, state, u)
         repos.append(
             RepoEntry(
                 uuid=u,

@@ -212,5 +212,6 @@ def display_description(repo: Repository, state: AnnexState, uuid: str) -> str:
     desc = state.description(uuid)
     name = "here" if uuid == repo.uuid else remote_names(repo, state).get(uuid)
     if name:
-        return f"{desc} [{name}]" if desc else f"[{name}]"
+        # git-annex leaves out a description that only repeats the remote name.
+        return f"{desc} [{name}]" if desc and desc != name else f"[{name}]"
     return desc

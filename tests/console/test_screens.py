@@ -48,8 +48,10 @@ def test_views_switch_with_number_keys(demo_template: DemoRepo) -> None:
 
 
 def test_overview_role_counts_and_alerts(demo: DemoRepo, annex: AnnexEnv) -> None:
-    # node3 holds ~18.2 GB: a 19 GB maxsize puts it over 90 %; node2 disappears.
-    annex.annex(demo.gateway, "maxsize", "node3", "19GB")
+    # A maxsize just above what node3 holds puts it over 90 %; node2 disappears.
+    sizes = annex.annex_json(demo.gateway, "maxsize")[0]["repositories"]
+    held = next(r["size"]["size"] for r in sizes if r["uuid"] == demo.uuids["node3"])
+    annex.annex(demo.gateway, "maxsize", "node3", str(held * 100 // 96))
     shutil.move(demo.nodes["node2"], demo.root / "node2.moved")
     nodes = {demo.uuids[n] for n in demo.nodes}
     texts: dict[str, str] = {}

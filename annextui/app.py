@@ -212,8 +212,10 @@ class AnnexConsole(App[int]):
 
     # -- global actions ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.backend is None and (action.startswith("view") or action in ("refresh", "review")):
-            return None
+        if self.backend is None and (
+            action.startswith("view") or action in ("refresh", "review", "unstage")
+        ):
+            return False  # no repository yet: hidden
         if action == "review" and (self.readonly or not self.staged):
             return None
         if action == "unstage" and not self.staged:

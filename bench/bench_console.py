@@ -14,16 +14,20 @@ repositories, then measures:
   the Overview shows the repository (first paint, Python start-up and imports included), and
   until it shows the key count (full sizes).
 
-Figures on the 2-core development box (Python 3.11, git 2.43, 1,000,000 keys, 20 repos;
-other jobs were running, so expect +-30 %):
+Figures on the 2-core development box (Python 3.11, git 2.39, tmux 3.3a; 1,000,000 keys over
+20 repositories; measured idle, load average ~2 from the bench itself):
 
-    first frame (headless)              0.15 s
-    first snapshot painted (headless)   0.20 s
-    first paint in tmux (cold start)    0.95 s
-    sizes, cold scan                    ~4.3 s    (worst UI stall during it: ~60 ms)
-    sizes, warm cache                   0.03 s
-    sizes, incremental (1,000 keys)     0.3 s
-    full sizes in tmux (warm cache)     1.1 s
+    first frame (headless)                      0.16 s
+    first snapshot painted (headless)           0.28 s
+    first paint in tmux, Python start included  0.41 s (cold cache)   0.47 s (warm cache)
+    sizes, cold scan                            6.0 s  (worst UI stall meanwhile: 29 ms)
+    sizes, warm cache                           0.26 s
+    sizes, incremental (1,000 keys changed)     0.21 s
+    full sizes in tmux                          6.8 s  (cold cache)   0.53 s (warm cache)
+
+With two other benchmarks running (load ~5) the same runs gave a 0.9-1.6 s first paint in tmux
+and a 10-26 s cold scan. The balance report (Overview's misplaced-content alert, Balance view)
+follows the sizes in the same worker: `annextui balance` on this repository takes ~19 s.
 
 Run it again to refresh these numbers; `--json FILE` writes them.
 """

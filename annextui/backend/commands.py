@@ -33,7 +33,9 @@ class _BadInput(Exception):
 
 
 def register(add: Add) -> None:
-    sp = add("sizes", cmd_sizes, "keys and bytes held by every repository, with maxsize and percent full")
+    sp = add(
+        "sizes", cmd_sizes, "keys and bytes held by every repository, with maxsize and percent full"
+    )
     sp.add_argument("--bytes", action="store_true", help="show sizes in bytes")
     sp.add_argument("--all", action="store_true", help="also list dead repositories")
     _progress_option(sp)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from annextui.backend import balance as backend_balance
-from annextui.backend.balance import Balance, BalanceError, Scenario
 from annextui.backend.repo import Repository
 from annextui.screens.sizes_source import SizesReport
 from annextui.screens.source import Snapshot
+
+if TYPE_CHECKING:  # the engine (preferred content) is imported when first used: faster start
+    from annextui.backend import balance as backend_balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,9 @@ class WhatIf:
             return f"remove {name}"
         return f"maxsize of {name} = {size}"
 
-    def scenario(self) -> Scenario:
+    def scenario(self) -> backend_balance.Scenario:
+        from annextui.backend.balance import Scenario
+
         return Scenario(self.kind, self.target, maxsize=self.maxsize)
 
 
@@ -150,6 +153,8 @@ def group_balance(
     rebalance: bool = False,
     label: Callable[[str], str] | None = None,
 ) -> GroupBalance:
+    from annextui.backend.balance import Balance
+
     bal = Balance(repo, group, rebalance=rebalance)
     report = bal.report(pending=True)
     state = bal.state
@@ -187,6 +192,8 @@ def balance_report(
     snapshot: Snapshot, sizes: SizesReport, *, rebalance: bool = False
 ) -> BalanceReport:
     """Every balanced group's report (`sizes` are already cached by the backend)."""
+    from annextui.backend.balance import BalanceError
+
     del sizes  # the backend reads its own (warm) size cache
     start = time.monotonic()
     repo = Repository(snapshot.path)
@@ -201,6 +208,8 @@ def balance_report(
 
 
 def what_if(snapshot: Snapshot, sizes: SizesReport, change: WhatIf) -> WhatIfResult:
+    from annextui.backend.balance import Balance, BalanceError
+
     del sizes
     start = time.monotonic()
     repo = Repository(snapshot.path)

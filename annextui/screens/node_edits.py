@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from annextui.backend.logs.values import legal_remote_name
-from annextui.backend.preferred import ExpressionError, parse
 from annextui.backend.units import SizeError, format_precise, parse_size
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.dialogs import PromptScreen
@@ -25,6 +24,8 @@ def validate_size(text: str) -> str | None:
 def validate_expression(text: str) -> str | None:
     if not text:
         return "an expression is needed (e.g. groupwanted, standard, balanced=nodes)"
+    from annextui.backend.preferred import ExpressionError, parse  # imported when first used
+
     try:
         parse(text)
     except ExpressionError as exc:

@@ -93,7 +93,7 @@ class Snapshot:
     path: Path
     uuid: str
     description: str
-    role: str
+    role: str  # gateway, proxy, node, client (reaches proxied remotes) or repository
     info: RepositoryInfo
     repos: dict[str, RepoRow]
     remotes: dict[str, Remote]  # configured and proxied remotes by name
@@ -204,11 +204,14 @@ def load_snapshot(path: Path) -> Snapshot:
             configured=rr is not None and rr.name in repo.remotes,
         )
     head = BranchView(repo, include_unmerged=False).head
+    role = info.role
+    if role == "repository" and len(remotes) > len(repo.remotes):
+        role = "client"  # it reaches proxied remotes through a proxy
     return Snapshot(
         path=repo.top,
         uuid=own,
         description=info.description,
-        role=info.role,
+        role=role,
         info=info,
         repos=repos,
         remotes=remotes,

@@ -188,6 +188,8 @@ def test_extend_cluster_to_another_gateway(demo: DemoRepo, annex: AnnexEnv, tmp_
     annex.git(gw2, "config", "remote.origin.annexurl", "annex+http://127.0.0.1:9/git-annex/")
 
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
+        assert app.snapshot is not None
+        assert app.snapshot.role == "client"  # it sees origin-node1 ... through origin
         await pilot.press("3")
         await pilot.pause()
         await pilot.press("e")

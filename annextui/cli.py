@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _register_extensions(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:
     """Subcommands contributed by other modules (sizes, balance, wanted-check)."""
     try:
-        from annextui.backend.commands import register
+        from annextui.commands import register
     except ImportError:
         return
     register(add)

@@ -138,18 +138,21 @@ _NAN_MAGNITUDE = 3 * 2**1023  # decodeFloat of a quiet NaN: mantissa 1.5 * 2**52
 # Haskell character classes (GHC.Unicode / Text.Read.Lex)
 
 
-def _hs_isspace(c: str) -> bool:
+def hs_isspace(c: str) -> bool:
+    """``Data.Char.isSpace``."""
     o = ord(c)
     if o <= 0x377:
         return o == 32 or 9 <= o <= 13 or o == 0xA0
     return unicodedata.category(c) == "Zs"
 
 
-def _hs_isalpha(c: str) -> bool:
+def hs_isalpha(c: str) -> bool:
+    """``Data.Char.isAlpha`` (= isLetter)."""
     return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo")
 
 
-def _hs_isalnum(c: str) -> bool:
+def hs_isalnum(c: str) -> bool:
+    """``Data.Char.isAlphaNum`` (letters and all numbers)."""
     return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No")
 
 
@@ -289,7 +292,7 @@ class _NoParse(Exception):
 
 
 def _skip_spaces(s: str, i: int) -> int:
-    while i < len(s) and _hs_isspace(s[i]):
+    while i < len(s) and hs_isspace(s[i]):
         i += 1
     return i
 
@@ -354,9 +357,9 @@ def _lex_number(s: str, i: int) -> tuple[float, int] | None:
 
 def _lex_value(s: str, i: int) -> tuple[float, int]:
     """One lexeme converted by ``convertFrac``: a number, ``NaN`` or ``Infinity``."""
-    if i < len(s) and (_hs_isalpha(s[i]) or s[i] == "_"):
+    if i < len(s) and (hs_isalpha(s[i]) or s[i] == "_"):
         j = i + 1
-        while j < len(s) and (_hs_isalnum(s[j]) or s[j] in "_'"):
+        while j < len(s) and (hs_isalnum(s[j]) or s[j] in "_'"):
             j += 1
         ident = s[i:j]
         if ident == "NaN":
@@ -412,7 +415,7 @@ def parse_size(text: str, units: Sequence[Unit] = DATA_UNITS) -> int:
         raise SizeError() from None
     i = _skip_spaces(text, rest)
     j = i
-    while j < len(text) and _hs_isalpha(text[j]):
+    while j < len(text) and hs_isalpha(text[j]):
         j += 1
     multiplier = _lookup_unit(units, text[i:j])
     if multiplier is None:

@@ -13,30 +13,14 @@ from __future__ import annotations
 import math
 import unicodedata
 
+from annextui.backend.units import hs_isalnum, hs_isalpha, hs_isspace
+
 __all__ = ["hs_isalnum", "hs_isalpha", "hs_isspace", "read_maybe_double", "readish_int", "words"]
 
 _DEC = "0123456789"
 _HEX = "0123456789abcdefABCDEF"
 _OCT = "01234567"
 _SYMBOLS = "!#$%&*+./<=>?@\\^|-~:"
-
-
-def hs_isspace(c: str) -> bool:
-    """``Data.Char.isSpace``."""
-    o = ord(c)
-    if o <= 0x377:
-        return o == 32 or 9 <= o <= 13 or o == 0xA0
-    return unicodedata.category(c) == "Zs"
-
-
-def hs_isalpha(c: str) -> bool:
-    """``Data.Char.isAlpha`` (= isLetter)."""
-    return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo")
-
-
-def hs_isalnum(c: str) -> bool:
-    """``Data.Char.isAlphaNum`` (letters and all numbers)."""
-    return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No")
 
 
 def _is_symbol_char(c: str) -> bool:

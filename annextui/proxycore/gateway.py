@@ -204,15 +204,12 @@ _NodePeer: type[LocalPeer] | None = None
 
 
 def _make_node_peer() -> type[LocalPeer]:
-    import stat
     import time
     from typing import cast
 
-    from annextui.proxycore.local import LocalOutgoing, LocalPeer
-    from annextui.proxycore.objectstore import UnsafePath
-    from annextui.proxycore.peer import Outgoing
+    from annextui.proxycore.local import LocalPeer
     from annextui.proxycore.records import RECORD_AFTER, RECORD_NOW
-    from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+    from annextui.proxycore.transfers import TransferRecorder
 
     class LazyRecorder:
         """A node's upload record that exists only if the upload is large, slow or failed
@@ -250,36 +247,14 @@ def _make_node_peer() -> type[LocalPeer]:
         """A node repository served in the gateway process: LocalPeer, with lazy upload
         records for the GETs it serves (see LazyRecorder)."""
 
-        def _get(self, key: Key, offset: int, af: str | None) -> Outgoing | None:
-            kp = self.store.present(key)
-            if kp is None:
-                return None
-            try:
-                fd = os.open(kp.object, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except (FileNotFoundError, NotADirectoryError):
-                return None
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                os.close(fd)
-                raise UnsafePath(f"{kp.object} is not a regular file")
-            length = max(0, st.st_size - offset)
-            recorder = None
-            if length > 0:
+        def _upload_recorder(
+            self, key: Key, af: str | None, length: int
+        ) -> TransferRecorder | None:
+            def start() -> TransferRecorder | None:
+                return LocalPeer._upload_recorder(self, key, af, length)
 
-                def start() -> TransferRecorder | None:
-                    return TransferRecorder.start(
-                        self.store.annexdir,
-                        Transfer(Direction.UPLOAD, self.client_uuid, str(key)),
-                        associated_file=af,
-                        ignore_lock=True,
-                        mode=self.store.file_mode(),
-                        size=key.size,
-                    )
-
-                recorder = LazyRecorder(start, key.size if key.size is not None else length)
-            return LocalOutgoing(
-                fd, kp.object, st, min(offset, st.st_size), length, cast(TransferRecorder, recorder)
-            )
+            recorder = LazyRecorder(start, key.size if key.size is not None else length)
+            return cast(TransferRecorder, recorder)
 
     return NodePeer
 

@@ -305,17 +305,19 @@ class LocalPeer(Peer):
             os.close(fd)
             raise UnsafePath(f"{kp.object} is not a regular file")
         length = max(0, st.st_size - offset)
-        recorder = None
-        if length > 0:
-            recorder = TransferRecorder.start(
-                self.store.annexdir,
-                Transfer(Direction.UPLOAD, self.client_uuid, str(key)),
-                associated_file=af,
-                ignore_lock=True,
-                mode=self.store.file_mode(),
-                size=key.size,
-            )
+        recorder = self._upload_recorder(key, af, length) if length > 0 else None
         return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, recorder)
+
+    def _upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
+        """The transfer record of a GET being served (the gateway overrides this)."""
+        return TransferRecorder.start(
+            self.store.annexdir,
+            Transfer(Direction.UPLOAD, self.client_uuid, str(key)),
+            associated_file=af,
+            ignore_lock=True,
+            mode=self.store.file_mode(),
+            size=key.size,
+        )
 
     def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
         try:

@@ -133,7 +133,7 @@ def gather_info(repo: Repository) -> RepositoryInfo:
             continue
         desc = state.description(u)
         if u in names and u != own:
-            desc = display_description(repo, state, u)
+            desc = display_description(repo, state, u, names)
         repos.append(
             RepoEntry(
                 uuid=u,

@@ -207,10 +207,18 @@ def remote_names(repo: Repository, state: AnnexState) -> dict[str, str]:
     return names
 
 
-def display_description(repo: Repository, state: AnnexState, uuid: str) -> str:
-    """A description as git-annex shows it: `desc [remote]` or `desc [here]`."""
+def display_description(
+    repo: Repository, state: AnnexState, uuid: str, names: dict[str, str] | None = None
+) -> str:
+    """A description as git-annex shows it: `desc [remote]` or `desc [here]`.
+
+    Pass `names` (from `remote_names`) when describing many repositories: computing it
+    instantiates every proxied remote.
+    """
     desc = state.description(uuid)
-    name = "here" if uuid == repo.uuid else remote_names(repo, state).get(uuid)
+    if names is None:
+        names = remote_names(repo, state)
+    name = "here" if uuid == repo.uuid else names.get(uuid)
     if name:
         # git-annex leaves out a description that only repeats the remote name.
         return f"{desc} [{name}]" if desc and desc != name else f"[{name}]"

@@ -58,7 +58,7 @@ def _child(mode: str, path: str) -> None:
     if mode.startswith("cold"):
         clear_cache(repo)
     if mode == "cold-lstree":  # measure the tree walk even when git-annex's index would do
-        sizes_mod._index_listing = lambda *_a: None  # type: ignore[assignment]
+        sizes_mod._index_snapshot = lambda *_a: None  # type: ignore[assignment]
     t = time.perf_counter()
     sizes = repo_sizes(repo)
     dt = time.perf_counter() - t
@@ -87,13 +87,9 @@ def _index_usable(repo: SizedRepo) -> bool:
 
     r = Repository(repo.path)
     try:
-        listing = sizes_mod._index_listing(r, r.git.refs[b"refs/heads/git-annex"])
+        return sizes_mod.index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
     finally:
         r.git.close()
-    if listing is None:
-        return False
-    listing.close()
-    return True
 
 
 def _fast_annex_path(tmp: Path) -> str:

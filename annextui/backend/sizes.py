@@ -17,7 +17,7 @@ Cold scan -- measured, then chosen
     stream with exact framing (header line, then ``read(size + 1)``), about 2 us per key.
     When git-annex's own index of the branch (``annex/index``) is proven to hold exactly the
     branch commit's tree, ``git ls-files`` on it replaces ``git ls-tree -r``: one file read
-    instead of a million tree objects (see ``_index_listing``). The scan falls back to dulwich
+    instead of a million tree objects (see ``_index_snapshot``). The scan falls back to dulwich
     only when the pipeline cannot run (git older than 2.36).
 
     Per record the hot loop does no clock parsing: a line's ``STATUS UUID`` tail is looked up in
@@ -475,62 +475,88 @@ class _PipelineUnavailable(Exception):
     pass
 
 
-def _index_listing(repo: Repository, commit: bytes) -> IO[bytes] | None:
-    """``SHA PATH`` records of the branch from git-annex's own index of it, when that index
-    holds exactly the tree of `commit` -- else None.
+INDEX_SNAPSHOT_PREFIX = "index-snapshot."
 
-    git-annex keeps ``annex/index`` (the branch's files, from which it commits) and
-    ``annex/index.lck`` (the commit it last synced it with). Listing it with ``git ls-files``
-    reads one file instead of walking a million tree objects (1M keys: 0.3 s of CPU instead of
-    2.7 s). ``index.lck`` alone proves nothing: git-annex union-merges a moved branch into the
-    index, so it can hold lines the branch does not. ``git diff-index --cached --quiet COMMIT``
-    does prove it (it compares every entry, skipping subtrees through the index's cache-tree:
-    ~0.3 s of CPU for 1M keys). git-annex only changes that index while it holds
-    ``journal.lck``, so check and listing run under that lock (not the scan itself).
+
+class _IndexDiffers(Exception):
+    """git-annex's index turned out not to hold the scanned commit's tree."""
+
+
+def _index_snapshot(repo: Repository, commit: bytes) -> Path | None:
+    """A hard link to git-annex's own index of the branch (``annex/index``), taken while it
+    claims to be synced with `commit` -- else None. The caller unlinks it.
+
+    Listing that index with ``git ls-files`` reads one file instead of walking a million tree
+    objects (1M keys: 0.3 s of CPU instead of 2.7 s). ``index.lck`` (the commit git-annex last
+    synced the index with) alone proves nothing: git-annex union-merges a moved branch into the
+    index, so it can hold lines the branch does not; ``git diff-index --cached --quiet COMMIT``
+    proves it, and `_pipeline_scan` runs that proof beside the scan, on this same snapshot.
+    git-annex changes the index only under ``journal.lck`` and always by renaming a new file
+    over it (git's lockfile protocol), so a link taken under that lock is a stable copy of the
+    index for as long as we need it, and the lock is held for microseconds, not for the scan.
     """
     index = repo.annexdir / "index"
     if not index.is_file():
         return None
     from annextui.backend.journal import JournalError, journal_lock
 
-    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    d = cache_dir(repo)
     try:
+        d.mkdir(parents=True, exist_ok=True)
+        _remove_stale_snapshots(d)
+        snap = d / f"{INDEX_SNAPSHOT_PREFIX}{os.getpid()}.{os.urandom(4).hex()}"
         with journal_lock(repo):
             try:
                 recorded = (repo.annexdir / "index.lck").read_bytes().strip()
             except OSError:
                 return None
             if recorded != commit:
-                return None  # not synced with this commit: it cannot match, skip the check
-            same = subprocess.run(
-                _git(repo, "diff-index", "--cached", "--quiet", commit.decode(), "--"),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if same.returncode != 0:
-                return None
-            # handed to the caller, who closes it
-            listing = tempfile.TemporaryFile(prefix="annextui-index.")  # noqa: SIM115
+                return None  # not synced with this commit: it cannot match
             try:
-                proc = subprocess.run(
-                    _git(repo, "ls-files", "-z", "--format=%(objectname) %(path)"),
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=listing,
-                    stderr=subprocess.DEVNULL,
-                )
-            except OSError:
-                listing.close()
-                return None
+                os.link(index, snap)
+            except OSError:  # no hard links here: a copy, still under the lock
+                import shutil
+
+                shutil.copyfile(index, snap)
     except (JournalError, OSError):
         return None
-    if proc.returncode != 0:
-        listing.close()
-        return None
-    listing.seek(0)
-    return listing
+    return snap
+
+
+def _remove_stale_snapshots(d: Path) -> None:
+    """Snapshots left by scans that were killed (their process is gone)."""
+    for f in d.glob(INDEX_SNAPSHOT_PREFIX + "*"):
+        pid_text = f.name[len(INDEX_SNAPSHOT_PREFIX) :].split(".", 1)[0]
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+def _index_proof(repo: Repository, snapshot: Path, commit: bytes) -> subprocess.Popen[bytes]:
+    """``git diff-index`` exiting 0 when the snapshot holds exactly `commit`'s tree (it compares
+    every entry, skipping unchanged subtrees through the index's cache-tree: ~0.3 s of CPU for
+    1M keys)."""
+    return subprocess.Popen(
+        _git(repo, "diff-index", "--cached", "--quiet", commit.decode(), "--"),
+        env={**os.environ, "GIT_INDEX_FILE": str(snapshot)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def index_matches_branch(repo: Repository, commit: bytes) -> bool:
+    """Whether the cold scan of `commit` can list the branch from git-annex's index."""
+    snap = _index_snapshot(repo, commit)
+    if snap is None:
+        return False
+    try:
+        return _index_proof(repo, snap, commit).wait() == 0
+    finally:
+        snap.unlink(missing_ok=True)
 
 
 def _pipeline_scan(
@@ -543,16 +569,45 @@ def _pipeline_scan(
     progress: Progress | None,
     total: int | None,
 ) -> _Scan:
-    # Bigger pipes (Linux) mean fewer wake-ups of the processes: ~30% less wall time.
-    listing = _index_listing(repo, commit)
+    snapshot = _index_snapshot(repo, commit)
+    try:
+        if snapshot is not None:
+            try:
+                return _run_pipeline(
+                    repo, commit, masker, slashes, keep_keys, progress, total, snapshot
+                )
+            except (_IndexDiffers, _PipelineUnavailable):
+                pass  # a stale index, or a git without ls-files --format: walk the tree
+        return _run_pipeline(repo, commit, masker, slashes, keep_keys, progress, total, None)
+    finally:
+        if snapshot is not None:
+            snapshot.unlink(missing_ok=True)
+
+
+def _run_pipeline(
+    repo: Repository,
+    commit: bytes,
+    masker: _Masker,
+    slashes: int,
+    keep_keys: bool,
+    progress: Progress | None,
+    total: int | None,
+    snapshot: Path | None,
+) -> _Scan:
+    """``git ls-files`` on the index snapshot (or ``git ls-tree -r``) | ``git cat-file``, read
+    here; with a snapshot, its proof runs beside them and the scan is refused if it fails."""
     tree_r, tree_w = os.pipe()
     out_r, out_w = os.pipe()
+    # Bigger pipes (Linux) mean fewer wake-ups of the processes: ~30% less wall time.
     for fd in (tree_w, out_w):
         _grow_pipe(fd)
-    lstree: subprocess.Popen[bytes] | None = None
+    lister_name = "ls-tree" if snapshot is None else "ls-files"
+    lister: subprocess.Popen[bytes] | None = None
+    catfile: subprocess.Popen[bytes] | None = None
+    proof: subprocess.Popen[bytes] | None = None
     try:
-        if listing is None:
-            lstree = subprocess.Popen(
+        if snapshot is None:
+            lister = subprocess.Popen(
                 _git(
                     repo, "ls-tree", "-r", "-z", "--format=%(objectname) %(path)", commit.decode()
                 ),
@@ -560,20 +615,31 @@ def _pipeline_scan(
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
             )
+        else:
+            lister = subprocess.Popen(
+                _git(repo, "ls-files", "-z", "--format=%(objectname) %(path)"),
+                env={**os.environ, "GIT_INDEX_FILE": str(snapshot)},
+                stdout=tree_w,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+            proof = _index_proof(repo, snapshot, commit)
         catfile = subprocess.Popen(
             _git(repo, "cat-file", "-z", "--batch=%(objectsize) %(rest)", "--buffer"),
-            stdin=tree_r if listing is None else listing,
+            stdin=tree_r,
             stdout=out_w,
             stderr=subprocess.PIPE,
         )
     except OSError as exc:
         os.close(out_r)
+        for p in (lister, proof):
+            if p is not None:
+                p.kill()
+                p.wait()
         raise _PipelineUnavailable(str(exc)) from exc
     finally:
         for fd in (tree_r, tree_w, out_w):
             os.close(fd)
-        if listing is not None:
-            listing.close()
     stdout = os.fdopen(out_r, "rb", buffering=1 << 20)
     errors: dict[str, bytes] = {}
 
@@ -581,9 +647,10 @@ def _pipeline_scan(
         if stream is not None:
             errors[name] = stream.read()
 
-    drains = [threading.Thread(target=drain, args=("cat-file", catfile.stderr), daemon=True)]
-    if lstree is not None:
-        drains.append(threading.Thread(target=drain, args=("ls-tree", lstree.stderr), daemon=True))
+    drains = [
+        threading.Thread(target=drain, args=("cat-file", catfile.stderr), daemon=True),
+        threading.Thread(target=drain, args=(lister_name, lister.stderr), daemon=True),
+    ]
     for t in drains:
         t.start()
     try:
@@ -591,14 +658,17 @@ def _pipeline_scan(
     finally:
         stdout.close()
         rc_cat = catfile.wait()
-        rc_ls = lstree.wait() if lstree is not None else 0
+        rc_ls = lister.wait()
+        rc_proof = proof.wait() if proof is not None else 0
         for t in drains:
             t.join()
+    if rc_proof != 0:
+        raise _IndexDiffers
     if rc_ls != 0:
-        msg = errors.get("ls-tree", b"").decode(errors="replace").strip()
+        msg = errors.get(lister_name, b"").decode(errors="replace").strip()
         if "format" in msg or "unknown option" in msg or "usage:" in msg:
             raise _PipelineUnavailable(msg)
-        raise SizesError(f"git ls-tree failed: {msg}")
+        raise SizesError(f"git {lister_name} failed: {msg}")
     if rc_cat != 0:
         msg = errors.get("cat-file", b"").decode(errors="replace").strip()
         if "usage:" in msg or "unknown switch" in msg:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -408,15 +409,14 @@ def test_index_listing_and_tree_walk_agree(
     r = Repository(gw)
     try:
         head = r.git.refs[b"refs/heads/git-annex"]
-        listing = sizes_mod._index_listing(r, head)
-        assert listing is not None
-        listing.close()
-        assert sizes_mod._index_listing(r, b"0" * 40) is None  # index.lck names another commit
+        assert sizes_mod.index_matches_branch(r, head)
+        assert not sizes_mod.index_matches_branch(r, b"0" * 40)  # index.lck names another commit
     finally:
         r.git.close()
     with_index = _ours(gw, use_cache=False)
     # git-annex union-merges a moved branch into its index: index.lck names the branch commit
-    # while the index holds other content. That index must not be used.
+    # while the index holds other content. That index must not be used: the scan proves it
+    # differs and walks the tree instead.
     env = {**annex_env.env, "GIT_INDEX_FILE": str(gw / ".git" / "annex" / "index")}
     extra = f"1800000000s 1 {U_N2}\n".encode()
     sha = _git(gw, annex_env.env, "hash-object", "-w", "--stdin", input_=extra)
@@ -424,12 +424,35 @@ def test_index_listing_and_tree_walk_agree(
     _git(gw, env, "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}")
     r = Repository(gw)
     try:
-        assert sizes_mod._index_listing(r, r.git.refs[b"refs/heads/git-annex"]) is None
+        assert not sizes_mod.index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
     finally:
         r.git.close()
     assert _ours(gw, use_cache=False) == with_index
-    monkeypatch.setattr(sizes_mod, "_index_listing", lambda *_a: None)
+    monkeypatch.setattr(sizes_mod, "_index_snapshot", lambda *_a: None)
     assert _ours(gw, use_cache=False) == with_index
+    # no index snapshot is left behind
+    cache = gw / ".git" / "annex" / "annextui"
+    assert not list(cache.glob(sizes_mod.INDEX_SNAPSHOT_PREFIX + "*"))
+
+
+def test_index_snapshot_of_a_killed_scan_is_removed(cluster: Path, annex_env: AnnexEnv) -> None:
+    gw = cluster
+    annex_env.annex(gw, "merge")
+    cache = gw / ".git" / "annex" / "annextui"
+    cache.mkdir(exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = cache / f"{sizes_mod.INDEX_SNAPSHOT_PREFIX}{dead.pid}.0badc0de"
+    stale.write_bytes(b"DIRC")
+    alive = cache / f"{sizes_mod.INDEX_SNAPSHOT_PREFIX}{os.getpid()}.0badc0de"
+    alive.write_bytes(b"DIRC")
+    r = Repository(gw)
+    try:
+        assert sizes_mod.index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
+    finally:
+        r.git.close()
+    assert not stale.exists()
+    assert alive.exists()  # a running scan's snapshot is never touched
 
 
 def test_key_locations(cluster: Path, annex_env: AnnexEnv) -> None:

@@ -37,7 +37,7 @@ class AnnexState:
     """Resolved top-level logs. Pure data: build it with `load_state`."""
 
     descriptions: dict[str, str] = field(default_factory=dict)
-    trust: dict[str, TrustLevel] = field(default_factory=dict)
+    trust: dict[str, TrustLevel] = field(default_factory=dict)  # with git config overrides
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
     preferred: dict[str, str] = field(default_factory=dict)
     required: dict[str, str] = field(default_factory=dict)
@@ -88,8 +88,27 @@ def _single(view: BranchView, path: str) -> int:
     return max(1, best.value) if best is not None else 1
 
 
+def configured_trust(repo: Repository) -> dict[str, TrustLevel]:
+    """`remote.NAME.annex-trustlevel` by the remote's UUID (Logs/Trust/Basic.hs trustMapLoad').
+
+    It overrides trust.log for that UUID, `dead` included; a value other than exactly
+    trusted/semitrusted/untrusted/dead (readTrustLevel) is ignored. Proxied remotes never
+    have one (trustlevel is not inherited, and configuring the name hides the proxied remote).
+    """
+    levels = {t.label: t for t in TrustLevel}
+    out: dict[str, TrustLevel] = {}
+    for _name, r in sorted(repo.remotes.items()):
+        level = levels.get(r.option("annex-trustlevel") or "")
+        if r.uuid and level is not None:
+            out[r.uuid] = level
+    return out
+
+
 def load_state(view: BranchView) -> AnnexState:
+    """The branch's logs, with trust as git-annex uses it: trust.log under the local git
+    config's `remote.NAME.annex-trustlevel` overrides (`configured_trust`)."""
     trust = {u: parse_trust(v) for u, v in _uuid_values(view, "trust.log").items()}
+    trust.update(configured_trust(view.repo))
     maxsize = {}
     for u, v in _map_values(view, "maxsize.log").items():
         if v.isdigit():

@@ -87,9 +87,10 @@ def _freeze(m: Mapping[str, object] | None) -> Mapping[str, object]:
 class World:
     """Everything on the git-annex branch (and local config) that preferred content reads.
 
-    repos: uuid -> Repo (uuid.log, trust.log, group.log, preferred/required-content.log,
-      maxsize.log, remote.log preferreddir, live sizes). UUIDs missing here are semitrusted,
-      in no group, unconfigured, with unknown size.
+    repos: uuid -> Repo (uuid.log, trust.log with git config's remote.NAME.annex-trustlevel
+      overrides, group.log, preferred/required-content.log, maxsize.log, remote.log
+      preferreddir, live sizes). UUIDs missing here are semitrusted, in no group,
+      unconfigured, with unknown size.
     group_wanted: group-preferred-content.log (group -> expression; an entry with an empty
       value still counts as "this group has a groupwanted expression").
     numcopies / mincopies: numcopies.log / mincopies.log (None = unset; numcopies defaults to

@@ -386,7 +386,11 @@ def test_killed_server_keeps_retention(world: World) -> None:
     assert s.readline() == "SUCCESS"
     shells = [p for p in _shell_processes(world.srv) if "python" in p.cmdline or SHELL in p.cmdline]
     assert shells
-    procs.kill_pids([p.pid for p in shells], sig=signal.SIGKILL)  # no orderly unlock
+    # The shell itself first: were its parent (sh, sshd's session) killed first, the shell
+    # could see its stdin close and unlock in an orderly way before its own SIGKILL lands.
+    inner = [p.pid for p in shells if "python" in p.cmdline] or [p.pid for p in shells]
+    procs.kill_pids(inner, sig=signal.SIGKILL)  # no orderly unlock
+    procs.kill_pids([p.pid for p in shells], sig=signal.SIGKILL)
     s.proc.wait(timeout=30)
     # the marker outlives the process: a drop within 600 s is refused
     res = world.annex(world.srv, "drop", "--force", "--key", k, check=False)

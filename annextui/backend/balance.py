@@ -213,17 +213,6 @@ def _locally_present(repo: Repository, key: str) -> bool:
     )
 
 
-class _LiveEvaluator(Evaluator):
-    """An Evaluator whose repository sizes change as a simulation moves keys."""
-
-    def __init__(self, world: World, sizes: dict[str, int]) -> None:
-        super().__init__(world)
-        self.live = sizes
-
-    def _size_of(self, u: str) -> int | None:
-        return self.live.get(u)
-
-
 # ---------------------------------------------------------------------------------------------
 # Scenarios
 
@@ -538,7 +527,7 @@ class _Sim:
     scenario: Scenario | None
     world: World
     members: tuple[str, ...]
-    ev: _LiveEvaluator
+    ev: Evaluator
     live: dict[str, int]
     held: dict[str, list[int]]  # node -> [keys, bytes]
     removed: str | None = None
@@ -741,7 +730,7 @@ class Balance:
             scenario,
             world,
             tuple(sorted(members)),
-            _LiveEvaluator(world, live),
+            Evaluator(world, live_sizes=live),
             live,
             held,
             removed=removed,

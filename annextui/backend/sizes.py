@@ -451,24 +451,25 @@ def _git(repo: Repository, *args: str) -> list[str]:
     return ["git", f"--git-dir={repo.gitdir}", *args]
 
 
-def _cold_scan(
-    repo: Repository,
-    commit: bytes,
-    masker: _Masker,
-    slashes: int,
-    *,
-    keep_keys: bool,
-    progress: Progress | None,
-    estimate: int | None,
-) -> _Scan:
+@dataclass(frozen=True)
+class _ScanJob:
+    """One cold scan: the branch `commit`, its location logs `slashes` deep, read into `masker`;
+    every key's path and mask kept too when `keep_keys`; `total` is the expected key count."""
+
+    repo: Repository
+    commit: bytes
+    masker: _Masker
+    slashes: int
+    keep_keys: bool
+    progress: Progress | None
+    total: int | None
+
+
+def _cold_scan(job: _ScanJob) -> _Scan:
     try:
-        return _pipeline_scan(
-            repo, commit, masker, slashes, keep_keys=keep_keys, progress=progress, total=estimate
-        )
+        return _pipeline_scan(job)
     except _PipelineUnavailable:
-        return _dulwich_scan(
-            repo, commit, masker, slashes, keep_keys=keep_keys, progress=progress, total=estimate
-        )
+        return _dulwich_scan(job)
 
 
 class _PipelineUnavailable(Exception):
@@ -559,43 +560,24 @@ def index_matches_branch(repo: Repository, commit: bytes) -> bool:
         snap.unlink(missing_ok=True)
 
 
-def _pipeline_scan(
-    repo: Repository,
-    commit: bytes,
-    masker: _Masker,
-    slashes: int,
-    *,
-    keep_keys: bool,
-    progress: Progress | None,
-    total: int | None,
-) -> _Scan:
-    snapshot = _index_snapshot(repo, commit)
+def _pipeline_scan(job: _ScanJob) -> _Scan:
+    snapshot = _index_snapshot(job.repo, job.commit)
     try:
         if snapshot is not None:
             try:
-                return _run_pipeline(
-                    repo, commit, masker, slashes, keep_keys, progress, total, snapshot
-                )
+                return _run_pipeline(job, snapshot)
             except (_IndexDiffers, _PipelineUnavailable):
                 pass  # a stale index, or a git without ls-files --format: walk the tree
-        return _run_pipeline(repo, commit, masker, slashes, keep_keys, progress, total, None)
+        return _run_pipeline(job, None)
     finally:
         if snapshot is not None:
             snapshot.unlink(missing_ok=True)
 
 
-def _run_pipeline(
-    repo: Repository,
-    commit: bytes,
-    masker: _Masker,
-    slashes: int,
-    keep_keys: bool,
-    progress: Progress | None,
-    total: int | None,
-    snapshot: Path | None,
-) -> _Scan:
+def _run_pipeline(job: _ScanJob, snapshot: Path | None) -> _Scan:
     """``git ls-files`` on the index snapshot (or ``git ls-tree -r``) | ``git cat-file``, read
     here; with a snapshot, its proof runs beside them and the scan is refused if it fails."""
+    repo, commit = job.repo, job.commit
     tree_r, tree_w = os.pipe()
     out_r, out_w = os.pipe()
     # Bigger pipes (Linux) mean fewer wake-ups of the processes: ~30% less wall time.
@@ -654,7 +636,7 @@ def _run_pipeline(
     for t in drains:
         t.start()
     try:
-        scan = _read_stream(stdout, masker, slashes, keep_keys, progress, total)
+        scan = _read_stream(stdout, job)
     finally:
         stdout.close()
         rc_cat = catfile.wait()
@@ -686,15 +668,10 @@ def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
         pass  # not Linux, or above /proc/sys/fs/pipe-max-size: default pipes work too
 
 
-def _read_stream(
-    stream: IO[bytes],
-    masker: _Masker,
-    slashes: int,
-    keep_keys: bool,
-    progress: Progress | None,
-    total: int | None,
-) -> _Scan:
+def _read_stream(stream: IO[bytes], job: _ScanJob) -> _Scan:
     """The hot loop: `SIZE PATH` header, then exactly SIZE bytes and a newline, per blob."""
+    masker, slashes, keep_keys = job.masker, job.slashes, job.keep_keys
+    progress, total = job.progress, job.total
     readline = stream.readline
     read = stream.read
     tget = masker.tails.get
@@ -798,17 +775,11 @@ def _read_stream(
     return _Scan(totals, table if keep_keys else None)
 
 
-def _dulwich_scan(
-    repo: Repository,
-    commit: bytes,
-    masker: _Masker,
-    slashes: int,
-    *,
-    keep_keys: bool,
-    progress: Progress | None,
-    total: int | None,
-) -> _Scan:
+def _dulwich_scan(job: _ScanJob) -> _Scan:
     """The same scan through dulwich (about ten times slower; used when git is too old)."""
+    masker, slashes, keep_keys = job.masker, job.slashes, job.keep_keys
+    progress, total = job.progress, job.total
+    repo, commit = job.repo, job.commit
     store = repo.git.object_store
     per_mask: dict[int, list[int]] = {}
     table = _KeyTable()
@@ -1157,9 +1128,7 @@ def _cold(
 ) -> _Base:
     masker = _Masker()
     estimate = previous.totals.nkeys if previous is not None else None
-    scan = _cold_scan(
-        repo, head, masker, depth - 1, keep_keys=keep_keys, progress=progress, estimate=estimate
-    )
+    scan = _cold_scan(_ScanJob(repo, head, masker, depth - 1, keep_keys, progress, estimate))
     st = _CacheState(head.decode(), depth, masker.uuids, scan.totals)
     if use_cache and scan.keys is not None:
         try:

@@ -118,7 +118,8 @@ def test_scan_loop_equals_reference(logs: list[bytes]) -> None:
     records.append(b"5 uuid.log\nabcde\n")
     stream = io.BufferedReader(io.BytesIO(b"".join(records)))  # type: ignore[arg-type]
     masker = sizes_mod._Masker(["A", "B"])
-    scan = sizes_mod._read_stream(stream, masker, 2, True, None, None)
+    job = sizes_mod._ScanJob(None, b"", masker, 2, True, None, None)  # type: ignore[arg-type]
+    scan = sizes_mod._read_stream(stream, job)
     assert scan.keys is not None
     got = [set(masker.uuids_of(m)) for _p, m in scan.keys.items()]
     assert got == [{u for u in present_infos(log) if u} for log in logs]

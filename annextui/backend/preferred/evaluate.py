@@ -32,7 +32,7 @@ Rules reproduced from git-annex (``Logs/PreferredContent.hs``, ``Annex/FileMatch
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -382,8 +382,11 @@ class _Compiled:
 class Evaluator:
     """Preferred-content decisions for one ``World`` (compile once, decide many times)."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, *, live_sizes: Mapping[str, int] | None = None) -> None:
+        """live_sizes: repository sizes to use instead of the world's, read at every decision
+        (a simulation that moves keys updates this mapping in place as it goes)."""
         self.world = world
+        self._live_sizes = live_sizes
         members: dict[str, set[str]] = {}
         for u, r in world.repos.items():
             for g in r.groups:
@@ -411,6 +414,8 @@ class Evaluator:
         return r.maxsize if r is not None else None
 
     def _size_of(self, u: str) -> int | None:
+        if self._live_sizes is not None:
+            return self._live_sizes.get(u)
         r = self.world.repos.get(u)
         return r.size if r is not None else None
 

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import write_files  # noqa: E402
+
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
 from tests.support import procs  # noqa: E402
@@ -115,20 +117,6 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
-def _write_files(repo: Path, sub: str, count: int, size: int) -> None:
-    d = repo / sub
-    d.mkdir(parents=True, exist_ok=True)
-    block = os.urandom(1 << 20)
-    for i in range(count):
-        with open(d / f"f{i:04d}.bin", "wb") as fh:
-            fh.write(os.urandom(16))
-            left = size - 16
-            while left > 0:
-                n = min(left, len(block))
-                fh.write(block[:n])
-                left -= n
-
-
 def _nodes_empty(topo: topology.Topology) -> bool:
     return not any(
         any(f.is_file() for f in (p / "annex" / "objects").rglob("*")) for p in topo.nodes.values()
@@ -174,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for case in args.cases.split(","):
             count, size = cases[case]
-            _write_files(cl, case, count, size)
+            write_files(cl, case, count, size)
             env.annex(cl, "add", "-q", "--force-large", case)
             env.git(cl, "commit", "-q", "-m", case)
             total = count * size

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import write_files  # noqa: E402
+
 from tests.support import annex as annex_support  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 from tests.support.sshd import Sshd  # noqa: E402
@@ -63,24 +65,6 @@ def _timed_wrapper(
     return path
 
 
-def _write_files(repo: Path, sub: str, count: int, size: int) -> list[str]:
-    d = repo / sub
-    d.mkdir(parents=True, exist_ok=True)
-    names = []
-    block = os.urandom(1 << 20)
-    for i in range(count):
-        f = d / f"f{i:04d}.bin"
-        with open(f, "wb") as fh:
-            fh.write(i.to_bytes(8, "big"))
-            left = size - 8
-            while left > 0:
-                n = min(left, len(block))
-                fh.write(block[:n])
-                left -= n
-        names.append(f"{sub}/f{i:04d}.bin")
-    return names
-
-
 def _drain(log: Path) -> tuple[int, int]:
     """(peak RSS over the runs logged since last time, number of shell runs)."""
     try:
@@ -100,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small-kib", type=int, default=4)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
-    ap.add_argument("--ours-env", action="append", default=[], metavar="VAR=VALUE",
-                    help="extra environment for annextui-shell (experiments)")
+    ap.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="extra environment for annextui-shell (experiments)",
+    )
     args = ap.parse_args(argv)
 
     exe = annex_support.find_git_annex()
@@ -144,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             "small": (args.small_count, args.small_kib << 10),
         }
         for case, (count, size) in cases.items():
-            names = _write_files(cl, case, count, size)
+            write_files(cl, case, count, size)
             env.annex(cl, "add", "-q", "--force-large", case)
             env.git(cl, "commit", "-q", "-m", case)
             total = count * size
@@ -169,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
                     # empty the server again for the next run (the client has every file)
                     env.annex(cl, "drop", "-q", "--force", "--from", name, case, timeout=3600)
                     assert not list((srv / "annex" / "objects").rglob("*.bin")), "server not empty"
-            del names
     finally:
         env.cleanup()
         sshd.stop()

@@ -231,3 +231,20 @@ def self_rss_kib() -> int:
 
 def stopwatch() -> float:
     return time.perf_counter()
+
+
+def write_files(repo: Path, sub: str, count: int, size: int) -> None:
+    """`count` files of `size` bytes in REPO/SUB (f0000.bin …), each with its own content: a
+    random 16-byte head on a shared random 1 MiB block, written without holding a file in memory."""
+    d = repo / sub
+    d.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1 << 20)
+    for i in range(count):
+        with open(d / f"f{i:04d}.bin", "wb") as fh:
+            head = os.urandom(16)[:size]
+            fh.write(head)
+            left = size - len(head)
+            while left > 0:
+                n = min(left, len(block))
+                fh.write(block[:n])
+                left -= n

@@ -193,9 +193,7 @@ def build_demo(path: str | Path | None, *, keys: int = 300, seed: int = 42) -> D
     for i in range(keys):
         key, fname = _fake_key(rng, i)
         size = key.size or 0
-        fits = [
-            u for u in used if has_space(size, False, used[u], NODE_MAXSIZES[node_by_uuid[u]])
-        ]
+        fits = [u for u in used if has_space(size, False, used[u], NODE_MAXSIZES[node_by_uuid[u]])]
         holders = {node_by_uuid[u] for u in picker.pick(fits, str(key), 1)} if fits else set()
         if rng.random() < 0.06:  # misplaced: a second node holds it too
             holders.add(rng.choice(node_names))

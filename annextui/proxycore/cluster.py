@@ -544,6 +544,9 @@ class _Empty:
     def valid(self) -> bool:
         return True
 
+    def body_sent(self) -> None:
+        pass
+
     def close(self, acknowledged: Outcome | None) -> None:
         pass
 
@@ -661,6 +664,9 @@ class ClusterOutgoing:
                 # for the bytes, the client verifies them anyway; report INVALID.
                 self.cluster.warn(str(exc))
                 return False
+
+    def body_sent(self) -> None:
+        self.source.out.body_sent()
 
     def close(self, acknowledged: Outcome | None) -> None:
         try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -214,7 +213,7 @@ class LocalRepo:
 
 
 def _unreadable(directory: str) -> str:
-    host = socket.gethostname() or "unknown"
+    host = os.uname().nodename or "unknown"
     return (
         f"failed to read git config of git repository in {host} on {directory}; "
         "perhaps this repository is not set up correctly or has moved"
@@ -305,8 +304,11 @@ class LocalPeer(Peer):
             os.close(fd)
             raise UnsafePath(f"{kp.object} is not a regular file")
         length = max(0, st.st_size - offset)
-        recorder = self._upload_recorder(key, af, length) if length > 0 else None
-        return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, recorder)
+
+        def record() -> TransferRecorder | None:
+            return self._upload_recorder(key, af, length)
+
+        return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, record)
 
     def _upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
         """The transfer record of a GET being served (the gateway overrides this)."""
@@ -453,7 +455,14 @@ class LocalPeer(Peer):
 
 
 class LocalOutgoing:
-    """An object being sent (GET); see `peer.Outgoing`."""
+    """An object being sent (GET); see `peer.Outgoing`.
+
+    The upload record (transfer info file and its locks: three files created and removed) is
+    started once the transfer is known to last: after the first block of a large body, or once
+    a small body has left and the client's answer is awaited. Creating it first would put those
+    file operations between the client's GET and its DATA, which is most of a small GET's
+    latency; a monitor still sees every transfer for as long as the client is busy with it.
+    """
 
     def __init__(
         self,
@@ -462,7 +471,7 @@ class LocalOutgoing:
         st: os.stat_result,
         offset: int,
         length: int,
-        recorder: TransferRecorder | None,
+        record: Callable[[], TransferRecorder | None] | None,
     ) -> None:
         self._fd = fd
         self._path = path
@@ -470,8 +479,9 @@ class LocalOutgoing:
         self._offset = offset
         self._length = length
         self._pos = offset
-        self._recorder = recorder
-        self._step = recorder.progress_step if recorder else 1 << 62
+        self._start_record = record if length > 0 else None
+        self._recorder: TransferRecorder | None = None
+        self._step = 1 << 62
         self._reported = offset
         self._closed = False
 
@@ -486,6 +496,13 @@ class LocalOutgoing:
     def fileno(self) -> int | None:
         return self._fd
 
+    def _record(self) -> None:
+        start, self._start_record = self._start_record, None
+        if start is not None:
+            self._recorder = start()
+            if self._recorder is not None:
+                self._step = self._recorder.progress_step
+
     def readinto(self, buf: memoryview) -> int:
         want = min(len(buf), self._offset + self._length - self._pos)
         if want <= 0:
@@ -497,10 +514,15 @@ class LocalOutgoing:
     def advance(self, n: int) -> None:
         self._pos += n
         if self._pos >= self._offset + self._length:
-            return  # done: the record goes away now, no point rewriting it
+            return  # all read: the record (if any) is not worth rewriting now
+        if self._start_record is not None:
+            self._record()  # more than one block: a transfer a monitor should see
         if self._recorder is not None and self._pos - self._reported >= self._step:
             self._reported = self._pos
             self._recorder.progress(self._pos)
+
+    def body_sent(self) -> None:
+        self._record()
 
     def valid(self) -> bool:
         """The inode-cache check of prepSendAnnex: same file, size and mtime as when opened."""
@@ -516,8 +538,11 @@ class LocalOutgoing:
             return
         self._closed = True
         os.close(self._fd)
+        ok = acknowledged is not None and acknowledged.ok
+        if not ok:
+            self._record()  # a failed upload leaves its record in failed/, however short
         if self._recorder is not None:
-            self._recorder.finish(acknowledged is not None and acknowledged.ok)
+            self._recorder.finish(ok)
 
 
 class LocalIncoming:

@@ -84,6 +84,10 @@ class Outgoing(Protocol):
         """After sending: whether the content stayed unchanged while it was read (VALID)."""
         ...
 
+    def body_sent(self) -> None:
+        """Every byte has left for the client; its answer is awaited (bookkeeping may start)."""
+        ...
+
     def close(self, acknowledged: Outcome | None) -> None:
         """The client's answer (`SUCCESS`/`FAILURE[-PLUS]`), or None if the connection broke."""
         ...

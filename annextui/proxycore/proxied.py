@@ -164,6 +164,9 @@ class RecordedOutgoing:
     def valid(self) -> bool:
         return self.inner.valid()
 
+    def body_sent(self) -> None:
+        self.inner.body_sent()
+
     def close(self, acknowledged: Outcome | None) -> None:
         try:
             self.inner.close(acknowledged)

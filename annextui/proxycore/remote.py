@@ -453,6 +453,9 @@ class RemoteOutgoing:
         assert self._valid is not None
         return self._valid
 
+    def body_sent(self) -> None:
+        pass  # the node keeps its own record
+
     def close(self, acknowledged: Outcome | None) -> None:
         if self._closed:
             return

@@ -420,6 +420,7 @@ class Server:
             pos += n
         if p.Valid in self.conn.sendable():
             self._send(p.Valid() if out.valid() else p.Invalid())
+        out.body_sent()
         if self.conn.state is p.State.IDLE:  # pragma: no cover - every version acks
             self._outgoing = None
             out.close(Outcome(True))
@@ -438,6 +439,7 @@ class Server:
         if p.Valid in self.conn.sendable():
             buf += self.conn.send(p.Valid() if out.valid() else p.Invalid())
         self.t.write(memoryview(buf))
+        out.body_sent()
 
     def _get_ack(self, ev: p.Event) -> None:
         out, self._outgoing = self._outgoing, None

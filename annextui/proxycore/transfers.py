@@ -348,4 +348,3 @@ def failed_transfers(annexdir: Path) -> list[tuple[Transfer, TransferInfo]]:
         if info is not None:
             out.append((t, info))
     return out
-

@@ -310,13 +310,16 @@ def test_get_streams_from_offset_and_records_upload(bare: Path) -> None:
     out = peer.get(key, 1000, "f.bin")
     assert out is not None
     assert out.length == 199_000
-    live = list_transfers(bare / "annex")
-    assert [(t.transfer.direction, t.transfer.uuid) for t in live] == [(Direction.UPLOAD, CLIENT)]
     buf = bytearray(65536)
     got = bytearray()
     while len(got) < out.length:
         n = out.readinto(memoryview(buf))
         got += buf[:n]
+        if len(got) < out.length:  # the record is there from the first block on
+            live = list_transfers(bare / "annex")
+            assert [(t.transfer.direction, t.transfer.uuid) for t in live] == [
+                (Direction.UPLOAD, CLIENT)
+            ]
     assert bytes(got) == data[1000:]
     assert out.valid()
     out.close(Outcome(True))
@@ -325,6 +328,32 @@ def test_get_streams_from_offset_and_records_upload(bare: Path) -> None:
     past = peer.get(key, 10**9, None)
     assert past is not None
     assert past.length == 0
+
+
+def test_small_get_is_recorded_while_the_client_answers(bare: Path) -> None:
+    """A body sent in one block gets its upload record once it has left (off the GET->DATA
+    path), keeps it until the client's answer, and a failure still lands in failed/."""
+    peer = _peer(bare)
+    key = _store(peer, b"small\n")
+    for ack, failed in ((Outcome(True), False), (Outcome(False), True), (None, True)):
+        out = peer.get(key, 0, "s.txt")
+        assert out is not None
+        buf = bytearray(64)
+        assert out.readinto(memoryview(buf)) == 6
+        assert list_transfers(bare / "annex") == []
+        out.body_sent()
+        live = list_transfers(bare / "annex")
+        assert [(t.transfer.direction, t.info.associated_file) for t in live] == [
+            (Direction.UPLOAD, "s.txt")
+        ]
+        out.close(ack)
+        assert list_transfers(bare / "annex") == []
+        failed_file = bare / "annex" / "transfer" / "failed" / "upload" / CLIENT / str(key)
+        assert failed_file.exists() == failed
+    out = peer.get(key, 0, None)
+    assert out is not None
+    out.close(None)  # broken before a byte left: still a failed upload on record
+    assert (bare / "annex" / "transfer" / "failed" / "upload" / CLIENT / str(key)).exists()
 
 
 def test_get_notices_replaced_content(bare: Path) -> None:

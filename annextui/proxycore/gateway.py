@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from annextui.proxycore.targets import Target
 
 DEFAULT_SHELL = "git-annex-shell"
+DELEGATE_ENV = "ANNEXTUI_SHELL_DELEGATED"  # set for the git-annex-shell serving a special remote
 
 _pool: SshPool | None = None
 _pool_lock = threading.Lock()
@@ -105,15 +106,50 @@ def node_peer(
     if not want:
         raise NodeError(f"{remote.name} has no known annex-uuid")
     url = remote.url
-    if not url:
-        raise NodeError(
-            f"{remote.name} is a special remote; annextui-shell proxies git repositories only"
-        )
+    if not url or url.startswith(("annex+http", "annex+https", "http://", "https://")):
+        return _delegated_node(gw, remote, want, offer=offer, bypass=bypass)
     if remote.is_local_path and not remote.option("annex-proxied-by"):
         return _local_node(gw, remote, want)
-    if url.startswith(("annex+http", "annex+https", "http://", "https://")):
-        raise NodeError(f"{remote.name}: proxying to {url} (HTTP) is not supported")
     return _ssh_node(gw, remote, want, offer=offer, bypass=bypass)
+
+
+def _delegated_node(
+    gw: Gateway, remote: Remote, uuid: str, *, offer: int, bypass: frozenset[str]
+) -> RemotePeer:
+    """A special remote (or a remote reached over HTTP) served by git-annex's own shell.
+
+    git-annex-shell proxies every remote type git-annex knows (S3, directory, rsync, external
+    special remotes, exporttree with annexobjects, p2phttp), using the gateway's own
+    configuration and credentials; a local `git-annex-shell p2pstdio GATEWAY CLIENT --uuid U`
+    speaks the protocol for it, and this gateway relays to it as to any other node. The marker
+    in its environment stops a git-annex-shell that is really annextui-shell from delegating
+    back to itself.
+    """
+    import shutil
+
+    from annextui.proxycore.remote import ProcessStream
+
+    what = "a special remote" if not remote.url else f"reached over HTTP ({remote.url})"
+    if os.environ.get(DELEGATE_ENV):
+        raise NodeError(
+            f"{remote.name} is {what}; it needs git-annex's own git-annex-shell, "
+            f"but the one on PATH is annextui-shell"
+        )
+    program = shutil.which(DEFAULT_SHELL)
+    if program is None:
+        raise NodeError(f"{remote.name} is {what}; serving it needs git-annex-shell on PATH")
+    local = gw.local
+    directory = str(local.gitdir if local.bare else local.top)
+    argv = [program, "p2pstdio", directory, gw.client_uuid or gw.uuid, "--uuid", uuid]
+    env = {**os.environ, DELEGATE_ENV: "1"}
+
+    def opener() -> ProcessStream:
+        try:
+            return ProcessStream(argv, cwd=directory, env=env)
+        except OSError as exc:
+            raise NodeError(f"{remote.name}: cannot run {program}: {exc}") from exc
+
+    return RemotePeer(opener, uuid=uuid, name=remote.name, bypass=bypass, offer=offer)
 
 
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, cast
 
 from annextui.backend.keys import Key
@@ -66,13 +66,16 @@ class ProcessStream:
     """A local command's stdin/stdout (`git-annex-shell p2pstdio DIR UUID`); stderr passes
     through to ours, so a node's messages reach the client as upstream's do."""
 
-    def __init__(self, argv: Sequence[str], *, cwd: str | None = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self.argv = list(argv)
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=cwd,
+            env=env,
             bufsize=0,
         )
         assert self.proc.stdin is not None

@@ -73,18 +73,42 @@ def select_target(repo: Repository, state: AnnexState, uuid: str) -> Target:
                     r.uuid == uuid
                     and r.name in names
                     and _proxy_permitted(r, remotes, repo.clusters)
+                    and not _comes_back(state, own, r)
                 ):
                     return RemoteTarget(uuid, r)
     elif not is_cluster_uuid(uuid):
         # Not (yet) in our proxy.log, but behind a gateway this one proxies with annex-proxy
         # (set in local git config): served without waiting for updateproxy here.
         for r in remotes_by_cost(repo, state) + _chained(repo, state):
-            if r.uuid == uuid and r.option("annex-proxied-by") and r.flag("annex-proxy"):
+            if (
+                r.uuid == uuid
+                and r.option("annex-proxied-by")
+                and r.flag("annex-proxy")
+                and not _comes_back(state, own, r)
+            ):
                 return RemoteTarget(uuid, r)
     desc = state.descriptions.get(uuid)
     if desc is not None:
         raise TargetRefused(f"not configured to proxy for repository {desc}")
     raise TargetRefused(f"expected repository UUID {uuid} but found UUID {own}")
+
+
+def _comes_back(state: AnnexState, own: str, r: Remote) -> bool:
+    """Whether the gateway that proxies `r` logs every route to `r` through this repository.
+
+    A gateway names what it reaches through a proxied gateway `<that gateway's name>-<entry>`
+    (as `updateproxy` logs it). When every entry it has for `r`'s UUID starts with a name it
+    logs for our own UUID, relaying there would come straight back here (and again, forever:
+    a stale `proxy.log` after one side stopped proxying a repository does exactly that), so
+    such a route is never taken.
+    """
+    gateway = r.option("annex-proxied-by")
+    if not gateway or not r.uuid:
+        return False
+    entries = state.proxies.get(gateway, [])
+    via_us = [e.name + "-" for e in entries if e.uuid == own]
+    routes = [e.name for e in entries if e.uuid == r.uuid]
+    return bool(via_us and routes) and all(n.startswith(tuple(via_us)) for n in routes)
 
 
 def _chained(repo: Repository, state: AnnexState) -> list[Remote]:

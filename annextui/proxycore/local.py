@@ -38,7 +38,12 @@ from annextui.proxycore.peer import (
     PeerFatal,
     RequestRefused,
 )
-from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+from annextui.proxycore.transfers import (
+    Direction,
+    Transfer,
+    TransferRecorder,
+    downloads_in_progress,
+)
 
 if TYPE_CHECKING:
     from annextui.backend.journal import Journal
@@ -95,6 +100,22 @@ def _norm_key(name: str) -> str:
     section, _, rest = name.partition(".")
     sub, dot, key = rest.rpartition(".")
     return f"{section.lower()}.{sub + '.' if dot else ''}{key.lower()}"
+
+
+DEFAULT_DISK_RESERVE = 100 * 1000 * 1000  # git-annex: 100 megabytes
+
+
+def disk_reserve(value: str | None) -> int:
+    """`annex.diskreserve` in bytes (git-annex's size syntax); the default when unset or
+    unparsable, as git-annex falls back."""
+    if not value:
+        return DEFAULT_DISK_RESERVE
+    from annextui.backend.units import SizeError, parse_size
+
+    try:
+        return parse_size(value)
+    except SizeError:
+        return DEFAULT_DISK_RESERVE
 
 
 class LocalRepo:
@@ -260,6 +281,7 @@ class LocalPeer(Peer):
         self._changed = False
         self._verify = repo.config_bool("annex.verify", default=True)
         self._secure_only = repo.config_bool("annex.securehashesonly")
+        self._disk_reserve = disk_reserve(repo.config_get("annex.diskreserve"))
         self._hook = self._find_hook()
 
     # -- Peer ----------------------------------------------------------------------------------
@@ -343,7 +365,38 @@ class LocalPeer(Peer):
             # Longer than the content can be: it cannot be resumed, start over.
             self.store.discard_tmp(key)
             offset = 0
+        self._check_disk_space(key, offset)
         return LocalIncoming(self, key, af, offset)
+
+    def _check_disk_space(self, key: Key, already_there: int) -> None:
+        """checkDiskSpaceToGet: refuse content that would eat into `annex.diskreserve`.
+
+        As git-annex computes it: the key's size (1 when unknown) plus the reserve, minus the
+        free space, minus the partial file being resumed, plus what other downloads into this
+        repository still have to write. git-annex-shell answers FAILURE only after the body has
+        been sent (and then misreads the unread body as protocol lines); refusing the `PUT`
+        itself tells the client at once and moves no data in vain.
+        """
+        try:
+            st = os.statvfs(self.store.annexdir)
+        except OSError:
+            return  # git-annex goes ahead when it cannot tell
+        free = st.f_bavail * st.f_frsize
+        need = (key.size if key.size is not None else 1) + self._disk_reserve - free
+        need -= already_there
+        if need <= 0:
+            need += downloads_in_progress(self.store.annexdir, exclude=str(key))
+        if need > 0:
+            from annextui.backend.units import format_rough
+
+            message = (
+                f"not enough free space, need {format_rough(need, 2)} more "
+                "(adjust annex.diskreserve of the receiving repository to change this check)"
+            )
+            # The client reports a refused PUT only as "Transfer failed"; git-annex's warning
+            # on stderr is what reaches the user's terminal through ssh, so say it there too.
+            self._warn(message)
+            raise RequestRefused(message)
 
     def remove(self, key: Key, *, before: int | None = None) -> Outcome:
         try:

@@ -348,3 +348,23 @@ def failed_transfers(annexdir: Path) -> list[tuple[Transfer, TransferInfo]]:
         if info is not None:
             out.append((t, info))
     return out
+
+
+def downloads_in_progress(annexdir: Path, *, exclude: str | None = None) -> int:
+    """Bytes that running downloads into this repository still have to write
+    (sizeOfDownloadsInProgress): key size minus bytes done, for every live download record
+    except those of the key `exclude`; keys of unknown size count 0."""
+    ddir = annexdir / "transfer" / Direction.DOWNLOAD.value
+    try:
+        if not any(True for _ in os.scandir(ddir)):
+            return 0
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    total = 0
+    for live in list_transfers(annexdir):
+        t = live.transfer
+        if t.direction is not Direction.DOWNLOAD or t.key == exclude or live.total is None:
+            continue
+        done = live.bytes_done or 0
+        total += max(0, live.total - done)
+    return total

@@ -190,6 +190,27 @@ def test_copy_to(world: World) -> None:
     )
 
 
+def test_copy_to_a_repository_short_of_its_disk_reserve(world: World) -> None:
+    """annex.diskreserve of the served repository: the real client's copy fails with our
+    message, before any byte moved; the connection stays usable and, with the reserve lifted,
+    the same copy succeeds."""
+    keys = world.add({"reserve/a.bin": os.urandom(200_000)})
+    (key,) = keys.values()
+    world.env.git(world.srv, "config", "annex.diskreserve", "1000 petabytes")
+    try:
+        res = world.annex(world.cl, "copy", "--to", "gw", "reserve", check=False)
+        assert res.returncode != 0
+        assert "not enough free space" in res.stdout + res.stderr, res
+        assert world.object_path(key) is None
+        assert world.leftovers() == []
+        assert SRV_UUID not in world.cl_whereis("reserve/a.bin")
+    finally:
+        world.env.git(world.srv, "config", "--unset", "annex.diskreserve")
+    world.annex(world.cl, "copy", "--to", "gw", "reserve")
+    assert world.object_path(key) is not None
+    world.srv_fsck_clean(key)
+
+
 def _loc(key: str) -> str:
     from annextui.backend.keys import location_log_path
 

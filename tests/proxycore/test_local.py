@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from annextui.backend.keys import Key, key_for_content, parse_key
-from annextui.proxycore.local import LocalIncoming, LocalPeer, LocalRepo, expand_repo_path
+from annextui.proxycore.local import (
+    LocalIncoming,
+    LocalPeer,
+    LocalRepo,
+    disk_reserve,
+    expand_repo_path,
+)
 from annextui.proxycore.locks import POOL, ContentLocked, lock_for_removal, read_retention
 from annextui.proxycore.objectstore import ObjectStore, SharedMode, Sharing, UnsafePath
 from annextui.proxycore.peer import AlreadyHave, Outcome, PeerFatal, RequestRefused
@@ -525,3 +531,65 @@ def test_progress_is_written_per_one_percent(tmp_path: Path) -> None:
 def _no_lock_leaks() -> Iterator[None]:
     yield
     assert POOL._held == {}, "a test leaked pooled locks"
+
+
+# -- annex.diskreserve ---------------------------------------------------------------------------
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def test_put_refused_when_it_would_eat_into_the_disk_reserve(bare: Path) -> None:
+    """checkDiskSpace: size + annex.diskreserve must fit in the free space; the refusal comes
+    before any data, and nothing is left in annex/tmp. (Margins of 1 GB: other tests write to
+    the same disk meanwhile.)"""
+    data = os.urandom(50_000)
+    key = key_for_content(data, "SHA256E", ".bin")
+    free = _free(bare)
+    if free < 4 * GB:
+        pytest.skip("needs a few GB free to leave margins")
+    _set_reserve(bare, free + GB)
+    with pytest.raises(RequestRefused, match=r"not enough free space, need \d[\d.]* [kMG]B more"):
+        _peer(bare).put(key, "f.bin")
+    assert not any((bare / "annex").rglob("*.bin"))
+    _set_reserve(bare, free - GB)  # leaves room: accepted
+    _store(_peer(bare), data)
+
+
+def test_disk_reserve_counts_other_downloads_and_resumed_bytes(bare: Path) -> None:
+    """Bytes other live downloads still have to write count as used (sizeOfDownloadsInProgress),
+    so a second upload is refused while a big one runs, and accepted once it ended."""
+    free = _free(bare)
+    if free < 4 * GB:
+        pytest.skip("needs a few GB free to leave margins")
+    big = parse_key(f"SHA256E-s{2 * GB}--" + "a" * 64 + ".bin")
+    data = os.urandom(40_000)
+    key = key_for_content(data, "SHA256E", ".bin")
+    peer = _peer(bare)
+    other = peer.put(big, "other.bin")  # a 2 GB download of another key, just started
+    assert not isinstance(other, AlreadyHave)
+    other.begin(2 * GB)
+    other.write(b"x" * 10_000)
+    _set_reserve(bare, free - GB)  # room for our 40 kB, not for the other's ~2 GB as well
+    with pytest.raises(RequestRefused, match="not enough free space"):
+        _peer(bare).put(key, "f.bin")
+    other.abort()
+    inc = _peer(bare).put(key, "f.bin")  # the other download ended: enough room now
+    assert not isinstance(inc, AlreadyHave)
+    inc.abort()
+
+
+GB = 1_000_000_000
+
+
+def _set_reserve(repo: Path, n: int) -> None:
+    subprocess.run(["git", "-C", str(repo), "config", "annex.diskreserve", str(n)], check=True)
+
+
+def test_disk_reserve_parsing() -> None:
+    assert disk_reserve(None) == 100_000_000
+    assert disk_reserve("1 GB") == 1_000_000_000
+    assert disk_reserve("0") == 0
+    assert disk_reserve("lots") == 100_000_000  # unparsable: git-annex's default

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 MAX_EXTENSION = 64
 MAX_KEYFILE = 255
@@ -197,6 +197,18 @@ def _blake2s(bits: int) -> Callable[[], _Hasher]:
     return lambda: hashlib.blake2s(digest_size=bits // 8)
 
 
+def _blake3() -> _Hasher:
+    import blake3  # imported when such a key is first hashed (not at shell start-up)
+
+    return cast(_Hasher, blake3.blake3())
+
+
+def _xxh3() -> _Hasher:
+    import xxhash
+
+    return cast(_Hasher, xxhash.xxh3_64())  # git-annex's XXH3 is the 64-bit digest
+
+
 _HASHERS: dict[str, Callable[[], _Hasher]] = {
     "SHA256": hashlib.sha256,
     "SHA512": hashlib.sha512,
@@ -216,8 +228,10 @@ _HASHERS: dict[str, Callable[[], _Hasher]] = {
     "BLAKE2S160": _blake2s(160),
     "BLAKE2S224": _blake2s(224),
     "BLAKE2S256": _blake2s(256),
+    "BLAKE3_256": _blake3,
+    "XXH3": _xxh3,
 }
-_INSECURE = frozenset({"SHA1", "MD5"})
+_INSECURE = frozenset({"SHA1", "MD5", "XXH3"})  # not cryptographic (securehashesonly)
 
 
 def hasher_for(key: Key) -> _Hasher | None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -175,33 +177,37 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(results: list[Measurement]) -> str:
     best: dict[tuple[str, str, str], Measurement] = {}
+    runs: dict[tuple[str, str, str], list[float]] = {}
+    peak: dict[tuple[str, str, str], int] = {}
     for m in results:
         k = (m.case, m.direction, m.shell)
         if k not in best or m.seconds < best[k].seconds:
             best[k] = m
-    peak: dict[tuple[str, str, str], int] = {}
-    for m in results:
-        k = (m.case, m.direction, m.shell)
+        runs.setdefault(k, []).append(m.seconds)
         peak[k] = max(peak.get(k, 0), m.peak_rss_kib)
     lines = [
-        f"{'case':<6} {'dir':<8} {'shell':<7} {'best s':>8} {'MiB/s':>8} {'files/s':>8} "
-        f"{'peak RSS':>9} {'ratio':>6}",
+        f"{'case':<6} {'dir':<8} {'shell':<7} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
+        f"{'files/s':>8} {'peak RSS':>9} {'ratio':>6} {'(median)':>8}",
     ]
     for case in ("big", "small"):
         for direction in ("upload", "download"):
             theirs = best.get((case, direction, "theirs"))
+            theirs_med = statistics.median(runs.get((case, direction, "theirs"), [math.nan]))
             for shell in ("ours", "theirs"):
                 m = best.get((case, direction, shell))
                 if m is None:
                     continue
+                med = statistics.median(runs[(case, direction, shell)])
                 ratio = (theirs.seconds / m.seconds) if theirs else float("nan")
                 lines.append(
-                    f"{case:<6} {direction:<8} {shell:<7} {m.seconds:8.2f} {m.mib_per_s:8.1f} "
-                    f"{m.files / m.seconds:8.1f} {peak[(case, direction, shell)] / 1024:7.1f}Mi "
-                    f"{ratio:6.2f}"
+                    f"{case:<6} {direction:<8} {shell:<7} {m.seconds:8.2f} {med:8.2f} "
+                    f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} "
+                    f"{peak[(case, direction, shell)] / 1024:7.1f}Mi {ratio:6.2f} "
+                    f"{theirs_med / med:8.2f}"
                 )
     lines.append(
-        "ratio = git-annex-shell time / annextui-shell time (>= 1: we are as fast or faster)"
+        "ratio = git-annex-shell time / annextui-shell time, best of the rounds (and of the "
+        "medians); >= 1: we are as fast or faster"
     )
     return "\n".join(lines)
 

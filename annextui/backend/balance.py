@@ -34,6 +34,7 @@ from typing import Literal
 from annextui.backend.branch import BranchView
 from annextui.backend.keys import (
     KeyError_,
+    branch_hash_levels,
     hashdir_lower,
     hashdir_mixed,
     key_file,
@@ -201,7 +202,8 @@ def key_facts(repo: Repository, view: BranchView, key: str, *, file: str | None 
         parse_key(key)
     except KeyError_ as exc:
         raise BalanceError(str(exc)) from exc
-    locations = frozenset(u for u in present_infos(view.read(location_log_path(key))) if u)
+    path = location_log_path(key, branch_hash_levels(repo.config_bool))
+    locations = frozenset(u for u in present_infos(view.read(path)) if u)
     return KeyFacts(key, locations=locations, file=file, local_present=_locally_present(repo, key))
 
 

@@ -184,9 +184,15 @@ def hashdir_mixed(key: Key | str, levels: int = 2) -> str:
     return f"{c[1]}{c[0]}/" if levels == 1 else f"{c[1]}{c[0]}/{c[3]}{c[2]}/"
 
 
-def location_log_path(key: Key | str) -> str:
-    """Path of the key's location log in the git-annex branch."""
-    return hashdir_lower(key) + key_file(key) + ".log"
+def location_log_path(key: Key | str, levels: int = 2) -> str:
+    """Path of the key's location log in the git-annex branch (`levels` = 1 in repositories
+    initialised with `annex.tune.branchhash1`; see `branch_hash_levels`)."""
+    return hashdir_lower(key, levels) + key_file(key) + ".log"
+
+
+def branch_hash_levels(config_bool: Callable[[str], bool]) -> int:
+    """Hash directory levels of the git-annex branch: 1 with annex.tune.branchhash1, else 2."""
+    return 1 if config_bool("annex.tune.branchhash1") else 2
 
 
 def _blake2b(bits: int) -> Callable[[], _Hasher]:

@@ -457,13 +457,13 @@ class LocalPeer(Peer):
 
     def log_presence(self, key: Key, *, present: bool) -> None:
         from annextui.backend.clock import current_clock
-        from annextui.backend.keys import location_log_path
+        from annextui.backend.keys import branch_hash_levels, location_log_path
         from annextui.backend.logs.presence import PresenceStatus, change_presence
 
         status = PresenceStatus.PRESENT if present else PresenceStatus.MISSING
         uuid = self._uuid
         self.journal.change(
-            location_log_path(key),
+            location_log_path(key, branch_hash_levels(self.repo.config_bool)),
             lambda data: change_presence(data, uuid, status, current_clock()),
         )
 

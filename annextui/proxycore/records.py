@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from annextui.backend.keys import Key, location_log_path
+from annextui.backend.keys import Key, branch_hash_levels, location_log_path
 from annextui.backend.uuids import is_cluster_uuid
 from annextui.proxycore.peer import Outcome
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
@@ -49,6 +49,7 @@ class GatewayRecords:
         self.annexdir = repo.annexdir
         self.clusters = dict(clusters or {})
         self.file_mode = file_mode
+        self.levels = branch_hash_levels(repo.config_bool)
         self._journal: Journal | None = None
         self._view: BranchView | None = None
         self.changed = False
@@ -79,7 +80,7 @@ class GatewayRecords:
         from annextui.backend.branch import BRANCH_REF
 
         view.head = view._ref_sha(BRANCH_REF)
-        present = present_infos(view.read(location_log_path(key)))
+        present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
             if present & nodes:
                 present.add(cu)
@@ -91,7 +92,7 @@ class GatewayRecords:
         from annextui.backend.logs.presence import PresenceStatus, change_presence
 
         status = PresenceStatus.PRESENT if present else PresenceStatus.MISSING
-        path = location_log_path(key)
+        path = location_log_path(key, self.levels)
         for u in dict.fromkeys(uuids):
             if not u or is_cluster_uuid(u):
                 continue

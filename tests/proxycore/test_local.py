@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from annextui.backend.keys import Key, key_for_content, parse_key
+from annextui.backend.keys import Key, hashdir_lower, key_for_content, parse_key
 from annextui.proxycore.local import (
     LocalIncoming,
     LocalPeer,
@@ -103,6 +103,31 @@ def test_store_where_git_annex_looks(
     assert [w["uuid"] for w in where[0]["whereis"]] == [U]
     # the journal was committed when the session ended, as git-annex's shell does
     assert not any((repo / ("" if kind == "bare" else ".git") / "annex" / "journal").iterdir())
+
+
+def test_tuned_repository_layout(annex_env: AnnexEnv) -> None:
+    """A repository initialised with annex.tune.objecthash1, objecthashlower and branchhash1:
+    objects and location logs land where git-annex looks for them in such a repository."""
+    repo = annex_env.root / "tuned.git"
+    annex_env.run(["git", "init", "-q", "--bare", str(repo)], annex_env.root)
+    annex_env.run(["git", "config", "annex.uuid", U], repo)
+    annex_env.run(
+        [
+            "git", "-c", "annex.tune.objecthash1=true", "-c", "annex.tune.objecthashlower=true",
+            "-c", "annex.tune.branchhash1=true", "annex", "init", "-q", "tuned",
+        ],
+        repo,
+    )  # fmt: skip
+    peer = _peer(repo)
+    data = os.urandom(10_000)
+    key = _store(peer, data)
+    peer.close()
+    log = annex_env.run(["git", "ls-tree", "-r", "--name-only", "git-annex"], repo).stdout
+    assert f"{hashdir_lower(key, 1)}{key}.log" in log.split(), log
+    where = annex_env.annex_json(repo, "whereis", "--key", str(key))
+    assert [w["uuid"] for w in where[0]["whereis"]] == [U]
+    recs = annex_env.annex_json(repo, "fsck", "--key", str(key))
+    assert recs[0]["success"], recs
 
 
 def test_unsafe_layouts_are_refused(tmp_path: Path) -> None:

@@ -269,13 +269,13 @@ def run_watched(ch: Chain, *args: str) -> Watched:
 # -- B serves what lies behind A before B has logged it --------------------------------------------
 
 
-def test_middle_gateway_has_not_logged_px(chain: Chain) -> None:
+def _middle_gateway_has_not_logged_px(chain: Chain) -> None:
     assert logged_by(chain, chain.a, GA) == {"px": PX}
     assert logged_by(chain, chain.b, GB) == {"A": GA}  # A's px merged, not logged
     assert proxying(chain) == {"origin-A"}  # so a git-annex client sees one level only
 
 
-def test_middle_gateway_serves_px_without_updateproxy(chain: Chain) -> None:
+def _middle_gateway_serves_px_without_updateproxy(chain: Chain) -> None:
     own_remote(chain, "via-b-px", PX)
     roundtrip(chain, "via-b-px", "early")
     assert logged_by(chain, chain.b, GB) == {"A": GA}  # still unlogged: served all the same
@@ -284,7 +284,7 @@ def test_middle_gateway_serves_px_without_updateproxy(chain: Chain) -> None:
 # -- once B logs it: git-annex's own proxied remote, two hops deep ------------------------------
 
 
-def test_client_reaches_px_two_hops_away(chain: Chain) -> None:
+def _client_reaches_px_two_hops_away(chain: Chain) -> None:
     env, b = chain.env, chain.b
     assert "Started proxying for A-px" in env.annex(b, "updateproxy").stdout
     assert logged_by(chain, b, GB) == {"A": GA, "A-px": PX}
@@ -298,7 +298,7 @@ def test_client_reaches_px_two_hops_away(chain: Chain) -> None:
 # -- gateways proxying each other ------------------------------------------------------------------
 
 
-def test_gateways_proxying_each_other_do_not_loop(chain: Chain) -> None:
+def _gateways_proxying_each_other_do_not_loop(chain: Chain) -> None:
     env, a, b, cl = chain.env, chain.a, chain.b, chain.topo.client
     _ssh_remote(env, a, "B", f"ssh://{HOST_B}{b}", GB, chain.topo.ssh_config)
     _pull(env, a, "B")
@@ -336,7 +336,7 @@ def _stale_py(ch: Chain) -> None:
     assert PY not in logged_by(ch, b, GB).values()
 
 
-def test_stale_proxy_entry_does_not_relay_in_circles(chain: Chain) -> None:
+def _stale_proxy_entry_does_not_relay_in_circles(chain: Chain) -> None:
     """B no longer proxies py, but A's proxy.log still says `B-py`: B must not send a request
     for py to A (A would send it straight back, and so on, a new shell per hop)."""
     _stale_py(chain)
@@ -350,7 +350,7 @@ def test_stale_proxy_entry_does_not_relay_in_circles(chain: Chain) -> None:
     assert "failed" in w.out
 
 
-def test_stale_entries_logged_on_both_sides_do_not_loop(chain: Chain) -> None:
+def _stale_entries_logged_on_both_sides_do_not_loop(chain: Chain) -> None:
     """Now B runs git-annex's updateproxy after merging A's `B-py`: B logs `A-B-py` (proxy
     inheritance), so both gateways list py, each through the other."""
     env, b = chain.env, chain.b
@@ -360,3 +360,14 @@ def test_stale_entries_logged_on_both_sides_do_not_loop(chain: Chain) -> None:
     assert w.status is not None, f"relayed in circles: {w.describe()}"
     assert w.status != 0
     assert "A" not in w.served, w.describe()
+
+
+def test_proxy_chain_stages(chain: Chain) -> None:
+    """The stages above, in order: each builds on the state the previous one left (B logging
+    px, A proxying B, stale entries), so they run as one test whatever the xdist scheduling."""
+    _middle_gateway_has_not_logged_px(chain)
+    _middle_gateway_serves_px_without_updateproxy(chain)
+    _client_reaches_px_two_hops_away(chain)
+    _gateways_proxying_each_other_do_not_loop(chain)
+    _stale_proxy_entry_does_not_relay_in_circles(chain)
+    _stale_entries_logged_on_both_sides_do_not_loop(chain)

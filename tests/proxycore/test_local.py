@@ -288,7 +288,7 @@ def test_abort_keeps_partial_and_records_failure(bare: Path) -> None:
 def test_refused_keys(annex_env: AnnexEnv, bare: Path) -> None:
     peer = _peer(bare)
     for text in (
-        "BLAKE3_256E-s1--" + "a" * 64 + ".x",  # git-annex has it, Python's hashlib does not
+        "SKEIN256E-s1--" + "a" * 64 + ".x",  # git-annex has it, we cannot verify it
         "XFOO-s1--abc",  # an external backend
         "SHA256E-s4-S2-C1--" + hashlib.sha256(b"ab").hexdigest(),  # a chunk
     ):
@@ -297,6 +297,9 @@ def test_refused_keys(annex_env: AnnexEnv, bare: Path) -> None:
     annex_env.git(bare, "config", "annex.securehashesonly", "true")
     with pytest.raises(RequestRefused, match="securehashesonly"):
         _peer(bare).put(key_for_content(b"m", "MD5E", ".txt"), None)
+    with pytest.raises(RequestRefused, match="securehashesonly"):  # not cryptographic
+        _peer(bare).put(key_for_content(b"x", "XXH3E", ".txt"), None)
+    assert not isinstance(_peer(bare).put(key_for_content(b"b", "BLAKE3_256E"), None), AlreadyHave)
     annex_env.git(bare, "config", "--unset", "annex.securehashesonly")
     # WORM cannot be verified, but git-annex accepts it (size checked)
     worm = parse_key("WORM-s5-m1700000000--a,32b.txt")

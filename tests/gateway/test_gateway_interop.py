@@ -26,7 +26,6 @@ import pytest
 from tests.gateway import topology as T
 from tests.support import annex as annex_support
 from tests.support import procs
-from tests.support.annex import AnnexEnv
 from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
@@ -38,17 +37,8 @@ CLUSTER = f"origin-{T.CLUSTER_NAME}"
 def topo(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[T.Topology]:
-    root = Path(os.path.realpath(tmp_path_factory.mktemp("gwtopo")))
-    env = AnnexEnv.create(
-        root, bin_dir=git_annex_bin.parent, magic=annex_support.magic_db(git_annex_bin)
-    )
-    env.use_ssh(sshd)
-    before = sshd.snapshot_hosts()
-    try:
+    with annex_support.ssh_world(tmp_path_factory, "gwtopo", git_annex_bin, sshd) as (root, env):
         yield T.build(env, sshd, root)
-    finally:
-        env.cleanup()
-        sshd.restore_hosts(before)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -99,13 +99,10 @@ def _pull(env: AnnexEnv, repo: Path, remote: str) -> None:
 def chain(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[Chain]:
-    root = Path(os.path.realpath(tmp_path_factory.mktemp("chain")))
-    env = AnnexEnv.create(
-        root, bin_dir=git_annex_bin.parent, magic=annex_support.magic_db(git_annex_bin)
-    )
-    env.use_ssh(sshd)
-    before = sshd.snapshot_hosts()
-    try:
+    with annex_support.ssh_world(tmp_path_factory, "chain", git_annex_bin, sshd) as (
+        root,
+        env,
+    ):
         sshd.add_host(HOST_A)
         sshd.add_host(HOST_B)
         cfg = sshd.config_path
@@ -138,9 +135,6 @@ def chain(
             uuids={"A": GA, "B": GB, "px": PX, "client": CLIENT},
         )
         yield Chain(topo, a)
-    finally:
-        env.cleanup()
-        sshd.restore_hosts(before)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

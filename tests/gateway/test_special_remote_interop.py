@@ -45,13 +45,10 @@ class Setup:
 def setup(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[Setup]:
-    root = Path(os.path.realpath(tmp_path_factory.mktemp("gwspecial")))
-    env = AnnexEnv.create(
-        root, bin_dir=git_annex_bin.parent, magic=annex_support.magic_db(git_annex_bin)
-    )
-    env.use_ssh(sshd)
-    before = sshd.snapshot_hosts()
-    try:
+    with annex_support.ssh_world(tmp_path_factory, "gwspecial", git_annex_bin, sshd) as (
+        root,
+        env,
+    ):
         sshd.add_host("gwspecial")
         seed = env.make_annex_repo(root / "seed", description="seed")
         env.add_files(seed, {"README": "special remotes\n"}, annex=False)
@@ -88,9 +85,6 @@ def setup(
         env.git(client, "fetch", "-q", "origin")
         env.annex(client, "merge", "-q")
         yield Setup(env, gw, client, spec_dir, snode_dir, n1)
-    finally:
-        env.cleanup()
-        sshd.restore_hosts(before)
 
 
 def _files_named(directory: Path, name: str) -> list[Path]:

@@ -138,27 +138,25 @@ def _shell_processes(root: Path) -> list[procs.ProcInfo]:
 def world(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[World]:
-    root = Path(os.path.realpath(tmp_path_factory.mktemp("shellworld")))
-    env = AnnexEnv.create(
-        root, bin_dir=git_annex_bin.parent, magic=annex_support.magic_db(git_annex_bin)
-    )
-    env.use_ssh(sshd)
-    before = sshd.snapshot_hosts()
-    sshd.add_host("gw")
-    forced_log = root / "forced.log"
-    add_forced_host(sshd, "gwforced", f'echo "$SSH_ORIGINAL_COMMAND" >> {forced_log}; {FORCED}')
-    srv = env.make_annex_repo("srv.git", SRV_UUID, "served", bare=True)
-    cl = env.clone(
-        f"ssh://gw{srv}", "cl", uuid=CL_UUID, description="client", origin="gw", annex_init=False
-    )
-    env.git(cl, "config", "remote.gw.annex-shell", SHELL)
-    env.annex(cl, "init", "-q", "client")
-    w = World(env, sshd, srv, cl)
-    try:
-        yield w
-    finally:
-        env.cleanup()
-        sshd.restore_hosts(before)
+    with annex_support.ssh_world(tmp_path_factory, "shellworld", git_annex_bin, sshd) as (
+        root,
+        env,
+    ):
+        sshd.add_host("gw")
+        forced_log = root / "forced.log"
+        add_forced_host(sshd, "gwforced", f'echo "$SSH_ORIGINAL_COMMAND" >> {forced_log}; {FORCED}')
+        srv = env.make_annex_repo("srv.git", SRV_UUID, "served", bare=True)
+        cl = env.clone(
+            f"ssh://gw{srv}",
+            "cl",
+            uuid=CL_UUID,
+            description="client",
+            origin="gw",
+            annex_init=False,
+        )
+        env.git(cl, "config", "remote.gw.annex-shell", SHELL)
+        env.annex(cl, "init", "-q", "client")
+        yield World(env, sshd, srv, cl)
 
 
 # -- the operations --------------------------------------------------------------------------------

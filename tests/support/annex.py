@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from tests.support import procs
 
 if TYPE_CHECKING:
+    import pytest
+
     from tests.support.sshd import Sshd
 
 StrPath = str | os.PathLike[str]
@@ -603,3 +605,21 @@ class AnnexEnv:
         message: str = "add files",
     ) -> dict[str, str]:
         return add_files(repo, files, annex=annex, commit=commit, message=message, env=self.env)
+
+
+@contextlib.contextmanager
+def ssh_world(
+    factory: pytest.TempPathFactory, name: str, git_annex_bin: Path, sshd: Sshd
+) -> Iterator[tuple[Path, AnnexEnv]]:
+    """A fresh directory and an `AnnexEnv` in it whose git-annex reaches the shared sshd's
+    hosts, for a module-scoped fixture: host aliases added inside are removed again and the
+    env's processes cleaned up at the end, whatever happens."""
+    root = Path(os.path.realpath(factory.mktemp(name)))
+    env = AnnexEnv.create(root, bin_dir=git_annex_bin.parent, magic=magic_db(git_annex_bin))
+    env.use_ssh(sshd)
+    before = sshd.snapshot_hosts()
+    try:
+        yield root, env
+    finally:
+        env.cleanup()
+        sshd.restore_hosts(before)

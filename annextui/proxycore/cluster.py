@@ -36,9 +36,8 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from annextui.backend.keys import Key
 from annextui.proxycore import protocol as p
@@ -55,6 +54,9 @@ from annextui.proxycore.peer import (
 from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
 from annextui.proxycore.remote import NodeError, RemoteIncoming, RemotePeer
 from annextui.proxycore.transfers import Direction
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -211,6 +213,8 @@ class ClusterPeer(Peer):
         if len(items) <= 1 or self.jobs <= 1:
             return [fn(i) for i in items]
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # only with annex.jobs > 1
+
             self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="node")
         return list(self._pool.map(fn, items))
 
@@ -227,6 +231,8 @@ class ClusterPeer(Peer):
 
                 # Nodes commit their journals as they close: do it side by side.
                 if len(opened) > 1:
+                    from concurrent.futures import ThreadPoolExecutor
+
                     with ThreadPoolExecutor(max_workers=len(opened)) as ex:
                         list(ex.map(shut, opened))
                 else:

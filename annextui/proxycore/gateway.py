@@ -205,23 +205,25 @@ def prewarm_ssh(remotes: Sequence[Remote]) -> None:
     """Import paramiko and bring up the ssh transports of these remotes' hosts in the
     background, while the client's first lines arrive. Only the transport (TCP, key exchange,
     authentication) is made early; node connections (channels) still open on first use."""
-    from annextui.proxycore.ssh import parse_ssh_url
-
-    wanted = []
-    for r in remotes:
-        if not r.url or (r.is_local_path and not r.option("annex-proxied-by")):
-            continue
-        t = parse_ssh_url(r.url)
-        if t is not None:
-            wanted.append((t, r.option("annex-ssh-options")))
+    wanted = [
+        (r.url, r.option("annex-ssh-options"))
+        for r in remotes
+        if r.url
+        and not (r.is_local_path and not r.option("annex-proxied-by"))
+        and not r.url.startswith(("annex+http", "annex+https", "http://", "https://"))
+    ]
     if not wanted:
         return
 
     def run() -> None:
-        from annextui.proxycore.ssh import SshOptions, resolve_host
+        # ssh.py (and paramiko) are imported here, off the thread that answers the client.
+        from annextui.proxycore.ssh import SshOptions, parse_ssh_url, resolve_host
 
         pool = ssh_pool()
-        for target, options in wanted:
+        for url, options in wanted:
+            target = parse_ssh_url(url)
+            if target is None:
+                continue
             try:
                 pool.transport(resolve_host(target, SshOptions.parse(options)))
             except Exception:  # the real connection attempt reports it

@@ -289,8 +289,13 @@ class ClusterPeer(Peer):
         return self._peer(place) if isinstance(place, Node) else place
 
     def check_present(self, key: Key) -> bool:
+        """Whether a node holds the key. The gateway's own copy does not count: it is logged
+        under the gateway's UUID, and a client counting it for the cluster too would count one
+        copy twice towards numcopies (it still serves GET, as any good copy may)."""
         last: str | None = None
         for place in self._holders(key):
+            if not isinstance(place, Node):
+                continue
             try:
                 if self._source(place).check_present(key):
                     return True

@@ -507,6 +507,14 @@ def test_gateway_keeps_its_own_copy_when_it_wants_the_key(
     assert s.get(str(key)) == (data, True)
     assert nodes[0].streams == []
     s.close()
+    # the cluster is its nodes: once they dropped it, CHECKPRESENT says so, although the
+    # gateway's own copy (counted under the gateway's UUID) is still there
+    s = Served(_cluster(repo, nodes, preferences=prefs, own=own))
+    s.version()
+    assert isinstance(s.request(p.Remove(str(key))), p.SuccessPlus)
+    assert isinstance(s.request(p.CheckPresent(str(key))), p.Failure)
+    s.close()
+    assert "ok" in annex_env.annex(gw, "fsck", "--key", str(key)).stdout
 
 
 # -- server modes and live transfer records --------------------------------------------------------

@@ -378,7 +378,9 @@ class LocalPeer(Peer):
         itself tells the client at once and moves no data in vain.
         """
         try:
-            st = os.statvfs(self.store.annexdir)
+            # annex/ may not exist yet in a fresh repository; its parent is on the same disk
+            where = self.store.annexdir
+            st = os.statvfs(where if where.is_dir() else where.parent)
         except OSError:
             return  # git-annex goes ahead when it cannot tell
         free = st.f_bavail * st.f_frsize

@@ -295,3 +295,29 @@ def test_the_package_docstring_example_runs() -> None:
         assert namespace["out"] == (
             f"AUTH-SUCCESS {U1}\nVERSION {version}\nSUCCESS\nPUT-FROM 0\n".encode() + result
         )
+
+
+def test_messages_are_frozen_values() -> None:
+    """The shared Message methods behave as the frozen dataclasses they replace."""
+    a = Get(0, "a b.txt", K1)
+    assert a == Get(offset=0, associated_file="a b.txt", key=K1)
+    assert a != Put("a b.txt", K1)  # other class, even with equal fields
+    assert hash(a) == hash(Get(0, "a b.txt", K1))
+    assert len({Success(), Success(), Failure()}) == 2
+    assert repr(a) == f"Get(offset=0, associated_file='a b.txt', key='{K1}')"
+    with pytest.raises(AttributeError):
+        a.offset = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del a.key  # type: ignore[misc]
+    assert SuccessPlus().uuids == ()  # default
+    assert SuccessPlus(["u1", "u2"]).uuids == ("u1", "u2")  # stored as a tuple
+    for bad in (lambda: Get(0, None), lambda: Get(0, None, K1, 1), lambda: Version(v=1)):
+        with pytest.raises(TypeError):
+            bad()
+    with pytest.raises(TypeError):
+        Message()
+    match RemoveBefore(12, K1):
+        case RemoveBefore(ts, key):
+            assert (ts, key) == (12, K1)
+        case _:
+            raise AssertionError("positional class pattern did not match")

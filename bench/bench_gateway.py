@@ -24,7 +24,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import write_files  # noqa: E402
+from common import SHELLS, Transfer, best_and_median, write_files  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -44,24 +43,13 @@ from tests.support import procs  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 from tests.support.sshd import Sshd  # noqa: E402
 
-SHELLS = {"ours": "annextui-shell", "theirs": "git-annex-shell"}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
-class Measurement:
-    case: str
-    direction: str
-    shell: str
-    seconds: float
-    bytes: int
-    files: int
+class Measurement(Transfer):
     peak_tree_kib: int
     peak_gateway_kib: int
-
-    @property
-    def mib_per_s(self) -> float:
-        return self.bytes / self.seconds / (1 << 20)
 
 
 def _rss_kib(pid: int) -> int:
@@ -212,14 +200,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: list[Measurement]) -> str:
-    best: dict[tuple[str, str, str], Measurement] = {}
-    runs: dict[tuple[str, str, str], list[float]] = {}
+    best, median = best_and_median(results)
     peak: dict[tuple[str, str, str], tuple[int, int]] = {}
     for m in results:
         k = (m.case, m.direction, m.shell)
-        if k not in best or m.seconds < best[k].seconds:
-            best[k] = m
-        runs.setdefault(k, []).append(m.seconds)
         t, g = peak.get(k, (0, 0))
         peak[k] = (max(t, m.peak_tree_kib), max(g, m.peak_gateway_kib))
     lines = [
@@ -229,12 +213,12 @@ def report(results: list[Measurement]) -> str:
     for case in ("big", "small"):
         for direction in ("copy", "get"):
             theirs = best.get((case, direction, "theirs"))
-            theirs_med = statistics.median(runs.get((case, direction, "theirs"), [math.nan]))
+            theirs_med = median.get((case, direction, "theirs"), math.nan)
             for shell in ("ours", "theirs"):
                 m = best.get((case, direction, shell))
                 if m is None:
                     continue
-                med = statistics.median(runs[(case, direction, shell)])
+                med = median[(case, direction, shell)]
                 ratio = (m.seconds / theirs.seconds) if theirs else float("nan")
                 tree, gw = peak[(case, direction, shell)]
                 lines.append(

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -29,29 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import write_files  # noqa: E402
+from common import SHELLS, Transfer, best_and_median, write_files  # noqa: E402
 
 from tests.support import annex as annex_support  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 from tests.support.sshd import Sshd  # noqa: E402
 
-SHELLS = {"ours": "annextui-shell", "theirs": "git-annex-shell"}
-
 
 @dataclass
-class Measurement:
-    case: str
-    direction: str
-    shell: str
-    seconds: float
-    bytes: int
-    files: int
+class Measurement(Transfer):
     peak_rss_kib: int
     connections: int
-
-    @property
-    def mib_per_s(self) -> float:
-        return self.bytes / self.seconds / (1 << 20)
 
 
 def _timed_wrapper(
@@ -176,14 +163,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(results: list[Measurement]) -> str:
-    best: dict[tuple[str, str, str], Measurement] = {}
-    runs: dict[tuple[str, str, str], list[float]] = {}
+    best, median = best_and_median(results)
     peak: dict[tuple[str, str, str], int] = {}
     for m in results:
         k = (m.case, m.direction, m.shell)
-        if k not in best or m.seconds < best[k].seconds:
-            best[k] = m
-        runs.setdefault(k, []).append(m.seconds)
         peak[k] = max(peak.get(k, 0), m.peak_rss_kib)
     lines = [
         f"{'case':<6} {'dir':<8} {'shell':<7} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
@@ -192,12 +175,12 @@ def _report(results: list[Measurement]) -> str:
     for case in ("big", "small"):
         for direction in ("upload", "download"):
             theirs = best.get((case, direction, "theirs"))
-            theirs_med = statistics.median(runs.get((case, direction, "theirs"), [math.nan]))
+            theirs_med = median.get((case, direction, "theirs"), math.nan)
             for shell in ("ours", "theirs"):
                 m = best.get((case, direction, shell))
                 if m is None:
                     continue
-                med = statistics.median(runs[(case, direction, shell)])
+                med = median[(case, direction, shell)]
                 ratio = (theirs.seconds / m.seconds) if theirs else float("nan")
                 lines.append(
                     f"{case:<6} {direction:<8} {shell:<7} {m.seconds:8.2f} {med:8.2f} "

@@ -12,15 +12,18 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 BASE_CLOCK = 1_700_000_000
 HERE_UUID = "00000000-1111-4000-8000-000000000000"
+_M = TypeVar("_M", bound="Transfer")
 
 
 def bench_env(home: Path) -> dict[str, str]:
@@ -248,3 +251,36 @@ def write_files(repo: Path, sub: str, count: int, size: int) -> None:
                 n = min(left, len(block))
                 fh.write(block[:n])
                 left -= n
+
+
+SHELLS = {"ours": "annextui-shell", "theirs": "git-annex-shell"}
+
+
+@dataclass
+class Transfer:
+    """One timed client command of a shell bench: a case (big/small), a direction, a shell."""
+
+    case: str
+    direction: str
+    shell: str
+    seconds: float
+    bytes: int
+    files: int
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.bytes / self.seconds / (1 << 20)
+
+
+def best_and_median(
+    results: Iterable[_M],
+) -> tuple[dict[tuple[str, str, str], _M], dict[tuple[str, str, str], float]]:
+    """Per (case, direction, shell): the fastest run, and the median seconds of all runs."""
+    best: dict[tuple[str, str, str], _M] = {}
+    runs: dict[tuple[str, str, str], list[float]] = {}
+    for m in results:
+        k = (m.case, m.direction, m.shell)
+        if k not in best or m.seconds < best[k].seconds:
+            best[k] = m
+        runs.setdefault(k, []).append(m.seconds)
+    return best, {k: statistics.median(v) for k, v in runs.items()}

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import SHELLS, Transfer, best_and_median, write_files  # noqa: E402
+from common import SHELLS, Transfer, table_rows, write_files  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -200,7 +200,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: list[Measurement]) -> str:
-    best, median = best_and_median(results)
     peak: dict[tuple[str, str, str], tuple[int, int]] = {}
     for m in results:
         k = (m.case, m.direction, m.shell)
@@ -210,22 +209,15 @@ def report(results: list[Measurement]) -> str:
         f"{'case':<6} {'op':<5} {'shell':<7} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
         f"{'files/s':>8} {'tree RSS':>9} {'gw RSS':>8} {'ours/theirs':>11} {'(median)':>8}",
     ]
-    for case in ("big", "small"):
-        for direction in ("copy", "get"):
-            theirs = best.get((case, direction, "theirs"))
-            theirs_med = median.get((case, direction, "theirs"), math.nan)
-            for shell in ("ours", "theirs"):
-                m = best.get((case, direction, shell))
-                if m is None:
-                    continue
-                med = median[(case, direction, shell)]
-                ratio = (m.seconds / theirs.seconds) if theirs else float("nan")
-                tree, gw = peak[(case, direction, shell)]
-                lines.append(
-                    f"{case:<6} {direction:<5} {shell:<7} {m.seconds:8.2f} {med:8.2f} "
-                    f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} {tree / 1024:7.1f}Mi "
-                    f"{gw / 1024:6.1f}Mi {ratio:11.2f} {med / theirs_med:8.2f}"
-                )
+    for r in table_rows(results, ("copy", "get")):
+        m = r.best
+        ratio = m.seconds / r.theirs_best.seconds if r.theirs_best else math.nan
+        tree, gw = peak[(r.case, r.direction, r.shell)]
+        lines.append(
+            f"{r.case:<6} {r.direction:<5} {r.shell:<7} {m.seconds:8.2f} {r.median:8.2f} "
+            f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} {tree / 1024:7.1f}Mi "
+            f"{gw / 1024:6.1f}Mi {ratio:11.2f} {r.median / r.theirs_median:8.2f}"
+        )
     lines.append(
         "ours/theirs = annextui-shell wall time / git-annex-shell wall time, best of the rounds "
         "(and of the medians); goal <= 0.8"

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import SHELLS, Transfer, best_and_median, write_files  # noqa: E402
+from common import SHELLS, Transfer, table_rows, write_files  # noqa: E402
 
 from tests.support import annex as annex_support  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(results: list[Measurement]) -> str:
-    best, median = best_and_median(results)
     peak: dict[tuple[str, str, str], int] = {}
     for m in results:
         k = (m.case, m.direction, m.shell)
@@ -172,22 +171,15 @@ def _report(results: list[Measurement]) -> str:
         f"{'case':<6} {'dir':<8} {'shell':<7} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
         f"{'files/s':>8} {'peak RSS':>9} {'ratio':>6} {'(median)':>8}",
     ]
-    for case in ("big", "small"):
-        for direction in ("upload", "download"):
-            theirs = best.get((case, direction, "theirs"))
-            theirs_med = median.get((case, direction, "theirs"), math.nan)
-            for shell in ("ours", "theirs"):
-                m = best.get((case, direction, shell))
-                if m is None:
-                    continue
-                med = median[(case, direction, shell)]
-                ratio = (theirs.seconds / m.seconds) if theirs else float("nan")
-                lines.append(
-                    f"{case:<6} {direction:<8} {shell:<7} {m.seconds:8.2f} {med:8.2f} "
-                    f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} "
-                    f"{peak[(case, direction, shell)] / 1024:7.1f}Mi {ratio:6.2f} "
-                    f"{theirs_med / med:8.2f}"
-                )
+    for r in table_rows(results, ("upload", "download")):
+        m = r.best
+        ratio = r.theirs_best.seconds / m.seconds if r.theirs_best else math.nan
+        lines.append(
+            f"{r.case:<6} {r.direction:<8} {r.shell:<7} {m.seconds:8.2f} {r.median:8.2f} "
+            f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} "
+            f"{peak[(r.case, r.direction, r.shell)] / 1024:7.1f}Mi {ratio:6.2f} "
+            f"{r.theirs_median / r.median:8.2f}"
+        )
     lines.append(
         "ratio = git-annex-shell time / annextui-shell time, best of the rounds (and of the "
         "medians); >= 1: we are as fast or faster"

@@ -8,6 +8,7 @@ so a million-key branch takes seconds instead of a million git-annex calls.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import resource
@@ -16,10 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 BASE_CLOCK = 1_700_000_000
 HERE_UUID = "00000000-1111-4000-8000-000000000000"
@@ -284,3 +285,30 @@ def best_and_median(
             best[k] = m
         runs.setdefault(k, []).append(m.seconds)
     return best, {k: statistics.median(v) for k, v in runs.items()}
+
+
+@dataclass
+class Row(Generic[_M]):
+    """One line of a shell bench's table: a shell's best run and median, and theirs."""
+
+    case: str
+    direction: str
+    shell: str
+    best: _M
+    median: float
+    theirs_best: _M | None
+    theirs_median: float
+
+
+def table_rows(results: Sequence[_M], directions: Sequence[str]) -> Iterator[Row[_M]]:
+    """The rows of a shell bench's table: big then small, `directions` in order, ours first."""
+    best, median = best_and_median(results)
+    for case in ("big", "small"):
+        for direction in directions:
+            theirs = best.get((case, direction, "theirs"))
+            theirs_med = median.get((case, direction, "theirs"), math.nan)
+            for shell in ("ours", "theirs"):
+                m = best.get((case, direction, shell))
+                if m is not None:
+                    med = median[(case, direction, shell)]
+                    yield Row(case, direction, shell, m, med, theirs, theirs_med)

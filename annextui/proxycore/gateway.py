@@ -27,6 +27,7 @@ branch (`BranchPreferences`), with live size accounting when a `maxsize` is reco
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -108,12 +109,27 @@ def node_peer(
     want = uuid or remote.uuid
     if not want:
         raise NodeError(f"{remote.name} has no known annex-uuid")
-    url = remote.url
-    if not url or url.startswith(("annex+http", "annex+https", "http://", "https://")):
+    how = _reached_by(remote)
+    if how is _Reach.GIT_ANNEX_SHELL:
         return _delegated_node(gw, remote, want, offer=offer, bypass=bypass)
-    if remote.is_local_path and not remote.option("annex-proxied-by"):
+    if how is _Reach.IN_PROCESS:
         return _local_node(gw, remote, want)
     return _ssh_node(gw, remote, want, offer=offer, bypass=bypass)
+
+
+class _Reach(enum.Enum):
+    IN_PROCESS = "a path remote, served by LocalPeer here"
+    SSH = "an ssh remote, through paramiko"
+    GIT_ANNEX_SHELL = "a special or HTTP remote, through a local git-annex-shell"
+
+
+def _reached_by(remote: Remote) -> _Reach:
+    url = remote.url
+    if not url or url.startswith(("annex+http", "http://", "https://")):
+        return _Reach.GIT_ANNEX_SHELL
+    if remote.is_local_path and not remote.option("annex-proxied-by"):
+        return _Reach.IN_PROCESS
+    return _Reach.SSH
 
 
 def _delegated_node(
@@ -208,9 +224,7 @@ def prewarm_ssh(remotes: Sequence[Remote]) -> None:
     wanted = [
         (r.url, r.option("annex-ssh-options"))
         for r in remotes
-        if r.url
-        and not (r.is_local_path and not r.option("annex-proxied-by"))
-        and not r.url.startswith(("annex+http", "annex+https", "http://", "https://"))
+        if r.url and _reached_by(r) is _Reach.SSH
     ]
     if not wanted:
         return

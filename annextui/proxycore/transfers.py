@@ -356,8 +356,9 @@ def downloads_in_progress(annexdir: Path, *, exclude: str | None = None) -> int:
     except those of the key `exclude`; keys of unknown size count 0."""
     ddir = annexdir / "transfer" / Direction.DOWNLOAD.value
     try:
-        if not any(True for _ in os.scandir(ddir)):
-            return 0
+        with os.scandir(ddir) as entries:
+            if next(entries, None) is None:
+                return 0
     except (FileNotFoundError, NotADirectoryError):
         return 0
     total = 0

@@ -13,10 +13,14 @@ apt_install() {
         sudo="sudo -n"
     fi
     $sudo apt-get update -qq &&
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server tmux >/dev/null
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            openssh-server rsync git-remote-gcrypt gnupg tmux >/dev/null
 }
-if [ ! -x /usr/sbin/sshd ]; then
-    apt_install  # required: the ssh tests fail in CI without it
+# sshd, and rsync/git-remote-gcrypt/gpg for the gcrypt remotes (the legacy shell commands), are
+# required: those tests fail in CI without them. tmux only drives the console demo test.
+if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null 2>&1 ||
+    ! command -v git-remote-gcrypt >/dev/null 2>&1 || ! command -v gpg >/dev/null 2>&1; then
+    apt_install
 elif ! command -v tmux >/dev/null 2>&1; then
     apt_install || echo "warning: could not install tmux" >&2
 fi

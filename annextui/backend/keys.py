@@ -248,7 +248,12 @@ def hasher_for(key: Key) -> _Hasher | None:
 
 def known_variety(key: Key) -> bool:
     """Whether we know how to treat content of this key (verify it, or accept it unverified)."""
-    return key.verifiable or key.variety in {"WORM", "URL", "VURL"}
+    return key.verifiable or key.variety in _UNVERIFIABLE
+
+
+# Kept as they come, as git-annex keeps them: WORM and URL keys carry no hash, and GPGHMAC keys
+# name encrypted content (a gcrypt repository's objects) whose plain hash nobody here knows.
+_UNVERIFIABLE = frozenset({"WORM", "URL", "VURL", "GPGHMACSHA1", "GPGHMACSHA512"})
 
 
 def digest_matches(key: Key, hexdigest: str) -> bool:

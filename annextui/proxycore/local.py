@@ -261,9 +261,12 @@ class LocalPeer(Peer):
         *,
         client_uuid: str,
         warn: Callable[[str], None] = _stderr_warning,
+        gcrypt: bool = False,
     ) -> None:
-        uuid = repo.uuid
-        if not uuid:
+        """`gcrypt`: also serve a gcrypt repository, which has no UUID and so no location log
+        (the legacy commands of gcrypt remotes)."""
+        uuid = repo.uuid or ""
+        if not uuid and not (gcrypt and repo.gcrypt_id):
             raise PeerFatal("Not a git-annex or gcrypt repository.")
         if repo.version is not None and repo.version < 10:
             raise PeerFatal(
@@ -350,6 +353,13 @@ class LocalPeer(Peer):
             raise RequestRefused(str(exc)) from exc
 
     def _put(self, key: Key, af: str | None) -> Incoming | AlreadyHave:
+        self.admit(key)
+        if self.store.present(key) is not None:
+            return AlreadyHave()
+        return LocalIncoming(self, key, af, self.resume_offset(key))
+
+    def admit(self, key: Key) -> None:
+        """Refuse (RequestRefused) content this repository must not take in."""
         if not known_variety(key):
             raise RequestRefused(f"cannot verify {key.variety} keys; not accepting them")
         if key.is_chunk:
@@ -358,15 +368,16 @@ class LocalPeer(Peer):
             raise RequestRefused(
                 f"annex.securehashesonly blocked adding {key.variety} key to annex objects"
             )
-        if self.store.present(key) is not None:
-            return AlreadyHave()
+
+    def resume_offset(self, key: Key) -> int:
+        """Bytes of a partial receive to go on from, once the disk has room for the rest."""
         offset = self.store.tmp_size(key)
         if key.size is not None and offset > key.size:
             # Longer than the content can be: it cannot be resumed, start over.
             self.store.discard_tmp(key)
             offset = 0
         self._check_disk_space(key, offset)
-        return LocalIncoming(self, key, af, offset)
+        return offset
 
     def _check_disk_space(self, key: Key, already_there: int) -> None:
         """checkDiskSpaceToGet: refuse content that would eat into `annex.diskreserve`.
@@ -458,6 +469,8 @@ class LocalPeer(Peer):
         return self._journal
 
     def log_presence(self, key: Key, *, present: bool) -> None:
+        if not self._uuid:
+            return  # a gcrypt repository: git-annex logs nothing for NoUUID either
         from annextui.backend.clock import current_clock
         from annextui.backend.keys import branch_hash_levels, location_log_path
         from annextui.backend.logs.presence import PresenceStatus, change_presence

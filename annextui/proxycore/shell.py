@@ -150,6 +150,8 @@ def run_builtin(cmd: shellargs.Builtin) -> int:
         proxy = check_target(repo, cmd.uuid, cmd.command, client)
     if cmd.command == "configlist":
         return configlist(repo, cmd)
+    if cmd.command == "gcryptsetup":  # dontCheck repoExists: it makes the repository one
+        return run_legacy(repo, cmd)
     if not repo.is_initialized() and not repo.gcrypt_id:
         raise ShellExit("Not a git-annex or gcrypt repository.")
     if cmd.command == "p2pstdio":
@@ -158,10 +160,27 @@ def run_builtin(cmd: shellargs.Builtin) -> int:
         if cmd.params:
             raise ShellExit("This command takes no parameters.")
         return notifychanges(repo)
-    raise ShellExit(
-        f"{cmd.command} is a legacy git-annex-shell command that annextui-shell does not "
-        "implement; use a current git-annex (p2pstdio)"
-    )
+    return run_legacy(repo, cmd)
+
+
+def run_legacy(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
+    """inannex, sendkey, recvkey, dropkey, gcryptsetup: what gcrypt remotes use (legacy.py)."""
+    from annextui.proxycore import legacy
+
+    try:
+        if cmd.command == "inannex":
+            return legacy.inannex(repo, cmd.params)
+        if cmd.command == "dropkey":
+            return legacy.dropkey(repo, cmd.params, force="force" in cmd.flags)
+        if cmd.command == "sendkey":
+            return legacy.sendkey(repo, cmd.params, cmd.remote_uuid, cmd.rsync_options)
+        if cmd.command == "recvkey":
+            return legacy.recvkey(repo, cmd.params, cmd.remote_uuid, cmd.rsync_options)
+        if cmd.command == "gcryptsetup":
+            return legacy.gcryptsetup(repo, cmd.params)
+    except legacy.LegacyError as exc:
+        raise ShellExit(str(exc)) from None
+    raise ShellExit(f"unknown command {cmd.command}")
 
 
 def check_target(
@@ -172,10 +191,16 @@ def check_target(
     own = repo.uuid
     if own is None:
         gid = repo.gcrypt_id
-        if gid and gid == expected:
+        if not gid:
+            raise ShellExit(
+                f"expected repository UUID {expected} but found uninitialized repository"
+            )
+        from annextui.proxycore.legacy import gcrypt_uuid
+
+        found = gcrypt_uuid(gid)
+        if found == expected:
             return None
-        found = f"UUID {gid}" if gid else "uninitialized repository"
-        raise ShellExit(f"expected repository UUID {expected} but found {found}")
+        raise ShellExit(f"expected repository UUID {expected} but found UUID {found}")
     if expected == own:
         return None
     from annextui.proxycore.gateway import open_gateway

@@ -1,0 +1,292 @@
+"""git-annex-shell's legacy commands, which current clients use for gcrypt remotes.
+
+A `type=gcrypt` remote reached over ssh keeps its encrypted objects in a bare repository that
+has no annex UUID, only a `core.gcrypt-id`, and git-annex talks to it with these commands
+rather than the P2P protocol (`Remote/GCrypt.hs`, `Remote/Helper/Ssh.hs`):
+
+- `gcryptsetup DIR ID`: mark a bare repository as the gcrypt remote ID;
+- `inannex DIR KEY…`: exit 0 when all are present, 1 when one is not, 100 when it cannot tell;
+- `recvkey DIR KEY -- remoteuuid=U -- …` / `sendkey …`: rsync in server mode into `annex/tmp`
+  (then verified and moved into the object store) or from the object;
+- `dropkey DIR --quiet --force KEY…`: remove objects.
+
+Old clients without p2pstdio used the same commands for plain git-annex repositories, so they
+work there too (with location log updates; a gcrypt repository has no UUID and logs nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid as uuidlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from annextui.backend.keys import Key, KeyError_, hasher_for, parse_key
+from annextui.proxycore.local import LocalPeer, LocalRepo
+from annextui.proxycore.locks import lock_holder
+from annextui.proxycore.objectstore import UnsafePath
+from annextui.proxycore.peer import PeerFatal, RequestRefused
+from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+
+# Annex/UUID.hs: gCryptNameSpace = generateNamed namespaceURL "http://git-annex.branchable.com/design/gcrypt/"
+GCRYPT_NAMESPACE = uuidlib.uuid5(
+    uuidlib.NAMESPACE_URL, "http://git-annex.branchable.com/design/gcrypt/"
+)
+
+# Utility/Rsync.hs rsyncServerParams: what git-annex-shell runs, whatever the client asked for.
+RSYNC_SERVER = ("rsync", "--server", "-t", "--inplace", "-e.Lsf", ".")
+
+INANNEX_UNSURE = 100
+_HASH_BLOCK = 1 << 20
+
+
+class LegacyError(Exception):
+    """The command fails with this message (the shell prints it and exits 1)."""
+
+
+def gcrypt_uuid(gcrypt_id: str) -> str:
+    """The UUID git-annex gives the gcrypt remote whose repository has this `core.gcrypt-id`."""
+    return str(uuidlib.uuid5(GCRYPT_NAMESPACE, gcrypt_id))
+
+
+def parse_keys(words: Iterable[str]) -> list[Key]:
+    keys = []
+    for w in words:
+        try:
+            keys.append(parse_key(w))
+        except KeyError_:
+            raise LegacyError("bad key") from None
+    return keys
+
+
+def safe_rsync_options(words: Sequence[str]) -> list[str]:
+    """filterRsyncSafeOptions: of what follows the fields, only `--bwlimit` reaches rsync.
+
+    getopt rules: `--bwlimit=N` or `--bwlimit N`, any unique prefix of the name, and nothing
+    after a `--`.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        i += 1
+        if w == "--":
+            break
+        if not w.startswith("--") or len(w) < 3:
+            continue
+        name, eq, value = w[2:].partition("=")
+        if not "bwlimit".startswith(name):
+            continue
+        if not eq:
+            if i >= len(words):
+                continue
+            value = words[i]
+            i += 1
+        out.append(f"--bwlimit={value}")
+    return out
+
+
+# -- gcryptsetup ----------------------------------------------------------------------------------
+
+
+def gcryptsetup(repo: LocalRepo, params: Sequence[str]) -> int:
+    """Command/GCryptSetup.hs: set `core.gcrypt-id` (and allow the forced pushes gcrypt makes)."""
+    for gcrypt_id in params:
+        if repo.uuid:
+            raise LegacyError(
+                "gcryptsetup refusing to run; this repository already has a git-annex uuid!"
+            )
+        current = repo.gcrypt_id
+        if current and gcrypt_uuid(current) != gcrypt_uuid(gcrypt_id):
+            raise LegacyError("gcryptsetup uuid mismatch")
+        if not repo.bare:
+            raise LegacyError("cannot use gcrypt in a non-bare repository")
+        for name, value in (
+            ("core.gcrypt-id", gcrypt_id),
+            ("receive.denyNonFastForwards", "false"),
+        ):
+            rc = subprocess.call(
+                ["git", f"--git-dir={repo.gitdir}", "config", name, value],
+                stdin=subprocess.DEVNULL,
+                stdout=sys.stderr.fileno(),
+            )
+            if rc != 0:
+                raise LegacyError(f"git config {name} failed")
+        repo.reload()
+    return 0
+
+
+# -- inannex, dropkey -----------------------------------------------------------------------------
+
+
+def _peer(repo: LocalRepo, remote_uuid: str | None = None) -> LocalPeer:
+    try:
+        return LocalPeer(repo, client_uuid=remote_uuid or "", gcrypt=True)
+    except PeerFatal as exc:
+        raise LegacyError(str(exc)) from None
+
+
+def inannex(repo: LocalRepo, params: Sequence[str]) -> int:
+    """Command/InAnnex.hs with inAnnexSafe: an object being dropped right now is "can't tell"."""
+    keys = parse_keys(params)
+    store = _peer(repo).store
+    for key in keys:
+        try:
+            kp = store.present(key)
+        except UnsafePath:
+            return INANNEX_UNSURE
+        if kp is None:
+            return 1
+        if lock_holder(kp.lck) is not None:
+            return INANNEX_UNSURE  # a drop holds the exclusive content lock
+    return 0
+
+
+def dropkey(repo: LocalRepo, params: Sequence[str], *, force: bool) -> int:
+    """Command/DropKey.hs: no numcopies check here, the client made it (hence `--force`)."""
+    if not force:
+        raise LegacyError(
+            "dropkey can cause data loss; use --force if you're sure you want to do this"
+        )
+    keys = parse_keys(params)
+    peer = _peer(repo)
+    failed = 0
+    for key in keys:
+        try:
+            ok = peer.remove(key).ok
+        except PeerFatal as exc:
+            sys.stderr.write(f"dropkey {key}: {exc}\n")
+            ok = False
+        failed += not ok
+    return 1 if failed else 0
+
+
+# -- recvkey, sendkey -----------------------------------------------------------------------------
+
+
+def _run_rsync(args: Sequence[str]) -> bool:
+    sys.stdout.flush()
+    try:
+        return subprocess.call(list(args)) == 0
+    except OSError as exc:
+        sys.stderr.write(f"rsync: {exc}\n")
+        return False
+
+
+def _record(
+    peer: LocalPeer, key: Key, direction: Direction, remote_uuid: str | None
+) -> TransferRecorder | None:
+    """fieldTransfer: a transfer record only when the client said who it is."""
+    if not remote_uuid:
+        return None
+    rec = TransferRecorder.start(
+        peer.store.annexdir,
+        Transfer(direction, remote_uuid, str(key)),
+        ignore_lock=direction is Direction.UPLOAD,  # alwaysRunTransfer when sending
+        mode=peer.store.file_mode(),
+        size=key.size,
+    )
+    if rec is None:
+        raise LegacyError("transfer already in progress, or unable to take transfer lock")
+    return rec
+
+
+def sendkey(
+    repo: LocalRepo, params: Sequence[str], remote_uuid: str | None, rsync_words: Sequence[str]
+) -> int:
+    """Command/SendKey.hs: rsync --server --sender of the object file."""
+    (key,) = _one_key(params)
+    peer = _peer(repo, remote_uuid)
+    try:
+        kp = peer.store.present(key)
+    except UnsafePath as exc:
+        raise LegacyError(f"refusing unsafe path: {exc}") from None
+    if kp is None:
+        raise LegacyError("requested key is not present")
+    rec = _record(peer, key, Direction.UPLOAD, remote_uuid)
+    ok = False
+    try:
+        argv = [*RSYNC_SERVER, "--sender", *safe_rsync_options(rsync_words), str(kp.object)]
+        ok = _run_rsync(argv)
+    finally:
+        if rec is not None:
+            rec.finish(ok)
+    return 0 if ok else 1
+
+
+def recvkey(
+    repo: LocalRepo, params: Sequence[str], remote_uuid: str | None, rsync_words: Sequence[str]
+) -> int:
+    """Command/RecvKey.hs: rsync --server into `annex/tmp/KEY` (resumable: --inplace), verify
+    size and hash, move into the object store, log the key present."""
+    (key,) = _one_key(params)
+    peer = _peer(repo, remote_uuid)
+    store = peer.store
+    try:
+        peer.admit(key)
+        peer.resume_offset(key)  # the disk reserve check; rsync itself resumes the tmp file
+    except RequestRefused as exc:
+        raise LegacyError(str(exc)) from None
+    rec = _record(peer, key, Direction.DOWNLOAD, remote_uuid)
+    ok = False
+    try:
+        try:
+            fd, tmp = store.open_tmp(key)
+        except UnsafePath as exc:
+            raise LegacyError(f"refusing unsafe path: {exc}") from None
+        os.close(fd)
+        argv = [*RSYNC_SERVER, *safe_rsync_options(rsync_words), str(tmp)]
+        if not _run_rsync(argv):
+            _drop_if_empty(tmp)
+            return 1  # the partial file stays for the client's next try
+        if not _verified(peer, key, tmp):
+            store.discard_tmp(key)
+            sys.stderr.write("Verification of content failed\n")
+            return 1
+        store.install(key, tmp)
+        peer.log_presence(key, present=True)
+        peer.content_changed()
+        ok = True
+        return 0
+    finally:
+        if rec is not None:
+            rec.finish(ok)
+
+
+def _one_key(params: Sequence[str]) -> list[Key]:
+    keys = parse_keys(params)
+    if len(keys) != 1:
+        raise LegacyError("expected one key")
+    return keys
+
+
+def _drop_if_empty(tmp: Path) -> None:
+    try:
+        if os.stat(tmp).st_size == 0:
+            os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _verified(peer: LocalPeer, key: Key, tmp: Path) -> bool:
+    """verifyKeyContent: the size always, the hash when annex.verify (keys we cannot hash, such
+    as gcrypt's GPGHMAC ones, pass on their size as they do in git-annex)."""
+    try:
+        size = os.stat(tmp).st_size
+    except OSError:
+        return False
+    if key.size is not None and size != key.size:
+        return False
+    hasher = hasher_for(key)
+    if hasher is None or not peer.verify_enabled:
+        return True
+    buf = bytearray(_HASH_BLOCK)
+    view = memoryview(buf)
+    with open(tmp, "rb", buffering=0) as fh:
+        while n := fh.readinto(view):
+            hasher.update(view[:n])  # type: ignore[arg-type]
+    from annextui.backend.keys import digest_matches
+
+    return digest_matches(key, hasher.hexdigest())

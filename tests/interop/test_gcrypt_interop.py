@@ -77,7 +77,10 @@ def gworld(
         keyid = _gpg_key(env, root / "gnupg")
         for shell in SHELLS:
             sshd.add_host(f"gcrypt-{shell}", command=f'{shell} -c "$SSH_ORIGINAL_COMMAND"')
-        yield GcryptWorld(env, root, keyid)
+        try:
+            yield GcryptWorld(env, root, keyid)
+        finally:  # gpg left an agent running for this GNUPGHOME
+            env.run(["gpgconf", "--kill", "all"], check=False)
 
 
 def objects(repo: Path) -> dict[str, Path]:

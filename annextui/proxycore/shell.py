@@ -285,47 +285,26 @@ def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin, proxy: GatewayTarget | Non
 # -- notifychanges --------------------------------------------------------------------------------
 
 
-def notifychanges(repo: LocalRepo, *, interval: float = 0.5) -> int:
-    """`READY`, then `CHANGED <sha>…` whenever files under `refs/` change, until stdin closes."""
-    import select
+def notifychanges(repo: LocalRepo, *, use_inotify: bool = True) -> int:
+    """`READY`, then `CHANGED <sha>…` whenever a ref under `refs/` is written (inotify; polled
+    where that is unavailable), until stdin closes."""
+    from annextui.proxycore.refwatch import changes, watch_refs
 
-    out = sys.stdout
-    out.write("READY\n")
-    out.flush()
     refs = repo.gitdir / "refs"
-    seen: dict[str, tuple[int, int, int]] = {}
-    first = True
-    stdin = sys.stdin.fileno()
-    while True:
-        changed: list[str] = []
-        current: dict[str, tuple[int, int, int]] = {}
-        for dirpath, _dirs, files in os.walk(refs):
-            for f in files:
-                p = os.path.join(dirpath, f)
-                try:
-                    st = os.stat(p)
-                except OSError:
-                    continue
-                sig = (st.st_ino, st.st_size, st.st_mtime_ns)
-                current[p] = sig
-                if seen.get(p) != sig:
-                    try:
-                        with open(p, "rb") as fh:
-                            sha = fh.read(200).split(b"\n", 1)[0].strip().decode("ascii", "replace")
-                    except OSError:
-                        continue
-                    if sha and not sha.startswith("ref:"):
-                        changed.append(sha)
-        seen = current
-        if changed and (first or changed):
-            out.write("CHANGED " + " ".join(changed) + "\n")
+    refs.mkdir(exist_ok=True)  # createDirectoryUnder: a repository may have no loose refs yet
+    out = sys.stdout
+    watcher = watch_refs(str(refs), use_inotify=use_inotify)
+    try:
+        out.write("READY\n")
+        out.flush()
+        for batch in changes(watcher, sys.stdin.fileno()):
+            out.write("CHANGED " + " ".join(batch) + "\n")
             out.flush()
-        first = False
-        ready, _, _ = select.select([stdin], [], [], interval)
-        if ready:
-            data = os.read(stdin, 65536)
-            if not data:
-                return 0
+    except BrokenPipeError:
+        pass
+    finally:
+        watcher.close()
+    return 0
 
 
 if __name__ == "__main__":

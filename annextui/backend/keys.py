@@ -68,6 +68,11 @@ class Key:
         return self.base_variety in _HASHERS
 
     @property
+    def external(self) -> bool:
+        """An external backend's key (`XFOO`, `XFOOE`): its program verifies it."""
+        return len(self.variety) > 1 and self.variety.startswith("X")
+
+    @property
     def secure(self) -> bool:
         return self.base_variety in _HASHERS and self.base_variety not in _INSECURE
 
@@ -248,7 +253,7 @@ def hasher_for(key: Key) -> _Hasher | None:
 
 def known_variety(key: Key) -> bool:
     """Whether we know how to treat content of this key (verify it, or accept it unverified)."""
-    return key.verifiable or key.variety in _UNVERIFIABLE
+    return key.verifiable or key.variety in _UNVERIFIABLE or key.external
 
 
 # Kept as they come, as git-annex keeps them: WORM and URL keys carry no hash, and GPGHMAC keys

@@ -364,10 +364,28 @@ class LocalPeer(Peer):
             raise RequestRefused(f"cannot verify {key.variety} keys; not accepting them")
         if key.is_chunk:
             raise RequestRefused("chunk keys cannot be stored in a git-annex repository")
-        if self._secure_only and not key.secure:
+        if self._secure_only and not key.secure and not self._external_secure(key):
             raise RequestRefused(
                 f"annex.securehashesonly blocked adding {key.variety} key to annex objects"
             )
+
+    @staticmethod
+    def _external_secure(key: Key) -> bool:
+        if not key.external:
+            return False
+        from annextui.proxycore.external_backend import is_secure
+
+        return is_secure(key)
+
+    def verify_file(self, key: Key, path: Path) -> bool:
+        """Content that could not be hashed while it arrived: an external backend's program
+        checks the whole file (no program, or one that cannot verify: kept, as git-annex
+        keeps it)."""
+        if not key.external:
+            return True
+        from annextui.proxycore.external_backend import Verdict, verify_content
+
+        return verify_content(key, path) is not Verdict.INVALID
 
     def resume_offset(self, key: Key) -> int:
         """Bytes of a partial receive to go on from, once the disk has room for the rest."""
@@ -732,6 +750,9 @@ class LocalIncoming:
                 if not digest_matches(key, self._hasher.hexdigest()):
                     peer.warn("Verification of content failed")
                     return self._fail(keep=False)
+            elif must_verify and not peer.verify_file(key, self._tmp):
+                peer.warn("Verification of content failed")
+                return self._fail(keep=False)
             store.install(key, self._tmp)
             peer.log_presence(key, present=True)
             peer.content_changed()

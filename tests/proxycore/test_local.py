@@ -289,7 +289,6 @@ def test_refused_keys(annex_env: AnnexEnv, bare: Path) -> None:
     peer = _peer(bare)
     for text in (
         "SKEIN256E-s1--" + "a" * 64 + ".x",  # git-annex has it, we cannot verify it
-        "XFOO-s1--abc",  # an external backend
         "SHA256E-s4-S2-C1--" + hashlib.sha256(b"ab").hexdigest(),  # a chunk
     ):
         with pytest.raises(RequestRefused):
@@ -299,6 +298,8 @@ def test_refused_keys(annex_env: AnnexEnv, bare: Path) -> None:
         _peer(bare).put(key_for_content(b"m", "MD5E", ".txt"), None)
     with pytest.raises(RequestRefused, match="securehashesonly"):  # not cryptographic
         _peer(bare).put(key_for_content(b"x", "XXH3E", ".txt"), None)
+    with pytest.raises(RequestRefused, match="securehashesonly"):  # no program says it is
+        _peer(bare).put(parse_key("XFOO-s1--abc"), None)
     assert not isinstance(_peer(bare).put(key_for_content(b"b", "BLAKE3_256E"), None), AlreadyHave)
     annex_env.git(bare, "config", "--unset", "annex.securehashesonly")
     # WORM cannot be verified, but git-annex accepts it (size checked)
@@ -308,6 +309,12 @@ def test_refused_keys(annex_env: AnnexEnv, bare: Path) -> None:
     assert not isinstance(inc, AlreadyHave)
     inc.begin(5)
     inc.write(b"hello")
+    assert inc.finish(None).ok
+    # an external backend's key without its program: kept on its size, as git-annex keeps it
+    inc = _peer(bare).put(parse_key("XFOO-s3--abc"), None)
+    assert not isinstance(inc, AlreadyHave)
+    inc.begin(3)
+    inc.write(b"abc")
     assert inc.finish(None).ok
 
 

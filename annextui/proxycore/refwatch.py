@@ -218,6 +218,14 @@ def changes(
             if not data:
                 return
         if timeout is not None or len(ready) > (hangup_fd in ready):
-            batch = watcher.read_changes()
+            try:
+                batch = watcher.read_changes()
+            except InotifyUnavailable:
+                # Out of inotify watches for a new directory: poll from now on, starting with
+                # everything there is (as after a queue overflow).
+                watcher.close()
+                watcher = PollingRefWatcher(watcher.root)
+                fds, timeout = [hangup_fd], poll_interval
+                batch = watcher.initial()
             if batch:
                 yield batch

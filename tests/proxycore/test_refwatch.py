@@ -11,6 +11,7 @@ import pytest
 
 from annextui.proxycore.refwatch import (
     InotifyRefWatcher,
+    InotifyUnavailable,
     PollingRefWatcher,
     changes,
     read_ref,
@@ -171,3 +172,32 @@ def test_notifychanges_next_to_git_annex_shell(annex_env: AnnexEnv) -> None:
     # file"), ours with 0: the end of the conversation is not an error.
     procs["theirs"].wait(timeout=10)
     assert procs["ours"].wait(timeout=10) == 0
+
+
+def test_out_of_watches_falls_back_to_polling(
+    repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new ref directory that cannot be watched (the inotify watch limit): the watcher
+    switches to polling, reports everything once, and goes on reporting changes."""
+    import os
+
+    r, c1, c2 = repo
+    watcher = watch_refs(str(r / "refs"))
+    assert isinstance(watcher, InotifyRefWatcher)
+
+    def no_more_watches(directory: str) -> None:
+        raise InotifyUnavailable(28, "No space left on device")
+
+    monkeypatch.setattr(watcher, "_watch", no_more_watches)
+    rfd, wfd = os.pipe()
+    gen = changes(watcher, rfd, poll_interval=0.05)
+    try:
+        assert next(gen) == [c1]
+        _git(r, "update-ref", "refs/remotes/origin/new", c2)  # a directory it cannot watch
+        assert sorted(next(gen)) == sorted([c1, c2])  # everything, once polling took over
+        _git(r, "update-ref", "refs/heads/main", c2)
+        assert next(gen) == [c2]
+    finally:
+        os.close(wfd)
+        gen.close()
+        os.close(rfd)

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 MAX_EXTENSION = 64
 MAX_KEYFILE = 255
@@ -208,6 +208,78 @@ def _blake2s(bits: int) -> Callable[[], _Hasher]:
     return lambda: hashlib.blake2s(digest_size=bits // 8)
 
 
+class Blake2Parallel:
+    """BLAKE2bp / BLAKE2sp (the reference `blake2bp.c`/`blake2sp.c`, as git-annex's crypton):
+    `degree` leaves take the input's blocks in turn, a root hashes the leaves' digests. Built
+    from hashlib's BLAKE2 tree parameters, which also finish each leaf's last block.
+
+    Only full-length digests: for a shorter one (BLAKE2SP224) the reference feeds the root
+    each leaf's whole internal state, which no hashlib object can give out.
+    """
+
+    def __init__(self, algo: Callable[..., Any], degree: int, block: int) -> None:
+        self._algo, self._degree, self._block = algo, degree, block
+        self._size: int = algo().digest_size
+        self._leaves = [
+            algo(
+                digest_size=self._size,
+                fanout=degree,
+                depth=2,
+                leaf_size=0,
+                node_offset=i,
+                node_depth=0,
+                inner_size=self._size,
+                last_node=i == degree - 1,
+            )
+            for i in range(degree)
+        ]
+        self._stripe = degree * block
+        self._buf = bytearray()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        stripe = self._stripe
+        if self._buf:
+            take = min(stripe - len(self._buf), len(view))
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < stripe:
+                return
+            self._feed(memoryview(self._buf))
+            self._buf = bytearray()
+        full = len(view) - len(view) % stripe
+        if full:
+            self._feed(view[:full])
+        self._buf += view[full:]
+
+    def _feed(self, stripes: memoryview) -> None:
+        block, stripe, n = self._block, self._stripe, len(stripes)
+        for i, leaf in enumerate(self._leaves):
+            update = leaf.update
+            for base in range(i * block, n, stripe):
+                update(stripes[base : base + block])
+
+    def hexdigest(self) -> str:
+        leaves = [leaf.copy() for leaf in self._leaves]
+        buf, block = self._buf, self._block
+        for i, leaf in enumerate(leaves):
+            if len(buf) > i * block:
+                leaf.update(buf[i * block : (i + 1) * block])
+        root = self._algo(
+            digest_size=self._size,
+            fanout=self._degree,
+            depth=2,
+            leaf_size=0,
+            node_offset=0,
+            node_depth=1,
+            inner_size=self._size,
+            last_node=True,
+        )
+        for leaf in leaves:
+            root.update(leaf.digest())
+        return str(root.hexdigest())
+
+
 def _blake3() -> _Hasher:
     import blake3  # imported when such a key is first hashed (not at shell start-up)
 
@@ -239,6 +311,8 @@ _HASHERS: dict[str, Callable[[], _Hasher]] = {
     "BLAKE2S160": _blake2s(160),
     "BLAKE2S224": _blake2s(224),
     "BLAKE2S256": _blake2s(256),
+    "BLAKE2BP512": lambda: Blake2Parallel(hashlib.blake2b, 4, 128),
+    "BLAKE2SP256": lambda: Blake2Parallel(hashlib.blake2s, 8, 64),
     "BLAKE3_256": _blake3,
     "XXH3": _xxh3,
 }

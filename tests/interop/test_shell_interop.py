@@ -188,7 +188,9 @@ def test_copy_to(world: World) -> None:
     )
 
 
-@pytest.mark.parametrize("backend", ["BLAKE3_256E", "XXH3", "BLAKE2S256E"])
+@pytest.mark.parametrize(
+    "backend", ["BLAKE3_256E", "XXH3", "BLAKE2S256E", "BLAKE2BP512E", "BLAKE2SP256"]
+)
 def test_copy_keys_of_newer_backends(world: World, backend: str) -> None:
     """Keys of the backends git-annex 10.20261026 offers beyond SHA (BLAKE3, XXH3): verified on
     arrival through annextui-shell, and a real fsck in the served repository agrees."""

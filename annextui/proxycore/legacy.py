@@ -26,7 +26,7 @@ from pathlib import Path
 from annextui.backend.keys import Key, KeyError_, hasher_for, parse_key
 from annextui.proxycore.local import LocalPeer, LocalRepo
 from annextui.proxycore.locks import lock_holder
-from annextui.proxycore.objectstore import UnsafePath
+from annextui.proxycore.objectstore import UnsafePath, UnstorableKey
 from annextui.proxycore.peer import PeerFatal, RequestRefused
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
 
@@ -135,6 +135,8 @@ def inannex(repo: LocalRepo, params: Sequence[str]) -> int:
     for key in keys:
         try:
             kp = store.present(key)
+        except UnstorableKey:
+            return 1  # no file can have its name: it is not here
         except UnsafePath:
             return INANNEX_UNSURE
         if kp is None:
@@ -227,7 +229,7 @@ def recvkey(
     try:
         peer.admit(key)
         peer.resume_offset(key)  # the disk reserve check; rsync itself resumes the tmp file
-    except RequestRefused as exc:
+    except (RequestRefused, UnsafePath) as exc:
         raise LegacyError(str(exc)) from None
     rec = _record(peer, key, Direction.DOWNLOAD, remote_uuid)
     ok = False

@@ -300,3 +300,55 @@ def test_streams_through_the_real_shell(
         first = p.stderr.decode().split("\n")[0].removeprefix("git-annex: ")
         assert first in FATAL_TEXTS, p.stderr
     _check_invariants(fuzz_repo, before)
+
+
+LEGACY = ["inannex", "dropkey", "recvkey", "sendkey"]
+key_words = st.one_of(
+    st.sampled_from(GOOD_KEYS + NASTY_KEYS),
+    st.text(alphabet=st.characters(blacklist_characters="\0"), max_size=40),
+)
+legacy_extras = st.lists(
+    st.sampled_from(["--force", "--force", "--quiet", "--", "remoteuuid=" + CLIENT]), max_size=4
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "250")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.sampled_from(LEGACY), st.lists(key_words, min_size=1, max_size=3), legacy_extras)
+def test_legacy_commands_in_process(
+    fuzz_repo: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    command: str,
+    keys: list[str],
+    extra: list[str],
+) -> None:
+    """Keys on a legacy command line (from the ssh command, so from the client): nothing
+    escapes, nothing lands outside the store. The rsync on the PATH fails at once, as a broken
+    transfer would (and recvkey leaves no empty temp file behind)."""
+    from annextui.proxycore.shell import main
+
+    store = LocalRepo.open(str(fuzz_repo)).store
+    for data in CONTENTS:  # something to find, send and drop
+        key = key_for_content(data, "SHA256E", ".bin")
+        if store.present(key) is None:
+            fd, tmp = store.open_tmp(key)
+            os.write(fd, data)
+            os.close(fd)
+            store.install(key, tmp)
+    before = _tree(fuzz_repo.parent)
+    fake = tmp_path_factory.mktemp("fakersync")
+    (fake / "rsync").write_text("#!/bin/sh\nexit 12\n")  # never talks to our stdin
+    (fake / "rsync").chmod(0o755)
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{fake}:{old_path}"
+    try:
+        rc = main([command, str(fuzz_repo), *keys, *extra])
+    finally:
+        os.environ["PATH"] = old_path
+    assert rc in (0, 1, 100)
+    event(f"{command} rc={rc}")
+    _check_invariants(fuzz_repo, before)
+    assert all(p.stat().st_size > 0 for p in (fuzz_repo / "annex" / "tmp").glob("*"))

@@ -86,6 +86,7 @@ INANNEX = [
     ("present then absent", [KEY, ABSENT], 1),
     ("bad key", ["not-a-key"], 1),
     ("path in key", ["SHA256E-s1--../../etc/passwd"], None),
+    ("key too long for a file name", ["SHA256E-s1--" + "a" * 300], 1),
 ]
 
 

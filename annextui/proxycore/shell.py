@@ -249,6 +249,13 @@ def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin, proxy: GatewayTarget | Non
     if len(cmd.params) != 1:
         raise ShellExit("missing UUID parameter")
     if not repo.uuid:
+        if repo.gcrypt_id:
+            # Initialising it would give the gcrypt repository an annex UUID, and gcryptsetup
+            # and the --uuid check refuse such a repository from then on.
+            raise ShellExit(
+                "this is a gcrypt repository: its content is reached through the gcrypt "
+                "remote (inannex, sendkey, recvkey, dropkey), not p2pstdio"
+            )
         if env_set(READONLY_ENV):
             raise ShellExit("Not a git-annex or gcrypt repository.")
         autoinit(repo)

@@ -307,3 +307,15 @@ def test_gcrypt_repository_uuid_check(annex_env: AnnexEnv, bare_twins: dict[str,
 )
 def test_only_bwlimit_reaches_rsync(words: list[str], expected: list[str]) -> None:
     assert safe_rsync_options(words) == expected
+
+
+def test_p2pstdio_leaves_a_gcrypt_repository_alone(
+    annex_env: AnnexEnv, bare_twins: dict[str, Path]
+) -> None:
+    repo = bare_twins["ours"]
+    assert _run([*OURS, "gcryptsetup", str(repo), GCRYPT_ID], annex_env.env)[0] == 0
+    rc, out, err = _run([*OURS, "p2pstdio", str(repo), REMOTE], annex_env.env)
+    assert rc == 1
+    assert "gcrypt repository" in err
+    assert out == ""
+    assert _config(annex_env, repo, "annex.uuid") == ""  # not initialised behind gcrypt's back

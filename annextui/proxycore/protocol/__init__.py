@@ -70,11 +70,12 @@ Worth knowing:
   tests pin both against the real binary.
 """
 
+from typing import TYPE_CHECKING
+
 from .blocking import BlockingConnection
 from .connection import MAX_LINE, Connection
 from .errors import LocalProtocolError, ProtocolError, ProtocolParseError, RemoteProtocolError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, EndOfData, Event, NextEvent, Wait
-from .memory import MemoryServer
 from .messages import (
     MAX_VERSION,
     MESSAGE_TYPES,
@@ -115,7 +116,6 @@ from .messages import (
     parse_message,
     serialize_message,
 )
-from .pair import ConnectionPair
 from .replies import (
     answer_version,
     content,
@@ -125,6 +125,24 @@ from .replies import (
     send_content,
 )
 from .states import Role, State
+
+if TYPE_CHECKING:
+    from .memory import MemoryServer
+    from .pair import ConnectionPair
+
+
+def __getattr__(name: str) -> object:
+    """The in-memory pair and server are for tests and tools: not loaded with the protocol
+    (annextui-shell imports this package at every connection)."""
+    if name == "MemoryServer":
+        from .memory import MemoryServer
+
+        return MemoryServer
+    if name == "ConnectionPair":
+        from .pair import ConnectionPair
+
+        return ConnectionPair
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "MAX_LINE",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,7 +89,7 @@ def decode_associated_file(text: str) -> str | None:
                 i += 2
                 continue
             out.append("_")
-        elif unicodedata.category(c) == "Cc":
+        elif c < " " or "\x7f" <= c <= "\x9f":  # Unicode's Cc category, exactly
             out.append("_")
         else:
             out.append(c)

@@ -212,6 +212,10 @@ def check_target(
         raise ShellExit(str(exc)) from None
     if target is None:
         return None
+    if command == "notifychanges":
+        # Not marked notProxyable upstream: git-annex-shell watches the gateway's own refs,
+        # which are the refs of every remote it proxies (a client's remotedaemon asks so).
+        return None
     if command != "p2pstdio":
         raise ShellExit(f"Cannot proxy {command} command.")
     return target

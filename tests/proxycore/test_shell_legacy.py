@@ -319,3 +319,40 @@ def test_p2pstdio_leaves_a_gcrypt_repository_alone(
     assert "gcrypt repository" in err
     assert out == ""
     assert _config(annex_env, repo, "annex.uuid") == ""  # not initialised behind gcrypt's back
+
+
+def test_proxied_uuid_same_as_git_annex_shell(annex_env: AnnexEnv, tmp_path: Path) -> None:
+    """`--uuid` naming a remote the gateway proxies: the legacy commands are refused ("Cannot
+    proxy … command."), notifychanges watches the gateway's own refs, as git-annex-shell does."""
+    gw = annex_env.make_annex_repo("gw.git", U, "gateway", bare=True)
+    node = "11111111-2222-4333-8444-555555555555"
+    for name, value in (
+        ("remote.node.url", "ssh://nowhere.invalid/srv/node"),
+        ("remote.node.fetch", "+refs/heads/*:refs/remotes/node/*"),
+        ("remote.node.annex-uuid", node),
+        ("remote.node.annex-proxy", "true"),
+    ):
+        annex_env.git(gw, "config", name, value)
+    annex_env.annex(gw, "updateproxy")
+    repos = {"theirs": gw, "ours": gw}
+    for argv in (
+        ["inannex", KEY],
+        ["dropkey", "--force", KEY],
+        ["recvkey", KEY],
+        ["sendkey", KEY],
+        ["gcryptsetup", GCRYPT_ID],
+        ["configlist"],
+    ):
+        res = _side_by_side(
+            annex_env, repos, lambda r, a=argv: [a[0], str(r), *a[1:], "--uuid", node]
+        )
+        _assert_same(res)
+        assert res["ours"][0] == 1
+        assert f"Cannot proxy {argv[0]} command." in res["ours"][2]
+    watch = {
+        w: _run([*_shell(annex_env, w), "notifychanges", str(gw), "--uuid", node], annex_env.env)
+        for w in ("theirs", "ours")
+    }
+    assert watch["theirs"][1].startswith("READY\n")
+    assert watch["ours"][1].startswith("READY\n")
+    assert watch["ours"][0] == 0  # stdin closed: the end, not an error (git-annex-shell says 1)

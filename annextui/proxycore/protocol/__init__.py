@@ -144,6 +144,7 @@ def __getattr__(name: str) -> object:
         return ConnectionPair
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "MAX_LINE",
     "MAX_VERSION",

@@ -164,42 +164,74 @@ def find_program(ext: ExternalName, path: str | None = None) -> str | None:
     return shutil.which(ext.program, path=path if path is not None else os.environ.get("PATH"))
 
 
+@dataclass
+class _Running:
+    backend: ExternalBackend
+    can_verify: bool | None = None
+    secure: bool | None = None
+
+
+# One program per backend for the whole session, as git-annex keeps it running: a session of
+# many small files would otherwise start it (and pay its start-up) once per key.
+_RUNNING: dict[str, _Running] = {}
+
+
+def _running(key: Key) -> tuple[_Running, ExternalName] | None:
+    ext = external_name(key)
+    program = find_program(ext) if ext is not None else None
+    if ext is None or program is None:
+        return None
+    run = _RUNNING.get(program)
+    if run is None:
+        try:
+            run = _Running(ExternalBackend(program))
+        except (OSError, ExternalBackendError):
+            return None  # git-annex's unavailBackend: the program cannot be used
+        _RUNNING[program] = run
+    return run, ext
+
+
+def _forget(run: _Running) -> None:
+    for program, r in list(_RUNNING.items()):
+        if r is run:
+            del _RUNNING[program]
+    run.backend.close()
+
+
 def verify_content(key: Key, path: Path) -> Verdict:
     """Ask the key's backend program whether `path` holds the key's content."""
-    ext = external_name(key)
-    if ext is None:
+    found = _running(key)
+    if found is None:
         return Verdict.UNVERIFIABLE
-    program = find_program(ext)
-    if program is None:
-        return Verdict.UNVERIFIABLE
+    run, ext = found
     try:
-        backend = ExternalBackend(program)
-    except (OSError, ExternalBackendError):
-        return Verdict.UNVERIFIABLE  # git-annex's unavailBackend: the program cannot be used
-    try:
-        if not backend.can_verify():
+        if run.can_verify is None:
+            run.can_verify = run.backend.can_verify()
+        if not run.can_verify:
             return Verdict.UNVERIFIABLE
-        ok = backend.verify(protocol_key(key, ext), path)
+        ok = run.backend.verify(protocol_key(key, ext), path)
         return Verdict.VALID if ok else Verdict.INVALID
     except ExternalBackendError:
+        _forget(run)  # it broke the protocol: a fresh one for the next key
         return Verdict.INVALID
-    finally:
-        backend.close()
 
 
 def is_secure(key: Key) -> bool:
     """isCryptographicallySecure of an external key: what its program says (no program: no)."""
-    ext = external_name(key)
-    program = find_program(ext) if ext is not None else None
-    if program is None:
+    found = _running(key)
+    if found is None:
         return False
+    run, _ext = found
     try:
-        backend = ExternalBackend(program)
-    except (OSError, ExternalBackendError):
-        return False
-    try:
-        return backend.is_secure()
+        if run.secure is None:
+            run.secure = run.backend.is_secure()
+        return run.secure
     except ExternalBackendError:
+        _forget(run)
         return False
-    finally:
-        backend.close()
+
+
+def close_all() -> None:
+    """End every program started (they also end on their own when we exit: stdin closes)."""
+    for run in list(_RUNNING.values()):
+        _forget(run)

@@ -463,6 +463,10 @@ class LocalPeer(Peer):
 
     def close(self) -> None:
         """Commit the journal (git-annex's shell commits at exit when annex.alwayscommit)."""
+        if "annextui.proxycore.external_backend" in sys.modules:
+            from annextui.proxycore.external_backend import close_all
+
+            close_all()
         if not self.repo.config_bool("annex.alwayscommit", default=True):
             return
         jdir = self.store.annexdir / "journal"

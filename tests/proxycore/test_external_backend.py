@@ -13,6 +13,7 @@ from annextui.backend.keys import known_variety, parse_key
 from annextui.proxycore.external_backend import (
     ExternalName,
     Verdict,
+    close_all,
     external_name,
     protocol_key,
     verify_content,
@@ -125,6 +126,22 @@ def test_verify_content_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert verify_content(parse_key(KEY), bad) is Verdict.INVALID
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert verify_content(parse_key(KEY), bad) is Verdict.UNVERIFIABLE
+    close_all()
+
+
+def test_one_program_per_session(annex_env: AnnexEnv, tmp_path: Path) -> None:
+    """Like git-annex, the shell keeps the backend program running for the whole session."""
+    log = tmp_path / "starts.log"
+    other = b"another file under the same backend\n"
+    other_key = f"XTEST-s{len(other)}--{hashlib.sha256(other).hexdigest()}"
+    lines = _put(KEY, DATA) + _put(other_key, other)[1:] + _put(KEY_E, DATA)[1:]
+    repo = annex_env.make_annex_repo("one-program", U)
+    env = dict(annex_env.env, **_with_backend(annex_env, XTEST_LOG=str(log)))
+    rc, out, err = _run([*OURS, "p2pstdio", str(repo), CLIENT], env, b"".join(lines))
+    assert rc == 0, err
+    # each PUT and the CHECKPRESENT after it
+    assert [ln for ln in out.splitlines() if ln in ("SUCCESS", "FAILURE")] == ["SUCCESS"] * 6
+    assert len(log.read_text().splitlines()) == 1
 
 
 @pytest.mark.ssh

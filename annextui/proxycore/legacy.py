@@ -20,8 +20,10 @@ import os
 import subprocess
 import sys
 import uuid as uuidlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from annextui.backend.keys import Key, KeyError_, hasher_for, parse_key
 from annextui.proxycore.local import LocalPeer, LocalRepo
@@ -146,23 +148,89 @@ def inannex(repo: LocalRepo, params: Sequence[str]) -> int:
     return 0
 
 
-def dropkey(repo: LocalRepo, params: Sequence[str], *, force: bool) -> int:
-    """Command/DropKey.hs: no numcopies check here, the client made it (hence `--force`)."""
-    if not force:
+@dataclass(frozen=True, slots=True)
+class DropkeyOptions:
+    force: bool = False
+    batch: bool = False  # keys from stdin, one per line
+    json: bool = False  # a JSON record per key on stdout
+    json_errors: bool = False  # error messages in the record instead of on stderr
+
+
+def dropkey(
+    repo: LocalRepo,
+    params: Sequence[str],
+    options: DropkeyOptions,
+    stdin: TextIO | None = None,
+) -> int:
+    """Command/DropKey.hs: no numcopies check here, the client made it (hence `--force`).
+
+    Keys are dropped in order. A bad key on the command line fails on its own (`bad key`, the
+    others are still dropped); in batch mode it ends the batch (`Batch input parse failure`).
+    Failures are reported as git-annex reports a command's: `git-annex: MESSAGE` per key and
+    `dropkey: N failed` at the end.
+    """
+    if not options.force:
         raise LegacyError(
             "dropkey can cause data loss; use --force if you're sure you want to do this"
         )
-    keys = parse_keys(params)
+    if options.batch and params:
+        raise LegacyError("Cannot combine batch option with file or key options")
     peer = _peer(repo)
     failed = 0
-    for key in keys:
+    for word in _dropkey_words(params, options, stdin):
+        try:
+            key = parse_key(word)
+        except KeyError_:
+            if options.batch:
+                _report_failed(failed)
+                raise LegacyError("Batch input parse failure: bad key") from None
+            sys.stderr.write("git-annex: bad key\n")
+            failed += 1
+            continue
+        errors: list[str] = []
         try:
             ok = peer.remove(key).ok
         except PeerFatal as exc:
-            sys.stderr.write(f"dropkey {key}: {exc}\n")
+            errors.append(str(exc))
             ok = False
         failed += not ok
+        if errors and not (options.json and options.json_errors):
+            sys.stderr.write(f"git-annex: {errors[0]}\n")
+        if options.json:
+            _json_record(word, key, ok, errors if options.json_errors else [])
+    _report_failed(failed)
     return 1 if failed else 0
+
+
+def _report_failed(failed: int) -> None:
+    if failed:
+        sys.stderr.write(f"dropkey: {failed} failed\n")
+        sys.stderr.flush()
+
+
+def _dropkey_words(
+    params: Sequence[str], options: DropkeyOptions, stdin: TextIO | None
+) -> Iterator[str]:
+    if not options.batch:
+        yield from params
+        return
+    for line in stdin if stdin is not None else sys.stdin:
+        yield line.rstrip("\n")
+
+
+def _json_record(word: str, key: Key, ok: bool, errors: list[str]) -> None:
+    """git-annex's `--json` record (aeson: compact, fields in this order)."""
+    import json
+
+    record = {
+        "command": "dropkey",
+        "error-messages": errors,
+        "input": [word],
+        "key": str(key),
+        "success": ok,
+    }
+    sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
 
 
 # -- recvkey, sendkey -----------------------------------------------------------------------------

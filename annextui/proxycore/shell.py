@@ -171,7 +171,13 @@ def run_legacy(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
         if cmd.command == "inannex":
             return legacy.inannex(repo, cmd.params)
         if cmd.command == "dropkey":
-            return legacy.dropkey(repo, cmd.params, force="force" in cmd.flags)
+            options = legacy.DropkeyOptions(
+                force="force" in cmd.flags,
+                batch="batch" in cmd.flags,
+                json="json" in cmd.flags,
+                json_errors="json-error-messages" in cmd.flags,
+            )
+            return legacy.dropkey(repo, cmd.params, options)
         if cmd.command == "sendkey":
             return legacy.sendkey(repo, cmd.params, cmd.remote_uuid, cmd.rsync_options)
         if cmd.command == "recvkey":

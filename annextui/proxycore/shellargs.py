@@ -57,6 +57,14 @@ _FLAGS = {
     "--no-debug": "no-debug",
     "--explain": "explain",
 }
+# Options only some commands take (dropkey has git-annex's jsonOptions and --batch).
+_COMMAND_FLAGS = {
+    "dropkey": {
+        "--batch": "batch",
+        "--json": "json",
+        "--json-error-messages": "json-error-messages",
+    }
+}
 _VALUED = {"--uuid", "--debugfilter"}
 _SHORT = {"F": "fast", "q": "quiet", "v": "verbose", "d": "debug"}
 _FIELD_CHECKS = {
@@ -214,6 +222,9 @@ def _builtin(command: str, directory: str, rest: list[str]) -> Builtin:
             i += 1
         elif p in _FLAGS:
             flags.add(_FLAGS[p])
+            continue
+        elif p in _COMMAND_FLAGS.get(command, {}):
+            flags.add(_COMMAND_FLAGS[command][p])
             continue
         elif p.startswith("-") and len(p) > 1 and not p.startswith("--"):
             letters = p[1:]

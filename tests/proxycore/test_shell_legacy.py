@@ -50,9 +50,12 @@ def _side_by_side(
     repos: dict[str, Path],
     argv: Callable[[Path], list[str]],
     extra_env: dict[str, str] | None = None,
+    stdin: bytes = b"",
 ) -> dict[str, tuple[int, str, str]]:
     env = dict(annex_env.env, **(extra_env or {}))
-    return {w: _run([*_shell(annex_env, w), *argv(repos[w])], env) for w in ("theirs", "ours")}
+    return {
+        w: _run([*_shell(annex_env, w), *argv(repos[w])], env, stdin) for w in ("theirs", "ours")
+    }
 
 
 def _assert_same(res: dict[str, tuple[int, str, str]]) -> None:
@@ -356,3 +359,36 @@ def test_proxied_uuid_same_as_git_annex_shell(annex_env: AnnexEnv, tmp_path: Pat
     assert watch["theirs"][1].startswith("READY\n")
     assert watch["ours"][1].startswith("READY\n")
     assert watch["ours"][0] == 0  # stdin closed: the end, not an error (git-annex-shell says 1)
+
+
+def test_dropkey_batch_and_json(annex_env: AnnexEnv) -> None:
+    """dropkey's --batch and --json, step by step on twin repositories: same output, same
+    exit status, same objects left after every step."""
+    files = {f"{n}.txt": f"content {n}\n".encode() for n in "abcdefg"}
+    repos, keys = {}, {}
+    for which in ("theirs", "ours"):
+        repos[which] = annex_env.make_annex_repo(f"{which}-batch", U, "twin")
+        keys = annex_env.add_files(repos[which], files)
+    k = {f[0]: key for f, key in keys.items()}
+    steps: list[tuple[list[str], bytes]] = [
+        (["--batch", "--force"], f"{k['a']}\nbogus\n{k['b']}\n".encode()),  # stops at bogus
+        (["--batch", "--json", "--force"], f"{k['c']}\n\n{k['d']}\n".encode()),
+        (["--json", "--force", k["d"]], b""),
+        (["--json", "--force", k["a"]], b""),  # not there any more: still a success
+        (["--json", "--json-error-messages", "--force", k["e"]], b""),
+        (["--batch"], f"{k['f']}\n".encode()),  # no --force
+        (["--batch", "--force", k["f"]], f"{k['f']}\n".encode()),  # keys and --batch
+        (["--json", "--force"], b""),  # nothing to do
+        (["--force", k["f"], "bogus", k["g"]], b""),  # "bad key" fails alone: f, g dropped
+    ]
+    for extra, stdin in steps:
+        res = _side_by_side(
+            annex_env, repos, lambda r, e=extra: ["dropkey", str(r), *e], stdin=stdin
+        )
+        _assert_same(res)
+        left = {w: sorted(_objects(r)) for w, r in repos.items()}
+        assert left["ours"] == left["theirs"], extra
+    assert sorted(_objects(repos["ours"])) == [k["b"]]
+    assert _whereis(annex_env, repos["ours"], k["c"]) == []
+    # --json is dropkey's only: inannex refuses it as git-annex-shell does
+    _assert_same(_side_by_side(annex_env, repos, lambda r: ["inannex", str(r), "--json", k["b"]]))

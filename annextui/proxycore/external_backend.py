@@ -83,9 +83,13 @@ class ExternalBackend:
             errors="surrogateescape",
             bufsize=1,
         )
-        version = self._ask("GETVERSION", {"VERSION"})
-        if version.strip() != "1":
-            raise ExternalBackendError(f"{program} speaks protocol version {version!r}, not 1")
+        try:
+            version = self._ask("GETVERSION", {"VERSION"})
+            if version.strip() != "1":
+                raise ExternalBackendError(f"{program} speaks protocol version {version!r}")
+        except ExternalBackendError:
+            self.close()
+            raise
 
     def _send(self, line: str) -> None:
         assert self._proc.stdin is not None

@@ -29,47 +29,17 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def _commit(repo: Path, tree: str, message: str) -> str:
+    ident = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    return _git(repo, *ident, "commit-tree", tree, "-m", message)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> tuple[Path, str, str]:
     r = tmp_path / "r.git"
     subprocess.run(["git", "init", "-q", "--bare", str(r)], check=True)
     tree = _git(r, "mktree")  # the empty tree
-    c1 = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(r),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit-tree",
-            tree,
-            "-m",
-            "one",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    c2 = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(r),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit-tree",
-            tree,
-            "-m",
-            "two",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    c1, c2 = _commit(r, tree, "one"), _commit(r, tree, "two")
     _git(r, "update-ref", "refs/heads/main", c1)
     return r, c1, c2
 

@@ -152,6 +152,20 @@ def _rsync(
     )
 
 
+def _recvkey(
+    annex_env: AnnexEnv, tmp: Path, which: str, repo: Path, key: str, src: Path
+) -> subprocess.CompletedProcess[bytes]:
+    cmd = ["recvkey", str(repo), key]
+    return _rsync(annex_env, tmp, _shell(annex_env, which), cmd, str(src), "dummy:")
+
+
+def _sendkey(
+    annex_env: AnnexEnv, tmp: Path, which: str, repo: Path, key: str, dst: Path
+) -> subprocess.CompletedProcess[bytes]:
+    cmd = ["sendkey", str(repo), key]
+    return _rsync(annex_env, tmp, _shell(annex_env, which), cmd, "dummy:", str(dst))
+
+
 @pytest.fixture
 def rsync_ok() -> None:
     if shutil.which("rsync") is None:
@@ -167,14 +181,7 @@ def test_recvkey_stores_verifies_and_logs(
     src = tmp_path / "new.bin"
     src.write_bytes(NEW)
     for which, repo in twins.items():
-        res = _rsync(
-            annex_env,
-            tmp_path,
-            _shell(annex_env, which),
-            ["recvkey", str(repo), NEW_KEY],
-            str(src),
-            "dummy:",
-        )
+        res = _recvkey(annex_env, tmp_path, which, repo, NEW_KEY, src)
         assert res.returncode == 0, (which, res.stderr)
     for repo in twins.values():
         assert _objects(repo)[NEW_KEY] == NEW
@@ -195,14 +202,7 @@ def test_recvkey_rejects_content_that_does_not_match(
     src.write_bytes(NEW[:-1] + b"X")  # right size, wrong hash
     rcs = {}
     for which, repo in twins.items():
-        rcs[which] = _rsync(
-            annex_env,
-            tmp_path,
-            _shell(annex_env, which),
-            ["recvkey", str(repo), NEW_KEY],
-            str(src),
-            "dummy:",
-        ).returncode
+        rcs[which] = _recvkey(annex_env, tmp_path, which, repo, NEW_KEY, src).returncode
     assert rcs["ours"] != 0
     assert rcs["theirs"] != 0
     for repo in twins.values():
@@ -217,24 +217,10 @@ def test_sendkey_sends_the_object_or_fails(
 ) -> None:
     for which, repo in twins.items():
         dst = tmp_path / f"got-{which}"
-        res = _rsync(
-            annex_env,
-            tmp_path,
-            _shell(annex_env, which),
-            ["sendkey", str(repo), KEY],
-            "dummy:",
-            str(dst),
-        )
+        res = _sendkey(annex_env, tmp_path, which, repo, KEY, dst)
         assert res.returncode == 0, (which, res.stderr)
         assert dst.read_bytes() == DATA
-        miss = _rsync(
-            annex_env,
-            tmp_path,
-            _shell(annex_env, which),
-            ["sendkey", str(repo), ABSENT],
-            "dummy:",
-            str(tmp_path / "none"),
-        )
+        miss = _sendkey(annex_env, tmp_path, which, repo, ABSENT, tmp_path / "none")
         assert miss.returncode != 0
         assert b"requested key is not present" in miss.stderr
         assert not (tmp_path / "none").exists()

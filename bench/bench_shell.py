@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big-mib", type=int, default=64)
     ap.add_argument("--small-count", type=int, default=500)
     ap.add_argument("--small-kib", type=int, default=4)
+    ap.add_argument(
+        "--startup-runs",
+        type=int,
+        default=20,
+        help="start each shell this often, locally, and time it to AUTH-SUCCESS (0: skip)",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     ap.add_argument(
@@ -117,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             env.git(cl, "config", f"remote.{name}.annex-shell", str(prog))
         env.annex(cl, "init", "-q", "bench client")
         env.annex(cl, "info", "theirs")  # learn the UUID once, outside the timings
+        plain = {
+            name: shutil.which(prog, path=f"{fast}:{os.environ['PATH']}") or prog
+            for name, prog in SHELLS.items()
+        }
+        client_uuid = env.git(cl, "config", "annex.uuid").strip()
+        results += _startup(plain, srv, client_uuid, args.startup_runs, env.env)
         cases = {
             "big": (args.big_count, args.big_mib << 20),
             "small": (args.small_count, args.small_kib << 10),
@@ -162,6 +174,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _startup(
+    programs: dict[str, str], repo: Path, client_uuid: str, runs: int, env: dict[str, str]
+) -> list[Measurement]:
+    """Each shell started `runs` times on the served repository (no ssh), alternating, timed
+    from spawn to its `AUTH-SUCCESS` line: what every client connection pays first."""
+    import subprocess
+
+    out: list[Measurement] = []
+    for rnd in range(runs):
+        order = list(programs) if rnd % 2 == 0 else list(reversed(programs))
+        for name in order:
+            t = time.perf_counter()
+            proc = subprocess.Popen(
+                [programs[name], "p2pstdio", str(repo), client_uuid],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            assert proc.stdout is not None
+            assert proc.stdin is not None
+            line = proc.stdout.readline()
+            took = time.perf_counter() - t
+            proc.stdin.close()
+            proc.wait(timeout=30)
+            if not line.startswith(b"AUTH-SUCCESS "):
+                raise RuntimeError(f"{name} did not greet: {line!r}")
+            out.append(Measurement("startup", "auth", name, took, 0, 1, 0, 1))
+    return out
+
+
+def _startup_line(results: list[Measurement]) -> str | None:
+    times: dict[str, list[float]] = {}
+    for m in results:
+        if m.case == "startup":
+            times.setdefault(m.shell, []).append(m.seconds * 1000)
+    if set(times) != set(SHELLS):
+        return None
+    best = {k: min(v) for k, v in times.items()}
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return (
+        f"start-up to AUTH-SUCCESS ({len(times['ours'])} runs, no ssh): ours {best['ours']:.1f} "
+        f"ms best / {med['ours']:.1f} median, theirs {best['theirs']:.1f} / "
+        f"{med['theirs']:.1f}, ratio {best['theirs'] / best['ours']:.2f} "
+        f"({med['theirs'] / med['ours']:.2f})"
+    )
+
+
 def _report(results: list[Measurement]) -> str:
     peak: dict[tuple[str, str, str], int] = {}
     for m in results:
@@ -184,6 +243,9 @@ def _report(results: list[Measurement]) -> str:
         "ratio = git-annex-shell time / annextui-shell time, best of the rounds (and of the "
         "medians); >= 1: we are as fast or faster"
     )
+    startup = _startup_line(results)
+    if startup:
+        lines.append(startup)
     return "\n".join(lines)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
 from functools import total_ordering
+
+from annextui.values import Value
 
 PICO = 10**12
 _CLOCK_RE = re.compile(r"^(-?)([0-9]+)(?:\.([0-9]+))?s?$")
@@ -21,8 +22,7 @@ class ClockError(ValueError):
 
 
 @total_ordering
-@dataclass(frozen=True, slots=True)
-class Clock:
+class Clock(Value):
     """A point in time with picosecond resolution, as git-annex's POSIXTime is shown."""
 
     picos: int  # total picoseconds since the epoch

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
+
+from annextui.values import Value
 
 MAX_EXTENSION = 64
 MAX_KEYFILE = 255
@@ -25,8 +26,7 @@ class _Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Key:
+class Key(Value):
     variety: str
     name: str
     size: int | None = None

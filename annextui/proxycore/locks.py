@@ -25,7 +25,6 @@ import os
 import struct
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -46,11 +45,15 @@ class ContentLocked(Exception):
         super().__init__(message)
 
 
-@dataclass
 class _Entry:
-    fd: int
-    kind: str
-    count: int
+    """One lock file held: its descriptor, shared or exclusive, and how many holders."""
+
+    __slots__ = ("count", "fd", "kind")
+
+    def __init__(self, fd: int, kind: str, count: int) -> None:
+        self.fd = fd
+        self.kind = kind
+        self.count = count
 
 
 class LockPool:

@@ -17,10 +17,10 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from annextui.backend.keys import Key, KeyError_, hashdir_lower, hashdir_mixed, safe_key_file
+from annextui.values import Value
 
 
 class UnsafePath(Exception):
@@ -40,8 +40,7 @@ class SharedMode(enum.Enum):
     UMASK = "umask"
 
 
-@dataclass(frozen=True, slots=True)
-class Sharing:
+class Sharing(Value):
     mode: SharedMode = SharedMode.UNSHARED
     umask_mode: int = 0  # the octal mode given for SharedMode.UMASK
 
@@ -64,8 +63,7 @@ _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _READ_ALL = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
-@dataclass(frozen=True, slots=True)
-class KeyPaths:
+class KeyPaths(Value):
     """Where one key's object, its lock and retention files live in one hash layout."""
 
     keyfile: str

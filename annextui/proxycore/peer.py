@@ -20,10 +20,10 @@ repository commits its journal there, as git-annex's shell commits at exit).
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Protocol
 
 from annextui.backend.keys import Key
+from annextui.values import Value
 
 
 class PeerFatal(Exception):
@@ -34,8 +34,7 @@ class RequestRefused(Exception):
     """This request is answered with `ERROR <message>`; the connection stays usable."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Value):
     """Result of a request answered with SUCCESS/FAILURE.
 
     `plus` lists the UUIDs of the repositories the answer is about (a cluster's nodes); when
@@ -47,8 +46,7 @@ class Outcome:
     plus: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AlreadyHave:
+class AlreadyHave(Value):
     """PUT answer when the content is there already (`ALREADY-HAVE[-PLUS]`)."""
 
     plus: tuple[str, ...] | None = None

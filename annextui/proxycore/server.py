@@ -23,7 +23,6 @@ import errno
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol, cast
 
 from annextui.backend.keys import Key, parse_key
@@ -38,6 +37,7 @@ from annextui.proxycore.peer import (
     PeerFatal,
     RequestRefused,
 )
+from annextui.values import Value
 
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20
@@ -133,8 +133,7 @@ def _grow_pipe(fd: int, size: int) -> None:
         pass  # above /proc/sys/fs/pipe-max-size, or not ours to change: keep the default
 
 
-@dataclass(frozen=True, slots=True)
-class ServeResult:
+class ServeResult(Value):
     """How the session ended: `error` is the stderr message of a failed session (exit 1)."""
 
     error: str | None = None

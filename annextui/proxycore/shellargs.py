@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+
+from annextui.values import Value, value_field
 
 BUILTINS: tuple[str, ...] = (
     "configlist",
@@ -86,8 +87,7 @@ class OptionError(Exception):
         self.command = command
 
 
-@dataclass(frozen=True, slots=True)
-class Builtin:
+class Builtin(Value):
     command: str
     directory: str
     params: tuple[str, ...] = ()
@@ -95,7 +95,7 @@ class Builtin:
     debug: bool = False
     quiet: bool = False
     flags: frozenset[str] = frozenset()
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = value_field(default_factory=dict)
     rsync_options: tuple[str, ...] = ()
 
     @property
@@ -107,8 +107,7 @@ class Builtin:
         return self.fields.get("remoteuuid")
 
 
-@dataclass(frozen=True, slots=True)
-class Passthrough:
+class Passthrough(Value):
     """Run `git-shell -c WORDS…`; `directory` is the repository named by the last word."""
 
     words: tuple[str, ...]

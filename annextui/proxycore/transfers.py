@@ -19,12 +19,12 @@ import enum
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from annextui.backend.clock import Clock, ClockError, parse_clock
 from annextui.backend.keys import KeyError_, file_key, key_file, parse_key
 from annextui.proxycore.locks import POOL, LockHandle, lock_holder, now_clock
+from annextui.values import Value
 
 _UUID_OK = re.compile(r"[0-9A-Za-z-]+")
 
@@ -34,15 +34,13 @@ class Direction(enum.Enum):
     DOWNLOAD = "download"
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(Value):
     direction: Direction
     uuid: str  # the *other* repository
     key: str  # serialized key
 
 
-@dataclass(frozen=True, slots=True)
-class TransferInfo:
+class TransferInfo(Value):
     started: Clock | None = None
     bytes_done: int | None = None
     associated_file: str | None = None
@@ -81,8 +79,7 @@ def uuid_dirname(uuid: str) -> str | None:
     return name if _UUID_OK.fullmatch(name) else None
 
 
-@dataclass(frozen=True, slots=True)
-class TransferPaths:
+class TransferPaths(Value):
     info: Path
     lock: Path
     old_lock: Path | None  # download only: the per-UUID lock older git-annex takes
@@ -263,8 +260,7 @@ class TransferRecorder:
 # -- reading (for monitors such as the console) ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LiveTransfer:
+class LiveTransfer(Value):
     transfer: Transfer
     info: TransferInfo
     pid: int | None  # holder of the lock (None if held by this very process)

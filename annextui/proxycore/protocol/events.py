@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Literal, TypeAlias
+
+from annextui.values import Value
 
 from .messages import Message
 
 
-@dataclass(frozen=True, slots=True)
-class Data:
+class Data(Value):
     """A piece of a DATA body, as it arrived; never more than the body has left."""
 
     data: bytes
@@ -21,13 +21,11 @@ class Data:
         return f"Data({head!r}{'...' if len(self.data) > 16 else ''}, len={len(self.data)})"
 
 
-@dataclass(frozen=True, slots=True)
-class EndOfData:
+class EndOfData(Value):
     """The DATA body is complete (also emitted right after `DATA 0`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionClosed(Value):
     """The peer closed its side at a message boundary."""
 
 

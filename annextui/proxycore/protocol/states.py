@@ -8,10 +8,11 @@ DATA bodies are not modelled here; the connection frames them separately, in eac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import Final
+
+from annextui.values import Value
 
 from .messages import (
     AlreadyHave,
@@ -202,8 +203,7 @@ LENIENT_REQUESTS: Final = frozenset({Bypass, GetTimestamp, RemoveBefore})
 """Requests git-annex's server accepts below their version (it checks no version for them)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Expectation:
+class Expectation(Value):
     """What a reader says when the peer sends the wrong thing in a state, and what follows.
 
     `resume` is the state git-annex carries on in after answering `ERROR <text>`; None means

@@ -21,16 +21,16 @@ import subprocess
 import sys
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from annextui.backend.keys import Key, KeyError_, hasher_for, parse_key
+from annextui.backend.keys import Key, KeyError_, parse_key
 from annextui.proxycore.local import LocalPeer, LocalRepo
 from annextui.proxycore.locks import lock_holder
 from annextui.proxycore.objectstore import UnsafePath, UnstorableKey
 from annextui.proxycore.peer import PeerFatal, RequestRefused
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+from annextui.values import Value
 
 # Annex/UUID.hs: gCryptNameSpace = generateNamed namespaceURL "http://git-annex.branchable.com/design/gcrypt/"
 GCRYPT_NAMESPACE = uuidlib.uuid5(
@@ -41,7 +41,6 @@ GCRYPT_NAMESPACE = uuidlib.uuid5(
 RSYNC_SERVER = ("rsync", "--server", "-t", "--inplace", "-e.Lsf", ".")
 
 INANNEX_UNSURE = 100
-_HASH_BLOCK = 1 << 20
 
 
 class LegacyError(Exception):
@@ -148,8 +147,7 @@ def inannex(repo: LocalRepo, params: Sequence[str]) -> int:
     return 0
 
 
-@dataclass(frozen=True, slots=True)
-class DropkeyOptions:
+class DropkeyOptions(Value):
     force: bool = False
     batch: bool = False  # keys from stdin, one per line
     json: bool = False  # a JSON record per key on stdout
@@ -309,7 +307,7 @@ def recvkey(
         os.close(fd)
         argv = [*RSYNC_SERVER, *safe_rsync_options(rsync_words), str(tmp)]
         if not _run_rsync(argv):
-            _drop_if_empty(tmp)
+            store.discard_tmp_if_empty(key)
             return 1  # the partial file stays for the client's next try
         if not _verified(peer, key, tmp):
             store.discard_tmp(key)
@@ -332,33 +330,12 @@ def _one_key(params: Sequence[str]) -> list[Key]:
     return keys
 
 
-def _drop_if_empty(tmp: Path) -> None:
-    try:
-        if os.stat(tmp).st_size == 0:
-            os.unlink(tmp)
-    except OSError:
-        pass
-
-
 def _verified(peer: LocalPeer, key: Key, tmp: Path) -> bool:
-    """verifyKeyContent: the size always, the hash when annex.verify (keys we cannot hash, such
-    as gcrypt's GPGHMAC ones, pass on their size as they do in git-annex)."""
+    """verifyKeyContent after rsync: the size always, the content when annex.verify."""
     try:
         size = os.stat(tmp).st_size
     except OSError:
         return False
     if key.size is not None and size != key.size:
         return False
-    if not peer.verify_enabled:
-        return True
-    hasher = hasher_for(key)
-    if hasher is None:
-        return peer.verify_file(key, tmp)
-    buf = bytearray(_HASH_BLOCK)
-    view = memoryview(buf)
-    with open(tmp, "rb", buffering=0) as fh:
-        while n := fh.readinto(view):
-            hasher.update(view[:n])  # type: ignore[arg-type]
-    from annextui.backend.keys import digest_matches
-
-    return digest_matches(key, hasher.hexdigest())
+    return not peer.verify_enabled or peer.verify_file(key, tmp)

@@ -378,14 +378,24 @@ class LocalPeer(Peer):
         return is_secure(key)
 
     def verify_file(self, key: Key, path: Path) -> bool:
-        """Content that could not be hashed while it arrived: an external backend's program
-        checks the whole file (no program, or one that cannot verify: kept, as git-annex
-        keeps it)."""
-        if not key.external:
-            return True
-        from annextui.proxycore.external_backend import Verdict, verify_content
+        """Whether the complete file at `path` is the key's content (verifyKeyContent): hashed
+        here for hashing backends, asked of its program for an external backend's key. Keys
+        nothing can check (WORM, URL, GPGHMAC, an external backend without its program) pass,
+        as git-annex passes them."""
+        hasher = hasher_for(key)
+        if hasher is None:
+            if not key.external:
+                return True
+            from annextui.proxycore.external_backend import Verdict, verify_content
 
-        return verify_content(key, path) is not Verdict.INVALID
+            return verify_content(key, path) is not Verdict.INVALID
+        view = memoryview(bytearray(_HASH_BLOCK))
+        with open(path, "rb", buffering=0) as fh:
+            while n := fh.readinto(view):
+                hasher.update(cast(bytes, view[:n]))  # hashlib takes any buffer
+        from annextui.backend.keys import digest_matches
+
+        return digest_matches(key, hasher.hexdigest())
 
     def resume_offset(self, key: Key) -> int:
         """Bytes of a partial receive to go on from, once the disk has room for the rest."""
@@ -771,10 +781,8 @@ class LocalIncoming:
     def _fail(self, *, keep: bool) -> Outcome:
         if not keep:
             self._peer.store.discard_tmp(self._key)
-        elif self._created and self._tmp is not None:
-            with contextlib.suppress(OSError):
-                if os.stat(self._tmp).st_size == 0:
-                    os.unlink(self._tmp)
+        elif self._created:
+            self._peer.store.discard_tmp_if_empty(self._key)
         if self._recorder is not None:
             self._recorder.finish(False)
         return Outcome(False)

@@ -244,6 +244,13 @@ class ObjectStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp_path(key))
 
+    def discard_tmp_if_empty(self, key: Key) -> None:
+        """Drop a temp file nothing was written to: there is nothing in it to resume."""
+        path = self.tmp_path(key)
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_size == 0:
+                os.unlink(path)
+
     # -- modes -----------------------------------------------------------------------------------
     def file_mode(self) -> int:
         """Mode for lock, retention and temp files (annexFileMode; the umask still applies)."""

@@ -62,7 +62,25 @@ class InotifyUnavailable(OSError):
     pass
 
 
-class InotifyRefWatcher:
+class RefWatcher:
+    """What both watchers share: the root, and the refs found when watching began."""
+
+    root: str
+    _pending: list[str]
+
+    def initial(self) -> list[str]:
+        """Every ref there was when watching began (once)."""
+        out, self._pending = self._pending, []
+        return out
+
+    def read_changes(self) -> list[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InotifyRefWatcher(RefWatcher):
     """inotify watches on a directory tree; `fileno()` becomes readable when refs change."""
 
     def __init__(self, root: str) -> None:
@@ -105,10 +123,6 @@ class InotifyRefWatcher:
             self._watch(dirpath)
         return scan(top)
 
-    def initial(self) -> list[str]:
-        out, self._pending = self._pending, []
-        return out
-
     def read_changes(self) -> list[str]:
         """The ref values changed since the last call (reads all queued events)."""
         shas: list[str] = []
@@ -150,17 +164,13 @@ class InotifyRefWatcher:
             self._fd = -1
 
 
-class PollingRefWatcher:
+class PollingRefWatcher(RefWatcher):
     """The fallback: compare (inode, size, mtime) of every ref file at each poll."""
 
     def __init__(self, root: str) -> None:
         self.root = root
         self._seen: dict[str, tuple[int, int, int]] = {}
         self._pending = self.read_changes()
-
-    def initial(self) -> list[str]:
-        out, self._pending = self._pending, []
-        return out
 
     def read_changes(self) -> list[str]:
         changed: list[str] = []
@@ -181,11 +191,8 @@ class PollingRefWatcher:
         self._seen = current
         return changed
 
-    def close(self) -> None:
-        pass
 
-
-def watch_refs(root: str, *, use_inotify: bool = True) -> InotifyRefWatcher | PollingRefWatcher:
+def watch_refs(root: str, *, use_inotify: bool = True) -> RefWatcher:
     if use_inotify and sys.platform.startswith("linux"):
         try:
             return InotifyRefWatcher(root)
@@ -195,7 +202,7 @@ def watch_refs(root: str, *, use_inotify: bool = True) -> InotifyRefWatcher | Po
 
 
 def changes(
-    watcher: InotifyRefWatcher | PollingRefWatcher, hangup_fd: int, *, poll_interval: float = 0.5
+    watcher: RefWatcher, hangup_fd: int, *, poll_interval: float = 0.5
 ) -> Iterator[list[str]]:
     """Batches of changed ref values, the initial scan first, until `hangup_fd` reaches EOF."""
     import select
@@ -203,11 +210,10 @@ def changes(
     first = watcher.initial()
     if first:
         yield first
-    fds = [hangup_fd]
-    timeout: float | None = poll_interval
-    if isinstance(watcher, InotifyRefWatcher):
-        fds.append(watcher.fileno())
-        timeout = None  # nothing to do until the kernel says so
+    kernel_fd = watcher.fileno() if isinstance(watcher, InotifyRefWatcher) else None
+    fds = [hangup_fd] if kernel_fd is None else [hangup_fd, kernel_fd]
+    # with inotify there is nothing to do until the kernel says so
+    timeout = poll_interval if kernel_fd is None else None
     while True:
         ready, _, _ = select.select(fds, [], [], timeout)
         if hangup_fd in ready:
@@ -217,7 +223,7 @@ def changes(
                 return
             if not data:
                 return
-        if timeout is not None or len(ready) > (hangup_fd in ready):
+        if kernel_fd is None or kernel_fd in ready:
             try:
                 batch = watcher.read_changes()
             except InotifyUnavailable:
@@ -225,7 +231,7 @@ def changes(
                 # everything there is (as after a queue overflow).
                 watcher.close()
                 watcher = PollingRefWatcher(watcher.root)
-                fds, timeout = [hangup_fd], poll_interval
+                kernel_fd, fds, timeout = None, [hangup_fd], poll_interval
                 batch = watcher.initial()
             if batch:
                 yield batch

@@ -138,23 +138,31 @@ class BranchView:
             tree = self._trees[commit_sha] = obj
         return tree
 
-    def _blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
+    def blob_sha(self, commit_sha: bytes | None, path: str) -> bytes | None:
+        """The sha of the blob at `path` in a branch commit, or None where there is none."""
         tree = self._root(commit_sha)
         if tree is None:
             return None
         parts = path.encode().split(b"/")
         for i, part in enumerate(parts):
             try:
-                _mode, sha = tree[part]
+                mode, sha = tree[part]
             except KeyError:
                 return None
-            obj = self.git[sha]
             if i == len(parts) - 1:
-                return obj.as_raw_string() if isinstance(obj, Blob) else None
+                return None if mode & 0o40000 else bytes(sha)
+            obj = self.git[sha]
             if not isinstance(obj, Tree):
                 return None
             tree = obj
         return None
+
+    def _blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
+        sha = self.blob_sha(commit_sha, path)
+        if sha is None:
+            return None
+        obj = self.git[sha]
+        return obj.as_raw_string() if isinstance(obj, Blob) else None
 
     # -- content -----------------------------------------------------------------------------
     def journal_content(self, path: str) -> bytes | None:

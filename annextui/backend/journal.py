@@ -9,7 +9,6 @@ the new branch tree with dulwich from the branch tree plus the journal files, co
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import tempfile
@@ -22,11 +21,18 @@ from pathlib import Path
 from dulwich.objects import Blob, Commit, Tree
 
 from annextui.backend.branch import BRANCH_REF, AnnexRef, BranchView, branch_path, journal_name
+from annextui.backend.recordlock import lock_exclusive
 from annextui.backend.repo import Repository
 
 _thread_locks: dict[Path, threading.RLock] = {}
 _thread_locks_guard = threading.Lock()
 _held: dict[Path, int] = {}
+
+
+#: How long a commit keeps retrying while pushes move the branch under it (seconds), and the
+#: longest pause between tries (randomised, so two writers do not keep colliding in step).
+_RACE_PATIENCE = 60.0
+_RACE_PAUSE = 0.02
 
 
 class JournalError(Exception):
@@ -42,9 +48,11 @@ def _thread_lock(path: Path) -> threading.RLock:
 def journal_lock(repo: Repository) -> Iterator[None]:
     """Hold git-annex's `journal.lck` (exclusive, blocking).
 
-    fcntl locks belong to the process, so threads of this process also serialise on an RLock, and
-    the descriptor is kept open until the outermost holder leaves (closing any descriptor of the
-    file would drop the lock).
+    The lock is an open-file-description lock (`recordlock`): it excludes git-annex's POSIX lock
+    and other processes, and many threads of one gateway may each hold a different repository's
+    lock without the kernel reporting a false deadlock. Threads locking the same file serialise
+    on an RLock first, so the holder can re-enter; the descriptor stays open until the outermost
+    holder leaves.
     """
     if repo.config_bool("annex.pidlock"):
         raise JournalError("annex.pidlock is set: git-annex uses a pid lock we cannot share")
@@ -57,7 +65,7 @@ def journal_lock(repo: Repository) -> Iterator[None]:
         lockfile.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lockfile, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
+            lock_exclusive(fd)
             _held[lockfile] = fd
             try:
                 yield
@@ -133,36 +141,103 @@ class Journal:
             new = fn(current)
             if new is None or new == current:
                 return False
+            if not private and not self._dirty():
+                # The journal starts afresh from this branch commit: remember it, so a commit
+                # can tell which files the branch changed under the journal (see `commit`).
+                self._set_base(view.head)
             target = (self.private_dir if private else self.dir) / journal_name(path)
             atomic_write(target, new, self.tmpdir)
             return True
 
+    # -- the branch commit the journal was written against ------------------------------------
+    @property
+    def _base_file(self) -> Path:
+        return self.repo.annexdir / "annextui" / "journal-base"
+
+    def _dirty(self) -> bool:
+        try:
+            with os.scandir(self.dir) as it:
+                return any(True for _ in it)
+        except OSError:
+            return False
+
+    def _base(self) -> bytes | None:
+        """The branch commit the journal's files were read from, when known."""
+        try:
+            sha = self._base_file.read_bytes().strip()
+        except OSError:
+            return None
+        return sha if sha in self.repo.git.object_store else None
+
+    def _set_base(self, sha: bytes | None) -> None:
+        if sha is None:
+            with contextlib.suppress(FileNotFoundError):
+                self._base_file.unlink()
+            return
+        atomic_write(self._base_file, sha + b"\n", self.tmpdir)
+
     # -- committing --------------------------------------------------------------------------
     def commit(self, message: str = "update") -> bytes | None:
-        """Commit the public journal into the branch. Returns the new sha, or None if clean."""
+        """Commit the public journal into the branch. Returns the new sha, or None if clean.
+
+        The branch may have moved since the journal's files were read from it: a client's
+        `git push` of `git-annex` straight into this repository, or another writer. A journal
+        file then holds its own change on top of stale content, and writing it over the branch
+        would drop the lines that arrived meanwhile. As git-annex's `commitIndex` union-merges a
+        moved branch into its index before committing, each journal file whose branch content
+        changed since the journal's base commit is union-merged with the branch's version (and
+        only those: a file the branch did not touch keeps git-annex's compacted form). A push
+        racing this very commit is caught by the ref's compare-and-swap and merged the same way.
+        """
         with journal_lock(self.repo):
             files = (
                 sorted(p for p in self.dir.iterdir() if p.is_file()) if self.dir.is_dir() else []
             )
             if not files:
                 return None
-            parent = self.ensure_branch()
-            store = self.repo.git.object_store
-            updates: dict[str, bytes] = {}
-            for f in files:
-                blob = Blob.from_string(f.read_bytes())
-                store.add_object(blob)
-                updates[branch_path(f.name)] = blob.id
-            parent_commit = self.repo.git[parent]
-            assert isinstance(parent_commit, Commit)
-            tree_sha = update_tree(self.repo, parent_commit.tree, updates)
-            sha = self._commit(tree_sha, [parent], message)
-            if not self.repo.git.refs.set_if_equals(BRANCH_REF, parent, sha):
-                raise JournalError("refs/heads/git-annex moved while committing; try again")
+            journal = {branch_path(f.name): f.read_bytes() for f in files}
+            base = self._base()
+            for _ in _race_retries("committing"):
+                parent = self.ensure_branch()
+                sha = self._commit_journal(journal, base, parent, message)
+                if self._move_branch(parent, sha):
+                    break
             for f in files:
                 with contextlib.suppress(OSError):
                     f.unlink()
+            self._set_base(sha)
             return sha
+
+    def _move_branch(self, old: bytes, new: bytes) -> bool:
+        """Compare-and-swap the branch ref; False when it moved or a push holds it locked."""
+        from dulwich.file import FileLocked
+
+        try:
+            return bool(self.repo.git.refs.set_if_equals(BRANCH_REF, old, new))
+        except FileLocked:  # git's receive-pack is updating it right now
+            return False
+
+    def _commit_journal(
+        self, journal: dict[str, bytes], base: bytes | None, parent: bytes, message: str
+    ) -> bytes:
+        """A commit of `journal` on top of `parent`, keeping what `parent` gained since `base`."""
+        store = self.repo.git.object_store
+        parent_commit = self.repo.git[parent]
+        assert isinstance(parent_commit, Commit)
+        moved = base != parent
+        if moved:
+            view = BranchView(self.repo, include_unmerged=False)
+        updates: dict[str, bytes] = {}
+        for path, data in journal.items():
+            if moved:
+                theirs = view.blob_sha(parent, path)
+                if theirs is not None and (base is None or view.blob_sha(base, path) != theirs):
+                    data = union_merge_lines(data, view.blob(theirs))
+            blob = Blob.from_string(data)
+            store.add_object(blob)
+            updates[path] = blob.id
+        tree_sha = update_tree(self.repo, parent_commit.tree, updates)
+        return self._commit(tree_sha, [parent], message)
 
     def _identity(self) -> bytes:
         name = os.environ.get("GIT_COMMITTER_NAME") or self.repo.config_get("user.name")
@@ -192,27 +267,45 @@ class Journal:
         """Union-merge unmerged `*/git-annex` refs into our branch (branch-formats.md §5)."""
         with journal_lock(self.repo):
             self.commit()
-            head = self.ensure_branch()
-            view = BranchView(self.repo)
-            todo = view.unmerged if refs is None else refs
-            if not todo:
-                return None
-            journal_clean = not (self.dir.is_dir() and any(self.dir.iterdir()))
-            if len(todo) == 1 and journal_clean and view.is_ancestor(head, todo[0].sha):
-                self.repo.git.refs.set_if_equals(BRANCH_REF, head, todo[0].sha)
-                return todo[0].sha
-            head_commit = self.repo.git[head]
-            assert isinstance(head_commit, Commit)
-            tree = head_commit.tree
-            for ref in todo:
-                other = self.repo.git[ref.sha]
-                assert isinstance(other, Commit)
-                tree = union_merge_trees(self.repo, tree, other.tree)
-            message = "merging " + " ".join(r.short for r in todo) + " into git-annex"
-            sha = self._commit(tree, [head, *(r.sha for r in todo)], message)
-            if not self.repo.git.refs.set_if_equals(BRANCH_REF, head, sha):
-                raise JournalError("refs/heads/git-annex moved while merging; try again")
-            return sha
+            for _ in _race_retries("merging"):
+                head = self.ensure_branch()
+                view = BranchView(self.repo)
+                todo = view.unmerged if refs is None else refs
+                if not todo:
+                    return None
+                if len(todo) == 1 and not self._dirty() and view.is_ancestor(head, todo[0].sha):
+                    sha = todo[0].sha  # a fast-forward
+                else:
+                    sha = self._merge_commit(head, todo)
+                if self._move_branch(head, sha):
+                    return sha
+            raise AssertionError("unreachable: _race_retries raises when it gives up")
+
+    def _merge_commit(self, head: bytes, todo: list[AnnexRef]) -> bytes:
+        head_commit = self.repo.git[head]
+        assert isinstance(head_commit, Commit)
+        tree = head_commit.tree
+        for ref in todo:
+            other = self.repo.git[ref.sha]
+            assert isinstance(other, Commit)
+            tree = union_merge_trees(self.repo, tree, other.tree)
+        message = "merging " + " ".join(r.short for r in todo) + " into git-annex"
+        return self._commit(tree, [head, *(r.sha for r in todo)], message)
+
+
+def _race_retries(doing: str) -> Iterator[int]:
+    """Tries at moving the branch: the first at once, then after a short random pause each
+    (a push landed between our read of the tip and our update), until `_RACE_PATIENCE` runs out."""
+    import random
+
+    deadline = time.monotonic() + _RACE_PATIENCE
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() > deadline:
+            raise JournalError(f"refs/heads/git-annex kept moving while {doing}; try again")
+        time.sleep(random.uniform(0, _RACE_PAUSE))
 
 
 def update_tree(repo: Repository, root: bytes, updates: dict[str, bytes]) -> bytes:

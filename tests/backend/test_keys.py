@@ -24,8 +24,9 @@ from annextui.backend.keys import (
     serialize_key,
 )
 from tests.support.annex import AnnexEnv
+from tests.support.data import SPEC_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples"
+EXAMPLES = SPEC_EXAMPLES
 
 
 def _table() -> list[list[str]]:

@@ -39,10 +39,9 @@ from annextui.backend.logs.values import (
     serialize_proxy_value,
     serialize_remote_config,
 )
+from tests.support.data import SPEC_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples"
-if not EXAMPLES.is_dir():
-    EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "spec" / "examples"
+EXAMPLES = SPEC_EXAMPLES
 
 MAP_LOGS = {"proxy.log", "cluster.log", "maxsize.log", "group-preferred-content.log"}
 SINGLE_LOGS = {"numcopies.log", "mincopies.log"}

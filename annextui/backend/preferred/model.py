@@ -14,6 +14,7 @@ from enum import IntEnum
 from types import MappingProxyType
 
 from annextui.backend.keys import Key
+from annextui.backend.uuids import is_cluster_uuid  # re-exported: the one definition
 
 __all__ = [
     "DEFAULT_PREFERREDDIR",
@@ -46,14 +47,6 @@ class TrustLevel(IntEnum):
 
 
 _TRUST_NAMES = {t.name.lower(): t for t in TrustLevel}
-
-
-def is_cluster_uuid(uuid: str) -> bool:
-    """``isClusterUUID``: cluster UUIDs start with ``ac`` and have ``8`` at offset 14.
-
-    git-annex never counts such UUIDs as copies (``numCopiesCount``), whatever cluster.log says.
-    """
-    return uuid.startswith("ac") and len(uuid) > 14 and uuid[14] == "8"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,6 @@ from annextui.backend.keys import (
     parse_key,
 )
 from annextui.backend.logs.presence import present_infos
-from annextui.backend.logs.values import TrustLevel as LogTrust
 from annextui.backend.preferred import (
     Evaluator,
     Explanation,
@@ -148,14 +147,6 @@ def resolve_members(
 # The preferred-content world
 
 
-_TRUST = {
-    LogTrust.TRUSTED: TrustLevel.TRUSTED,
-    LogTrust.SEMITRUSTED: TrustLevel.SEMITRUSTED,
-    LogTrust.UNTRUSTED: TrustLevel.UNTRUSTED,
-    LogTrust.DEAD: TrustLevel.DEAD,
-}
-
-
 def build_world(repo: Repository, state: AnnexState, sizes: Sizes | None) -> World:
     """A preferred-content ``World`` from the branch state and current repository sizes."""
     uuids = state.known_uuids() | set(state.trust) | set(state.groups) | set(state.preferred)
@@ -170,7 +161,7 @@ def build_world(repo: Repository, state: AnnexState, sizes: Sizes | None) -> Wor
         repos.append(
             Repo(
                 u,
-                trust=_TRUST[state.trust_of(u)],
+                trust=state.trust_of(u),
                 groups=state.groups.get(u, frozenset()),
                 description=state.description(u),
                 preferred=state.preferred.get(u),

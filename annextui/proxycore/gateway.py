@@ -354,18 +354,17 @@ class BranchPreferences:
         return bool((st.preferred.get(uuid) or "").strip() or (st.required.get(uuid) or "").strip())
 
     def _world(self) -> object:
-        from annextui.backend.preferred import Repo, TrustLevel, World
+        from annextui.backend.preferred import Repo, World
 
         st = self.gw.state
         sizes = self._live_sizes() if self._needs_sizes else {}
         uuids = set(st.descriptions) | set(st.preferred) | set(st.groups) | set(st.trust)
         repos = []
         for u in uuids:
-            trust = TrustLevel.parse(st.trust_of(u).label) or TrustLevel.SEMITRUSTED
             repos.append(
                 Repo(
                     u,
-                    trust=trust,
+                    trust=st.trust_of(u),
                     groups=st.groups.get(u, frozenset()),
                     description=st.descriptions.get(u, ""),
                     preferred=st.preferred.get(u),

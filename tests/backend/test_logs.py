@@ -32,13 +32,13 @@ from annextui.backend.logs.single import (
     set_single_value,
 )
 from annextui.backend.logs.values import (
-    TrustLevel,
     parse_proxy_value,
     parse_remote_config,
     parse_trust,
     serialize_proxy_value,
     serialize_remote_config,
 )
+from annextui.backend.trust import TrustLevel
 from tests.support.data import SPEC_EXAMPLES
 
 EXAMPLES = SPEC_EXAMPLES

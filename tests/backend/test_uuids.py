@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from annextui.backend import uuids
 from annextui.backend.preferred import is_cluster_uuid as preferred_is_cluster_uuid
-from annextui.backend.preferred import model
 from annextui.backend.repo import Repository
 from annextui.proxycore.records import GatewayRecords
 from tests.support.annex import AnnexEnv
@@ -58,4 +57,3 @@ def test_cluster_uuids_are_the_ones_git_annex_never_logs(annex_env: AnnexEnv) ->
 def test_one_definition() -> None:
     """The preferred-content engine asks the same function as the rest of annextui."""
     assert preferred_is_cluster_uuid is uuids.is_cluster_uuid
-    assert model.is_cluster_uuid is uuids.is_cluster_uuid

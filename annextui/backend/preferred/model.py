@@ -10,43 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from types import MappingProxyType
 
 from annextui.backend.keys import Key
-from annextui.backend.uuids import is_cluster_uuid  # re-exported: the one definition
+from annextui.backend.trust import TrustLevel
 
 __all__ = [
     "DEFAULT_PREFERREDDIR",
     "KeyFacts",
     "Repo",
-    "TrustLevel",
     "World",
-    "is_cluster_uuid",
 ]
 
 DEFAULT_PREFERREDDIR = "public"
-
-
-class TrustLevel(IntEnum):
-    """``Types/TrustLevel.hs``; the order is the one ``copies=LEVEL+:N`` uses."""
-
-    DEAD = 0
-    UNTRUSTED = 1
-    SEMITRUSTED = 2
-    TRUSTED = 3
-
-    @classmethod
-    def parse(cls, text: str) -> TrustLevel | None:
-        """``readTrustLevel``: exactly ``trusted``/``untrusted``/``semitrusted``/``dead``."""
-        return _TRUST_NAMES.get(text)
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-_TRUST_NAMES = {t.name.lower(): t for t in TrustLevel}
 
 
 @dataclass(frozen=True, slots=True)

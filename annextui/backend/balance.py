@@ -42,7 +42,6 @@ from annextui.backend.keys import (
     parse_key,
 )
 from annextui.backend.logs.presence import present_infos
-from annextui.backend.logs.values import TrustLevel as LogTrust
 from annextui.backend.preferred import (
     Evaluator,
     Explanation,
@@ -67,6 +66,7 @@ from annextui.backend.sizes_overview import uuid_descriptions
 from annextui.backend.state import AnnexState, load_state, proxied_remotes
 from annextui.backend.units import SizeError, parse_size
 from annextui.backend.uuids import is_cluster_uuid
+from annextui.backend.world import build_world as world_of
 
 __all__ = [
     "Balance",
@@ -148,52 +148,11 @@ def resolve_members(
 # The preferred-content world
 
 
-_TRUST = {
-    LogTrust.TRUSTED: TrustLevel.TRUSTED,
-    LogTrust.SEMITRUSTED: TrustLevel.SEMITRUSTED,
-    LogTrust.UNTRUSTED: TrustLevel.UNTRUSTED,
-    LogTrust.DEAD: TrustLevel.DEAD,
-}
-
-
 def build_world(repo: Repository, state: AnnexState, sizes: Sizes | None) -> World:
     """A preferred-content ``World`` from the branch state and current repository sizes."""
-    uuids = state.known_uuids() | set(state.trust) | set(state.groups) | set(state.preferred)
-    uuids |= set(state.required) | set(state.maxsize)
-    if sizes is not None:
-        uuids |= set(sizes.repos)
-    if repo.uuid:
-        uuids.add(repo.uuid)
-    repos = []
-    for u in uuids:
-        cfg = state.remote_configs.get(u, {})
-        repos.append(
-            Repo(
-                u,
-                trust=_TRUST[state.trust_of(u)],
-                groups=state.groups.get(u, frozenset()),
-                description=state.description(u),
-                preferred=state.preferred.get(u),
-                required=state.required.get(u),
-                maxsize=state.maxsize.get(u),
-                size=sizes.size_of(u) if sizes is not None else None,
-                preferreddir=cfg.get("preferreddir"),
-            )
-        )
-    threshold = repo.config_get("annex.fullybalancedthreshhold")
-    try:
-        fraction = float(threshold) / 100 if threshold else 0.9
-    except ValueError:
-        fraction = 0.9
-    return World.build(
-        repos,
-        group_wanted=dict(state.group_preferred),
-        numcopies=state.numcopies,
-        mincopies=state.mincopies,
-        clusters=dict(state.clusters),
-        here=repo.uuid,
-        fully_balanced_threshold=fraction,
-    )
+    if sizes is None:
+        return world_of(repo, state)
+    return world_of(repo, state, sizes.size_of, sizes.repos)
 
 
 def key_facts(repo: Repository, view: BranchView, key: str, *, file: str | None = None) -> KeyFacts:

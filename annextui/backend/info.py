@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from annextui.backend.branch import BranchView
-from annextui.backend.logs.values import TrustLevel
 from annextui.backend.repo import Repository
 from annextui.backend.state import AnnexState, display_description, load_state, remote_names
+from annextui.backend.trust import TrustLevel
 
 
 @dataclass(frozen=True, slots=True)

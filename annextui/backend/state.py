@@ -16,7 +16,6 @@ from annextui.backend.logs import (
 )
 from annextui.backend.logs.values import (
     ProxiedRemote,
-    TrustLevel,
     parse_cluster_nodes,
     parse_groups,
     parse_proxy_value,
@@ -24,6 +23,7 @@ from annextui.backend.logs.values import (
     parse_trust,
 )
 from annextui.backend.repo import Remote, Repository
+from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
 
 # git-annex always knows these two special "repositories".
@@ -95,10 +95,9 @@ def configured_trust(repo: Repository) -> dict[str, TrustLevel]:
     trusted/semitrusted/untrusted/dead (readTrustLevel) is ignored. Proxied remotes never
     have one (trustlevel is not inherited, and configuring the name hides the proxied remote).
     """
-    levels = {t.label: t for t in TrustLevel}
     out: dict[str, TrustLevel] = {}
     for _name, r in sorted(repo.remotes.items()):
-        level = levels.get(r.option("annex-trustlevel") or "")
+        level = TrustLevel.parse(r.option("annex-trustlevel") or "")
         if r.uuid and level is not None:
             out[r.uuid] = level
     return out

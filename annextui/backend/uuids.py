@@ -9,8 +9,16 @@ _SAFE_UUID = re.compile(r"^[0-9A-Za-z-]+$")
 
 
 def is_cluster_uuid(u: str) -> bool:
-    """Only UUIDs of this form are ever treated as clusters (`Types/Cluster.hs`)."""
-    return len(u) == 36 and u.startswith("ac") and u[14] == "8"
+    """``isClusterUUID`` (Types/Cluster.hs): the UUID starts with ``ac`` and its byte 14 is ``8``.
+
+    Any length qualifies, and the offset counts UTF-8 bytes (git-annex's UUIDs are bytes).
+    git-annex never logs such a UUID as holding content nor counts it as a copy
+    (``numCopiesCount``), and only such a UUID is read as a cluster from cluster.log.
+    """
+    if u.isascii():  # the usual case, without encoding
+        return u.startswith("ac") and len(u) > 14 and u[14] == "8"
+    b = u.encode("utf-8", "surrogateescape")
+    return b.startswith(b"ac") and len(b) > 14 and b[14] == 0x38
 
 
 def new_repo_uuid() -> str:

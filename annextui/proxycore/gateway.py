@@ -354,35 +354,13 @@ class BranchPreferences:
         return bool((st.preferred.get(uuid) or "").strip() or (st.required.get(uuid) or "").strip())
 
     def _world(self) -> object:
-        from annextui.backend.preferred import Repo, TrustLevel, World
+        # the console's balance report builds its World the same way (backend/world.py)
+        from annextui.backend.world import build_world
 
-        st = self.gw.state
-        sizes = self._live_sizes() if self._needs_sizes else {}
-        uuids = set(st.descriptions) | set(st.preferred) | set(st.groups) | set(st.trust)
-        repos = []
-        for u in uuids:
-            trust = TrustLevel.parse(st.trust_of(u).label) or TrustLevel.SEMITRUSTED
-            repos.append(
-                Repo(
-                    u,
-                    trust=trust,
-                    groups=st.groups.get(u, frozenset()),
-                    description=st.descriptions.get(u, ""),
-                    preferred=st.preferred.get(u),
-                    required=st.required.get(u),
-                    maxsize=st.maxsize.get(u),
-                    size=sizes.get(u, 0) if self._needs_sizes else None,
-                    preferreddir=st.remote_configs.get(u, {}).get("preferreddir"),
-                )
-            )
-        return World.build(
-            repos,
-            group_wanted=st.group_preferred,
-            numcopies=st.numcopies,
-            mincopies=st.mincopies,
-            clusters=st.clusters,
-            here=self.gw.uuid,
-        )
+        if not self._needs_sizes:
+            return build_world(self.gw.repo, self.gw.state)
+        sizes = self._live_sizes()
+        return build_world(self.gw.repo, self.gw.state, lambda u: sizes.get(u, 0), sizes)
 
     def _live_sizes(self) -> dict[str, int]:
         if self._sizes is None:

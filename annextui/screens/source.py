@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from annextui.backend.branch import BranchView
 from annextui.backend.info import ClusterEntry, RepositoryInfo, gather_info
-from annextui.backend.logs.values import TrustLevel
 from annextui.backend.repo import NotAnnexRepository, Remote, Repository
 from annextui.backend.state import BUILTIN_DESCRIPTIONS, proxied_remotes, remote_names
+from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
 from annextui.screens.edits import Edit, EditOutcome, Preview, apply_edits, preview_edits
 from annextui.screens.sizes_source import SizesReport, repo_sizes

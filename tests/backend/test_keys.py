@@ -6,10 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from annextui.backend.keys import (
+    Key,
     KeyError_,
     digest_matches,
     file_key,
@@ -24,8 +25,9 @@ from annextui.backend.keys import (
     serialize_key,
 )
 from tests.support.annex import AnnexEnv
+from tests.support.data import SPEC_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples"
+EXAMPLES = SPEC_EXAMPLES
 
 
 def _table() -> list[list[str]]:
@@ -119,8 +121,104 @@ def test_chunk_keys_use_their_parents_directory() -> None:
     )
 
 
+# -- the key grammar, property-tested ---------------------------------------------------------
+# KEY = VARIETY ["-s" SIZE] ["-m" MTIME] ["-S" CHUNKSIZE "-C" CHUNKNUM] "--" NAME
+# (keys-and-objects.md; Types/Key.hs). The strategies build keys the way git-annex makes them, so
+# the round-trip assertions run on every example instead of on the rare valid random string.
+
+HASH_BACKENDS = (
+    "SHA256", "SHA512", "SHA224", "SHA384", "SHA3_256", "SHA3_512", "SHA3_224", "SHA3_384",
+    "SHA1", "MD5", "BLAKE2B160", "BLAKE2B224", "BLAKE2B256", "BLAKE2B384", "BLAKE2B512",
+    "BLAKE2S160", "BLAKE2S224", "BLAKE2S256", "BLAKE2BP512", "BLAKE2SP256", "BLAKE3_256", "XXH3",
+)  # fmt: skip
+_numbers = st.integers(min_value=0, max_value=2**64)
+_sizes = st.none() | _numbers
+_chunks = st.none() | st.tuples(
+    st.integers(min_value=1, max_value=2**40), st.integers(min_value=1, max_value=10**6)
+)
+# Backend/Utilities.hs: at most two extensions of up to four alphanumerics each
+_extensions = st.from_regex(r"(\.[a-z0-9]{1,4}){0,2}", fullmatch=True)
+# WORM/URL/external names: any text without whitespace or control bytes, including the
+# characters key_file escapes (& % : /); short enough that the file name stays under 255 bytes
+_names = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp")) | st.sampled_from("&%:/-."),
+    min_size=1,
+    max_size=40,
+)
+
+
+@st.composite
+def valid_keys(draw: st.DrawFn) -> Key:
+    kind = draw(st.sampled_from(["hash", "hashE", "WORM", "URL", "external"]))
+    event(f"kind {kind}")
+    chunk = draw(_chunks)
+    if chunk is not None:
+        event("chunk key")
+    chunk_size, chunk_num = chunk if chunk is not None else (None, None)
+    if kind in ("hash", "hashE"):
+        backend = draw(st.sampled_from(HASH_BACKENDS))
+        variety = backend + ("E" if kind == "hashE" else "")
+        content = key_for_content(draw(st.binary(max_size=64)), variety, draw(_extensions))
+        size = content.size if draw(st.booleans()) else None  # -s is optional in the grammar
+        return Key(variety, content.name, size, None, chunk_size, chunk_num)
+    if kind == "WORM":  # mtime only ever appears on WORM keys
+        return Key("WORM", draw(_names), draw(_numbers), draw(_numbers), chunk_size, chunk_num)
+    if kind == "URL":
+        return Key("URL", draw(_names), draw(_sizes), None, chunk_size, chunk_num)
+    variety = draw(st.from_regex(r"X[A-Z0-9]{1,8}E?", fullmatch=True))
+    return Key(variety, draw(_names), draw(_sizes), None, chunk_size, chunk_num)
+
+
+@given(valid_keys())
+def test_valid_keys_round_trip(key: Key) -> None:
+    text = serialize_key(key)
+    parsed = parse_key(text)
+    assert parsed == key
+    assert str(parsed) == text
+    kf = safe_key_file(parsed)
+    assert "/" not in kf
+    assert file_key(kf) == text
+    # a chunk is stored in its parent's hash directories
+    assert hashdir_lower(text) == hashdir_lower(parsed.without_chunk())
+    assert hashdir_mixed(text) == hashdir_mixed(parsed.without_chunk())
+
+
+def _corruptions(text: str, key: Key) -> list[str]:
+    """Ways to break a valid key that git-annex's strict parser rejects."""
+    head, _, name = text.partition("--")
+    out = [
+        f"{head}--",  # empty name
+        f"{head}-x1--{name}",  # unknown field
+        f"{head}-- {name}",  # whitespace
+        f"{head}--{name}\n",  # control byte
+        text.replace("--", "--\x00", 1),
+    ]
+    if "-" not in name:
+        out.append(head + name)  # no "--" separator
+    if key.size is not None:
+        out.append(text.replace(f"-s{key.size}", f"-s0{key.size}", 1))  # not canonical
+        out.append(text.replace(f"-s{key.size}", f"-s+{key.size}", 1))  # signed
+    if key.size is not None and key.mtime is not None:
+        out.append(  # fields out of order
+            f"{key.variety}-m{key.mtime}-s{key.size}"
+            + text[len(f"{key.variety}-s{key.size}-m{key.mtime}") :]
+        )
+    if key.chunk_size is not None:
+        out.append(text.replace(f"-C{key.chunk_num}", "", 1))  # -S without -C
+    return out
+
+
+@given(valid_keys())
+def test_corrupted_keys_are_rejected(key: Key) -> None:
+    text = serialize_key(key)
+    for bad in _corruptions(text, key):
+        with pytest.raises(KeyError_):
+            parse_key(bad)
+
+
 @given(st.text(max_size=80))
-def test_parse_key_accepts_only_canonical_text(text: str) -> None:
+def test_arbitrary_text_is_a_key_only_in_canonical_form(text: str) -> None:
+    """Invalid input: anything that parses re-serializes to exactly the input."""
     try:
         key = parse_key(text)
     except KeyError_:

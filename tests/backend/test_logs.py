@@ -32,17 +32,16 @@ from annextui.backend.logs.single import (
     set_single_value,
 )
 from annextui.backend.logs.values import (
-    TrustLevel,
     parse_proxy_value,
     parse_remote_config,
     parse_trust,
     serialize_proxy_value,
     serialize_remote_config,
 )
+from annextui.backend.trust import TrustLevel
+from tests.support.data import SPEC_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples"
-if not EXAMPLES.is_dir():
-    EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "spec" / "examples"
+EXAMPLES = SPEC_EXAMPLES
 
 MAP_LOGS = {"proxy.log", "cluster.log", "maxsize.log", "group-preferred-content.log"}
 SINGLE_LOGS = {"numcopies.log", "mincopies.log"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -31,9 +30,9 @@ from annextui.backend.preferred._hs import read_maybe_double, readish_int, words
 from annextui.backend.preferred.balanced import self_test
 from annextui.backend.preferred.evaluate import split_path, take_directory
 from annextui.backend.preferred.standard import standard_group_of
+from tests.support.data import spec_example
 
-SPEC = Path("/work/shared/spec")
-VECTORS = SPEC / "examples" / "balanced-test-vectors.txt"
+VECTORS = spec_example("balanced-test-vectors.txt")
 
 R1 = "2c2a1e0e-5d5a-4e8b-9b57-0e1b0c3e9a01"
 R2 = "7f1b6c3d-1a2b-4c3d-8e4f-5a6b7c8d9e02"
@@ -43,11 +42,7 @@ G = frozenset({"g"})
 FILL = "SHA256E-s100--" + "0" * 64 + ".bin"
 K_F70 = "SHA256E-s100--f70a7fab8e37a8932f175646d1dbaeff189622856c377820f0bdc8310ebf75b5.bin"
 
-VECTOR_TEXT = (
-    VECTORS.read_text()
-    if VECTORS.exists()
-    else ""  # the spec directory is part of the workspace; the test below skips without it
-)
+VECTOR_TEXT = VECTORS.read_text()
 
 
 def _sections() -> dict[str, list[list[str]]]:
@@ -126,7 +121,6 @@ def _vector_cases() -> list[tuple[str, str, str, dict[str, int], list[str]]]:
     return cases
 
 
-@pytest.mark.skipif(not VECTOR_TEXT, reason="spec vectors not available")
 def test_vector_file_has_all_sections() -> None:
     secs = _sections()
     assert all(len(secs[s]) == 12 for s in "ABCDEF")

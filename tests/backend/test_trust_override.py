@@ -10,10 +10,10 @@ import pytest
 
 from annextui.backend.balance import wanted_check
 from annextui.backend.branch import BranchView
-from annextui.backend.logs.values import TrustLevel
 from annextui.backend.repo import Repository
 from annextui.backend.sizes import repo_sizes
 from annextui.backend.state import load_state
+from annextui.backend.trust import TrustLevel
 from tests.support.annex import AnnexEnv, run
 from tests.support.cli import run_annextui
 

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from annextui.backend.info import ClusterEntry, ProxyEntry, RepoEntry, RepositoryInfo
-from annextui.backend.logs.values import ProxiedRemote, TrustLevel
+from annextui.backend.logs.values import ProxiedRemote
 from annextui.backend.repo import Remote
 from annextui.backend.state import AnnexState
+from annextui.backend.trust import TrustLevel
 from annextui.screens.balance_source import (
     BalanceReport,
     GroupBalance,

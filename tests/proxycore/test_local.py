@@ -40,10 +40,11 @@ from annextui.proxycore.transfers import (
     transfer_paths,
 )
 from tests.support.annex import AnnexEnv
+from tests.support.data import SPEC_EXAMPLES
 
 U = "7e570000-0000-4000-8000-000000000001"
 CLIENT = "c1ie0000-0000-4000-8000-000000000002"
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "examples"
+EXAMPLES = SPEC_EXAMPLES
 
 
 def _peer(repo: Path, warnings: list[str] | None = None) -> LocalPeer:

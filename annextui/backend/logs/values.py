@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 
+from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
 
-
-class TrustLevel(enum.Enum):
-    TRUSTED = "1"
-    SEMITRUSTED = "?"
-    UNTRUSTED = "0"
-    DEAD = "X"
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+# trust.log values (Logs/Trust/Pure.hs buildTrustLevel)
+_TRUST_LOG_VALUES = {
+    "1": TrustLevel.TRUSTED,
+    "0": TrustLevel.UNTRUSTED,
+    "X": TrustLevel.DEAD,
+    "?": TrustLevel.SEMITRUSTED,
+}
 
 
 def parse_trust(value: str) -> TrustLevel:
+    """trustLevelParser: an empty value is the old log's "trusted"; an unknown one reads as
+    semitrusted (room for future levels)."""
     if value == "":
-        return TrustLevel.TRUSTED  # legacy empty value
-    for level in TrustLevel:
-        if level.value == value:
-            return level
-    return TrustLevel.SEMITRUSTED
+        return TrustLevel.TRUSTED
+    return _TRUST_LOG_VALUES.get(value, TrustLevel.SEMITRUSTED)
 
 
 def parse_groups(value: str) -> frozenset[str]:

@@ -31,9 +31,11 @@ from annextui.backend.preferred.evaluate import (
     TermResult,
 )
 from annextui.backend.preferred.glob import GlobError, compile_glob
-from annextui.backend.preferred.model import KeyFacts, Repo, TrustLevel, World, is_cluster_uuid
+from annextui.backend.preferred.model import KeyFacts, Repo, World
 from annextui.backend.preferred.parser import Expression, ExpressionError, parse
 from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, STANDARD_GROUPS
+from annextui.backend.trust import TrustLevel
+from annextui.backend.uuids import is_cluster_uuid
 
 __all__ = [
     "STANDARD_EXPRESSIONS",

@@ -5,7 +5,8 @@
   whatever follows it (``copies=2abc`` is 2), hex/octal literals (``0x10``), a leading ``-``,
   no fraction/exponent (``1.0``, ``1e3`` fail), wrap-around to a 64-bit ``Int``.
 * ``read_maybe_double``: ``readMaybe :: String -> Maybe Double`` (whole string, used by the
-  ``metadata=FIELD<N`` comparisons).
+  ``metadata=FIELD<N`` comparisons); ``readish_double`` the same with the rest ignored (git
+  config numbers such as ``annex.fullybalancedthreshhold``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import unicodedata
 
 from annextui.backend.units import hs_isalnum, hs_isalpha, hs_isspace
 
-__all__ = ["hs_isalnum", "hs_isalpha", "hs_isspace", "read_maybe_double", "readish_int", "words"]
+__all__ = [
+    "hs_isalnum",
+    "hs_isalpha",
+    "hs_isspace",
+    "read_maybe_double",
+    "readish_double",
+    "readish_int",
+    "words",
+]
 
 _DEC = "0123456789"
 _HEX = "0123456789abcdefABCDEF"
@@ -178,8 +187,8 @@ def _to_float(n: int) -> float:
         return math.inf
 
 
-def read_maybe_double(text: str) -> float | None:
-    """``readMaybe :: String -> Maybe Double`` (the whole string must be one number)."""
+def _read_double(text: str) -> tuple[float, int] | None:
+    """The first parse of ``reads :: ReadS Double``: the value and where it ends."""
     i, depth = _parens(text, 0)
     sign = _sign(text, i)
     if sign is None:
@@ -190,6 +199,20 @@ def read_maybe_double(text: str) -> float | None:
         return None
     value, j = tok
     end = _close_parens(text, j, depth)
-    if end is None or _skip_spaces(text, end) != len(text):
+    if end is None:
         return None
-    return -value if neg else value
+    return (-value if neg else value), end
+
+
+def read_maybe_double(text: str) -> float | None:
+    """``readMaybe :: String -> Maybe Double`` (the whole string must be one number)."""
+    parsed = _read_double(text)
+    if parsed is None or _skip_spaces(text, parsed[1]) != len(text):
+        return None
+    return parsed[0]
+
+
+def readish_double(text: str) -> float | None:
+    """``readish :: String -> Maybe Double`` -- first parse of ``reads``, rest ignored."""
+    parsed = _read_double(text)
+    return parsed[0] if parsed is not None else None

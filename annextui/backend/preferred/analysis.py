@@ -15,7 +15,7 @@ from typing import Literal
 
 from annextui.backend.preferred._hs import readish_int
 from annextui.backend.preferred.glob import GlobError, compile_glob, wild_to_regex
-from annextui.backend.preferred.model import TrustLevel, World
+from annextui.backend.preferred.model import World
 from annextui.backend.preferred.parser import (
     And,
     Balanced,
@@ -40,6 +40,7 @@ from annextui.backend.preferred.parser import (
     parse,
 )
 from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
+from annextui.backend.trust import TrustLevel
 
 __all__ = ["Finding", "Severity", "analyze"]
 

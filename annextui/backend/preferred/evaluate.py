@@ -46,7 +46,7 @@ from annextui.backend.preferred.balanced import (
     size_balanced_candidates,
 )
 from annextui.backend.preferred.glob import GlobError, compile_glob
-from annextui.backend.preferred.model import KeyFacts, TrustLevel, World, is_cluster_uuid
+from annextui.backend.preferred.model import KeyFacts, World
 from annextui.backend.preferred.parser import (
     And,
     Anything,
@@ -79,6 +79,8 @@ from annextui.backend.preferred.parser import (
     parse,
 )
 from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
+from annextui.backend.trust import TrustLevel
+from annextui.backend.uuids import is_cluster_uuid
 
 __all__ = [
     "BalancedDetail",

@@ -10,50 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from types import MappingProxyType
 
 from annextui.backend.keys import Key
+from annextui.backend.trust import TrustLevel
 
 __all__ = [
     "DEFAULT_PREFERREDDIR",
     "KeyFacts",
     "Repo",
-    "TrustLevel",
     "World",
-    "is_cluster_uuid",
 ]
 
 DEFAULT_PREFERREDDIR = "public"
-
-
-class TrustLevel(IntEnum):
-    """``Types/TrustLevel.hs``; the order is the one ``copies=LEVEL+:N`` uses."""
-
-    DEAD = 0
-    UNTRUSTED = 1
-    SEMITRUSTED = 2
-    TRUSTED = 3
-
-    @classmethod
-    def parse(cls, text: str) -> TrustLevel | None:
-        """``readTrustLevel``: exactly ``trusted``/``untrusted``/``semitrusted``/``dead``."""
-        return _TRUST_NAMES.get(text)
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-_TRUST_NAMES = {t.name.lower(): t for t in TrustLevel}
-
-
-def is_cluster_uuid(uuid: str) -> bool:
-    """``isClusterUUID``: cluster UUIDs start with ``ac`` and have ``8`` at offset 14.
-
-    git-annex never counts such UUIDs as copies (``numCopiesCount``), whatever cluster.log says.
-    """
-    return uuid.startswith("ac") and len(uuid) > 14 and uuid[14] == "8"
 
 
 @dataclass(frozen=True, slots=True)

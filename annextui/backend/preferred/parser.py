@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from annextui.backend.preferred._hs import readish_int, words
-from annextui.backend.preferred.model import TrustLevel
+from annextui.backend.trust import TrustLevel
 
 __all__ = [
     "MAX_DEPTH",

@@ -148,7 +148,8 @@ def _fsck_clean(env: AnnexEnv, srv: Path) -> None:
     res = env.annex(srv, "fsck", check=False)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
-    assert "fixing" not in out and "**" not in out and "failed" not in out, out
+    for bad in ("fixing", "**", "failed"):
+        assert bad not in out, out
 
 
 def _compare(t: Twins) -> dict[str, tuple[bytes, str, int]]:
@@ -211,7 +212,8 @@ def test_thin_hard_links_the_object(twins: Twins) -> None:
     assert wt["thin/t.bin"][2] == 2  # the work-tree file is the object
     twins.both("drop", "-q", "--from", "srv", "thin")
     wt = _compare(twins)
-    assert wt["thin/t.bin"][2] == 1 and _pointer(twins.sides["ours"].srv, "thin/t.bin")
+    assert wt["thin/t.bin"][2] == 1
+    assert _pointer(twins.sides["ours"].srv, "thin/t.bin")
     for s in twins.sides.values():
         twins.env.git(s.srv, "config", "--unset", "annex.thin")
 
@@ -219,7 +221,11 @@ def test_thin_hard_links_the_object(twins: Twins) -> None:
 def test_files_committed_without_git_annex_are_found(twins: Twins) -> None:
     """A pointer file merged by plain git (filters bypassed): the keys database has never heard
     of it, so the shell must reconcile the database with the index before populating."""
-    bypass = ["-c", "filter.annex.smudge=", "-c", "filter.annex.clean=", "-c", "filter.annex.process="]
+    bypass = [
+        *("-c", "filter.annex.smudge="),
+        *("-c", "filter.annex.clean="),
+        *("-c", "filter.annex.process="),
+    ]
     for s in twins.sides.values():
         twins.env.git(s.cl, "config", "annex.addunlocked", "true")
         twins.env.add_files(s.cl, NEW, message="new unlocked file")

@@ -219,12 +219,14 @@ def test_thin_hard_links_the_object(twins: Twins) -> None:
 
 
 def test_files_committed_without_git_annex_are_found(twins: Twins) -> None:
-    """A pointer file merged by plain git (filters bypassed): the keys database has never heard
-    of it, so the shell must reconcile the database with the index before populating."""
+    """A pointer file merged by plain git (filters and git-annex's post-merge hook bypassed):
+    the keys database has never heard of it, so the shell must reconcile the database with the
+    index before populating."""
     bypass = [
         *("-c", "filter.annex.smudge="),
         *("-c", "filter.annex.clean="),
         *("-c", "filter.annex.process="),
+        *("-c", "core.hooksPath=/dev/null"),
     ]
     for s in twins.sides.values():
         twins.env.git(s.cl, "config", "annex.addunlocked", "true")
@@ -232,6 +234,11 @@ def test_files_committed_without_git_annex_are_found(twins: Twins) -> None:
         twins.env.git(s.cl, "push", "-q", "srv", "HEAD:refs/heads/incoming")
         twins.env.git(s.srv, *bypass, "merge", "-q", "--ff-only", "incoming")
         assert _pointer(s.srv, "new/plain-git.txt")
+        db = sqlite3.connect(f"file:{s.srv}/.git/annex/keysdb/db?mode=ro", uri=True)
+        with db:
+            assert not db.execute(
+                "SELECT 1 FROM associated WHERE file=?", (b"new/plain-git.txt",)
+            ).fetchall()
     twins.both("copy", "-q", "--to", "srv", "new")
     wt = _compare(twins)
     assert wt["new/plain-git.txt"][0] == NEW["new/plain-git.txt"]

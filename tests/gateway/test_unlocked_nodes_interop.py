@@ -13,7 +13,6 @@ finding nothing to fix.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 
 from tests.support import annex as annex_support
 from tests.support.annex import AnnexEnv
-from tests.support.sshd import Sshd
+from tests.support.sshd import Sshd, code_under_test_env
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -54,15 +53,9 @@ def world(
         root,
         env,
     ):
-        pp = os.environ.get("PYTHONPATH")  # the shell under test, not the installed one
-        sshd.add_host("gw", {"PYTHONPATH": pp} if pp else None)
+        sshd.add_host("gw", code_under_test_env())
         seed = env.make_annex_repo(root / "seed", description="seed")
-        env.git(seed, "config", "annex.addunlocked", "true")
-        annex_support.write_files(seed, FILES)
-        (seed / "u" / "run.sh").chmod(0o755)
-        env.annex(seed, "add", "--force-large", "-q", ".")
-        env.git(seed, "commit", "-q", "-m", "unlocked")
-        env.git(seed, "commit", "-q", "-a", "-m", "x bit")
+        annex_support.add_unlocked_files(seed, FILES, executable=["u/run.sh"], env=env.env)
         nodes = {}
         for name, uuid in (("node1", N1), ("px", PX)):
             node = env.clone(seed, root / name, uuid=uuid, description=name)

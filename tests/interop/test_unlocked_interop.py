@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import annex as annex_support
 from tests.support.annex import AnnexEnv
-from tests.support.sshd import Sshd
+from tests.support.sshd import Sshd, code_under_test_env
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -66,14 +66,8 @@ class Twins:
 
 
 def _make_served(env: AnnexEnv, path: Path) -> Path:
-    srv = env.make_annex_repo(path, SRV_UUID, "served", config={"annex.addunlocked": "true"})
-    env.git(srv, "config", "receive.denyCurrentBranch", "updateInstead")
-    annex_support.write_files(srv, FILES)
-    (srv / "u" / "run.sh").chmod(0o755)
-    env.annex(srv, "add", "--force-large", "-q", ".")
-    env.git(srv, "commit", "-q", "-m", "unlocked files")
-    env.git(srv, "commit", "-q", "-a", "-m", "the x bit (git annex add stages 100644)")
-    env.git(srv, "config", "annex.addunlocked", "false")
+    srv = env.make_annex_repo(path, SRV_UUID, "served")
+    annex_support.add_unlocked_files(srv, FILES, executable=["u/run.sh"], env=env.env)
     env.add_files(srv, LOCKED, message="a locked file")
     return srv
 
@@ -83,10 +77,7 @@ def twins(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[Twins]:
     with annex_support.ssh_world(tmp_path_factory, "unlocked", git_annex_bin, sshd) as (root, env):
-        # the session's sshd does not pass PYTHONPATH: without it the shell would be whatever
-        # annextui is installed, not the code under test
-        pp = os.environ.get("PYTHONPATH")
-        sshd.add_host("srvhost", {"PYTHONPATH": pp} if pp else None)
+        sshd.add_host("srvhost", code_under_test_env())
         env.fix_git_dates(1_700_000_000)
         sides = {}
         for name in SIDES:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,34 @@ def test_put_records_the_inode_caches_itself(
     assert {(bytes(k), s, m) for k, s, m in rows} == {
         (keys["d/f.txt"].encode(), str(st.st_size), int(st.st_mtime))
     }
+
+
+def test_bare_repository_loads_no_work_tree_code(annex_env: AnnexEnv) -> None:
+    """A PUT and a REMOVE in a bare repository import neither worktree.py nor sqlite3 (the
+    shell's start-up and per-transfer cost stay as they were)."""
+    repo = annex_env.make_annex_repo(annex_env.root / "b.git", bare=True)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from annextui.backend.keys import key_for_content\n"
+        "from annextui.proxycore.local import LocalPeer, LocalRepo\n"
+        f"peer = LocalPeer(LocalRepo.open({str(repo)!r}), client_uuid={CLIENT!r})\n"
+        "data = b'bare content'\n"
+        "key = key_for_content(data, 'SHA256E', '.txt')\n"
+        "tmp = peer.store.tmpdir / 'in'\n"
+        "tmp.parent.mkdir(parents=True, exist_ok=True)\n"
+        "tmp.write_bytes(data)\n"
+        "peer.store_verified(key, tmp)\n"
+        "assert peer.remove(key).ok\n"
+        "peer.close()\n"
+        "loaded = {'sqlite3', 'annextui.proxycore.worktree', 'annextui.proxycore.keysdb'}\n"
+        "print(sorted(loaded & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=annex_env.env | {"PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+    )
+    assert out.stdout.strip() == "[]", out.stderr

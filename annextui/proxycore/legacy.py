@@ -313,9 +313,7 @@ def recvkey(
             store.discard_tmp(key)
             sys.stderr.write("Verification of content failed\n")
             return 1
-        store.install(key, tmp)
-        peer.log_presence(key, present=True)
-        peer.content_changed()
+        peer.store_verified(key, tmp)
         ok = True
         return 0
     finally:

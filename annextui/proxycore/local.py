@@ -48,6 +48,7 @@ from annextui.proxycore.transfers import (
 if TYPE_CHECKING:
     from annextui.backend.journal import Journal
     from annextui.backend.keys import _Hasher
+    from annextui.proxycore.worktree import WorkTree
 
 _T = TypeVar("_T")
 _HASH_BLOCK = 1 << 20
@@ -286,6 +287,7 @@ class LocalPeer(Peer):
         self._secure_only = repo.config_bool("annex.securehashesonly")
         self._disk_reserve = disk_reserve(repo.config_get("annex.diskreserve"))
         self._hook = self._find_hook()
+        self._worktree: WorkTree | None = None
 
     # -- Peer ----------------------------------------------------------------------------------
     @property
@@ -462,6 +464,7 @@ class LocalPeer(Peer):
             if before is not None and not monotonic_seconds() < before:
                 return Outcome(False)
             self.store.unlink_object(kp)
+            self.depopulate(key)
         finally:
             lock.release()
         self.log_presence(key, present=False)
@@ -473,6 +476,8 @@ class LocalPeer(Peer):
 
     def close(self) -> None:
         """Commit the journal (git-annex's shell commits at exit when annex.alwayscommit)."""
+        if self._worktree is not None:
+            self._worktree.close()
         if "annextui.proxycore.external_backend" in sys.modules:
             from annextui.proxycore.external_backend import close_all
 
@@ -516,6 +521,44 @@ class LocalPeer(Peer):
 
     def warn(self, message: str) -> None:
         self._warn(message)
+
+    # -- unlocked files of a work tree (worktree.py; nothing of it is loaded for a bare repo) ----
+    def worktree(self) -> WorkTree | None:
+        if self.repo.bare:
+            return None
+        if self._worktree is None:
+            from annextui.proxycore.worktree import WorkTree
+
+            self._worktree = WorkTree(self.repo, verify=self.verify_file, warn=self._warn)
+        return self._worktree
+
+    def store_verified(self, key: Key, tmp: Path) -> None:
+        """Move verified content in (moveAnnex), fill its unlocked files, log it, run the hook."""
+        had = self.store.present(key) is not None
+        kp = self.store.install(key, tmp)
+        if not had:
+            self.populate(key, kp.object)
+        self.log_presence(key, present=True)
+        self.content_changed()
+
+    def populate(self, key: Key, obj: Path) -> None:
+        """moveAnnex's populatePointerFile for each unlocked file of the key. The content is
+        stored whatever happens here, so a failure is a warning, as git-annex's is."""
+        wt = self.worktree()
+        if wt is not None:
+            self._in_worktree(lambda: wt.populate(key, obj))
+
+    def depopulate(self, key: Key) -> None:
+        """removeAnnex's resetpointer for each unlocked file of the key."""
+        wt = self.worktree()
+        if wt is not None:
+            self._in_worktree(lambda: wt.depopulate(key))
+
+    def _in_worktree(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # sqlite3.Error, OSError, git failing: the object is fine
+            self._warn(f"unable to update the work tree: {exc}")
 
     @property
     def verify_enabled(self) -> bool:
@@ -740,7 +783,7 @@ class LocalIncoming:
             self._fd = -1
 
     def finish(self, valid: bool | None) -> Outcome:
-        peer, key, store = self._peer, self._key, self._peer.store
+        peer, key = self._peer, self._key
         self._spent = True
         rec = self._recorder
         try:
@@ -767,9 +810,7 @@ class LocalIncoming:
             elif must_verify and not peer.verify_file(key, self._tmp):
                 peer.warn("Verification of content failed")
                 return self._fail(keep=False)
-            store.install(key, self._tmp)
-            peer.log_presence(key, present=True)
-            peer.content_changed()
+            peer.store_verified(key, self._tmp)
             if rec is not None:
                 rec.finish(True)
             return Outcome(True)

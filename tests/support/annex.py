@@ -435,6 +435,27 @@ def add_files(
     return keys
 
 
+def add_unlocked_files(
+    repo: StrPath,
+    files: Mapping[str, bytes | str],
+    *,
+    executable: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Write `files` (`executable` ones mode 0755), `git annex add` them unlocked and commit;
+    returns {file: key}. A second commit records the x bits: git annex add stages 100644."""
+    write_files(repo, files)
+    for name in executable:
+        os.chmod(Path(repo) / name, 0o755)
+    recs = git_annex_json(
+        repo, "add", "-c", "annex.addunlocked=true", "--force-large", "--", *files, env=env
+    )
+    run(["git", "-C", repo, "commit", "-q", "-m", "unlocked files"], env=env)
+    if executable:
+        run(["git", "-C", repo, "commit", "-q", "-a", "-m", "x bits"], env=env)
+    return {r["file"]: r["key"] for r in recs if r.get("key") and r.get("file")}
+
+
 # ---------------------------------------------------------------------------------------------
 # The per-test bundle
 

@@ -365,6 +365,14 @@ class Sshd:
         procs.kill_pids(p.pid for p in procs.mentioning(str(self.root), {"ssh", "scp", "sftp"}))
 
 
+def code_under_test_env() -> dict[str, str] | None:
+    """Server-side environment (for `Sshd.add_host`) that runs the annextui code under test:
+    the sessions do not inherit PYTHONPATH, so a worktree's tests would otherwise reach
+    whatever annextui is installed."""
+    pp = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": pp} if pp else None
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:

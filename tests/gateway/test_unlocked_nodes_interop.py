@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import annex as annex_support
 from tests.support.annex import AnnexEnv
-from tests.support.sshd import Sshd, code_under_test_env
+from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ def world(
         root,
         env,
     ):
-        sshd.add_host("gw", code_under_test_env())
+        sshd.add_host("gw")
         seed = env.make_annex_repo(root / "seed", description="seed")
         annex_support.add_unlocked_files(seed, FILES, executable=["u/run.sh"], env=env.env)
         nodes = {}

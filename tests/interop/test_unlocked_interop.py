@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import annex as annex_support
 from tests.support.annex import AnnexEnv
-from tests.support.sshd import Sshd, code_under_test_env
+from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -77,7 +77,7 @@ def twins(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[Twins]:
     with annex_support.ssh_world(tmp_path_factory, "unlocked", git_annex_bin, sshd) as (root, env):
-        sshd.add_host("srvhost", code_under_test_env())
+        sshd.add_host("srvhost")
         env.fix_git_dates(1_700_000_000)
         sides = {}
         for name in SIDES:

@@ -115,8 +115,14 @@ class Sshd:
 
     # -- setup --------------------------------------------------------------------------------
     def base_server_env(self) -> dict[str, str]:
-        """What every key's session gets unless add_host(env=...) overrides it."""
+        """What every key's session gets unless add_host(env=...) overrides it.
+
+        PYTHONPATH is passed on: sshd sessions do not inherit it, so tests run from another
+        checkout would otherwise reach whatever annextui is installed instead of the code under
+        test."""
+        python_path = os.environ.get("PYTHONPATH")
         return {
+            **({"PYTHONPATH": python_path} if python_path else {}),
             "PATH": self.server_path,
             "HOME": str(self.server_home),
             "LANG": "C.UTF-8",
@@ -363,14 +369,6 @@ class Sshd:
             procs.kill_pids(sessions)
             self._proc = None
         procs.kill_pids(p.pid for p in procs.mentioning(str(self.root), {"ssh", "scp", "sftp"}))
-
-
-def code_under_test_env() -> dict[str, str] | None:
-    """Server-side environment (for `Sshd.add_host`) that runs the annextui code under test:
-    the sessions do not inherit PYTHONPATH, so a worktree's tests would otherwise reach
-    whatever annextui is installed."""
-    pp = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": pp} if pp else None
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -187,9 +187,18 @@ class Journal:
         self.repo.git.object_store.add_object(c)
         return bytes(c.id)
 
+    def _dirty(self) -> bool:
+        """Whether the public journal holds changes not yet committed."""
+        return self.dir.is_dir() and any(self.dir.iterdir())
+
     # -- merging other git-annex branches ----------------------------------------------------
     def merge(self, refs: list[AnnexRef] | None = None) -> bytes | None:
         """Union-merge unmerged `*/git-annex` refs into our branch (branch-formats.md §5)."""
+        idle = refs is None and BRANCH_REF in self.repo.git.refs and not self._dirty()
+        if idle and not BranchView(self.repo).unmerged:
+            # Nothing to do takes no lock, as in git-annex: `merge` in a repository we may
+            # only read then succeeds when there is nothing to merge.
+            return None
         with journal_lock(self.repo):
             self.commit()
             head = self.ensure_branch()
@@ -197,7 +206,7 @@ class Journal:
             todo = view.unmerged if refs is None else refs
             if not todo:
                 return None
-            journal_clean = not (self.dir.is_dir() and any(self.dir.iterdir()))
+            journal_clean = not self._dirty()
             if len(todo) == 1 and journal_clean and view.is_ancestor(head, todo[0].sha):
                 self.repo.git.refs.set_if_equals(BRANCH_REF, head, todo[0].sha)
                 return todo[0].sha

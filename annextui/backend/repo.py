@@ -237,13 +237,8 @@ class Repository:
                 other = Repository(path)
             except NotAnnexRepository:
                 continue
-            if not other.uuid:
-                continue
-            try:
+            if other.uuid:
                 self.config_set(f"remote.{r.name}.annex-uuid", other.uuid)
-            except GitConfigError:
-                # A repository we may only read: known for this run, cached next time.
-                self.remotes[r.name] = Remote(r.name, r.url, other.uuid, r.options)
 
     @property
     def clusters(self) -> dict[str, str]:

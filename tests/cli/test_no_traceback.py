@@ -191,3 +191,16 @@ def test_demo_path_unwritable(world: World, tmp_path: Path, below: str) -> None:
         line = assert_one_line_failure(proc)
         assert "Permission denied" in line
         assert tree_fingerprint(ro) == {}
+
+
+def test_merge_with_nothing_to_merge_needs_no_write(world: World) -> None:
+    """As git-annex: `merge` takes the journal lock only when there is something to do."""
+    assert world.annextui("merge", unprivileged=False).returncode == 0
+    with read_only(world.gw):
+        before = tree_fingerprint(world.gw)
+        ours = world.annextui("merge")
+        theirs = world.annex.run([*world.prefix, "git", "annex", "merge"], world.gw, check=False)
+        assert tree_fingerprint(world.gw) == before
+    assert (theirs.returncode, theirs.stdout) == (0, "merge git-annex ok\n")
+    assert (ours.returncode, ours.stderr) == (0, "")
+    assert ours.stdout == "merge git-annex ok (nothing to merge)\n"

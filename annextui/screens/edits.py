@@ -265,17 +265,11 @@ def _capture(repo: Repository) -> _Captured:
 
 
 def _copy_if_exists(src: Path, dst: Path) -> None:
-    """Copy the contents only, not the modes: the scratch copy must be writable by us even where
-    the repository is not (its journal directory read-only, say)."""
     if src.is_dir():
-        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copyfile)
-        for top, dirs, _files in os.walk(dst):
-            for d in dirs:
-                os.chmod(os.path.join(top, d), 0o755)
-        os.chmod(dst, 0o755)
+        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
     elif src.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+        shutil.copy2(src, dst)
 
 
 def make_scratch(repo: Repository, where: Path) -> Repository:

@@ -29,10 +29,17 @@ class World:
     prefix: list[str]  # runs a command without the power to ignore file modes
 
     def annextui(
-        self, *args: str, cwd: Path | None = None, unprivileged: bool = True
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        unprivileged: bool = True,
+        env: dict[str, str | None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = [*(self.prefix if unprivileged else []), sys.executable, "-m", "annextui.cli"]
-        return self.annex.run([*argv, *args], cwd or self.gw, check=False)
+        # A bounded wait: a console wrongly opened (no terminal here) must fail, not hang.
+        return self.annex.run(
+            [*argv, *args], cwd or self.gw, check=False, env_extra=env, timeout=120
+        )
 
 
 @pytest.fixture
@@ -140,7 +147,11 @@ def test_missing_dash_c_path_is_an_error(world: World, tmp_path: Path, where: st
     cwd = world.gw if where == "inside" else tmp_path / "elsewhere"
     cwd.mkdir(exist_ok=True)
     before = tree_fingerprint(world.gw)
-    for args in (["-C", "typo", "maxsize", "here", "0"], ["maxsize", "-C", "typo", "here", "0"]):
+    for args in (
+        ["-C", "typo", "maxsize", "here", "0"],
+        ["maxsize", "-C", "typo", "here", "0"],
+        ["--readonly", "-C", "typo"],  # the console
+    ):
         proc = world.annextui(*args, cwd=cwd, unprivileged=False)
         line = assert_one_line_failure(proc)
         assert line == "annextui: cannot change to 'typo': No such file or directory"
@@ -204,3 +215,28 @@ def test_merge_with_nothing_to_merge_needs_no_write(world: World) -> None:
     assert (theirs.returncode, theirs.stdout) == (0, "merge git-annex ok\n")
     assert (ours.returncode, ours.stderr) == (0, "")
     assert ours.stdout == "merge git-annex ok (nothing to merge)\n"
+
+
+def test_pidlock_refused_in_one_line(world: World) -> None:
+    """annex.pidlock: git-annex's pid lock cannot be shared, so changes are refused -- in one
+    line, before anything is written."""
+    world.annex.git(world.gw, "config", "annex.pidlock", "true")
+    before = tree_fingerprint(world.gw)
+    line = assert_one_line_failure(world.annextui("maxsize", "here", "1G", unprivileged=False))
+    assert "pidlock" in line
+    assert tree_fingerprint(world.gw) == before
+
+
+def test_demo_git_refusing_leaves_nothing(world: World, tmp_path: Path) -> None:
+    """git refusing to run (a broken ~/.gitconfig) is git's message in one line, and the
+    directories the build had made are gone again."""
+    home = tmp_path / "badhome"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user\n")
+    where = tmp_path / "new" / "demo"
+    proc = world.annextui(
+        "demo", "--no-console", "--keys", "3", "--path", str(where), env={"HOME": str(home)}
+    )
+    line = assert_one_line_failure(proc)
+    assert "bad config line 1" in line
+    assert not (tmp_path / "new").exists()

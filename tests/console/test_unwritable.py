@@ -8,6 +8,8 @@ import json
 import sys
 
 from annextui.backend.demo import DemoRepo
+from annextui.screens.edits import SetMaxsize
+from annextui.screens.source import ConsoleBackend
 from tests.conftest import _absent
 from tests.support.annex import AnnexEnv
 from tests.support.unwritable import read_only, tree_fingerprint, unprivileged_prefix
@@ -37,3 +39,16 @@ def test_preview_on_unwritable_repository(demo: DemoRepo, annex: AnnexEnv) -> No
     assert tree_fingerprint(demo.gateway) == before
     # The real git-annex agrees nothing changed: node1's maxsize is the demo's.
     assert annex.annex(demo.gateway, "maxsize", "node1").stdout == "40.0 GB\n"
+
+
+def test_preview_with_pidlock_is_refused_in_the_dialog_text(
+    demo: DemoRepo, annex: AnnexEnv
+) -> None:
+    """A journal we cannot lock as git-annex does (annex.pidlock): the preview reports it."""
+    annex.git(demo.gateway, "config", "annex.pidlock", "true")
+    before = tree_fingerprint(demo.gateway)
+    preview = ConsoleBackend(demo.gateway).preview([SetMaxsize("node1", "1G")])
+    assert preview.error is not None
+    assert "pidlock" in preview.error
+    assert ConsoleBackend(demo.gateway).apply([SetMaxsize("node1", "1G")])[0].error
+    assert tree_fingerprint(demo.gateway) == before

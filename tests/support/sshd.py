@@ -115,8 +115,14 @@ class Sshd:
 
     # -- setup --------------------------------------------------------------------------------
     def base_server_env(self) -> dict[str, str]:
-        """What every key's session gets unless add_host(env=...) overrides it."""
+        """What every key's session gets unless add_host(env=...) overrides it.
+
+        PYTHONPATH is passed on: sshd sessions do not inherit it, so tests run from another
+        checkout would otherwise reach whatever annextui is installed instead of the code under
+        test."""
+        python_path = os.environ.get("PYTHONPATH")
         return {
+            **({"PYTHONPATH": python_path} if python_path else {}),
             "PATH": self.server_path,
             "HOME": str(self.server_home),
             "LANG": "C.UTF-8",

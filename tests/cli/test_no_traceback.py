@@ -9,6 +9,7 @@ the real git-annex, which also judges what a repository we may only read still a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _absent
 from tests.support.annex import AnnexEnv
-from tests.support.unwritable import read_only, tree_fingerprint, unprivileged_prefix
+from tests.support.unwritable import read_only, tree_fingerprint
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,7 @@ class World:
 
 
 @pytest.fixture
-def world(annex_env: AnnexEnv) -> World:
-    prefix = unprivileged_prefix()
-    if prefix is None:
-        _absent("a way to deny writes to this user (setpriv, droppable capabilities)")
-    assert prefix is not None
+def world(annex_env: AnnexEnv, unprivileged: list[str]) -> World:
     gw = annex_env.make_annex_repo("gw", description="gateway")
     annex_env.annex(gw, "group", "here", "g0")
     other = annex_env.clone(gw, "other", description="elsewhere")
@@ -57,7 +53,7 @@ def world(annex_env: AnnexEnv) -> World:
     uuid = annex_env.git(other, "config", "annex.uuid").strip()
     annex_env.git(gw, "config", "remote.other.annex-uuid", uuid)
     annex_env.git(gw, "fetch", "-q", "other")  # other/git-annex: not merged into ours yet
-    return World(annex_env, gw, prefix)
+    return World(annex_env, gw, unprivileged)
 
 
 def assert_one_line_failure(proc: subprocess.CompletedProcess[str]) -> str:
@@ -240,3 +236,18 @@ def test_demo_git_refusing_leaves_nothing(world: World, tmp_path: Path) -> None:
     line = assert_one_line_failure(proc)
     assert "bad config line 1" in line
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["info", "sizes"])
+def test_reader_gone_is_not_an_error(world: World, command: str) -> None:
+    """`annextui info | head -0`: stdout has no reader any more; exit 0, nothing on stderr."""
+    read, write = os.pipe()
+    os.close(read)  # before the command starts: its first write fails, every time
+    try:
+        argv = [sys.executable, "-m", "annextui.cli", "-C", str(world.gw), command]
+        proc = subprocess.run(
+            argv, stdout=write, stderr=subprocess.PIPE, text=True, env=world.annex.env, timeout=120
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")

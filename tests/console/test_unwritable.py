@@ -10,20 +10,23 @@ import sys
 from annextui.backend.demo import DemoRepo
 from annextui.screens.edits import SetMaxsize
 from annextui.screens.source import ConsoleBackend
-from tests.conftest import _absent
 from tests.support.annex import AnnexEnv
-from tests.support.unwritable import read_only, tree_fingerprint, unprivileged_prefix
+from tests.support.unwritable import read_only, tree_fingerprint
 
 
-def test_preview_on_unwritable_repository(demo: DemoRepo, annex: AnnexEnv) -> None:
-    prefix = unprivileged_prefix()
-    if prefix is None:
-        _absent("a way to deny writes to this user (setpriv, droppable capabilities)")
-    assert prefix is not None
+def test_preview_on_unwritable_repository(
+    demo: DemoRepo, annex: AnnexEnv, unprivileged: list[str]
+) -> None:
     before = tree_fingerprint(demo.gateway)
     with read_only(demo.gateway):
         proc = annex.run(
-            [*prefix, sys.executable, "-m", "tests.console.unwritable_probe", str(demo.gateway)],
+            [
+                *unprivileged,
+                sys.executable,
+                "-m",
+                "tests.console.unwritable_probe",
+                str(demo.gateway),
+            ],
             check=False,
         )
     assert proc.returncode == 0, proc.stderr

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from annextui.backend.admin import Admin, AdminError, Outcome
-from annextui.backend.repo import NotAnnexRepository, Repository
+from annextui.backend.admin import Admin, Outcome
+from annextui.backend.repo import NotAnnexRepository, Repository, require_directory
+from annextui.failures import USER_ERRORS, report
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -261,17 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(_repo_positional(parser, list(sys.argv[1:] if argv is None else argv)))
     handler: Handler | None = getattr(args, "handler", None)
     try:
+        require_directory(args.repo)  # a mistyped -C is an error, not the enclosing repository
         if handler is None:
             return cmd_console(args)
         return handler(args)
-    except (AdminError, NotAnnexRepository) as exc:
-        if getattr(args, "json", False):
-            print(
-                json.dumps(
-                    {"command": args.command, "error-messages": [str(exc)], "success": False}
-                )
-            )
-        print(f"annextui: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # `annextui info | head`: the reader went away, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except USER_ERRORS as exc:  # the one place a failure becomes `annextui: ...`, exit 1
+        report(args.command, exc, as_json=bool(getattr(args, "json", False)))
         return 1
     except KeyboardInterrupt:
         return 130

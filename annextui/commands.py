@@ -117,9 +117,9 @@ def _open(args: argparse.Namespace) -> Repository:
 
 
 def _fail(args: argparse.Namespace, command: str, exc: BaseException, code: int) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps({"command": command, "error-messages": [str(exc)], "success": False}))
-    print(f"annextui: {exc}", file=sys.stderr)
+    from annextui.failures import report
+
+    report(command, exc, as_json=bool(getattr(args, "json", False)))
     return code
 
 
@@ -129,14 +129,11 @@ def _guard(command: str, run: Callable[[argparse.Namespace], int], args: argpars
 
     try:
         return run(args)
-    except BrokenPipeError:  # `annextui sizes | head`: the reader went away, not an error
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
     except (_BadInput, BalanceError) as exc:
         return _fail(args, command, exc, EXIT_BAD_INPUT)
-    except (SizesError, NotAnnexRepository, OSError) as exc:
+    except SizesError as exc:
         return _fail(args, command, exc, EXIT_ERROR)
+    # NotAnnexRepository, OSError (a broken pipe included): reported by annextui.cli.main.
 
 
 @contextmanager

@@ -48,6 +48,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def unprivileged() -> list[str]:
+    """An argv prefix running a command that cannot write where file modes forbid it, root
+    included (see tests/support/unwritable.py)."""
+    from tests.support.unwritable import unprivileged_prefix
+
+    prefix = unprivileged_prefix()
+    if prefix is None:
+        _absent("a way to deny writes to this user (setpriv, droppable capabilities)")
+    assert prefix is not None
+    return prefix
+
+
+@pytest.fixture(scope="session")
 def annex_bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     """A directory with git-annex, git-annex-shell, ... linked straight to the binary (no
     Python launcher per call), or None when git-annex is absent. Never skips."""

@@ -6,6 +6,7 @@ branch, so a refused command leaves nothing half-done. Messages match git-annex'
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,9 +51,12 @@ class Admin:
         self.journal = Journal(repo)
         if repo.uuid:
             repo.learn_local_remote_uuids()
-            # git-annex merges other git-annex branches before a command changes anything.
+            # git-annex merges other git-annex branches before a command changes anything; in a
+            # repository it may not write, queries still work, reading the unmerged branches too
+            # (Annex.Branch.updateTo catches permission denied). A change then fails alone.
             if BranchView(repo).unmerged:
-                self.journal.merge()
+                with contextlib.suppress(PermissionError):
+                    self.journal.merge()
 
     # -- shared helpers ----------------------------------------------------------------------
     def state(self) -> AnnexState:
@@ -81,17 +85,23 @@ class Admin:
             return matches[0]
         raise AdminError(f'there is no available git remote named "{ident}"')
 
+    def _config_set(self, name: str, value: str) -> None:
+        self.repo.require_writable()
+        self.repo.config_set(name, value)
+
     def _commit(self) -> None:
         if self.repo.config_bool("annex.alwayscommit", default=True):
             self.journal.commit()
 
     def _set_uuid_log(self, path: str, uuid: str, value: str) -> bool:
+        self.repo.require_writable()
         clock = current_clock()
         return self.journal.change(
             path, lambda cur: set_uuid_value(parse_uuid_log(cur), uuid, value, clock)
         )
 
     def _set_map_log(self, path: str, field_: str, value: str) -> bool:
+        self.repo.require_writable()
         clock = current_clock()
         return self.journal.change(
             path, lambda cur: set_map_value(parse_map_log(cur), field_, value, clock)
@@ -111,6 +121,7 @@ class Admin:
 
         if self.repo.version is not None and self.repo.version < 10:
             raise AdminError(f"repository version {self.repo.version} is not supported; upgrade it")
+        self.repo.require_writable()
         uuid = self.repo.uuid or new_repo_uuid()
         if description is None:
             description = f"{getpass.getuser()}@{socket.gethostname()}:{self.repo.top}"
@@ -150,7 +161,7 @@ class Admin:
         out = Outcome("initcluster", [f"initcluster {name} ok"], {"name": name})
         if name not in self.repo.clusters:
             cu = new_cluster_uuid()
-            self.repo.config_set(f"annex.cluster.{name}", cu)
+            self._config_set(f"annex.cluster.{name}", cu)
             self._set_uuid_log("uuid.log", cu, description or f"cluster {name}")
             out.changed = True
             self._commit()
@@ -281,8 +292,8 @@ class Admin:
         if not is_cluster_uuid(cu):
             raise AdminError(f"{cluster_remote_name} is not a cluster remote.")
         if name not in self.repo.clusters:
-            self.repo.config_set(f"annex.cluster.{name}", cu)
-        self.repo.config_set(f"remote.{gateway}.annex-cluster-gateway", cu)
+            self._config_set(f"annex.cluster.{name}", cu)
+        self._config_set(f"remote.{gateway}.annex-cluster-gateway", cu)
         out = Outcome("extendcluster", [f"extendcluster {name} ok"], {"uuid": cu}, True)
         more = self.updatecluster()
         out.lines.extend(more.lines)

@@ -12,8 +12,10 @@ a few deliberately misplaced, so every console screen has something to show.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -130,13 +132,35 @@ def _commit_tree(repo: Repository, files: dict[str, bytes], message: str) -> Non
     subprocess.run(["git", "-C", str(repo.top), "reset", "-q", "--hard"], check=True)
 
 
+_LAYOUT = ("gateway", *NODE_MAXSIZES, "archive")
+
+
 def build_demo(path: str | Path | None, *, keys: int = 300, seed: int = 42) -> DemoRepo:
+    """Build the demo under `path` (a new temporary directory if None).
+
+    Refused, with nothing written, when `path` already holds one of the demo's repositories (an
+    earlier demo: building over it would mix two). A build that fails part way removes what it
+    made, so a failure (a place we may not write, say) leaves nothing behind.
+    """
     root = Path(path) if path else Path(tempfile.mkdtemp(prefix="annextui-demo-"))
+    taken = [name for name in _LAYOUT if (root / name).exists() or (root / name).is_symlink()]
+    if taken:
+        what = "a demo" if (root / "gateway" / ".git").is_dir() else ", ".join(taken)
+        raise FileExistsError(f"{root} already holds {what}; use another --path")
+    made = [d for d in (root, *root.parents) if not d.exists()] if path else [root]
     root.mkdir(parents=True, exist_ok=True)
-    if any(root.iterdir()):
-        existing = root / "gateway"
-        if (existing / ".git").is_dir():
-            raise FileExistsError(f"{root} already holds a demo; use another --path")
+    try:
+        return _build(root, keys, seed)
+    except BaseException:
+        for name in _LAYOUT:
+            shutil.rmtree(root / name, ignore_errors=True)
+        for d in made:  # innermost first: only the directories this call created
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+
+
+def _build(root: Path, keys: int, seed: int) -> DemoRepo:
     rng = random.Random(seed)
     demo = DemoRepo(root=root.resolve(), gateway=(root / "gateway").resolve())
 

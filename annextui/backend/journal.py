@@ -155,6 +155,7 @@ class Journal:
         return self.repo.annexdir / "annextui" / "journal-base"
 
     def _dirty(self) -> bool:
+        """Whether the public journal holds changes not yet committed."""
         try:
             with os.scandir(self.dir) as it:
                 return any(True for _ in it)
@@ -265,6 +266,11 @@ class Journal:
     # -- merging other git-annex branches ----------------------------------------------------
     def merge(self, refs: list[AnnexRef] | None = None) -> bytes | None:
         """Union-merge unmerged `*/git-annex` refs into our branch (branch-formats.md §5)."""
+        idle = refs is None and BRANCH_REF in self.repo.git.refs and not self._dirty()
+        if idle and not BranchView(self.repo).unmerged:
+            # Nothing to do takes no lock, as in git-annex: `merge` in a repository we may
+            # only read then succeeds when there is nothing to merge.
+            return None
         with journal_lock(self.repo):
             self.commit()
             for _ in _race_retries("merging"):

@@ -6,6 +6,7 @@ through `git config`, which takes git's own `config.lock`.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -17,6 +18,23 @@ from dulwich.repo import Repo
 
 class NotAnnexRepository(Exception):
     """The path is not a git repository, or not a git-annex one."""
+
+
+class GitConfigError(RuntimeError):
+    """`git config` refused a change (e.g. it cannot take `config.lock`); nothing was written."""
+
+
+def require_directory(path: str | os.PathLike[str]) -> Path:
+    """`path` as a directory to start from, as `git -C` takes it: a missing one is an error.
+
+    Searching upward from a path that does not exist would find the enclosing repository and
+    act on it instead (a typo in `-C` must never change another repository).
+    """
+    p = Path(path)
+    if not p.is_dir():
+        reason = "Not a directory" if p.exists() else "No such file or directory"
+        raise NotAnnexRepository(f"cannot change to '{path}': {reason}")
+    return p
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +93,8 @@ class Repository:
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str] = ".") -> Repository:
-        """Open the repository containing `path` (like git's own search upward)."""
-        p = Path(path).resolve()
+        """Open the repository containing the directory `path` (like git's own search upward)."""
+        p = require_directory(path).resolve()
         for candidate in (p, *p.parents):
             if (candidate / ".git").exists() or (
                 (candidate / "HEAD").is_file() and (candidate / "objects").is_dir()
@@ -129,9 +147,32 @@ class Repository:
             text=True,
         )
         if proc.returncode not in ok_codes:
-            raise RuntimeError(f"git config {' '.join(args)} failed: {proc.stderr.strip()}")
+            detail = " ".join(proc.stderr.split())  # one line: it ends up in a one-line error
+            raise GitConfigError(f"git config {' '.join(args)} failed: {detail}")
         self.__dict__.pop("config", None)
         self.__dict__.pop("remotes", None)
+
+    def require_writable(self) -> None:
+        """Raise PermissionError naming the first place a change would need to write but cannot.
+
+        Checked before a command writes anything, so that a repository we may only read is
+        refused as a whole instead of being left half-changed (git config written, journal not).
+        The check uses the effective ids, as the writes themselves would.
+        """
+        effective = os.access in os.supports_effective_ids
+        places = (
+            self.gitdir,  # config.lock, packed-refs
+            self.gitdir / "refs" / "heads",
+            self.gitdir / "objects",
+            self.annexdir,
+            self.annexdir / "journal",
+            self.annexdir / "othertmp",
+            self.annexdir / "journal.lck",
+            self.annexdir / "annextui",  # journal-base, caches
+        )
+        for place in places:
+            if place.exists() and not os.access(place, os.W_OK, effective_ids=effective):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(place))
 
     def reload_config(self) -> None:
         self.__dict__.pop("config", None)

@@ -24,6 +24,7 @@ from annextui.backend.branch import BranchView
 from annextui.backend.logs import parse_map_log, parse_uuid_log, resolve_map_log, resolve_uuid_log
 from annextui.backend.repo import Repository
 from annextui.backend.units import SizeError, parse_size
+from annextui.failures import USER_ERRORS, one_line
 
 # Top-level branch logs an edit can change, and their family.
 UUID_LOGS = (
@@ -181,20 +182,34 @@ class EditOutcome:
 
 def run_edits(repo: Repository, edits: Sequence[Edit]) -> list[EditOutcome]:
     """Run edits in order; stop at the first that fails (the ones before stay applied)."""
-    admin = Admin(repo)
     out = []
+    admin: Admin | None = None
     for edit in edits:
         try:
+            admin = admin or Admin(repo)
             outcomes = edit.run(admin)
-        except (AdminError, RuntimeError) as exc:
-            out.append(EditOutcome(edit, (), str(exc)))
+        except USER_ERRORS as exc:
+            out.append(EditOutcome(edit, (), one_line(exc)))
             break
         out.append(EditOutcome(edit, tuple(line for o in outcomes for line in o.lines)))
     return out
 
 
+def _unwritable(repo: Repository) -> str | None:
+    """Why the edits could not be applied to `repo` at all (we may not write it), or None."""
+    try:
+        repo.require_writable()
+    except PermissionError as exc:
+        return f"this repository cannot be changed: {one_line(exc)}"
+    return None
+
+
 def apply_edits(path: Path, edits: Sequence[Edit]) -> list[EditOutcome]:
-    return run_edits(Repository(path), edits)
+    repo = Repository(path)
+    refused = _unwritable(repo)
+    if refused and edits:
+        return [EditOutcome(edits[0], (), refused)]
+    return run_edits(repo, edits)
 
 
 # -- previewing ------------------------------------------------------------------------------
@@ -294,6 +309,9 @@ def make_scratch(repo: Repository, where: Path) -> Repository:
 def preview_edits(path: Path, edits: Sequence[Edit]) -> Preview:
     """What applying `edits` would change, found by applying them to a scratch copy."""
     repo = Repository(path)
+    refused = _unwritable(repo)
+    if refused:
+        return Preview(tuple(edits), error=refused)
     with tempfile.TemporaryDirectory(prefix="annextui-preview-") as tmp:
         scratch = make_scratch(repo, Path(tmp))
         before = _capture(scratch)

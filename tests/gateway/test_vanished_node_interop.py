@@ -42,7 +42,7 @@ from tests.support.sshd import Sshd
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 BIG = 120 << 20  # long enough to vanish the node while its body is still streaming
-SMALL = {"after-1.bin": 3000, "after-2.bin": 5000}  # uploaded after the big file, same session
+SMALL = {"z-after-1.bin": 3000, "z-after-2.bin": 5000}  # copied after big.bin (name order)
 
 
 def _build(
@@ -116,7 +116,7 @@ def vanish_mid_upload(topo: T.Topology, name: str, *, replace: bool) -> Vanished
             node2.mkdir()  # the mount point, now that the disk is gone
         out, err = proc.communicate(timeout=600)
         created = _tree(node2) if not replace else [p for p in _tree(node2) if p != "."]
-        later = env.annex(cl, "copy", "--to", "origin-node2", f"{name}/after-1.bin", check=False)
+        later = env.annex(cl, "copy", "--to", "origin-node2", f"{name}/z-after-1.bin", check=False)
         later_created = _tree(node2) if not replace else [p for p in _tree(node2) if p != "."]
     finally:
         if proc.poll() is None:

@@ -39,15 +39,39 @@ from annextui.proxycore.transfers import Direction
 
 
 class ProxiedPeer(Peer):
-    """One proxied remote as the client sees it."""
+    """One proxied remote as the client sees it.
 
-    def __init__(self, inner: Peer, *, uuid: str, name: str, records: GatewayRecords) -> None:
+    `via`: the gateway the route to the remote goes through (`annex-proxied-by` of a remote
+    learned from proxy.log), and `gateway`: this gateway's UUID. Such a route may lead round
+    in a circle when proxy logs are stale (A says B proxies it, B says C, C says A), each hop
+    a new shell. *Better than upstream*, which relays such a request forever, the gateways
+    visited travel along as `BYPASS` (each hop adds its own UUID, as cluster gateways do):
+    the remote behind another gateway is connected on the client's first request, after its
+    BYPASS, and a request that has already passed this gateway, or would go next to a
+    gateway it has passed, is refused with ERROR. The client is then answered `VERSION` at
+    once (as a cluster answers), and a gateway speaking less is handled as a cluster node is.
+    """
+
+    def __init__(
+        self,
+        inner: Peer,
+        *,
+        uuid: str,
+        name: str,
+        records: GatewayRecords,
+        via: str | None = None,
+        gateway: str = "",
+    ) -> None:
         self.inner = inner
         self._uuid = uuid
         self.name = name
         self.records = records
         self.client_version = 0
         self._unreachable: str | None = None
+        self._lazy = via is not None and isinstance(inner, RemotePeer)
+        self._via = via
+        self._gateway = gateway
+        self._bypass: frozenset[str] = frozenset()
         if isinstance(inner, RemotePeer):
             inner.offer = 0  # until the client's VERSION says otherwise
 
@@ -56,16 +80,39 @@ class ProxiedPeer(Peer):
         return self._uuid
 
     def negotiate_version(self, offered: int) -> int:
-        """The client offered `offered`: connect to the remote with it, answer what it said."""
+        """The client offered `offered`: connect to the remote with it, answer what it said
+        (a remote behind another gateway: connected on the first request, see the class)."""
         offer = min(offered, p.MAX_VERSION)
         version = offer
         if isinstance(self.inner, RemotePeer):
-            try:
-                version = self.inner.connect(offer)
-            except NodeError as exc:
-                self._unreachable = str(exc)  # answered per request, as ERROR
+            if self._lazy:
+                self.inner.offer = offer
+            else:
+                try:
+                    version = self.inner.connect(offer)
+                except NodeError as exc:
+                    self._unreachable = str(exc)  # answered per request, as ERROR
         self.client_version = version
         return version
+
+    def bypass(self, uuids: tuple[str, ...]) -> None:
+        """The gateways this request has passed (only before the remote is connected)."""
+        inner = self.inner
+        if self._lazy and isinstance(inner, RemotePeer) and not inner.connected:
+            self._bypass = frozenset(uuids)
+
+    def _circle(self) -> str | None:
+        """Why relaying this request would go round in a circle, if it would."""
+        if self._gateway and self._gateway in self._bypass:
+            return (
+                f"{self.name}: this request has already passed this gateway; not relaying it again"
+            )
+        if self._via in self._bypass:
+            return (
+                f"{self.name} is reached through gateway {self._via}, "
+                "which this request has already passed; not relaying it in a circle"
+            )
+        return None
 
     def _peer(self) -> Peer:
         if self._unreachable is not None:
@@ -75,6 +122,11 @@ class ProxiedPeer(Peer):
     def _guard_connect(self) -> None:
         """A remote that cannot be reached fails each request, not the session."""
         inner = self.inner
+        pending = isinstance(inner, RemotePeer) and not inner.connected
+        if pending and self._lazy and self._unreachable is None:
+            assert isinstance(inner, RemotePeer)
+            self._unreachable = self._circle()
+            inner.bypass_set = self._bypass | ({self._gateway} if self._gateway else set())
         if isinstance(inner, RemotePeer) and not inner.connected and self._unreachable is None:
             try:
                 inner.connect()

@@ -165,3 +165,23 @@ def test_vanished_node_is_failed_never_recreated(topo: T.Topology, replace: bool
     # Back again: node2 works, resuming from the partial body left in the moved repository.
     _check_node2_works_again(topo, v, name)
     topo.env.annex(topo.client, "drop", "--from", CLUSTER, name)
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["renamed", "unmounted"])
+def test_upstream_gateway_with_a_vanished_node(upstream_topo: T.Topology, replace: bool) -> None:
+    """The same scenario through git-annex's own gateway (git-annex-shell 10.20261026), as a
+    record of what annextui-shell does better. Observed: the client's copy fails (`protocol
+    error`, `Lost connection`: the session ends, so the files after the big one reach no
+    node, though node1 stored the big one and nobody is told), and git-annex recreates
+    `annex/transfer/failed/download/<gateway>/<key>` at node2's path (the whole repository
+    path when it was renamed away, under the empty mount point when unmounted)."""
+    topo = upstream_topo
+    name = "vanish-" + ("unmounted" if replace else "renamed")
+    v = vanish_mid_upload(topo, name, replace=replace)
+    assert v.status != 0, v.err
+    assert "protocol error" in v.err, v.err
+    failed_record = f"annex/transfer/failed/download/{T.GW}/{v.big}"
+    assert failed_record in v.created, v.created
+    for f, k in v.keys.items():
+        if f != f"{name}/big.bin":
+            assert holders(topo, k) == set(), f  # the session died with the big file

@@ -72,6 +72,7 @@ class ProxiedPeer(Peer):
         self._via = via
         self._gateway = gateway
         self._bypass: frozenset[str] = frozenset()
+        self._routed = False  # the first request has been routed (later BYPASS ignored)
         if isinstance(inner, RemotePeer):
             inner.offer = 0  # until the client's VERSION says otherwise
 
@@ -96,9 +97,8 @@ class ProxiedPeer(Peer):
         return version
 
     def bypass(self, uuids: tuple[str, ...]) -> None:
-        """The gateways this request has passed (only before the remote is connected)."""
-        inner = self.inner
-        if self._lazy and isinstance(inner, RemotePeer) and not inner.connected:
+        """The gateways this connection's requests have passed (before the first request)."""
+        if not self._routed:
             self._bypass = frozenset(uuids)
 
     def _circle(self) -> str | None:
@@ -122,11 +122,13 @@ class ProxiedPeer(Peer):
     def _guard_connect(self) -> None:
         """A remote that cannot be reached fails each request, not the session."""
         inner = self.inner
-        pending = isinstance(inner, RemotePeer) and not inner.connected
-        if pending and self._lazy and self._unreachable is None:
-            assert isinstance(inner, RemotePeer)
-            self._unreachable = self._circle()
-            inner.bypass_set = self._bypass | ({self._gateway} if self._gateway else set())
+        if isinstance(inner, RemotePeer) and not self._routed:
+            # The first request: the client's BYPASS (if any) has arrived. Refuse a circle,
+            # else pass on where this request has been, with this gateway added.
+            self._routed = True
+            self._unreachable = self._unreachable or self._circle()
+            if self._unreachable is None and self._gateway:
+                inner.pass_bypass(self._bypass | {self._gateway})
         if isinstance(inner, RemotePeer) and not inner.connected and self._unreachable is None:
             try:
                 inner.connect()

@@ -42,14 +42,17 @@ class ProxiedPeer(Peer):
     """One proxied remote as the client sees it.
 
     `via`: the gateway the route to the remote goes through (`annex-proxied-by` of a remote
-    learned from proxy.log), and `gateway`: this gateway's UUID. Such a route may lead round
-    in a circle when proxy logs are stale (A says B proxies it, B says C, C says A), each hop
-    a new shell. *Better than upstream*, which relays such a request forever, the gateways
-    visited travel along as `BYPASS` (each hop adds its own UUID, as cluster gateways do):
-    the remote behind another gateway is connected on the client's first request, after its
-    BYPASS, and a request that has already passed this gateway, or would go next to a
-    gateway it has passed, is refused with ERROR. The client is then answered `VERSION` at
-    once (as a cluster answers), and a gateway speaking less is handled as a cluster node is.
+    learned from proxy.log), and `gateway`: this gateway's UUID. Routes may lead round in a
+    circle when proxy logs are stale (A says B proxies it, B says C, C says A), each hop a new
+    shell. *Better than upstream*, which relays such a request forever, the gateways visited
+    travel along as `BYPASS`, each hop adding its own UUID (as cluster gateways do): before
+    the first request is relayed, the remote is sent `BYPASS <client's set + this gateway>`,
+    and a request that has already passed this gateway, or would go next to a gateway it has
+    passed, is refused with ERROR. A remote behind another gateway is connected only then,
+    after the client's BYPASS (so the client is answered `VERSION` at once, as a cluster
+    answers, and a gateway speaking less is handled as a cluster node is); any other remote
+    is connected at VERSION, as upstream does, and gets the BYPASS right after (plain
+    repositories and git-annex's own proxies ignore it).
     """
 
     def __init__(

@@ -51,8 +51,8 @@ class ProxiedPeer(Peer):
     passed, is refused with ERROR. A remote behind another gateway is connected only then,
     after the client's BYPASS (so the client is answered `VERSION` at once, as a cluster
     answers, and a gateway speaking less is handled as a cluster node is); any other remote
-    is connected at VERSION, as upstream does, and gets the BYPASS right after (plain
-    repositories and git-annex's own proxies ignore it).
+    is connected at VERSION, as upstream does, and gets the BYPASS right after when the
+    client sent one (plain repositories and git-annex's own proxies ignore it).
     """
 
     def __init__(
@@ -127,10 +127,11 @@ class ProxiedPeer(Peer):
         inner = self.inner
         if isinstance(inner, RemotePeer) and not self._routed:
             # The first request: the client's BYPASS (if any) has arrived. Refuse a circle,
-            # else pass on where this request has been, with this gateway added.
+            # else pass on where this request has been, with this gateway added (a remote
+            # connected at VERSION that no gateway came before gets none, as upstream sends).
             self._routed = True
             self._unreachable = self._unreachable or self._circle()
-            if self._unreachable is None and self._gateway:
+            if self._unreachable is None and self._gateway and (self._bypass or self._lazy):
                 inner.pass_bypass(self._bypass | {self._gateway})
         if isinstance(inner, RemotePeer) and not inner.connected and self._unreachable is None:
             try:

@@ -50,6 +50,7 @@ from annextui.proxycore.peer import (
     Peer,
     PeerFatal,
     RequestRefused,
+    Unreachable,
 )
 from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
 from annextui.proxycore.remote import NodeError, RemoteIncoming, RemotePeer
@@ -118,6 +119,12 @@ class Node:
     @property
     def opened(self) -> Peer | None:
         return self._peer
+
+    def mark_down(self, exc: Unreachable) -> None:
+        """Unreachable for the rest of the session (a repository that vanished mid-upload is
+        not asked again: each request would only fail, or worse, write where it was)."""
+        if self.down is None:
+            self.down = f"cannot reach {self.name}: {exc}"
 
     def close(self) -> None:
         peer, self._peer = self._peer, None
@@ -416,7 +423,7 @@ class ClusterPeer(Peer):
                 elif isinstance(res, AlreadyHave):
                     holders += [n.uuid, *(res.plus or ())]
                 else:
-                    participants.append(_Participant(n.uuid, n.name, res))
+                    participants.append(_Participant(n.uuid, n.name, res, node=n))
             for n in tier:
                 if n.down is not None and n not in live:
                     errors.append(n.down)
@@ -453,6 +460,9 @@ class ClusterPeer(Peer):
             return _Failed(None)  # down: node.down says why
         try:
             return peer.put(key, af)
+        except Unreachable as exc:
+            node.mark_down(exc)  # its repository is gone: another node may take the key
+            return _Failed(None)
         except RequestRefused as exc:
             return _Failed(str(exc))  # refused (e.g. full): another node may take it
         except (PeerFatal, OSError) as exc:
@@ -697,6 +707,13 @@ class _Participant:
     failed: str | None = None
     progress: Progress | None = None
     writer: _Writer | None = None
+    node: Node | None = None  # None for the gateway's own copy
+
+    def fail(self, exc: BaseException) -> None:
+        """This participant is out of the upload; a node whose repository is gone is down."""
+        self.failed = self.failed or str(exc) or type(exc).__name__
+        if isinstance(exc, Unreachable) and self.node is not None:
+            self.node.mark_down(exc)
 
 
 _STOP = object()
@@ -717,7 +734,7 @@ class _Writer(threading.Thread):
         try:
             part.incoming.begin(self.length)
         except Exception as exc:
-            part.failed = str(exc) or type(exc).__name__
+            part.fail(exc)
         while True:
             item = self.q.get()
             if item is _STOP:
@@ -728,7 +745,7 @@ class _Writer(threading.Thread):
             try:
                 _feed(part, item, self)
             except Exception as exc:
-                part.failed = str(exc) or type(exc).__name__
+                part.fail(exc)
 
 
 def _feed(part: _Participant, chunk: bytes, state: _Writer) -> None:
@@ -789,7 +806,7 @@ class ClusterIncoming:
             try:
                 self.parts[0].incoming.begin(w.length)
             except Exception as exc:
-                self.parts[0].failed = str(exc) or type(exc).__name__
+                self.parts[0].fail(exc)
             return
         for pt in self.parts:
             assert pt.writer is not None
@@ -803,7 +820,7 @@ class ClusterIncoming:
                 try:
                     _feed(w.part, chunk, w)
                 except Exception as exc:
-                    w.part.failed = str(exc) or type(exc).__name__
+                    w.part.fail(exc)
             return
         for pt in self.parts:
             assert pt.writer is not None
@@ -833,6 +850,7 @@ class ClusterIncoming:
             try:
                 return fn(pt)
             except (RequestRefused, PeerFatal, OSError) as exc:
+                pt.fail(exc)
                 self.cluster.warn(f"{pt.name}: {exc}")
                 with contextlib.suppress(Exception):
                     pt.incoming.abort()

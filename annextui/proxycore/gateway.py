@@ -480,7 +480,14 @@ def build_peer(gw: Gateway, target: Target) -> Peer:
     if isinstance(target, RemoteTarget):
         prewarm_ssh([target.remote])
         inner = node_peer(gw, target.remote, uuid=target.uuid, offer=0)
-        return ProxiedPeer(inner, uuid=target.uuid, name=target.remote.name, records=records)
+        return ProxiedPeer(
+            inner,
+            uuid=target.uuid,
+            name=target.remote.name,
+            records=records,
+            via=target.remote.option("annex-proxied-by") or None,
+            gateway=gw.uuid,
+        )
     assert isinstance(target, ClusterTarget)
     from annextui.proxycore.targets import cluster_node_remotes
 

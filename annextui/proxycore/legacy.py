@@ -29,7 +29,7 @@ from annextui.proxycore.local import LocalPeer, LocalRepo
 from annextui.proxycore.locks import lock_holder
 from annextui.proxycore.objectstore import UnsafePath, UnstorableKey
 from annextui.proxycore.peer import PeerFatal, RequestRefused
-from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
+from annextui.proxycore.transfers import Direction, TransferRecorder
 from annextui.values import Value
 
 # Annex/UUID.hs: gCryptNameSpace = generateNamed namespaceURL "http://git-annex.branchable.com/design/gcrypt/"
@@ -249,13 +249,7 @@ def _record(
     """fieldTransfer: a transfer record only when the client said who it is."""
     if not remote_uuid:
         return None
-    rec = TransferRecorder.start(
-        peer.store.annexdir,
-        Transfer(direction, remote_uuid, str(key)),
-        ignore_lock=direction is Direction.UPLOAD,  # alwaysRunTransfer when sending
-        mode=peer.store.file_mode(),
-        size=key.size,
-    )
+    rec = peer.start_transfer(direction, remote_uuid, key, None)
     if rec is None:
         raise LegacyError("transfer already in progress, or unable to take transfer lock")
     return rec

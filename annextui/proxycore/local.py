@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from annextui.backend.keys import Key, hasher_for, known_variety
 from annextui.proxycore.locks import ContentLocked, lock_content_shared, lock_for_removal
-from annextui.proxycore.objectstore import ObjectStore, Sharing, UnsafePath, UnstorableKey
+from annextui.proxycore.objectstore import (
+    ObjectStore,
+    RepositoryGone,
+    Sharing,
+    UnsafePath,
+    UnstorableKey,
+)
 from annextui.proxycore.peer import (
     AlreadyHave,
     ContentLock,
@@ -37,6 +43,7 @@ from annextui.proxycore.peer import (
     Peer,
     PeerFatal,
     RequestRefused,
+    Unreachable,
 )
 from annextui.proxycore.transfers import (
     Direction,
@@ -339,13 +346,23 @@ class LocalPeer(Peer):
 
     def _upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
         """The transfer record of a GET being served (the gateway overrides this)."""
+        return self.start_transfer(Direction.UPLOAD, self.client_uuid, key, af)
+
+    def start_transfer(
+        self, direction: Direction, uuid: str, key: Key, af: str | None
+    ) -> TransferRecorder | None:
+        """The transfer record of a transfer with `uuid` (its lock ignored when sending, as
+        git-annex's alwaysRunTransfer); its directories are made only while the repository
+        is still there (`ObjectStore.make_annex_dir`)."""
+        store = self.store
         return TransferRecorder.start(
-            self.store.annexdir,
-            Transfer(Direction.UPLOAD, self.client_uuid, str(key)),
+            store.annexdir,
+            Transfer(direction, uuid, str(key)),
             associated_file=af,
-            ignore_lock=True,
-            mode=self.store.file_mode(),
+            ignore_lock=direction is Direction.UPLOAD,
+            mode=store.file_mode(),
             size=key.size,
+            makedirs=store.make_annex_dir,
         )
 
     def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
@@ -355,6 +372,7 @@ class LocalPeer(Peer):
             raise RequestRefused(str(exc)) from exc
 
     def _put(self, key: Key, af: str | None) -> Incoming | AlreadyHave:
+        self.store.check_root()  # a repository that is gone takes nothing, not even a record
         self.admit(key)
         if self.store.present(key) is not None:
             return AlreadyHave()
@@ -595,6 +613,13 @@ class LocalPeer(Peer):
             raise
         except UnsafePath as exc:
             raise PeerFatal(f"refusing unsafe path: {exc}") from exc
+        except RepositoryGone as exc:
+            raise gone(exc) from exc
+
+
+def gone(exc: RepositoryGone) -> Unreachable:
+    """The Peer's error for a repository that vanished under it."""
+    return Unreachable(f"{exc.filename}: {exc.strerror}; nothing is written there")
 
 
 class LocalOutgoing:
@@ -715,13 +740,11 @@ class LocalIncoming:
     def begin(self, length: int) -> None:
         peer, key, store = self._peer, self._key, self._peer.store
         self._length = length
-        rec = TransferRecorder.start(
-            store.annexdir,
-            Transfer(Direction.DOWNLOAD, peer.client_uuid, str(key)),
-            associated_file=self._af,
-            mode=store.file_mode(),
-            size=key.size,
-        )
+        try:
+            rec = peer.start_transfer(Direction.DOWNLOAD, peer.client_uuid, key, self._af)
+        except RepositoryGone as exc:
+            self._spent = True
+            raise gone(exc) from exc
         if rec is None:
             self._spent = True
             raise PeerFatal("transfer already in progress, or unable to take transfer lock")
@@ -734,9 +757,11 @@ class LocalIncoming:
         try:
             existed = store.tmp_path(key).exists()
             fd, tmp = store.open_tmp(key)
-        except UnsafePath as exc:
+        except (UnsafePath, RepositoryGone) as exc:
             rec.finish(False)
             self._spent = True
+            if isinstance(exc, RepositoryGone):
+                raise gone(exc) from exc
             raise PeerFatal(f"refusing unsafe path: {exc}") from exc
         self._fd, self._tmp, self._created = fd, tmp, not existed
         size = os.fstat(fd).st_size
@@ -814,9 +839,12 @@ class LocalIncoming:
             if rec is not None:
                 rec.finish(True)
             return Outcome(True)
-        except BaseException:
+        except BaseException as exc:
             if rec is not None:
                 rec.finish(False)
+            if isinstance(exc, RepositoryGone):
+                # The partial file stays where the repository went, to resume once it is back.
+                raise gone(exc) from exc
             raise
 
     def _fail(self, *, keep: bool) -> Outcome:

@@ -31,6 +31,13 @@ class UnstorableKey(UnsafePath):
     """A well-formed key that cannot be a file name here (too long for the file system)."""
 
 
+class RepositoryGone(OSError):
+    """The repository directory is no longer the one this store was opened on: renamed or
+    removed (the path is gone), or its disk unmounted (the path is now another, empty
+    directory). Nothing may be created there: a mkdir -p of annex/objects would rebuild the
+    repository's skeleton at the old path, and fill the disk under a mount point."""
+
+
 class SharedMode(enum.Enum):
     """`core.sharedRepository`, as git-annex's `Annex.Perms` reads it."""
 
@@ -107,6 +114,19 @@ class ObjectStore:
         self.hash_lower_only = hash_lower_only
         self.hash_levels = 1 if hash_levels == 1 else 2
         self.sharing = sharing or Sharing()
+        self._root = _identity(self.gitdir)
+
+    # -- the repository itself -------------------------------------------------------------------
+    def check_root(self) -> None:
+        """Raise `RepositoryGone` unless the git directory is still the directory (device and
+        inode) it was when the store was opened. Called before anything is created in the
+        repository and before an object is renamed into place."""
+        now = _identity(self.gitdir)
+        if now is None or now != self._root:
+            what = "no longer exists" if now is None else "is another directory now"
+            raise RepositoryGone(
+                errno.ESTALE, f"repository {what} (moved or unmounted)", str(self.gitdir)
+            )
 
     # -- paths ---------------------------------------------------------------------------------
     def _hashdirs(self, key: Key) -> list[str]:
@@ -263,9 +283,11 @@ class ObjectStore:
         return 0o666
 
     def make_annex_dir(self, path: Path) -> None:
-        """mkdir -p under the annex directory, with git-annex's directory modes."""
+        """mkdir -p under the annex directory, with git-annex's directory modes; never in a
+        repository that is gone (`check_root`), and never the git directory itself."""
         if path.is_dir():
             return
+        self.check_root()
         missing: list[Path] = []
         p = path
         while not p.exists():
@@ -369,6 +391,7 @@ class ObjectStore:
             if os.path.lexists(kp.object):
                 os.unlink(tmp)
             else:
+                self.check_root()  # the key directory may have existed: check here too
                 os.rename(tmp, kp.object)
                 self.freeze_object(kp.object)
         return kp
@@ -391,6 +414,14 @@ class ObjectStore:
             except OSError:
                 return
             d = d.parent
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _umask_dir(mode: int) -> int:

@@ -30,6 +30,11 @@ class PeerFatal(Exception):
     """The connection cannot go on; the message is shown to the client on stderr."""
 
 
+class Unreachable(PeerFatal):
+    """The peer's repository is not there (moved, removed, its disk unmounted): a cluster
+    counts the node as down for the rest of the session instead of as merely refusing."""
+
+
 class RequestRefused(Exception):
     """This request is answered with `ERROR <message>`; the connection stays usable."""
 

@@ -39,15 +39,43 @@ from annextui.proxycore.transfers import Direction
 
 
 class ProxiedPeer(Peer):
-    """One proxied remote as the client sees it."""
+    """One proxied remote as the client sees it.
 
-    def __init__(self, inner: Peer, *, uuid: str, name: str, records: GatewayRecords) -> None:
+    `via`: the gateway the route to the remote goes through (`annex-proxied-by` of a remote
+    learned from proxy.log), and `gateway`: this gateway's UUID. Routes may lead round in a
+    circle when proxy logs are stale (A says B proxies it, B says C, C says A), each hop a new
+    shell. *Better than upstream*, which relays such a request forever, the gateways visited
+    travel along as `BYPASS`, each hop adding its own UUID (as cluster gateways do): before
+    the first request is relayed, the remote is sent `BYPASS <client's set + this gateway>`,
+    and a request that has already passed this gateway, or would go next to a gateway it has
+    passed, is refused with ERROR. A remote behind another gateway is connected only then,
+    after the client's BYPASS (so the client is answered `VERSION` at once, as a cluster
+    answers, and a gateway speaking less is handled as a cluster node is); any other remote
+    is connected at VERSION, as upstream does, and gets the BYPASS right after when the
+    client sent one (plain repositories and git-annex's own proxies ignore it).
+    """
+
+    def __init__(
+        self,
+        inner: Peer,
+        *,
+        uuid: str,
+        name: str,
+        records: GatewayRecords,
+        via: str | None = None,
+        gateway: str = "",
+    ) -> None:
         self.inner = inner
         self._uuid = uuid
         self.name = name
         self.records = records
         self.client_version = 0
         self._unreachable: str | None = None
+        self._lazy = via is not None and isinstance(inner, RemotePeer)
+        self._via = via
+        self._gateway = gateway
+        self._bypass: frozenset[str] = frozenset()
+        self._routed = False  # the first request has been routed (later BYPASS ignored)
         if isinstance(inner, RemotePeer):
             inner.offer = 0  # until the client's VERSION says otherwise
 
@@ -56,16 +84,38 @@ class ProxiedPeer(Peer):
         return self._uuid
 
     def negotiate_version(self, offered: int) -> int:
-        """The client offered `offered`: connect to the remote with it, answer what it said."""
+        """The client offered `offered`: connect to the remote with it, answer what it said
+        (a remote behind another gateway: connected on the first request, see the class)."""
         offer = min(offered, p.MAX_VERSION)
         version = offer
         if isinstance(self.inner, RemotePeer):
-            try:
-                version = self.inner.connect(offer)
-            except NodeError as exc:
-                self._unreachable = str(exc)  # answered per request, as ERROR
+            if self._lazy:
+                self.inner.offer = offer
+            else:
+                try:
+                    version = self.inner.connect(offer)
+                except NodeError as exc:
+                    self._unreachable = str(exc)  # answered per request, as ERROR
         self.client_version = version
         return version
+
+    def bypass(self, uuids: tuple[str, ...]) -> None:
+        """The gateways this connection's requests have passed (before the first request)."""
+        if not self._routed:
+            self._bypass = frozenset(uuids)
+
+    def _circle(self) -> str | None:
+        """Why relaying this request would go round in a circle, if it would."""
+        if self._gateway and self._gateway in self._bypass:
+            return (
+                f"{self.name}: this request has already passed this gateway; not relaying it again"
+            )
+        if self._via in self._bypass:
+            return (
+                f"{self.name} is reached through gateway {self._via}, "
+                "which this request has already passed; not relaying it in a circle"
+            )
+        return None
 
     def _peer(self) -> Peer:
         if self._unreachable is not None:
@@ -75,6 +125,14 @@ class ProxiedPeer(Peer):
     def _guard_connect(self) -> None:
         """A remote that cannot be reached fails each request, not the session."""
         inner = self.inner
+        if isinstance(inner, RemotePeer) and not self._routed:
+            # The first request: the client's BYPASS (if any) has arrived. Refuse a circle,
+            # else pass on where this request has been, with this gateway added (a remote
+            # connected at VERSION that no gateway came before gets none, as upstream sends).
+            self._routed = True
+            self._unreachable = self._unreachable or self._circle()
+            if self._unreachable is None and self._gateway and (self._bypass or self._lazy):
+                inner.pass_bypass(self._bypass | {self._gateway})
         if isinstance(inner, RemotePeer) and not inner.connected and self._unreachable is None:
             try:
                 inner.connect()

@@ -140,6 +140,7 @@ class RemotePeer(Peer):
         self._stream: ByteStream | None = None
         self._conn: p.Connection | None = None
         self._busy: object | None = None  # the transfer or lock holding the connection
+        self._requested = False  # a request went over this connection (BYPASS is too late)
 
     # -- connection -------------------------------------------------------------------------------
     @property
@@ -173,6 +174,7 @@ class RemotePeer(Peer):
         self._stream = stream
         conn = p.Connection(p.Role.CLIENT, greeting=True)
         self._conn = conn
+        self._requested = False
         try:
             hello = self._message()
             if not isinstance(hello, p.AuthSuccess):
@@ -284,8 +286,17 @@ class RemotePeer(Peer):
         self._connection()
         if self._busy is not None:
             raise RequestRefused(f"{self.name}: connection busy with another transfer")
+        self._requested = True
         self._send(msg)
         return self._message()
+
+    def pass_bypass(self, uuids: frozenset[str]) -> None:
+        """Tell the node these gateways are to be bypassed: sent at connection time, or now if
+        connected and no request has gone yet (a BYPASS only counts right after VERSION)."""
+        self.bypass_set = uuids
+        conn = self._conn
+        if conn is not None and not self._requested and uuids and conn.version >= 2:
+            self._send(p.Bypass(tuple(sorted(uuids))))
 
     # -- Peer -------------------------------------------------------------------------------------
     def check_present(self, key: Key) -> bool:

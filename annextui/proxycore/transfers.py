@@ -18,7 +18,7 @@ import contextlib
 import enum
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from annextui.backend.clock import Clock, ClockError, parse_clock
@@ -106,11 +106,17 @@ def transfer_paths(annexdir: Path, t: Transfer) -> TransferPaths:
 
 _made_dirs: set[str] = set()
 
+MakeDirs = Callable[[Path], None]  # mkdir -p of a directory below the annex directory
 
-def _ensure_dir(d: Path) -> None:
+
+def _mkdir_p(d: Path) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+
+
+def _ensure_dir(d: Path, makedirs: MakeDirs) -> None:
     key = os.fspath(d)
     if key not in _made_dirs:
-        d.mkdir(parents=True, exist_ok=True)
+        makedirs(d)
         _made_dirs.add(key)
 
 
@@ -128,8 +134,10 @@ class TransferRecorder:
         locks: list[LockHandle],
         mindelta: int,
         mode: int,
+        makedirs: MakeDirs = _mkdir_p,
     ) -> None:
         self.paths = paths
+        self._makedirs = makedirs
         self.info = info
         self._locks = locks
         self._mindelta = mindelta
@@ -147,12 +155,15 @@ class TransferRecorder:
         ignore_lock: bool = False,
         mode: int = 0o666,
         size: int | None = None,
+        makedirs: MakeDirs = _mkdir_p,
     ) -> TransferRecorder | None:
         """Take the transfer locks and write the info file.
 
         Returns None when the transfer is already in progress (its lock is held) — unless
         `ignore_lock` (alwaysRunTransfer, used for sending), in which case a recorder without
-        files is returned so the caller can proceed the same way.
+        files is returned so the caller can proceed the same way. Directories are made with
+        `makedirs` (a repository's `ObjectStore.make_annex_dir` refuses to make them in a
+        repository that is gone); files are only ever created in existing directories.
         """
         try:
             paths = transfer_paths(annexdir, transfer)
@@ -170,12 +181,12 @@ class TransferRecorder:
             for lck in (paths.lock, paths.old_lock):
                 if lck is None:
                     continue
-                _ensure_dir(lck.parent)
+                _ensure_dir(lck.parent, makedirs)
                 try:
                     h = POOL.try_exclusive(lck, mode)
                 except FileNotFoundError:  # removed behind our back: make it again
                     _made_dirs.discard(os.fspath(lck.parent))
-                    _ensure_dir(lck.parent)
+                    _ensure_dir(lck.parent, makedirs)
                     h = POOL.try_exclusive(lck, mode)
                 if h is None:
                     for held in locks:
@@ -184,7 +195,7 @@ class TransferRecorder:
                         return cls._inert(transfer, associated_file)
                     return None
                 locks.append(h)
-            rec = cls(paths, info, locks, mindelta, mode)
+            rec = cls(paths, info, locks, mindelta, mode, makedirs)
             with contextlib.suppress(OSError):
                 rec._write(info, atomic=True)
             return rec
@@ -193,6 +204,10 @@ class TransferRecorder:
             for held in locks:
                 held.release()
             return cls._inert(transfer, associated_file)
+        except BaseException:  # e.g. the repository is gone: no lock may stay held
+            for held in locks:
+                held.release()
+            raise
 
     @classmethod
     def _inert(cls, transfer: Transfer, associated_file: str | None) -> TransferRecorder:
@@ -247,7 +262,7 @@ class TransferRecorder:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(p.failed)
             else:
-                p.failed.parent.mkdir(parents=True, exist_ok=True)
+                self._makedirs(p.failed.parent)
                 fd = os.open(
                     p.failed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, self._mode
                 )

@@ -165,6 +165,70 @@ def test_proxied_unreachable_remote_fails_each_request(gw_repo: Repository) -> N
     assert s.close().error is None
 
 
+def _relay(node: FakeNode, gw_repo: Repository, via: str | None = None) -> Served:
+    peer = ProxiedPeer(
+        node.peer(), uuid=N[0], name="node1", records=_records(gw_repo), via=via, gateway=GW
+    )
+    return Served(peer)
+
+
+def test_proxied_passes_on_the_gateways_passed(gw_repo: Repository) -> None:
+    """A client's BYPASS goes on to the remote with this gateway added, before the request."""
+    node = FakeNode(N[0], "node1")
+    key, _ = _content(10)
+    s = _relay(node, gw_repo)
+    assert s.version(4) == 4
+    s.client.send(p.Bypass((N[3],)))
+    assert isinstance(s.request(p.CheckPresent(str(key))), p.Failure)
+    sent = [line for line in node.sent if line]
+    assert sent[:3] == [
+        b"VERSION 4",
+        f"BYPASS {N[3]} {GW}".encode(),
+        f"CHECKPRESENT {key}".encode(),
+    ]
+    assert s.close().error is None
+
+
+def test_proxied_refuses_a_request_that_passed_this_gateway(gw_repo: Repository) -> None:
+    node = FakeNode(N[0], "node1")
+    key, _ = _content(10)
+    s = _relay(node, gw_repo)
+    assert s.version(4) == 4
+    s.client.send(p.Bypass((GW,)))
+    r = s.request(p.CheckPresent(str(key)))
+    assert isinstance(r, p.Error)
+    assert "already passed this gateway" in r.text
+    assert not any(line.startswith(b"CHECKPRESENT") for line in node.sent)  # not relayed
+    assert s.close().error is None
+
+
+def test_proxied_behind_a_passed_gateway_is_never_connected(gw_repo: Repository) -> None:
+    """A remote behind another gateway: VERSION answered at once, connected only after the
+    client's BYPASS, and not at all when that gateway was passed already."""
+    node = FakeNode(N[0], "node1", max_version=2)
+    key, _ = _content(10)
+    s = _relay(node, gw_repo, via=N[3])
+    assert s.version(4) == 4  # not the remote's 2: it is not contacted for VERSION
+    assert node.streams == []
+    s.client.send(p.Bypass((N[3],)))
+    r = s.request(p.CheckPresent(str(key)))
+    assert isinstance(r, p.Error)
+    assert "already passed" in r.text
+    assert node.streams == []  # no shell started for a request going round in a circle
+    assert s.close().error is None
+
+
+def test_proxied_behind_another_gateway_gets_this_gateway_bypassed(gw_repo: Repository) -> None:
+    node = FakeNode(N[0], "node1", max_version=2)
+    key, _ = _content(10)
+    s = _relay(node, gw_repo, via=N[3])
+    assert s.version(4) == 4
+    assert isinstance(s.request(p.CheckPresent(str(key))), p.Failure)
+    sent = [line for line in node.sent if line]
+    assert sent[:2] == [b"VERSION 4", f"BYPASS {GW}".encode()]
+    assert s.close().error is None
+
+
 # -- ClusterPeer: PUT ------------------------------------------------------------------------------
 
 

@@ -192,6 +192,7 @@ ALLOWED_NEW = (
     "annex/transfer/",  # failed-transfer records (and emptied upload/download dirs)
     "annex/journal/",
     "annex/journal.lck",
+    "annex/annextui/journal-base",  # the branch commit the journal was read from
     "annex/othertmp/",
     "objects/",  # the commit of the journal at session end
     "refs/heads/git-annex",

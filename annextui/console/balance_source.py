@@ -98,14 +98,8 @@ class WhatIfResult:
     names: tuple[tuple[str, str], ...] = ()  # labels of UUIDs a what-if made up
     error: str = ""
     seconds: float = 0.0
-
-    @property
-    def keys(self) -> int:
-        return sum(m.keys for m in self.moves if m.dst is not None)
-
-    @property
-    def bytes(self) -> int:
-        return sum(m.bytes for m in self.moves if m.dst is not None)
+    keys: int = 0  # keys that would be copied or moved somewhere (drops not counted)
+    bytes: int = 0
 
 
 def balanced_groups(snapshot: Snapshot) -> list[str]:
@@ -210,4 +204,12 @@ def what_if(snapshot: Snapshot, sizes: SizesReport, change: WhatIf) -> WhatIfRes
     res = report.scenarios[0]
     after = tuple((u, res.after[u][0], res.after[u][1], res.maxsizes.get(u)) for u in res.members)
     made_up = tuple((u, n) for u, n in report.names.items() if u not in snapshot.repos)
-    return WhatIfResult(change, res.moves, after, made_up, seconds=time.monotonic() - start)
+    return WhatIfResult(
+        change,
+        res.moves,
+        after,
+        made_up,
+        seconds=time.monotonic() - start,
+        keys=res.moved_keys,
+        bytes=res.moved_bytes,
+    )

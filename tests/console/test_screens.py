@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from textual.widgets.tree import TreeNode
 
 from annextui.app import AnnexConsole
 from annextui.backend.demo import DemoRepo
+from annextui.console.balance_source import BalanceOverview
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 from annextui.console.source import RepositoryBackend
@@ -24,6 +26,8 @@ from annextui.screens.overview import OverviewScreen
 from annextui.screens.proxies import ProxiesScreen
 from annextui.screens.transfers import TransfersScreen
 from annextui.screens.welcome import WelcomeScreen
+from tests.console import fixed
+from tests.console.fixed import FixedBackend
 from tests.console.support import plain, row_keys, run_app, table_rows, wait_for
 from tests.support.annex import AnnexEnv
 
@@ -414,3 +418,41 @@ def test_worker_failure_becomes_an_error_dialog(demo_template: DemoRepo) -> None
     assert out[0] == "sizes failed"
     assert "RuntimeError: the disk is on fire" in out[1]
     assert out[2] == "OverviewScreen"
+
+
+class RecordingBackend(FixedBackend):
+    """The fixed data, and which balance reports the console asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rebalance_asked: list[bool] = []
+
+    def balance(
+        self, snapshot: Snapshot, sizes: SizesReport, *, rebalance: bool = False
+    ) -> BalanceOverview:
+        self.rebalance_asked.append(rebalance)
+        return dataclasses.replace(fixed.balance(), rebalance=rebalance)
+
+
+def test_balance_view_asks_its_backend_for_the_rebalance_report() -> None:
+    # The fixed backend has no repository behind it: a view reading one around its backend fails.
+    backend = RecordingBackend()
+    out: dict[str, object] = {}
+
+    async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
+        await pilot.press("5")
+        screen = app.screen
+        assert isinstance(screen, BalanceScreen)
+        await pilot.press("R")
+        await wait_for(pilot, lambda: screen.rebalanced is not None, what="rebalance report")
+        out["report"] = screen.rebalanced
+        out["summary"] = plain(screen.query_one("#balance-summary"))
+        out["screen"] = type(app.screen).__name__
+
+    run_app(backend, scenario, check_nodes=False)
+    assert backend.rebalance_asked == [False, True]
+    report = out["report"]
+    assert isinstance(report, BalanceOverview)
+    assert report.rebalance
+    assert "--rebalance" in str(out["summary"])
+    assert out["screen"] == "BalanceScreen"  # no error dialog

@@ -1,8 +1,9 @@
 """The annextui console: global bindings, the views, state shared by the views, workers that
 read the repository, and the one handler that turns worker failures into an error dialog.
 
-The app receives its backend (`ConsoleBackend`, or None when there is no git-annex repository
-here, in which case it offers to build and open the demo).
+The app receives its backend (a `ConsoleBackend`, or None when there is no git-annex repository
+here, in which case it offers to build and open the demo). Screens see the app only as a
+`ConsoleHost`, so none of them imports this module.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -23,21 +24,27 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from annextui.backend.repo import NotAnnexRepository
+from annextui.console.backend import ConsoleBackend, ReadOnlyError
+from annextui.console.balance_source import BalanceOverview
+from annextui.console.edits import Edit, EditOutcome, Preview
+from annextui.console.reachability import Reachability
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import Snapshot
+from annextui.console.source import RepositoryBackend
 from annextui.screens.balance import BalanceScreen
-from annextui.screens.balance_source import BalanceReport
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
 from annextui.screens.dialogs import ConfirmScreen, ErrorScreen
-from annextui.screens.edits import Edit, EditOutcome, Preview
 from annextui.screens.help import HelpScreen, our_bindings
 from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
 from annextui.screens.preview import render_preview
 from annextui.screens.proxies import ProxiesScreen
-from annextui.screens.sizes_source import SizesReport
-from annextui.screens.source import ConsoleBackend, Reachability, ReadOnlyError, Snapshot
 from annextui.screens.transfers import TransfersScreen
 from annextui.screens.welcome import WelcomeScreen
+
+if TYPE_CHECKING:
+    from annextui.screens.host import ConsoleHost
 
 VIEWS: tuple[tuple[str, str, type[ConsoleScreen]], ...] = (
     ("1", "overview", OverviewScreen),
@@ -84,7 +91,7 @@ class SizesProgress(Message):
 
 
 class BalanceLoaded(Message):
-    def __init__(self, report: BalanceReport) -> None:
+    def __init__(self, report: BalanceOverview) -> None:
         self.report = report
         super().__init__()
 
@@ -159,7 +166,7 @@ class AnnexConsole(App[int]):
     snapshot: var[Snapshot | None] = var(None)
     sizes: var[SizesReport | None] = var(None)
     sizes_progress: var[tuple[int, int | None] | None] = var(None)
-    balance: var[BalanceReport | None] = var(None)
+    balance: var[BalanceOverview | None] = var(None)
     reach: var[dict[str, Reachability]] = var(dict)
     staged: var[tuple[Edit, ...]] = var(())
 
@@ -415,10 +422,14 @@ class AnnexConsole(App[int]):
         self.push_screen(ErrorScreen(f"{name} failed", f"{type(error).__name__}: {error}"))
 
 
+if TYPE_CHECKING:  # mypy checks that the app is the host its screens expect
+    _host: type[ConsoleHost] = AnnexConsole
+
+
 def run_console(path: str | os.PathLike[str], *, readonly: bool = False) -> int:
     """Open the console on the repository containing `path` (the demo is offered if none)."""
     try:
-        backend: ConsoleBackend | None = ConsoleBackend(path, readonly=readonly)
+        backend: ConsoleBackend | None = RepositoryBackend(path, readonly=readonly)
     except NotAnnexRepository:
         backend = None
     app = AnnexConsole(backend, readonly=readonly, missing=str(Path(path).resolve()))

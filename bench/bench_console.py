@@ -61,8 +61,8 @@ from common import (  # noqa: E402
 )
 
 from annextui.app import AnnexConsole  # noqa: E402
+from annextui.console.source import RepositoryBackend  # noqa: E402
 from annextui.screens.overview import OverviewScreen  # noqa: E402
-from annextui.screens.source import ConsoleBackend  # noqa: E402
 
 N_REPOS = 20
 
@@ -81,7 +81,7 @@ class Run:
 async def _headless(repo: Path, label: str, timeout: float) -> Run:
     run = Run(label)
     t0 = time.perf_counter()
-    app = AnnexConsole(ConsoleBackend(repo), check_nodes=False)
+    app = AnnexConsole(RepositoryBackend(repo), check_nodes=False)
     stall = 0.0
     async with app.run_test(size=(120, 36)) as pilot:
         while not isinstance(app.screen, OverviewScreen):

@@ -32,12 +32,12 @@ from annextui.backend.journal import Journal  # noqa: E402
 from annextui.backend.keys import Key, location_log_path  # noqa: E402
 from annextui.backend.logs import PresenceStatus, change_presence  # noqa: E402
 from annextui.backend.repo import Repository  # noqa: E402
+from annextui.console.edits import AddNode, SetMaxsize  # noqa: E402
+from annextui.console.source import RepositoryBackend  # noqa: E402
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder  # noqa: E402
 from annextui.screens.balance import BalanceScreen  # noqa: E402
 from annextui.screens.clusters import ClustersScreen, Ref  # noqa: E402
 from annextui.screens.dialogs import ConfirmScreen  # noqa: E402
-from annextui.screens.edits import AddNode, SetMaxsize  # noqa: E402
-from annextui.screens.source import ConsoleBackend  # noqa: E402
 
 SIZE = (120, 36)
 CLIENT = "b097efc0-d294-47d7-ae35-c8e5d3ef3cc5"  # a client the gateway has not heard of
@@ -113,7 +113,7 @@ async def wait_for(pilot: object, predicate: Callable[[], object], timeout: floa
 
 async def shoot(demo: DemoRepo, out: Path) -> list[Path]:
     saved: list[Path] = []
-    app = AnnexConsole(ConsoleBackend(demo.gateway))
+    app = AnnexConsole(RepositoryBackend(demo.gateway))
     async with app.run_test(size=SIZE) as pilot:
 
         async def save(name: str) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian's openssh-server, the package with its test extras, which
-# include the real git-annex) and run ruff, mypy and the whole test suite (pytest-xdist).
+# include the real git-annex) and run ruff, mypy, the import contracts (lint-imports, configured
+# in pyproject.toml) and the whole test suite (pytest-xdist).
 # Idempotent; quiet on success apart from pytest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,8 +40,19 @@ step() {
     return 0
 }
 
+# lint-imports lists every kept contract: print its report only when one is broken.
+quiet() {
+    local out rc=0
+    out=$("$@" 2>&1) || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        printf '%s\n' "$out" >&2
+    fi
+    return "$rc"
+}
+
 step "$PYTHON" -m ruff check -q .
 step "$PYTHON" -m mypy --no-error-summary
+step quiet lint-imports --no-logo --no-cache
 
 rc=0
 "$PYTHON" -m pytest -n auto -q "$@" || rc=$?

@@ -3,7 +3,7 @@ node, remove one, change a maxsize) showing what would move. Nothing here change
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.text import Text
 from textual import work
@@ -16,21 +16,13 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from annextui.backend.logs.values import legal_remote_name
 from annextui.backend.units import parse_size
-from annextui.screens.balance_source import (
-    BalanceReport,
-    GroupBalance,
-    Move,
-    WhatIf,
-    WhatIfResult,
-    balance_report,
-)
+from annextui.console.balance_source import BalanceOverview, GroupBalance, WhatIf, WhatIfResult
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import Snapshot
+from annextui.console.validation import validate_name, validate_size
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.dialogs import PromptScreen
-from annextui.screens.node_edits import validate_size
-from annextui.screens.sizes_source import SizesReport
-from annextui.screens.source import Snapshot
 from annextui.screens.widgets import (
     Row,
     human,
@@ -40,6 +32,9 @@ from annextui.screens.widgets import (
     sync_table,
 )
 
+if TYPE_CHECKING:  # the balance engine is imported by the worker that first needs it
+    from annextui.backend.balance import Move
+
 
 class WhatIfComputed(Message):
     def __init__(self, result: WhatIfResult) -> None:
@@ -48,15 +43,15 @@ class WhatIfComputed(Message):
 
 
 class RebalanceComputed(Message):
-    def __init__(self, report: BalanceReport) -> None:
+    def __init__(self, report: BalanceOverview) -> None:
         self.report = report
         super().__init__()
 
 
 def move_cells(move: Move, label: dict[str, str]) -> tuple[Text, ...]:
     """kind, `from → to`, keys, bytes."""
-    src = label.get(move.source, move.source[:8]) if move.source else "(no copy)"
-    dst = label.get(move.target, move.target[:8]) if move.target else "(dropped)"
+    src = label.get(move.src, move.src[:8]) if move.src else "(no copy)"
+    dst = label.get(move.dst, move.dst[:8]) if move.dst else "(dropped)"
     return (
         Text(move.kind),
         Text(f"{src} → {dst}"),
@@ -106,7 +101,7 @@ class BalanceScreen(ConsoleScreen):
         self.change: WhatIf | None = None
         self.result: WhatIfResult | None = None
         self.rebalance = False
-        self.rebalanced: BalanceReport | None = None
+        self.rebalanced: BalanceOverview | None = None
         table: DataTable[object] = self.query_one("#balance", DataTable)
         for label, key in (
             ("group", "group"),
@@ -140,7 +135,7 @@ class BalanceScreen(ConsoleScreen):
         self._set_change(self.change)
 
     @property
-    def report(self) -> BalanceReport | None:
+    def report(self) -> BalanceOverview | None:
         return self.rebalanced if self.rebalance else self.console.balance
 
     def _labels(self) -> dict[str, str]:
@@ -201,7 +196,7 @@ class BalanceScreen(ConsoleScreen):
         sync_table(self.query_one("#pending", DataTable), rows)
         self.query_one("#pending").display = bool(rows)
 
-    def _summary(self, report: BalanceReport | None) -> None:
+    def _summary(self, report: BalanceOverview | None) -> None:
         box = self.query_one("#balance-summary", Static)
         mode = " [reverse $text-warning] --rebalance [/]" if self.rebalance else ""
         if report is None:
@@ -247,7 +242,9 @@ class BalanceScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rebalance")
     def compute_rebalanced(self, snap: Snapshot, sizes: SizesReport) -> None:
-        report = balance_report(snap, sizes, rebalance=True)
+        backend = self.console.backend
+        assert backend is not None
+        report = backend.balance(snap, sizes, rebalance=True)
         if not get_current_worker().is_cancelled:
             self.post_message(RebalanceComputed(report))
 
@@ -320,7 +317,7 @@ class BalanceScreen(ConsoleScreen):
             PromptScreen(
                 f"What if a new node joined {group}? Its name:",
                 value="newnode",
-                validate=lambda v: None if legal_remote_name(v) else "not a valid name",
+                validate=validate_name,
             ),
             got_name,
         )

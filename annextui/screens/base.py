@@ -3,7 +3,7 @@ worker failures handed to the app's one handler."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,11 +13,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
+from annextui.console.snapshot import Snapshot
+from annextui.screens.host import ConsoleHost
 from annextui.screens.widgets import FilterBar, TopBar
-
-if TYPE_CHECKING:
-    from annextui.app import AnnexConsole
-    from annextui.screens.source import Snapshot
 
 
 class ConsoleScreen(Screen[None]):
@@ -38,8 +36,8 @@ class ConsoleScreen(Screen[None]):
     filter_text: reactive[str] = reactive("")
 
     @property
-    def console(self) -> AnnexConsole:
-        return cast("AnnexConsole", self.app)
+    def console(self) -> ConsoleHost:
+        return cast(ConsoleHost, self.app)
 
     # -- composition -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:

@@ -22,16 +22,16 @@ from textual.widgets.tree import TreeNode
 
 from annextui.backend.logs.values import legal_remote_name
 from annextui.backend.units import format_precise
-from annextui.screens.dialogs import PickScreen, PromptScreen
-from annextui.screens.edits import (
+from annextui.console.edits import (
     AddNode,
     Edit,
     ExtendCluster,
     InitCluster,
     RemoveNode,
 )
+from annextui.console.snapshot import RepoRow, Snapshot
+from annextui.screens.dialogs import PickScreen, PromptScreen
 from annextui.screens.node_edits import RepoEditing
-from annextui.screens.source import RepoRow, Snapshot
 from annextui.screens.widgets import human, matches, short_path, styled, usage_state
 
 
@@ -130,7 +130,7 @@ class ClustersScreen(RepoEditing):
             sizes = self.console.sizes
             used = sizes.sizes.get(uuid) if sizes else None
             if row.maxsize and sizes is not None:
-                b = used.bytes if used else 0
+                b = used.size if used else 0
                 pct = b / row.maxsize
                 label.append_text(styled(self.app, "  · ", "muted"))
                 label.append_text(
@@ -255,7 +255,7 @@ class ClustersScreen(RepoEditing):
             box.update("")
             return
         sizes = self.console.sizes
-        used = sum(sizes.sizes[u].bytes for u in c.nodes if sizes and u in sizes.sizes)
+        used = sum(sizes.sizes[u].size for u in c.nodes if sizes and u in sizes.sizes)
         cap = sum(snap.repos[u].maxsize or 0 for u in c.nodes if u in snap.repos)
         box.update(
             f"[b]cluster {escape(snap.cluster_name(c.uuid))}[/b]\n"
@@ -281,7 +281,7 @@ class ClustersScreen(RepoEditing):
             f"groups      {escape(' '.join(row.groups) or '-')}",
             f"wanted      {escape(row.wanted or '-')}",
             f"maxsize     {format_precise(row.maxsize) if row.maxsize is not None else '-'}",
-            f"stored      {human(used.bytes) if used else ('0 B' if sizes else '…')}"
+            f"stored      {human(used.size) if used else ('0 B' if sizes else '…')}"
             + (f" in {used.keys} keys" if used else ""),
         ]
         if reach is not None:

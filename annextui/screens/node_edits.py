@@ -5,36 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from annextui.backend.logs.values import legal_remote_name
-from annextui.backend.units import SizeError, format_precise, parse_size
+from annextui.backend.units import format_precise
+from annextui.console.edits import Edit, SetGroups, SetMaxsize, SetWanted
+from annextui.console.snapshot import RepoRow
+from annextui.console.validation import validate_expression, validate_groups, validate_size
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.dialogs import PromptScreen
-from annextui.screens.edits import Edit, SetGroups, SetMaxsize, SetWanted
-from annextui.screens.source import RepoRow
-
-
-def validate_size(text: str) -> str | None:
-    try:
-        parse_size(text)
-    except SizeError as exc:
-        return f"{exc} (examples: 40GB, 2 TB, 500 megabytes)"
-    return None
-
-
-def validate_expression(text: str) -> str | None:
-    if not text:
-        return "an expression is needed (e.g. groupwanted, standard, balanced=nodes)"
-    from annextui.backend.preferred import ExpressionError, parse  # imported when first used
-
-    try:
-        parse(text)
-    except ExpressionError as exc:
-        return f"parse error: {exc}"
-    return None
-
-
-def validate_groups(text: str) -> str | None:
-    return None if all(legal_remote_name(g) for g in text.split()) else "bad group name"
 
 
 class RepoEditing(ConsoleScreen):

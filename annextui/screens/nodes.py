@@ -14,9 +14,9 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import Snapshot
 from annextui.screens.node_edits import RepoEditing
-from annextui.screens.sizes_source import SizesReport
-from annextui.screens.source import Snapshot
 from annextui.screens.widgets import (
     Row,
     human,
@@ -70,7 +70,7 @@ def node_usages(snap: Snapshot, sizes: SizesReport | None, *, everything: bool) 
                 clusters=", ".join(snap.cluster_name(c) for c in r.clusters) if r else "",
                 groups=" ".join(r.groups) if r else "",
                 keys=(s.keys if s else 0) if sizes else None,
-                bytes=(s.bytes if s else 0) if sizes else None,
+                bytes=(s.size if s else 0) if sizes else None,
                 maxsize=r.maxsize if r else None,
             )
         )

@@ -11,9 +11,9 @@ from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Static
 
-from annextui.screens.alerts import compute_alerts
+from annextui.console.alerts import compute_alerts
+from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
-from annextui.screens.source import Snapshot
 from annextui.screens.widgets import Row, human, matches, short_path, styled, sync_table
 
 ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
@@ -101,7 +101,7 @@ class OverviewScreen(ConsoleScreen):
             + (f"  ({escape('; '.join(details))})" if details else "")
         )
         sizes = self.console.sizes
-        total_bytes = sum(s.bytes for s in sizes.sizes.values()) if sizes else None
+        total_bytes = sum(s.size for s in sizes.sizes.values()) if sizes else None
         repos = [r for r in snap.repos.values() if not r.is_cluster and r.uuid not in _BUILTIN]
         counts = [
             ("repositories", str(len(repos))),
@@ -157,7 +157,7 @@ class OverviewScreen(ConsoleScreen):
                 role,
                 r.trust.label,
                 " ".join(r.groups),
-                human(size.bytes) if size else ("" if sizes else "…"),
+                human(size.size) if size else ("" if sizes else "…"),
                 human(r.maxsize) if r.maxsize is not None else "",
             )
             text = " ".join([r.label, r.uuid, r.description, role, " ".join(r.groups)])

@@ -7,8 +7,8 @@ import re
 from textual.markup import escape
 
 from annextui.backend.units import format_precise
-from annextui.screens.edits import BranchChange, Preview
-from annextui.screens.source import Snapshot
+from annextui.console.edits import BranchChange, Preview
+from annextui.console.snapshot import Snapshot
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 

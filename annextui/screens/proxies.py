@@ -11,8 +11,9 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from annextui.console.reachability import Reachability
+from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
-from annextui.screens.source import Reachability, Snapshot
 from annextui.screens.widgets import Row, matches, selected_key, styled, sync_table
 
 CLIENT_REMOTE = "origin"

@@ -17,9 +17,9 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, get_current_worker
 
+from annextui.console.snapshot import Snapshot
+from annextui.console.transfers_source import TransferSample, TransferSampler, totals
 from annextui.screens.base import ConsoleScreen
-from annextui.screens.source import Snapshot
-from annextui.screens.transfers_source import TransferSample, TransferTracker, totals
 from annextui.screens.widgets import Row, human, matches, styled, sync_table, usage_bar
 
 POLL_SECONDS = 0.3
@@ -75,7 +75,7 @@ class TransfersScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.paused = False
-        self.tracker: TransferTracker | None = None
+        self.tracker: TransferSampler | None = None
         self.sample: TransferSample | None = None
         self._poller: Worker[None] | None = None
         self._timer: Timer | None = None

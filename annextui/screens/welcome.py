@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,8 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Label, Static
 from textual.worker import Worker
 
-if TYPE_CHECKING:
-    from annextui.app import AnnexConsole
+from annextui.screens.host import ConsoleHost
 
 
 class DemoBuilt(Message):
@@ -76,13 +75,13 @@ class WelcomeScreen(Screen[None]):
         self.post_message(DemoBuilt(str(demo.gateway), demo.summary()))
 
     def on_demo_built(self, message: DemoBuilt) -> None:
-        from annextui.screens.source import ConsoleBackend
+        from annextui.console.source import RepositoryBackend
 
-        app = cast("AnnexConsole", self.app)
-        backend = ConsoleBackend(message.gateway, readonly=app.readonly)
+        app = cast(ConsoleHost, self.app)
+        backend = RepositoryBackend(message.gateway, readonly=app.readonly)
         self.dismiss(None)
         app.open_backend(backend)
-        app.notify(message.summary[0], title="Demo")
+        self.app.notify(message.summary[0], title="Demo")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        cast("AnnexConsole", self.app).worker_state_changed(event)
+        cast(ConsoleHost, self.app).worker_state_changed(event)

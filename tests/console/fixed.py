@@ -6,23 +6,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from annextui.backend.balance import Move
 from annextui.backend.info import ClusterEntry, ProxyEntry, RepoEntry, RepositoryInfo
 from annextui.backend.logs.values import ProxiedRemote
 from annextui.backend.repo import Remote
+from annextui.backend.sizes import RepoSize
 from annextui.backend.state import AnnexState
 from annextui.backend.trust import TrustLevel
-from annextui.screens.balance_source import (
-    BalanceReport,
+from annextui.console.backend import ConsoleBackend
+from annextui.console.balance_source import (
+    BalanceOverview,
     GroupBalance,
     MemberBalance,
-    Move,
     WhatIf,
     WhatIfResult,
 )
-from annextui.screens.edits import Edit, EditOutcome, Preview
-from annextui.screens.sizes_source import RepoSize, SizesReport
-from annextui.screens.source import ConsoleBackend, Reachability, RepoRow, Snapshot
-from annextui.screens.transfers_source import TransferSample, TransferView
+from annextui.console.edits import Edit, EditOutcome, Preview
+from annextui.console.reachability import Reachability
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import RepoRow, Snapshot
+from annextui.console.transfers_source import TransferSample, TransferView
 
 GW = "5ce4bcb6-3195-4fd3-92a9-70e195ca8ae4"
 N1 = "6856577c-9e87-4fc9-ba61-05efe7a73bbf"
@@ -123,11 +126,11 @@ def snapshot() -> Snapshot:
 
 def sizes() -> SizesReport:
     return SizesReport(
-        {u: RepoSize(k, b) for u, (k, b) in SIZES.items()}, "0" * 40, 0.02, "warm", 300
+        {u: RepoSize(u, k, b) for u, (k, b) in SIZES.items()}, "0" * 40, 0.02, "warm", 300
     )
 
 
-def balance() -> BalanceReport:
+def balance() -> BalanceOverview:
     members = []
     for u in (N3, N1, N2):
         k, b = SIZES[u]
@@ -145,9 +148,9 @@ def balance() -> BalanceReport:
             )
         )
     group = GroupBalance(
-        "nodes", "group", "balanced=nodes", tuple(members), (Move("copy", GW, N2, 1, 60_000_000),)
+        "nodes", "group", "balanced=nodes", tuple(members), (Move(GW, N2, 1, 60_000_000, "copy"),)
     )
-    return BalanceReport((group,), 0.01)
+    return BalanceOverview((group,), 0.01)
 
 
 def transfers() -> TransferSample:
@@ -220,7 +223,9 @@ class FixedBackend(ConsoleBackend):
     ) -> SizesReport:
         return sizes()
 
-    def balance(self, snapshot: Snapshot, sizes: SizesReport) -> BalanceReport:
+    def balance(
+        self, snapshot: Snapshot, sizes: SizesReport, *, rebalance: bool = False
+    ) -> BalanceOverview:
         return balance()
 
     def what_if(self, snapshot: Snapshot, sizes: SizesReport, change: WhatIf) -> WhatIfResult:
@@ -229,7 +234,7 @@ class FixedBackend(ConsoleBackend):
     def reachability(self, snapshot: Snapshot, uuids: Sequence[str]) -> list[Reachability]:
         return [Reachability(u, "reachable", f"/srv/annex/{NAMES.get(u, u)}", 0.001) for u in uuids]
 
-    def transfers(self, snapshot: Snapshot) -> FixedTracker:  # type: ignore[override]
+    def transfers(self, snapshot: Snapshot) -> FixedTracker:
         return FixedTracker()
 
     def preview(self, edits: Sequence[Edit]) -> Preview:

@@ -17,7 +17,7 @@ from textual.widgets import DataTable
 
 from annextui.app import AnnexConsole
 from annextui.backend.demo import DemoRepo
-from annextui.screens.source import ConsoleBackend
+from annextui.console.backend import ConsoleBackend
 
 SIZE = (120, 36)
 

@@ -13,11 +13,12 @@ from textual.widgets import Button, Input
 
 from annextui.app import AnnexConsole
 from annextui.backend.demo import DemoRepo
+from annextui.console.backend import ReadOnlyError
+from annextui.console.edits import AddNode
+from annextui.console.source import RepositoryBackend
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen, Ref
 from annextui.screens.dialogs import ConfirmScreen, PickScreen, PromptScreen
-from annextui.screens.edits import AddNode
-from annextui.screens.source import ConsoleBackend, ReadOnlyError
 from tests.console.support import plain, repo_fingerprint, run_app, wait_for
 from tests.support.annex import AnnexEnv
 
@@ -113,7 +114,7 @@ def test_add_node_confirmed(demo: DemoRepo, annex: AnnexEnv) -> None:
         assert c is not None
         assert archive in c.nodes
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     assert "+ remote.archive.annex-cluster-node = demo" in bodies[0]
     assert "cluster.log" in bodies[0]
     # git-annex now counts the archive's copy as a copy in the cluster
@@ -138,7 +139,7 @@ def test_add_node_cancelled_changes_nothing(demo: DemoRepo, annex: AnnexEnv) -> 
         await pilot.pause()
         assert app.staged == ()
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     assert repo_fingerprint(demo.gateway) == before
     assert whereis(annex, demo.gateway, FAKE_KEY) == {archive}
 
@@ -154,7 +155,7 @@ def test_remove_node_confirmed(demo: DemoRepo, annex: AnnexEnv) -> None:
         body = await review(app, pilot, confirm=True)
         assert "- remote.node3.annex-cluster-node = demo" in body
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     assert whereis(annex, demo.gateway, FAKE_KEY) == {node3}
     out = annex.annex(demo.gateway, "updatecluster").stdout
     assert "No cluster node changes for cluster: demo" in out
@@ -171,7 +172,7 @@ def test_init_cluster_confirmed(demo: DemoRepo, annex: AnnexEnv) -> None:
         assert "+ annex.cluster.archival = ac" in body
         assert "cold storage" in body
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     cu = annex.git(demo.gateway, "config", "annex.cluster.archival")
     assert cu.startswith("ac")
     assert cu[14] == "8"
@@ -200,7 +201,7 @@ def test_extend_cluster_to_another_gateway(demo: DemoRepo, annex: AnnexEnv, tmp_
         assert app.snapshot is not None
         assert app.snapshot.role == "gateway"
 
-    run_app(ConsoleBackend(gw2), scenario, check_nodes=False)
+    run_app(RepositoryBackend(gw2), scenario, check_nodes=False)
     assert annex.git(gw2, "config", "annex.cluster.demo") == demo.cluster_uuid
     out = annex.annex(gw2, "updatecluster").stdout
     assert "No cluster node changes for cluster: demo" in out
@@ -225,7 +226,7 @@ def test_set_maxsize_group_and_wanted_confirmed(demo: DemoRepo, annex: AnnexEnv)
         assert "group.log" in body
         assert "preferred-content.log" in body
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     assert annex.annex(demo.gateway, "maxsize", "node1").stdout.strip() == "55.0 GB"
     assert annex.annex(demo.gateway, "group", "node1").stdout.strip() == "fast nodes"
     assert (
@@ -244,7 +245,7 @@ def test_maxsize_from_the_nodes_view(demo: DemoRepo, annex: AnnexEnv) -> None:
         await answer_prompt(app, pilot, "1TB")
         await review(app, pilot, confirm=True)
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     rec = annex.annex_json(demo.gateway, "maxsize", "--bytes")[0]
     sizes = {r["uuid"]: r["size"]["maxsize"] for r in rec["repositories"]}
     assert sizes[node2] == 1_000_000_000_000
@@ -265,7 +266,7 @@ def test_bad_maxsize_is_refused_in_the_dialog(demo_template: DemoRepo) -> None:
         await pilot.pause()
         assert app.staged == ()
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
 
 
 MUTATING_KEYS = {"3": "iaxegwm", "4": "gwm"}
@@ -304,17 +305,17 @@ def test_readonly_refuses_every_edit(demo: DemoRepo) -> None:
         assert not isinstance(app.screen, ConfirmScreen)
         assert app.check_action("review", ()) is None
 
-    run_app(ConsoleBackend(demo.gateway, readonly=True), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway, readonly=True), scenario, check_nodes=False)
     assert {"add_node", "remove_node", "init_cluster", "extend_cluster"} <= seen["3"]
     assert {"set_maxsize", "set_group", "set_wanted"} <= seen["4"]
     with pytest.raises(ReadOnlyError):
-        ConsoleBackend(demo.gateway, readonly=True).apply([AddNode("archive", "demo")])
+        RepositoryBackend(demo.gateway, readonly=True).apply([AddNode("archive", "demo")])
     assert repo_fingerprint(demo.gateway) == before
 
 
 def test_preview_never_writes_the_repository(demo: DemoRepo) -> None:
     before = repo_fingerprint(demo.gateway)
-    backend = ConsoleBackend(demo.gateway)
+    backend = RepositoryBackend(demo.gateway)
     preview = backend.preview([AddNode("archive", "demo")])
     assert preview.error is None
     assert {c.key for c in preview.config} == {"remote.archive.annex-cluster-node"}
@@ -337,5 +338,5 @@ def test_bad_wanted_expression_is_refused_in_the_dialog(demo_template: DemoRepo)
         await pilot.pause()
         assert app.staged == ()
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     assert errors[0].startswith("parse error: bad preferred content expression")

@@ -11,11 +11,11 @@ import sys
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from annextui.screens.alerts import compute_alerts
-from annextui.screens.edits import AddNode, BranchChange, ConfigChange, Preview, SetMaxsize
+from annextui.backend.sizes import RepoSize
+from annextui.console.alerts import compute_alerts
+from annextui.console.edits import AddNode, BranchChange, ConfigChange, Preview, SetMaxsize
+from annextui.console.reachability import Reachability
 from annextui.screens.preview import render_preview
-from annextui.screens.sizes_source import RepoSize
-from annextui.screens.source import Reachability
 from annextui.screens.widgets import Row, short_path, sync_table
 from tests.console import fixed
 from tests.console.support import row_keys, table_rows
@@ -36,7 +36,8 @@ def test_alerts_full_unreachable_misplaced() -> None:
     ) in texts
     assert ("warning", "misplaced content in nodes: 1 key to move (60 MB)") in texts
     over = dataclasses.replace(
-        fixed.sizes(), sizes={**fixed.sizes().sizes, fixed.N3: RepoSize(1, 26_000_000_000)}
+        fixed.sizes(),
+        sizes={**fixed.sizes().sizes, fixed.N3: RepoSize(fixed.N3, 1, 26_000_000_000)},
     )
     assert any(
         a.text.startswith("node3 is over its maxsize") for a in compute_alerts(snap, over, None, {})

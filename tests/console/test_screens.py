@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +14,20 @@ from textual.widgets.tree import TreeNode
 
 from annextui.app import AnnexConsole
 from annextui.backend.demo import DemoRepo
+from annextui.console.balance_source import BalanceOverview
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import Snapshot
+from annextui.console.source import RepositoryBackend
 from annextui.screens.balance import BalanceScreen
 from annextui.screens.clusters import ClustersScreen, Ref
 from annextui.screens.help import HelpScreen
 from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
 from annextui.screens.proxies import ProxiesScreen
-from annextui.screens.source import ConsoleBackend
 from annextui.screens.transfers import TransfersScreen
 from annextui.screens.welcome import WelcomeScreen
+from tests.console import fixed
+from tests.console.fixed import FixedBackend
 from tests.console.support import plain, row_keys, run_app, table_rows, wait_for
 from tests.support.annex import AnnexEnv
 
@@ -35,7 +42,7 @@ def test_views_switch_with_number_keys(demo_template: DemoRepo) -> None:
             seen.append(type(app.screen))
         await pilot.press("q")
 
-    app = run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    app = run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     assert seen == [
         OverviewScreen,
         ProxiesScreen,
@@ -66,7 +73,7 @@ def test_overview_role_counts_and_alerts(demo: DemoRepo, annex: AnnexEnv) -> Non
         rows = table_rows(screen.query_one("#repos", DataTable))
         texts["table"] = "\n".join(" ".join(r) for r in rows)
 
-    run_app(ConsoleBackend(demo.gateway), scenario)
+    run_app(RepositoryBackend(demo.gateway), scenario)
     assert "role: gateway" in texts["repo"]
     assert "gateway of demo" in texts["repo"]
     assert demo.uuids["gateway"] in texts["repo"]
@@ -87,7 +94,7 @@ def test_overview_without_alerts_says_so(demo_template: DemoRepo) -> None:
         await pilot.pause()
         alerts.extend(plain(w) for w in app.screen.query(".alert"))
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario)
+    run_app(RepositoryBackend(demo_template.gateway), scenario)
     assert any("no alerts" in a and "3 of 3 nodes" in a for a in alerts), alerts
 
 
@@ -105,7 +112,7 @@ def test_proxies_list_and_reachability_on_demand(demo: DemoRepo) -> None:
         await pilot.pause()
         out["after"] = table_rows(table)
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     by_name = {r[1]: r for r in out["after"]}
     assert set(by_name) == {
         "origin-archive",
@@ -142,7 +149,7 @@ def test_clusters_tree_shows_gateways_and_nodes(demo_template: DemoRepo) -> None
 
         walk(tree.root)
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     cu = demo_template.cluster_uuid
     assert Ref("cluster", cu) in refs
     assert Ref("gateway", cu, demo_template.uuids["gateway"]) in refs
@@ -175,7 +182,7 @@ def test_nodes_sizes_sorting_and_filter(demo_template: DemoRepo, annex: AnnexEnv
         await pilot.pause()
         out["cleared"] = row_keys(table)
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     sizes = {u: real[u] for u in out["keys"]}
     assert len(sizes) == 3
     uses = {
@@ -206,7 +213,7 @@ def test_help_lists_the_keys_of_the_current_view(demo_template: DemoRepo) -> Non
             await pilot.press("escape")
             await pilot.pause()
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     clusters = "\n".join(helps["3"])
     assert "Add node" in clusters
     assert "Remove node" in clusters
@@ -228,7 +235,7 @@ def test_command_palette_offers_what_applies_now(demo_template: DemoRepo) -> Non
         await pilot.pause()
         titles["open"] = [type(app.screen).__name__]
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     assert "Add node" in titles["3"]
     assert "Init cluster" in titles["3"]
     assert "Sort" not in titles["3"]
@@ -250,7 +257,7 @@ def test_filter_on_overview_and_proxies(demo_template: DemoRepo) -> None:
         await pilot.pause()
         out["proxies"] = table_rows(app.screen.query_one(DataTable))
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     assert [r[0] for r in out["overview"]] == ["archive"]
     assert [r[1] for r in out["proxies"]] == ["origin-demo"]
 
@@ -285,7 +292,7 @@ def test_quit_with_q(demo_template: DemoRepo) -> None:
         await pilot.press("q")
         await pilot.pause()
 
-    app = run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    app = run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     assert app.return_code == 0
     assert not app.is_running
 
@@ -319,7 +326,7 @@ def test_balance_wanted_vs_held_and_what_if(demo: DemoRepo, annex: AnnexEnv) -> 
         await pilot.pause()
         out["rebalanced"] = plain(screen.query_one("#balance-summary"))
 
-    app = run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    app = run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     rows = {r[1]: r for r in out["rows"]}
     assert set(rows) == {"node1", "node2", "node3"}
     assert all(r[0] == "nodes" for r in rows.values())
@@ -352,7 +359,7 @@ def test_palette_runs_a_command(demo_template: DemoRepo) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, NodesScreen), what="Nodes view")
         out.append(type(app.screen))
 
-    run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     assert out == [NodesScreen]
 
 
@@ -372,12 +379,14 @@ def test_changes_made_outside_are_picked_up(demo: DemoRepo, annex: AnnexEnv) -> 
         await wait_for(pilot, changed, timeout=20, what="the new maxsize")
         seen.append(app.snapshot.repos[node1].maxsize if app.snapshot else None)
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False)
     assert seen == [40_000_000_000, 77_000_000_000]
 
 
-class BrokenSizes(ConsoleBackend):
-    def sizes(self, snapshot, progress=None):  # type: ignore[no-untyped-def]
+class BrokenSizes(RepositoryBackend):
+    def sizes(
+        self, snapshot: Snapshot, progress: Callable[[int, int | None], None] | None = None
+    ) -> SizesReport:
         raise RuntimeError("the disk is on fire")
 
 
@@ -409,3 +418,41 @@ def test_worker_failure_becomes_an_error_dialog(demo_template: DemoRepo) -> None
     assert out[0] == "sizes failed"
     assert "RuntimeError: the disk is on fire" in out[1]
     assert out[2] == "OverviewScreen"
+
+
+class RecordingBackend(FixedBackend):
+    """The fixed data, and which balance reports the console asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rebalance_asked: list[bool] = []
+
+    def balance(
+        self, snapshot: Snapshot, sizes: SizesReport, *, rebalance: bool = False
+    ) -> BalanceOverview:
+        self.rebalance_asked.append(rebalance)
+        return dataclasses.replace(fixed.balance(), rebalance=rebalance)
+
+
+def test_balance_view_asks_its_backend_for_the_rebalance_report() -> None:
+    # The fixed backend has no repository behind it: a view reading one around its backend fails.
+    backend = RecordingBackend()
+    out: dict[str, object] = {}
+
+    async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
+        await pilot.press("5")
+        screen = app.screen
+        assert isinstance(screen, BalanceScreen)
+        await pilot.press("R")
+        await wait_for(pilot, lambda: screen.rebalanced is not None, what="rebalance report")
+        out["report"] = screen.rebalanced
+        out["summary"] = plain(screen.query_one("#balance-summary"))
+        out["screen"] = type(app.screen).__name__
+
+    run_app(backend, scenario, check_nodes=False)
+    assert backend.rebalance_asked == [False, True]
+    report = out["report"]
+    assert isinstance(report, BalanceOverview)
+    assert report.rebalance
+    assert "--rebalance" in str(out["summary"])
+    assert out["screen"] == "BalanceScreen"  # no error dialog

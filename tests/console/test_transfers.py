@@ -15,10 +15,10 @@ from textual.widgets import DataTable
 from annextui.app import AnnexConsole
 from annextui.backend.demo import DemoRepo
 from annextui.backend.keys import key_for_content
+from annextui.console.source import RepositoryBackend
+from annextui.console.transfers_source import TransferTracker
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
-from annextui.screens.source import ConsoleBackend
 from annextui.screens.transfers import TransfersScreen
-from annextui.screens.transfers_source import TransferTracker
 from tests.console.support import plain, row_keys, run_app, table_rows, wait_for
 from tests.support.annex import AnnexEnv
 
@@ -69,7 +69,7 @@ def test_real_git_annex_copy_shows_live_progress(
             result["rc"] = proc.returncode
             result["out"] = out.decode(errors="replace")
 
-    run_app(ConsoleBackend(demo.gateway), scenario, check_nodes=False, timeout=180)
+    run_app(RepositoryBackend(demo.gateway), scenario, check_nodes=False, timeout=180)
     assert result["rc"] == 0, result["out"]
     gw = demo.uuids["gateway"]
     assert str(result["key"]).startswith(f"{gw}:download:{client_uuid}:SHA256E-s{BIG}--")
@@ -121,7 +121,7 @@ def test_our_transfer_records_and_pause(demo_template: DemoRepo) -> None:
             await pilot.press("p")
             await wait_for(pilot, lambda: table_rows(table)[0][5] == "75%", what="live again")
 
-        run_app(ConsoleBackend(demo_template.gateway), scenario, check_nodes=False)
+        run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)
     finally:
         rec.finish(True)
     (v1,) = out["first"]

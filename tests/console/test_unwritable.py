@@ -8,8 +8,8 @@ import json
 import sys
 
 from annextui.backend.demo import DemoRepo
-from annextui.screens.edits import SetMaxsize
-from annextui.screens.source import ConsoleBackend
+from annextui.console.edits import SetMaxsize
+from annextui.console.source import RepositoryBackend
 from tests.support.annex import AnnexEnv
 from tests.support.unwritable import read_only, tree_fingerprint
 
@@ -50,8 +50,8 @@ def test_preview_with_pidlock_is_refused_in_the_dialog_text(
     """A journal we cannot lock as git-annex does (annex.pidlock): the preview reports it."""
     annex.git(demo.gateway, "config", "annex.pidlock", "true")
     before = tree_fingerprint(demo.gateway)
-    preview = ConsoleBackend(demo.gateway).preview([SetMaxsize("node1", "1G")])
+    preview = RepositoryBackend(demo.gateway).preview([SetMaxsize("node1", "1G")])
     assert preview.error is not None
     assert "pidlock" in preview.error
-    assert ConsoleBackend(demo.gateway).apply([SetMaxsize("node1", "1G")])[0].error
+    assert RepositoryBackend(demo.gateway).apply([SetMaxsize("node1", "1G")])[0].error
     assert tree_fingerprint(demo.gateway) == before

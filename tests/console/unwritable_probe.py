@@ -11,9 +11,9 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from annextui.app import AnnexConsole
+from annextui.console.edits import AddNode, Edit, SetMaxsize
+from annextui.console.source import RepositoryBackend
 from annextui.screens.dialogs import ErrorScreen
-from annextui.screens.edits import AddNode, Edit, SetMaxsize
-from annextui.screens.source import ConsoleBackend
 from tests.console.support import plain, run_app, wait_for
 
 EDITS: tuple[Edit, ...] = (AddNode("archive", "demo"), SetMaxsize("node1", "1G"))
@@ -33,7 +33,7 @@ def main(repo: Path) -> None:
         await wait_for(pilot, lambda: not isinstance(app.screen, ErrorScreen))
         shown["staged"] = len(app.staged)
 
-    backend = ConsoleBackend(repo)
+    backend = RepositoryBackend(repo)
     run_app(backend, scenario, check_nodes=False)
     shown["applied"] = [o.error for o in backend.apply(EDITS)]
     print(json.dumps(shown))

@@ -8,16 +8,16 @@ per-member and per-move rows the Balance view and the Overview alerts need.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from annextui.backend.repo import Repository
-from annextui.screens.sizes_source import SizesReport
-from annextui.screens.source import Snapshot
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import Snapshot
 
 if TYPE_CHECKING:  # the engine (preferred content) is imported when first used: faster start
-    from annextui.backend import balance as backend_balance
+    from annextui.backend.balance import Move, Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +32,6 @@ class MemberBalance:
     missing_keys: int = 0  # wanted here, not held
     maxsize: int | None = None
     expression: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    kind: str  # "move", "copy", "drop" (no target) or "get" (no known source)
-    source: str | None  # UUID
-    target: str | None  # UUID
-    keys: int
-    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +53,9 @@ class GroupBalance:
 
 
 @dataclass(frozen=True, slots=True)
-class BalanceReport:
+class BalanceOverview:
+    """The balanced groups' reports together (the backend's `BalanceReport` is one group's)."""
+
     groups: tuple[GroupBalance, ...] = ()
     seconds: float = 0.0
     rebalance: bool = False
@@ -91,7 +84,7 @@ class WhatIf:
             return f"remove {name}"
         return f"maxsize of {name} = {size}"
 
-    def scenario(self) -> backend_balance.Scenario:
+    def scenario(self) -> Scenario:
         from annextui.backend.balance import Scenario
 
         return Scenario(self.kind, self.target, maxsize=self.maxsize)
@@ -105,14 +98,8 @@ class WhatIfResult:
     names: tuple[tuple[str, str], ...] = ()  # labels of UUIDs a what-if made up
     error: str = ""
     seconds: float = 0.0
-
-    @property
-    def keys(self) -> int:
-        return sum(m.keys for m in self.moves if m.target is not None)
-
-    @property
-    def bytes(self) -> int:
-        return sum(m.bytes for m in self.moves if m.target is not None)
+    keys: int = 0  # keys that would be copied or moved somewhere (drops not counted)
+    bytes: int = 0
 
 
 def balanced_groups(snapshot: Snapshot) -> list[str]:
@@ -140,10 +127,6 @@ def balanced_groups(snapshot: Snapshot) -> list[str]:
         if c.nodes and frozenset(c.nodes) not in covered:
             out.append(snapshot.cluster_name(c.uuid))
     return out
-
-
-def _moves(raw: Iterable[backend_balance.Move]) -> tuple[Move, ...]:
-    return tuple(Move(m.kind, m.src, m.dst, m.keys, m.bytes) for m in raw)
 
 
 def group_balance(
@@ -183,14 +166,14 @@ def group_balance(
         kind=report.kind,
         expression=expression,
         members=tuple(members),
-        pending=_moves(report.pending.moves) if report.pending else (),
+        pending=report.pending.moves if report.pending else (),
         keys=report.keys,
     )
 
 
 def balance_report(
     snapshot: Snapshot, sizes: SizesReport, *, rebalance: bool = False
-) -> BalanceReport:
+) -> BalanceOverview:
     """Every balanced group's report (`sizes` are already cached by the backend)."""
     from annextui.backend.balance import BalanceError
 
@@ -204,7 +187,7 @@ def balance_report(
             groups.append(group_balance(repo, g, rebalance=rebalance, label=snapshot.label))
         except BalanceError as exc:
             notes.append(str(exc))
-    return BalanceReport(tuple(groups), time.monotonic() - start, rebalance, "; ".join(notes))
+    return BalanceOverview(tuple(groups), time.monotonic() - start, rebalance, "; ".join(notes))
 
 
 def what_if(snapshot: Snapshot, sizes: SizesReport, change: WhatIf) -> WhatIfResult:
@@ -221,4 +204,12 @@ def what_if(snapshot: Snapshot, sizes: SizesReport, change: WhatIf) -> WhatIfRes
     res = report.scenarios[0]
     after = tuple((u, res.after[u][0], res.after[u][1], res.maxsizes.get(u)) for u in res.members)
     made_up = tuple((u, n) for u, n in report.names.items() if u not in snapshot.repos)
-    return WhatIfResult(change, _moves(res.moves), after, made_up, seconds=time.monotonic() - start)
+    return WhatIfResult(
+        change,
+        res.moves,
+        after,
+        made_up,
+        seconds=time.monotonic() - start,
+        keys=res.moved_keys,
+        bytes=res.moved_bytes,
+    )

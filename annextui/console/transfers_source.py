@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from annextui.proxycore.transfers import LiveTransfer, list_transfers
 
@@ -55,6 +56,15 @@ def _started(t: LiveTransfer) -> float | None:
     if started is None:
         return None
     return started.picos / 1e12
+
+
+class TransferSampler(Protocol):
+    """What the Transfers view polls: a sample of live transfers, and where they are read."""
+
+    @property
+    def annexdirs(self) -> Mapping[str, Path]: ...
+
+    def sample(self, now: float | None = None) -> TransferSample: ...
 
 
 class TransferTracker:

@@ -8,17 +8,12 @@ from pathlib import Path
 
 from annextui.backend import sizes as backend_sizes
 from annextui.backend.repo import Repository
-
-
-@dataclass(frozen=True, slots=True)
-class RepoSize:
-    keys: int = 0
-    bytes: int = 0
+from annextui.backend.sizes import RepoSize
 
 
 @dataclass(frozen=True, slots=True)
 class SizesReport:
-    sizes: Mapping[str, RepoSize]
+    sizes: Mapping[str, RepoSize]  # by UUID; clusters left out (their nodes hold the content)
     head: str | None
     seconds: float
     mode: str  # the backend's source: "cold", "warm" or "incremental"
@@ -32,7 +27,7 @@ def repo_sizes(
     """Sizes of every repository known to the branch of the repository at `path`."""
     s = backend_sizes.repo_sizes(Repository(path), progress=progress)
     return SizesReport(
-        {u: RepoSize(r.keys, r.size) for u, r in s.repos.items() if not r.cluster},
+        {u: r for u, r in s.repos.items() if not r.cluster},
         s.branch,
         s.seconds,
         s.source,

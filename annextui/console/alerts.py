@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from annextui.backend.units import format_rough
-from annextui.screens.balance_source import BalanceReport
-from annextui.screens.sizes_source import SizesReport
-from annextui.screens.source import Reachability, Snapshot
+from annextui.console.balance_source import BalanceOverview
+from annextui.console.reachability import Reachability
+from annextui.console.sizes_source import SizesReport
+from annextui.console.snapshot import Snapshot
 
 FULL_THRESHOLD = 0.9
 
@@ -23,7 +24,7 @@ class Alert:
 def compute_alerts(
     snapshot: Snapshot,
     sizes: SizesReport | None,
-    balance: BalanceReport | None,
+    balance: BalanceOverview | None,
     reach: Mapping[str, Reachability],
 ) -> list[Alert]:
     out: list[Alert] = []
@@ -39,7 +40,7 @@ def compute_alerts(
             if row is None or not row.maxsize:
                 continue
             used = sizes.sizes.get(u)
-            b = used.bytes if used else 0
+            b = used.size if used else 0
             frac = b / row.maxsize
             if frac >= FULL_THRESHOLD:
                 word = "over its maxsize" if frac > 1 else f"{frac:.0%} full"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from annextui.screens.source import check_reachability, load_snapshot
+from annextui.console.reachability import check_reachability
+from annextui.console.snapshot import load_snapshot
 from tests.support.annex import AnnexEnv
 
 GW = "6a7e0000-0000-4000-8000-0000000000e1"

@@ -115,8 +115,12 @@ class Sshd:
 
     # -- setup --------------------------------------------------------------------------------
     def base_server_env(self) -> dict[str, str]:
-        """What every key's session gets unless add_host(env=...) overrides it."""
-        return {
+        """What every key's session gets unless add_host(env=...) overrides it.
+
+        PYTHONPATH is passed on when set: sshd sessions do not inherit the test's environment,
+        so without it an annextui-shell run through ssh would import the installed annextui
+        (e.g. the editable install's checkout) instead of the one under test."""
+        env = {
             "PATH": self.server_path,
             "HOME": str(self.server_home),
             "LANG": "C.UTF-8",
@@ -124,6 +128,9 @@ class Sshd:
             "GIT_CONFIG_NOSYSTEM": "1",
             **GIT_IDENTITY,
         }
+        if os.environ.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        return env
 
     def start(self, timeout: float = 15.0, attempts: int = 5) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

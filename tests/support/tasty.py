@@ -60,7 +60,8 @@ def parse(text: str) -> TastyRun:
     stack: list[tuple[int, str]] = []  # (indent, group name) of the enclosing groups
     current: str | None = None  # test whose message lines follow
     current_indent = -1
-    for line in text.splitlines():
+    # "\n" only: a failure's transcript holds progress lines redrawn with "\r"
+    for line in text.split("\n"):
         if not line.strip():
             continue
         indent = len(line) - len(line.lstrip(" "))

@@ -120,3 +120,52 @@ def test_ssh_remote_tests_pass_through_annextui_shell(
     group = {n for n in results.outcomes if n.startswith(f"Tests.Repo Tests {mode}.")}
     assert len(group) == len(INIT_TESTS) + len(SSH_TESTS)
     assert not group & results.failed, results.report(group & results.failed)
+
+
+# -- the whole suite, every remote forced over ssh, against git-annex-shell -------------------
+
+TOP_GROUPS = (
+    "QuickCheck",
+    "Remote Tests",
+    "Repo Tests v10 locked",
+    "Repo Tests v10 unlocked",
+    "Repo Tests v10 adjusted unlocked branch",
+)
+
+
+@pytest.fixture(scope="module")
+def forced_ssh_runs(
+    tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path
+) -> tuple[tasty.TastyRun, tasty.TastyRun, list[str]]:
+    """(git-annex-shell's run, ours, the p2pstdio runs our wrapper served)."""
+    if not os.environ.get(SUITE_ENV):
+        pytest.skip(f"runs git-annex's whole test suite twice (~SUITE_MINUTES); set {SUITE_ENV}=1")
+    runs = []
+    served: list[str] = []
+    for name in ("git-annex-shell", "annextui-shell"):
+        root = Path(os.path.realpath(tmp_path_factory.mktemp(f"annextest-{name}")))
+        wrapper = write_shell_wrapper(root / "bin") if name == "annextui-shell" else None
+        work = root / "run"
+        forced = f"url.localhost:{work}.insteadOf={work}"
+        runs.append(_suite(root, git_annex_bin, wrapper, "--test-git-config", forced, timeout=7200))
+        if wrapper is not None:
+            served = _served_by_us(wrapper, work)
+    return runs[0], runs[1], served
+
+
+def test_forced_over_ssh_suite_ran_the_same_tests(
+    forced_ssh_runs: tuple[tasty.TastyRun, tasty.TastyRun, list[str]],
+) -> None:
+    theirs, ours, served = forced_ssh_runs
+    assert set(ours.outcomes) == set(theirs.outcomes)
+    assert {n.split(".")[1] for n in ours.outcomes} == set(TOP_GROUPS)
+    assert served  # the forced ssh remotes were ours
+
+
+@pytest.mark.parametrize("group", TOP_GROUPS)
+def test_forced_over_ssh_suite_fails_nothing_git_annex_shell_passes(
+    forced_ssh_runs: tuple[tasty.TastyRun, tasty.TastyRun, list[str]], group: str
+) -> None:
+    theirs, ours, _ = forced_ssh_runs
+    only_ours = {n for n in ours.failed - theirs.failed if n.startswith(f"Tests.{group}.")}
+    assert not only_ours, ours.report(only_ours)

@@ -9,28 +9,15 @@ tasty tree is read by tests/support/tasty.py. Topology: tests/gateway/topology.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.gateway import topology as T
-from tests.support import annex as annex_support
 from tests.support import tasty
-from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 # what upstream's git-annex-shell passes for each of these remotes (measured by hand before)
 EXPECTED_TESTS = 573
-
-
-@pytest.fixture(scope="module")
-def topo(
-    tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
-) -> Iterator[T.Topology]:
-    with annex_support.ssh_world(tmp_path_factory, "trtopo", git_annex_bin, sshd) as (root, env):
-        yield T.build(env, sshd, root)
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import procs
+from tests.support import procs, tasty
 from tests.support.annex import AnnexEnv, CommandFailed, parse_json_lines, run
+from tests.support.shellwrap import write_shell_wrapper
 from tests.support.sshd import Sshd, free_port, keygen
+
+DATA = Path(__file__).parent / "data"
 
 U1 = "11111111-0000-4000-8000-000000000001"
 U2 = "22222222-0000-4000-8000-000000000002"
@@ -137,6 +141,17 @@ def test_ssh_alias_runs_commands(ssh_hosts: Sshd, tmp_path: Path) -> None:
     assert ssh_hosts.ssh_argv("alpha", "true")[1:3] == ["-F", str(ssh_hosts.config_path)]
 
 
+def test_ssh_sessions_import_the_annextui_under_test(ssh_hosts: Sshd) -> None:
+    """An annextui-shell run through sshd must test this checkout's code, not whichever
+    annextui is installed (sshd hands sessions no environment of ours but the key's)."""
+    import annextui
+
+    ssh_hosts.add_host("pyhost")
+    probe = f"{sys.executable} -c 'import annextui; print(annextui.__file__)'"
+    out = run(["ssh", "pyhost", probe], env=ssh_hosts.env()).stdout
+    assert Path(out.strip()).resolve() == Path(annextui.__file__).resolve()
+
+
 def test_ssh_env_per_alias(ssh_hosts: Sshd, tmp_path: Path) -> None:
     for name in ("one", "two"):
         d = tmp_path / name
@@ -231,3 +246,38 @@ def test_ssh_caching_masters_are_cleaned_up(annex_env: AnnexEnv, ssh_hosts: Sshd
     time.sleep(0.05)
     left = [p for p in procs.mentioning(str(ssh_hosts.root), {"ssh"}) if procs.alive(p.pid)]
     assert not [p for p in left if procs.under(procs.cwd(p.pid) or "/", str(annex_env.root))]
+
+
+# --------------------------------------------------------------------------------------------
+# git-annex's test runners (tasty) and the git-annex-shell wrapper
+
+
+def test_tasty_parse_reads_failures_with_redrawn_progress_lines() -> None:
+    # a real `git annex test -p ... ssh remote` run whose locked get/move failed: the failure
+    # transcripts hold progress lines redrawn with "\r" (ending in "\rfailed")
+    text = (DATA / "tasty" / "ssh_remote_locked_failing.txt").read_bytes().decode()
+    results = tasty.parse(text)
+    assert len(results.outcomes) == results.summary_total == 8
+    assert results.failed == {
+        "Tests.Repo Tests v10 locked.get (ssh remote)",
+        "Tests.Repo Tests v10 locked.move (ssh remote)",
+    }
+    assert "Tests.Repo Tests v10 unlocked.Init Tests.add" in results.passed
+    assert any("Verification of content failed" in m for m in results.messages[min(results.failed)])
+
+
+def test_tasty_parse_refuses_a_count_the_summaries_do_not_give() -> None:
+    text = "Tests\n  a\n    one: OK\n    two: FAIL\n\n1 out of 3 tests failed (0.1s)\n"
+    with pytest.raises(tasty.TastyParseError, match="read 2 tests"):
+        tasty.parse(text)
+    assert tasty.parse(text.replace("of 3", "of 2")).failed == {"Tests.a.two"}
+
+
+def test_shell_wrapper_execs_its_program_and_logs_each_run(tmp_path: Path) -> None:
+    wrapper = write_shell_wrapper(tmp_path / "bin", program="echo")
+    assert not (tmp_path / "bin" / "git-annex-shell").is_symlink()
+    env = {**os.environ, "PATH": f"{wrapper.bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    out = run(["git-annex-shell", "p2pstdio", "/some dir", "u"], env=env).stdout
+    assert out == "p2pstdio /some dir u\n"
+    run(["git-annex-shell", "configlist", "/r"], env=env)
+    assert wrapper.invocations() == ["p2pstdio /some dir u", "configlist /r"]

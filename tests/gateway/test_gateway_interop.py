@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,10 @@ import pytest
 from tests.gateway import topology as T
 from tests.support import annex as annex_support
 from tests.support import procs
-from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 CLUSTER = f"origin-{T.CLUSTER_NAME}"
-
-
-@pytest.fixture(scope="module")
-def topo(
-    tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
-) -> Iterator[T.Topology]:
-    with annex_support.ssh_world(tmp_path_factory, "gwtopo", git_annex_bin, sshd) as (root, env):
-        yield T.build(env, sshd, root)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

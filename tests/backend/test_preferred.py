@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from annextui.backend.ghcread import read_maybe_double, readish_int, words
 from annextui.backend.preferred import (
     STANDARD_EXPRESSIONS,
     BalancedPicker,
@@ -26,7 +27,6 @@ from annextui.backend.preferred import (
     parse,
 )
 from annextui.backend.preferred import parser as P
-from annextui.backend.preferred._hs import read_maybe_double, readish_int, words
 from annextui.backend.preferred.balanced import self_test
 from annextui.backend.preferred.evaluate import split_path, take_directory
 from annextui.backend.preferred.standard import standard_group_of

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from annextui.backend.preferred._hs import readish_int
+from annextui.backend.ghcread import readish_int
 from annextui.backend.preferred.glob import GlobError, compile_glob, wild_to_regex
 from annextui.backend.preferred.model import World
 from annextui.backend.preferred.parser import (

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from annextui.backend.ghcread import read_maybe_double
 from annextui.backend.keys import Key, parse_key
-from annextui.backend.preferred._hs import read_maybe_double
 from annextui.backend.preferred.balanced import (
     BalancedPicker,
     Candidates,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from annextui.backend.preferred._hs import readish_int, words
+from annextui.backend.ghcread import readish_int, words
 from annextui.backend.trust import TrustLevel
 
 __all__ = [

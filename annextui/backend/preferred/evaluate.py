@@ -63,14 +63,18 @@ from annextui.backend.preferred.explain import (
 from annextui.backend.preferred.glob import GlobError, compile_glob
 from annextui.backend.preferred.model import KeyFacts, World
 from annextui.backend.preferred.parser import (
+    Expression,
+    ExpressionError,
+    parse,
+)
+from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
+from annextui.backend.preferred.terms import (
     And,
     Anything,
     Balanced,
     Copies,
     Empty,
     Exclude,
-    Expression,
-    ExpressionError,
     GroupWanted,
     InAllGroup,
     InBackend,
@@ -91,9 +95,7 @@ from annextui.backend.preferred.parser import (
     Term,
     Unused,
     Url,
-    parse,
 )
-from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
 from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
 

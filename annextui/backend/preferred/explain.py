@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from annextui.backend.preferred.parser import And, Empty, Not, Or, Term
+from annextui.backend.preferred.terms import (
+    And,
+    Empty,
+    Not,
+    Or,
+    Term,
+)
 
 __all__ = [
     "BalancedDetail",

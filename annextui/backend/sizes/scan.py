@@ -382,12 +382,19 @@ def _read_stream(stream: IO[bytes], job: ScanJob) -> Scan:
     finally:
         if gc_was_enabled:
             gc.enable()
+    return _finished(job, n, per_mask, table, names)
+
+
+def _finished(
+    job: ScanJob, n: int, per_mask: dict[int, list[int]], table: KeyTable, names: bytearray
+) -> Scan:
+    """The scan's result from per-mask [keys, bytes] sums; the last progress report."""
     totals = Totals(nkeys=n)
-    totals.add_masks(per_mask, len(masker.uuids))
-    if progress is not None:
-        progress(n, n)
+    totals.add_masks(per_mask, len(job.masker.uuids))
+    if job.progress is not None:
+        job.progress(n, n)
     table.names = names
-    return Scan(totals, table if keep_keys else None)
+    return Scan(totals, table if job.keep_keys else None)
 
 
 def _dulwich_scan(job: ScanJob) -> Scan:
@@ -415,9 +422,4 @@ def _dulwich_scan(job: ScanJob) -> Scan:
         n += 1
         if progress is not None and n % PROGRESS_EVERY == 0:
             progress(n, total)
-    totals = Totals(nkeys=n)
-    totals.add_masks(per_mask, len(masker.uuids))
-    if progress is not None:
-        progress(n, n)
-    table.names = names
-    return Scan(totals, table if keep_keys else None)
+    return _finished(job, n, per_mask, table, names)

@@ -50,15 +50,14 @@ from common import (
 
 def _child(mode: str, path: str) -> None:
     """Runs in the measured subprocess: one repo_sizes call, JSON on stdout."""
-    from annextui.backend import sizes as sizes_mod
     from annextui.backend.repo import Repository
-    from annextui.backend.sizes import clear_cache, repo_sizes
+    from annextui.backend.sizes import clear_cache, repo_sizes, scan
 
     repo = Repository(path)
     if mode.startswith("cold"):
         clear_cache(repo)
     if mode == "cold-lstree":  # measure the tree walk even when git-annex's index would do
-        sizes_mod._index_snapshot = lambda *_a: None  # type: ignore[assignment]
+        scan._index_snapshot = lambda *_a: None  # type: ignore[assignment]
     t = time.perf_counter()
     sizes = repo_sizes(repo)
     dt = time.perf_counter() - t
@@ -82,12 +81,12 @@ def _child(mode: str, path: str) -> None:
 
 def _index_usable(repo: SizedRepo) -> bool:
     """Whether annextui's cold scan can list the branch from git-annex's index."""
-    from annextui.backend import sizes as sizes_mod
     from annextui.backend.repo import Repository
+    from annextui.backend.sizes import index_matches_branch
 
     r = Repository(repo.path)
     try:
-        return sizes_mod.index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
+        return index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
     finally:
         r.git.close()
 

@@ -3,9 +3,10 @@
 Mirrors ``Utility/DataUnits.hs``, ``Utility/HumanNumber.hs`` and ``Utility/Percentage.hs`` of
 git-annex (spec: ``sizes-and-maxsize.md`` §5-6), including the behaviour inherited from GHC:
 
-* ``readSize`` reads the number with Haskell's ``reads :: ReadS Double``: leading whitespace,
-  optional ``-``, balanced parentheses, ``0x``/``0o`` literals, ``NaN`` and ``Infinity``;
-  the product ``number * multiplier`` is an IEEE double rounded half-to-even to an Integer.
+* ``readSize`` reads the number with Haskell's ``reads :: ReadS Double`` (ghcread.py: leading
+  whitespace, optional ``-``, balanced parentheses, ``0x``/``0o`` literals, ``NaN`` and
+  ``Infinity``); the product ``number * multiplier`` is an IEEE double rounded half-to-even to
+  an Integer.
   Rounding a non-finite double gives what GHC gives on amd64: ``±2**1024`` for infinities,
   ``∓1.5 * 2**1024`` for ``NaN``/``-NaN`` (``0/0`` has its sign bit set there).
 * The value shown is ``fromInteger bytes / fromInteger unit`` in double precision; "precise"
@@ -16,11 +17,12 @@ git-annex (spec: ``sizes-and-maxsize.md`` §5-6), including the behaviour inheri
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+
+from annextui.backend.ghcread import hs_isalpha, int_to_double, read_double, skip_spaces
 
 __all__ = [
     "BANDWIDTH_UNITS",
@@ -135,63 +137,7 @@ _NAN_MAGNITUDE = 3 * 2**1023  # decodeFloat of a quiet NaN: mantissa 1.5 * 2**52
 
 
 # ---------------------------------------------------------------------------------------------
-# Haskell character classes (GHC.Unicode / Text.Read.Lex)
-
-
-def hs_isspace(c: str) -> bool:
-    """``Data.Char.isSpace``."""
-    o = ord(c)
-    if o <= 0x377:
-        return o == 32 or 9 <= o <= 13 or o == 0xA0
-    return unicodedata.category(c) == "Zs"
-
-
-def hs_isalpha(c: str) -> bool:
-    """``Data.Char.isAlpha`` (= isLetter)."""
-    return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo")
-
-
-def hs_isalnum(c: str) -> bool:
-    """``Data.Char.isAlphaNum`` (letters and all numbers)."""
-    return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No")
-
-
-_PUNC_CHARS = ",;()[]{}`"
-
-
-def _hs_issymbol(c: str) -> bool:
-    if c in _PUNC_CHARS:
-        return False
-    cat = unicodedata.category(c)
-    if cat in ("Sm", "Sc", "Sk", "So", "Pd"):
-        return True
-    if cat == "Po":
-        return c not in "'\""
-    if cat == "Pc":
-        return c != "_"
-    return False
-
-
-def _hs_tolower(c: str) -> str:
-    """``Data.Char.toLower``: the simple (one-to-one) lowercase mapping."""
-    low = c.lower()
-    return low if len(low) == 1 else low[0]  # only U+0130 maps to several characters
-
-
-def _hs_lower(s: str) -> str:
-    return "".join(_hs_tolower(c) for c in s)
-
-
-# ---------------------------------------------------------------------------------------------
 # Doubles as GHC handles them
-
-
-def int_to_double(n: int) -> float:
-    """``fromInteger :: Integer -> Double`` (nearest, overflowing to infinity)."""
-    try:
-        return float(n)
-    except OverflowError:
-        return math.inf if n > 0 else -math.inf
 
 
 def _ratio_to_double(num: int, den: int) -> float:
@@ -287,110 +233,14 @@ def show_imprecise(precision: int, x: float) -> str:
 # Parsing (readSize dataUnits)
 
 
-class _NoParse(Exception):
-    pass
+def _hs_tolower(c: str) -> str:
+    """``Data.Char.toLower``: the simple (one-to-one) lowercase mapping."""
+    low = c.lower()
+    return low if len(low) == 1 else low[0]  # only U+0130 maps to several characters
 
 
-def _skip_spaces(s: str, i: int) -> int:
-    while i < len(s) and hs_isspace(s[i]):
-        i += 1
-    return i
-
-
-def _scan(s: str, i: int, allowed: str) -> int:
-    while i < len(s) and s[i] in allowed:
-        i += 1
-    return i
-
-
-_DEC = "0123456789"
-_BASES = {"x": ("0123456789abcdefABCDEF", 16), "o": ("01234567", 8)}
-
-
-def _decimal_to_double(int_digits: str, frac_digits: str, exp_sign: str, exp_digits: str) -> float:
-    """GHC's ``convertFrac`` of a decimal literal: the nearest double (or 0 / infinity)."""
-    mantissa = (int_digits + frac_digits).lstrip("0")
-    if not mantissa:
-        return 0.0
-    # position of the first significant digit relative to the decimal point (as in GHC)
-    first_digit = len(int_digits.lstrip("0")) or -(len(frac_digits) - len(frac_digits.lstrip("0")))
-    exp_digits = exp_digits.lstrip("0")
-    if len(exp_digits) > 30:  # beyond any mantissa length: certainly out of range
-        return 0.0 if exp_sign == "-" else math.inf
-    exp = int(exp_digits or "0") * (-1 if exp_sign == "-" else 1)
-    first = first_digit + exp
-    if first > 1024 + 3:
-        return math.inf
-    if first < -1021 - 3:
-        return 0.0
-    # value = 0.MANTISSA * 10**first ; float() rounds correctly, like fromRational
-    return float(f"0.{mantissa}e{first}")
-
-
-def _lex_number(s: str, i: int) -> tuple[float, int] | None:
-    """``lexNumber`` + ``convertFrac``: a numeric literal at s[i], or None."""
-    if s.startswith("0", i) and i + 1 < len(s) and s[i + 1] in "xXoO":
-        allowed, base = _BASES[s[i + 1].lower()]
-        j = _scan(s, i + 2, allowed)
-        if j > i + 2:
-            return int_to_double(int(s[i + 2 : j], base)), j
-    j = _scan(s, i, _DEC)
-    if j == i:
-        return None
-    int_digits = s[i:j]
-    frac_digits = ""
-    if s.startswith(".", j):
-        k = _scan(s, j + 1, _DEC)
-        if k > j + 1:
-            frac_digits, j = s[j + 1 : k], k
-    exp_sign, exp_digits = "+", ""
-    if j < len(s) and s[j] in "eE":
-        k = j + 1
-        sign = "+"
-        if k < len(s) and s[k] in "+-":
-            sign, k = s[k], k + 1
-        m = _scan(s, k, _DEC)
-        if m > k:
-            exp_sign, exp_digits, j = sign, s[k:m], m
-    return _decimal_to_double(int_digits, frac_digits, exp_sign, exp_digits), j
-
-
-def _lex_value(s: str, i: int) -> tuple[float, int]:
-    """One lexeme converted by ``convertFrac``: a number, ``NaN`` or ``Infinity``."""
-    if i < len(s) and (hs_isalpha(s[i]) or s[i] == "_"):
-        j = i + 1
-        while j < len(s) and (hs_isalnum(s[j]) or s[j] in "_'"):
-            j += 1
-        ident = s[i:j]
-        if ident == "NaN":
-            return -math.nan, j  # 0/0 on amd64 has the sign bit set
-        if ident == "Infinity":
-            return math.inf, j
-        raise _NoParse
-    number = _lex_number(s, i)
-    if number is None:
-        raise _NoParse
-    return number
-
-
-def _read_double(s: str, i: int) -> tuple[float, int]:
-    """``readPrec :: ReadPrec Double`` = ``parens (readNumber convertFrac)``."""
-    depth = 0
-    i = _skip_spaces(s, i)
-    while s.startswith("(", i):  # any number of balanced parentheses
-        depth += 1
-        i = _skip_spaces(s, i + 1)
-    if s.startswith("-", i) and not (i + 1 < len(s) and _hs_issymbol(s[i + 1])):
-        value, j = _lex_value(s, _skip_spaces(s, i + 1))
-        value = -value
-    else:
-        value, j = _lex_value(s, i)
-    for _ in range(depth):
-        j = _skip_spaces(s, j)
-        if not s.startswith(")", j):
-            raise _NoParse
-        j += 1
-    return value, j
+def _hs_lower(s: str) -> str:
+    return "".join(_hs_tolower(c) for c in s)
 
 
 def _lookup_unit(units: Sequence[Unit], name: str) -> int | None:
@@ -409,11 +259,11 @@ def parse_size(text: str, units: Sequence[Unit] = DATA_UNITS) -> int:
 
     Raises SizeError("Unable to parse size.") where git-annex fails.
     """
-    try:
-        number, rest = _read_double(text, 0)
-    except _NoParse:
-        raise SizeError() from None
-    i = _skip_spaces(text, rest)
+    parsed = read_double(text)
+    if parsed is None:
+        raise SizeError()
+    number, rest = parsed
+    i = skip_spaces(text, rest)
     j = i
     while j < len(text) and hs_isalpha(text[j]):
         j += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from annextui.backend.preferred._hs import readish_double
+from annextui.backend.ghcread import readish_double
 from annextui.backend.preferred.model import Repo, World
 from annextui.backend.repo import Repository
 from annextui.backend.state import AnnexState

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from annextui.backend.ghcread import read_maybe_double, readish_int, words
 from annextui.backend.preferred import (
     STANDARD_EXPRESSIONS,
     BalancedPicker,
@@ -26,7 +27,6 @@ from annextui.backend.preferred import (
     parse,
 )
 from annextui.backend.preferred import parser as P
-from annextui.backend.preferred._hs import read_maybe_double, readish_int, words
 from annextui.backend.preferred.balanced import self_test
 from annextui.backend.preferred.evaluate import split_path, take_directory
 from annextui.backend.preferred.standard import standard_group_of
@@ -869,6 +869,27 @@ def test_explain_shortcircuit_render() -> None:
     assert e.decided_by is not None
     assert e.decided_by.token == "copies=5"
     assert e.decision
+
+
+def test_explain_names_standard_and_groupwanted_by_their_token() -> None:
+    """A standard/groupwanted term is rendered and traced under its own name, its expansion
+    below it (the expansion is what decides)."""
+    w = World.build(
+        [
+            Repo(A, groups=frozenset({"backup"}), preferred="standard and not copies=3"),
+            Repo(B, groups=frozenset({"g1"}), preferred="groupwanted"),
+        ],
+        group_wanted={"g1": "include=*.keep"},
+    )
+    ev = Evaluator(w)
+    e = ev.explain(A, KeyFacts("WORM--k", frozenset({A}), file="a.txt"))
+    assert e.files[0].rendered == "standard[TRUE] and not copies=3[FALSE]"
+    assert [t.token for t in e.files[0].trace] == ["standard", "copies=3"]
+    assert e.files[0].trace[0].expansion == "backup: anything"
+    e = ev.explain(B, KeyFacts("WORM--k", file="b.txt"))
+    assert e.files[0].rendered == "groupwanted[FALSE]"
+    assert e.reason == "does not match; decided by groupwanted[False]"
+    assert e.files[0].trace[0].children[0].token == "include=*.keep"
 
 
 def test_bad_glob_fails_the_check() -> None:

@@ -12,15 +12,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from annextui.backend import sizes as sizes_mod
 from annextui.backend.keys import location_log_path
 from annextui.backend.repo import Repository
 from annextui.backend.sizes import (
     clear_cache,
+    diff,
+    index_matches_branch,
     key_locations,
     key_size_of_path,
     mask_of_log,
+    masks,
     repo_sizes,
+    scan,
 )
 from annextui.backend.sizes_overview import maxsize_overview
 from annextui.backend.units import format_rough
@@ -117,11 +120,11 @@ def test_scan_loop_equals_reference(logs: list[bytes]) -> None:
     records.append(b"1234 abc/def/not-a-key.log\n" + b"x" * 1234 + b"\n")
     records.append(b"5 uuid.log\nabcde\n")
     stream = io.BufferedReader(io.BytesIO(b"".join(records)))  # type: ignore[arg-type]
-    masker = sizes_mod._Masker(["A", "B"])
-    job = sizes_mod._ScanJob(None, b"", masker, 2, True, None, None)  # type: ignore[arg-type]
-    scan = sizes_mod._read_stream(stream, job)
-    assert scan.keys is not None
-    got = [set(masker.uuids_of(m)) for _p, m in scan.keys.items()]
+    masker = masks.Masker(["A", "B"])
+    job = scan.ScanJob(None, b"", masker, 2, True, None, None)  # type: ignore[arg-type]
+    result = scan._read_stream(stream, job)
+    assert result.keys is not None
+    got = [set(masker.uuids_of(m)) for _p, m in result.keys.items()]
     assert got == [{u for u in present_infos(log) if u} for log in logs]
     want: dict[str, list[int]] = {}
     for i, log in enumerate(logs):
@@ -131,12 +134,12 @@ def test_scan_loop_equals_reference(logs: list[bytes]) -> None:
                 acc[0] += 1
                 acc[1] += i
     got_totals = {
-        u: [scan.totals.counts[j], scan.totals.sizes[j]]
+        u: [result.totals.counts[j], result.totals.sizes[j]]
         for j, u in enumerate(masker.uuids)
-        if j < len(scan.totals.counts) and scan.totals.counts[j]
+        if j < len(result.totals.counts) and result.totals.counts[j]
     }
     assert got_totals == want
-    assert scan.totals.nkeys == len(logs)
+    assert result.totals.nkeys == len(logs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,10 +387,10 @@ def test_dulwich_fallback_and_git_diff_agree(
     want = _ours(gw, use_cache=False)
 
     def unavailable(*_a: object, **_k: object) -> object:
-        raise sizes_mod._PipelineUnavailable("old git")
+        raise scan._PipelineUnavailable("old git")
 
     with monkeypatch.context() as m:
-        m.setattr(sizes_mod, "_pipeline_scan", unavailable)
+        m.setattr(scan, "_pipeline_scan", unavailable)
         assert _ours(gw, use_cache=False) == want
     # an over-budget diff goes through git diff-tree
     r = Repository(gw)
@@ -395,7 +398,7 @@ def test_dulwich_fallback_and_git_diff_agree(
     _ours(gw)
     _add_pending_changes(annex_env, gw)
     annex_env.annex(gw, "merge")
-    monkeypatch.setattr(sizes_mod, "DIFF_OBJECT_BUDGET", 1)
+    monkeypatch.setattr(diff, "DIFF_OBJECT_BUDGET", 1)
     s = repo_sizes(r)
     assert s.source == "incremental"
     assert {u: x.size for u, x in s.repos.items()} == _ours(gw, use_cache=False)
@@ -410,8 +413,8 @@ def test_index_listing_and_tree_walk_agree(
     r = Repository(gw)
     try:
         head = r.git.refs[b"refs/heads/git-annex"]
-        assert sizes_mod.index_matches_branch(r, head)
-        assert not sizes_mod.index_matches_branch(r, b"0" * 40)  # index.lck names another commit
+        assert index_matches_branch(r, head)
+        assert not index_matches_branch(r, b"0" * 40)  # index.lck names another commit
     finally:
         r.git.close()
     with_index = _ours(gw, use_cache=False)
@@ -425,15 +428,15 @@ def test_index_listing_and_tree_walk_agree(
     _git(gw, env, "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}")
     r = Repository(gw)
     try:
-        assert not sizes_mod.index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
+        assert not index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
     finally:
         r.git.close()
     assert _ours(gw, use_cache=False) == with_index
-    monkeypatch.setattr(sizes_mod, "_index_snapshot", lambda *_a: None)
+    monkeypatch.setattr(scan, "_index_snapshot", lambda *_a: None)
     assert _ours(gw, use_cache=False) == with_index
     # no index snapshot is left behind
     cache = gw / ".git" / "annex" / "annextui"
-    assert not list(cache.glob(sizes_mod.INDEX_SNAPSHOT_PREFIX + "*"))
+    assert not list(cache.glob(scan.INDEX_SNAPSHOT_PREFIX + "*"))
 
 
 def test_index_snapshot_of_a_killed_scan_is_removed(cluster: Path, annex_env: AnnexEnv) -> None:
@@ -443,13 +446,13 @@ def test_index_snapshot_of_a_killed_scan_is_removed(cluster: Path, annex_env: An
     cache.mkdir(exist_ok=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = cache / f"{sizes_mod.INDEX_SNAPSHOT_PREFIX}{dead.pid}.0badc0de"
+    stale = cache / f"{scan.INDEX_SNAPSHOT_PREFIX}{dead.pid}.0badc0de"
     stale.write_bytes(b"DIRC")
-    alive = cache / f"{sizes_mod.INDEX_SNAPSHOT_PREFIX}{os.getpid()}.0badc0de"
+    alive = cache / f"{scan.INDEX_SNAPSHOT_PREFIX}{os.getpid()}.0badc0de"
     alive.write_bytes(b"DIRC")
     r = Repository(gw)
     try:
-        assert sizes_mod.index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
+        assert index_matches_branch(r, r.git.refs[b"refs/heads/git-annex"])
     finally:
         r.git.close()
     assert not stale.exists()

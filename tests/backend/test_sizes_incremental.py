@@ -11,11 +11,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annextui.backend import sizes as sizes_mod
 from annextui.backend.branch import journal_name
 from annextui.backend.keys import location_log_path
 from annextui.backend.repo import Repository
-from annextui.backend.sizes import key_locations, repo_sizes
+from annextui.backend.sizes import diff, key_locations, repo_sizes
 from tests.backend.test_sizes import commit_branch_files
 
 UUIDS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(1, 7)]
@@ -104,8 +103,8 @@ def test_incremental_equals_cold(
     steps: list[tuple[str, dict[str, bytes | None]]], budget: int
 ) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sizes-inc-"))
-    old_budget = sizes_mod.DIFF_OBJECT_BUDGET
-    sizes_mod.DIFF_OBJECT_BUDGET = budget  # 1: every diff goes through git diff-tree
+    old_budget = diff.DIFF_OBJECT_BUDGET
+    diff.DIFF_OBJECT_BUDGET = budget  # 1: every diff goes through git diff-tree
     try:
         subprocess.run(["git", "init", "-q", str(tmp)], env=ENV, check=True)
         commit_branch_files(tmp, ENV, {"uuid.log": f"{UUIDS[0]} first timestamp=1s\n".encode()})
@@ -132,5 +131,5 @@ def test_incremental_equals_cold(
             assert _locations(repo, use_cache=True) == _locations(repo, use_cache=False)
             repo.git.close()
     finally:
-        sizes_mod.DIFF_OBJECT_BUDGET = old_budget
+        diff.DIFF_OBJECT_BUDGET = old_budget
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,9 +22,9 @@ Quick use::
 
 from annextui.backend.preferred.analysis import Finding, analyze
 from annextui.backend.preferred.balanced import BalancedPicker
-from annextui.backend.preferred.evaluate import (
+from annextui.backend.preferred.evaluate import Evaluator
+from annextui.backend.preferred.explain import (
     BalancedDetail,
-    Evaluator,
     Explanation,
     FileExplanation,
     MatcherInfo,

@@ -13,17 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from annextui.backend.preferred._hs import readish_int
+from annextui.backend.ghcread import readish_int
 from annextui.backend.preferred.glob import GlobError, compile_glob, wild_to_regex
 from annextui.backend.preferred.model import World
 from annextui.backend.preferred.parser import (
+    Expression,
+    ExpressionError,
+    parse,
+)
+from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
+from annextui.backend.preferred.terms import (
     And,
     Balanced,
     Copies,
     Empty,
     Exclude,
-    Expression,
-    ExpressionError,
     GroupWanted,
     InAllGroup,
     Include,
@@ -37,9 +41,7 @@ from annextui.backend.preferred.parser import (
     Standard,
     Term,
     Url,
-    parse,
 )
-from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
 from annextui.backend.trust import TrustLevel
 
 __all__ = ["Finding", "Severity", "analyze"]

@@ -7,7 +7,11 @@
 * ``wants_drop(uuid, facts)`` -- would ``uuid`` want to drop it (``wantDrop``: evaluated as if
   ``uuid`` no longer had it; dropping is wanted iff no associated file is preferred);
 * ``explain(...)`` -- the same decision with the term that decided it and, for balanced terms,
-  the group, candidates and picks.
+  the group, candidates and picks (the explanation's types and text: explain.py).
+
+One concept, in one module on purpose: the compiler of expressions to closures and the
+decisions made with them share the per-key state and the closures' calling convention, which
+splitting would turn into a public interface the hot path pays for.
 
 Rules reproduced from git-annex (``Logs/PreferredContent.hs``, ``Annex/FileMatcher.hs``,
 ``Limit.hs``, ``Annex/Wanted.hs``):
@@ -32,30 +36,45 @@ Rules reproduced from git-annex (``Logs/PreferredContent.hs``, ``Annex/FileMatch
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from annextui.backend.ghcread import read_maybe_double
 from annextui.backend.keys import Key, parse_key
-from annextui.backend.preferred._hs import read_maybe_double
 from annextui.backend.preferred.balanced import (
     BalancedPicker,
     Candidates,
     fully_balanced_candidates,
     size_balanced_candidates,
 )
+from annextui.backend.preferred.explain import (
+    BalancedDetail,
+    Explanation,
+    FileExplanation,
+    MatcherInfo,
+    Status,
+    TermResult,
+    conclude,
+    file_explanation,
+    unconfigured,
+)
 from annextui.backend.preferred.glob import GlobError, compile_glob
 from annextui.backend.preferred.model import KeyFacts, World
 from annextui.backend.preferred.parser import (
+    Expression,
+    ExpressionError,
+    parse,
+)
+from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
+from annextui.backend.preferred.terms import (
     And,
     Anything,
     Balanced,
     Copies,
     Empty,
     Exclude,
-    Expression,
-    ExpressionError,
     GroupWanted,
     InAllGroup,
     InBackend,
@@ -76,24 +95,11 @@ from annextui.backend.preferred.parser import (
     Term,
     Unused,
     Url,
-    parse,
 )
-from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
 from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
 
-__all__ = [
-    "BalancedDetail",
-    "Evaluator",
-    "Explanation",
-    "FileExplanation",
-    "MatcherInfo",
-    "TermResult",
-    "split_path",
-    "take_directory",
-]
-
-Status = Literal["configured", "unconfigured", "unparsable"]
+__all__ = ["Evaluator", "split_path", "take_directory"]
 
 # ---------------------------------------------------------------------------------------------
 # Keys
@@ -193,118 +199,6 @@ def _strip_downloader(url: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Results
-
-
-@dataclass(frozen=True, slots=True)
-class BalancedDetail:
-    """How a balanced-family term decided for one repository and key."""
-
-    kind: str
-    group: str
-    uuid: str
-    members: tuple[str, ...]
-    count: int
-    candidates: tuple[str, ...]
-    excluded: dict[str, str]
-    picks: tuple[str, ...]
-    picked: bool
-    size_rule: bool = False
-    size_ranked: tuple[tuple[str, float], ...] = ()
-    present: bool | None = None
-    enough_copies: bool | None = None
-    rebalance: bool = False
-
-    def describe(self) -> str:
-        parts = [f"group {self.group!r} members {list(self.members)}"]
-        if self.excluded:
-            parts.append("excluded " + ", ".join(f"{u}: {r}" for u, r in self.excluded.items()))
-        parts.append(f"candidates {list(self.candidates)}, N={self.count}")
-        parts.append(f"picks {list(self.picks)} -> {'picked' if self.picked else 'not picked'}")
-        if self.present is not None:
-            parts.append(f"present={self.present}")
-        if self.enough_copies is not None:
-            parts.append(f"enough-copies-check={self.enough_copies}")
-        return "; ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class TermResult:
-    """One evaluated term, in evaluation order (``children``: inside standard/groupwanted)."""
-
-    token: str
-    result: bool
-    term: Term
-    balanced: BalancedDetail | None = None
-    children: tuple[TermResult, ...] = ()
-    expansion: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FileExplanation:
-    file: str | None
-    matched: bool
-    decided_by: TermResult | None
-    trace: tuple[TermResult, ...]
-    rendered: str
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MatcherInfo:
-    """How a repository's preferred (or required) content is configured."""
-
-    uuid: str
-    status: Status
-    preferred: str | None
-    required: str | None
-    error: str | None
-    unstable: tuple[str, ...]
-    expression: str
-
-    @property
-    def stable(self) -> bool:
-        return not self.unstable
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    uuid: str
-    context: Literal["get", "drop"]
-    decision: bool
-    info: MatcherInfo
-    reason: str
-    files: tuple[FileExplanation, ...] = ()
-
-    @property
-    def decided_by(self) -> TermResult | None:
-        for f in self.files:
-            if f.decided_by is not None:
-                return f.decided_by
-        return None
-
-    def describe(self) -> str:
-        verb = "wants to get" if self.context == "get" else "wants to drop"
-        head = f"{self.uuid} {verb}: {'yes' if self.decision else 'no'} ({self.reason})"
-        lines = [head]
-        for f in self.files:
-            lines.append(f"  {f.file or '<key only>'}: {f.rendered}")
-            for t in _walk_results(f.trace):
-                if t.balanced is not None:
-                    lines.append(f"    {t.token}: {t.balanced.describe()}")
-        return "\n".join(lines)
-
-
-def _walk_results(trace: Iterable[TermResult]) -> list[TermResult]:
-    out: list[TermResult] = []
-    for t in trace:
-        out.append(t)
-        out.extend(_walk_results(t.children))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Compiled matchers
 
 
@@ -370,6 +264,11 @@ class _Sub:
     term: Standard | GroupWanted
     root: object  # a Node tree that may contain _Sub leaves
     expansion: str
+
+    @property
+    def token(self) -> str:
+        """The term's token: a _Sub stands where the term stood, in traces and renderings."""
+        return self.term.token
 
 
 @dataclass
@@ -541,7 +440,7 @@ class Evaluator:
             elif isinstance(n, Empty):
                 continue
             elif neg and self._op_unstable(n):
-                tok = n.term.token if isinstance(n, _Sub) else n.token  # type: ignore[attr-defined]
+                tok = n.token  # type: ignore[attr-defined]
                 if tok not in found:
                     found.append(tok)
         return tuple(found)
@@ -1022,63 +921,28 @@ class Evaluator:
     ) -> Explanation:
         """The ``wants_get``/``wants_drop`` decision with the reasoning behind it."""
         comp = self._compile_for(uuid, "preferred")
-        info = comp.info
         if comp.fn is None:
-            decision = default if context == "get" else not default
-            return Explanation(
-                uuid, context, decision, info, f"no preferred content; default {default}"
-            )
+            return unconfigured(uuid, context, comp.info, default)
         np = frozenset((uuid,)) if context == "drop" else frozenset()
         files: list[str | None] = [facts.file]
         if context == "drop":
             files += [f for f in facts.other_files if f != facts.file]
         out: list[FileExplanation] = []
-        matched_any = False
-        failed = None
         ks = self._key_state(facts)
         if comp.traced is None:
             comp.traced = self._compile(uuid, comp.root, trace=True)
         traced = comp.traced
         for f in files:
             trace: list[TermResult] = []
-            ctx = _Ctx(ks, np, f, trace)
             err = None
             try:
-                r = traced(ctx)
+                r = traced(_Ctx(ks, np, f, trace))
             except _MatchFailure as exc:
-                r, err, failed = False, str(exc), str(exc)
-            decided = _last_leaf(trace)
-            out.append(FileExplanation(f, r, decided, tuple(trace), _render(comp.root, trace), err))
-            if err is not None:
-                break
-            if r:
-                matched_any = True
-                if context == "drop":
-                    break
-            if context == "get":
-                break
-        if failed is not None:
-            reason = f"git-annex fails this check ({failed}); nothing is transferred or dropped"
-            decision = False
-        elif comp.unstable_terms:
-            reason = (
-                "expression not stable due to negated use of "
-                + " ".join(comp.unstable_terms)
-                + ", so git-annex will not use it (never matches)"
-            )
-            decision = context == "drop"
-        else:
-            decision = matched_any if context == "get" else not matched_any
-            src = (
-                "unparsable expression, behaving like present"
-                if info.status == "unparsable"
-                else "matches"
-                if matched_any
-                else "does not match"
-            )
-            dec = out[-1].decided_by
-            reason = f"{src}" + (f"; decided by {dec.token}[{dec.result}]" if dec else "")
-        return Explanation(uuid, context, decision, info, reason, tuple(out))
+                r, err = False, str(exc)
+            out.append(file_explanation(f, r, trace, comp.root, err))
+            if err is not None or context == "get" or r:
+                break  # a failure ends it; get asks one file; drop stops at a wanted one
+        return conclude(uuid, context, comp.info, out, comp.unstable_terms)
 
 
 def _true(_c: _Ctx) -> bool:
@@ -1101,51 +965,3 @@ def _leaves(node: object) -> list[object]:
         elif not isinstance(n, Empty):
             out.append(n)
     return out
-
-
-def _last_leaf(trace: list[TermResult]) -> TermResult | None:
-    return trace[-1] if trace else None
-
-
-def _render(root: object, trace: list[TermResult]) -> str:
-    """The expression with ``[TRUE]``/``[FALSE]`` after every evaluated term (git-annex's
-    ``describeMatchResult`` style); terms short-circuit evaluation skipped stay bare."""
-    pending = trace
-    pos = 0
-
-    def term_text(n: object) -> str:
-        if isinstance(n, _Sub):
-            return n.term.token
-        return str(getattr(n, "token", "?"))
-
-    def go(n: object, evaluated: bool) -> tuple[str, bool | None]:
-        nonlocal pos
-        if isinstance(n, Empty):
-            return "()", True if evaluated else None
-        if isinstance(n, (And, Or)):
-            parts: list[str] = []
-            value: bool | None = None
-            live = evaluated
-            for child in n.items:
-                s, v = go(child, live)
-                parts.append(s)
-                if live:
-                    value = v
-                    if (isinstance(n, And) and v is False) or (isinstance(n, Or) and v is True):
-                        live = False
-            sep = " and " if isinstance(n, And) else " or "
-            return "(" + sep.join(parts) + ")", value
-        if isinstance(n, Not):
-            s, v = go(n.operand, evaluated)
-            return f"not {s}", (None if v is None else not v)
-        text = term_text(n)
-        if not evaluated or pos >= len(pending):
-            return text, None
-        r = pending[pos]
-        pos += 1
-        return f"{text}[{'TRUE' if r.result else 'FALSE'}]", r.result
-
-    s, _ = go(root, True)
-    if s.startswith("(") and s.endswith(")"):
-        s = s[1:-1]
-    return s

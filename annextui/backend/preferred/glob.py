@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from annextui.backend.preferred._hs import hs_isalpha
+from annextui.backend.ghcread import hs_isalpha, hs_isdigit
 
 __all__ = ["GlobError", "compile_glob", "glob_matches", "wild_to_regex"]
 
@@ -72,17 +72,13 @@ def wild_to_regex(glob: str, filepath: bool) -> str:
             out.append("[/]+")
         elif c == "\\" and filepath:
             out.append("[\\]+")
-        elif _hs_isdigit(c) or hs_isalpha(c):
+        elif hs_isdigit(c) or hs_isalpha(c):
             out.append(c)
         else:
             out.append(esc(c))
         i += 1
     out.append("$")
     return "".join(out)
-
-
-def _hs_isdigit(c: str) -> bool:
-    return "0" <= c <= "9"
 
 
 # ---------------------------------------------------------------------------------------------

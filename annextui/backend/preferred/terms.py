@@ -1,0 +1,284 @@
+"""The expression tree of preferred content: one frozen dataclass per term (``copies=``,
+``balanced=`` ...) and the operators over them (n-ary ``And``/``Or`` for left-to-right chains,
+``Not``, ``Empty``). parser.py builds it, evaluate.py compiles it, analysis.py inspects it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from annextui.backend.trust import TrustLevel
+
+__all__ = [
+    "And",
+    "Anything",
+    "Balanced",
+    "BalancedKind",
+    "Copies",
+    "Empty",
+    "Exclude",
+    "GroupWanted",
+    "InAllGroup",
+    "InBackend",
+    "InPreferredDir",
+    "Include",
+    "LackingCopies",
+    "LargerThan",
+    "MetaData",
+    "MetaOp",
+    "Node",
+    "Not",
+    "Nothing",
+    "OnlyInGroup",
+    "Or",
+    "Present",
+    "SecureHash",
+    "SmallerThan",
+    "Standard",
+    "Term",
+    "Unused",
+    "Url",
+    "is_term",
+    "iter_terms",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Anything:
+    token: str = "anything"
+
+
+@dataclass(frozen=True, slots=True)
+class Nothing:
+    token: str = "nothing"
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    glob: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Exclude:
+    glob: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Copies:
+    """``copies=N``, ``copies=LEVEL:N``, ``copies=LEVEL+:N`` or ``copies=GROUP:N``."""
+
+    count: int
+    trust: TrustLevel | None = None
+    trust_or_higher: bool = False
+    group: str | None = None
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LackingCopies:
+    """``lackingcopies=N`` (approx=False) / ``approxlackingcopies=N`` (approx=True)."""
+
+    count: int
+    approx: bool = False
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InBackend:
+    name: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecureHash:
+    token: str = "securehash"
+
+
+@dataclass(frozen=True, slots=True)
+class LargerThan:
+    size: int
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmallerThan:
+    size: int
+    token: str = ""
+
+
+MetaOp = Literal["=", "<", "<=", ">", ">="]
+
+
+@dataclass(frozen=True, slots=True)
+class MetaData:
+    """``metadata=FIELD=GLOB`` (case-insensitive glob) or ``FIELD<N`` / ``<=`` / ``>`` / ``>=``."""
+
+    field: str
+    op: MetaOp
+    value: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    glob: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    token: str = "present"
+
+
+@dataclass(frozen=True, slots=True)
+class InPreferredDir:
+    token: str = "inpreferreddir"
+
+
+@dataclass(frozen=True, slots=True)
+class InAllGroup:
+    group: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OnlyInGroup:
+    group: str
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Standard:
+    token: str = "standard"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupWanted:
+    token: str = "groupwanted"
+
+
+@dataclass(frozen=True, slots=True)
+class Unused:
+    token: str = "unused"
+
+
+BalancedKind = Literal["balanced", "fullybalanced", "sizebalanced", "fullysizebalanced"]
+
+
+@dataclass(frozen=True, slots=True)
+class Balanced:
+    """``balanced=G[:N|:lackingcopies]`` and the fully/size variants.
+
+    count: N (1 without ``:N``); None with ``:lackingcopies``. enough: for the stabilised
+    forms (balanced, sizebalanced) the "enough copies" term git-annex builds: ``copies=G:N``
+    (``copies=G:1`` without ``:N``; note a group named like a trust level becomes a trust
+    check there, as in git-annex) or ``lackingcopies=1``.
+    """
+
+    kind: BalancedKind
+    group: str
+    count: int | None
+    enough: Copies | LackingCopies | None = None
+    token: str = ""
+
+    @property
+    def lacking(self) -> bool:
+        return self.count is None
+
+    @property
+    def sized(self) -> bool:
+        return self.kind in ("sizebalanced", "fullysizebalanced")
+
+    @property
+    def stabilised(self) -> bool:
+        return self.kind in ("balanced", "sizebalanced")
+
+
+Term: TypeAlias = (
+    Anything
+    | Nothing
+    | Include
+    | Exclude
+    | Copies
+    | LackingCopies
+    | InBackend
+    | SecureHash
+    | LargerThan
+    | SmallerThan
+    | MetaData
+    | Url
+    | Present
+    | InPreferredDir
+    | InAllGroup
+    | OnlyInGroup
+    | Standard
+    | GroupWanted
+    | Unused
+    | Balanced
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Empty:
+    """``MAny``: matches everything (an expression with no terms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Node
+
+
+Node: TypeAlias = Empty | And | Or | Not | Term
+
+_TERM_TYPES = (
+    Anything,
+    Nothing,
+    Include,
+    Exclude,
+    Copies,
+    LackingCopies,
+    InBackend,
+    SecureHash,
+    LargerThan,
+    SmallerThan,
+    MetaData,
+    Url,
+    Present,
+    InPreferredDir,
+    InAllGroup,
+    OnlyInGroup,
+    Standard,
+    GroupWanted,
+    Unused,
+    Balanced,
+)
+
+
+def is_term(node: object) -> bool:
+    return isinstance(node, _TERM_TYPES)
+
+
+def iter_terms(node: Node) -> list[Term]:
+    out: list[Term] = []
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (And, Or)):
+            stack.extend(reversed(n.items))
+        elif isinstance(n, Not):
+            stack.append(n.operand)
+        elif not isinstance(n, Empty):
+            out.append(n)
+    return out

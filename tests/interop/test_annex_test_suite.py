@@ -36,12 +36,6 @@ pytestmark = pytest.mark.slow
 MODES = ("v10 locked", "v10 unlocked", "v10 adjusted unlocked branch")
 SSH_TESTS = ("get (ssh remote)", "move (ssh remote)")
 INIT_TESTS = ("Init Tests.init", "Init Tests.add")
-# Reason for the unlocked modes: what the gateway does not do yet (another change builds it).
-UNLOCKED_TODO = (
-    "PUT/REMOVE do not yet populate/depopulate unlocked work-tree files of a non-bare "
-    "repository (move --from leaves foo a regular file: 'foo is not a pointer file'; the later "
-    "tests sharing that main repository then miss foo's content)"
-)
 SUITE_ENV = "ANNEXTUI_ANNEX_TEST_SUITE"
 
 
@@ -103,17 +97,7 @@ def test_ssh_remote_tests_all_ran_through_annextui_shell(
     assert served
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "v10 locked",
-        pytest.param("v10 unlocked", marks=pytest.mark.xfail(reason=UNLOCKED_TODO, strict=True)),
-        pytest.param(
-            "v10 adjusted unlocked branch",
-            marks=pytest.mark.xfail(reason=UNLOCKED_TODO, strict=True),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", MODES)
 def test_ssh_remote_tests_pass_through_annextui_shell(
     ssh_remote_run: tuple[tasty.TastyRun, list[str]], mode: str
 ) -> None:
@@ -163,15 +147,7 @@ def test_forced_over_ssh_suite_ran_the_same_tests(
     assert served  # the forced ssh remotes were ours
 
 
-@pytest.mark.parametrize(
-    "group",
-    [
-        pytest.param(g, marks=pytest.mark.xfail(reason=UNLOCKED_TODO, strict=True))
-        if "unlocked" in g
-        else g
-        for g in TOP_GROUPS
-    ],
-)
+@pytest.mark.parametrize("group", TOP_GROUPS)
 def test_forced_over_ssh_suite_fails_nothing_git_annex_shell_passes(
     forced_ssh_runs: tuple[tasty.TastyRun, tasty.TastyRun, list[str]], group: str
 ) -> None:

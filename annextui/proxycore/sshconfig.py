@@ -212,11 +212,17 @@ def _fido_key(identity: str) -> bool:
         return False
 
 
-def _openssh_reason(cfg: dict[str, tuple[str, ...]], idents: tuple[str, ...]) -> str | None:
-    """What in this configuration paramiko cannot do (so the system's ssh must)."""
+def git_ssh_reason() -> str | None:
+    """GIT_SSH / GIT_SSH_COMMAND: the admin chose the ssh program, so it runs (see
+    ssh.openssh_argv for which command line git-annex gives it)."""
     for var in GIT_SSH_VARS:
         if os.environ.get(var):
             return f"{var} is set"
+    return None
+
+
+def _openssh_reason(cfg: dict[str, tuple[str, ...]], idents: tuple[str, ...]) -> str | None:
+    """What in this configuration paramiko cannot do (so the system's ssh must)."""
     if _one(cfg, "controlmaster", "false") not in ("false", "no"):
         return "ControlMaster"
     if _one(cfg, "gssapiauthentication", "no") == "yes":
@@ -293,6 +299,12 @@ def _lookup(words: list[str], host: str, user: str | None, port: int | None) -> 
 
 def resolve_host(target: SshTarget, opts: SshOptions) -> ResolvedHost:
     """The hop to `target` with `annex-ssh-options` `opts`, jump hosts resolved (first first)."""
+    reason = git_ssh_reason()
+    if reason:  # the configuration is that program's business, not ours
+        user = target.user or ""
+        return ResolvedHost(
+            target.host, target.host, target.port or 22, user, openssh_reason=reason
+        )
     host = _lookup(list(opts.words), target.host, target.user, target.port)
     jumps = _one(host.config, "proxyjump", "none")
     if jumps == "none" or host.openssh_reason:

@@ -1,0 +1,114 @@
+"""The ssh set-ups admins use (tests/support/sshsetups.py), through annextui's SshPool against
+real OpenSSH servers, with the real `ssh` as judge: what ssh accepts we accept, what it refuses
+we refuse (with its words)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from annextui.proxycore.ssh import SshError, SshOptions, SshPool, SshTarget, resolve_host
+from tests.support.sshd import Sshd
+from tests.support.sshsetups import Setup, Setups
+
+pytestmark = pytest.mark.ssh
+
+NAMES = ["jump", "chain", "proxycommand", "hashed", "agent", "ca"]
+
+
+@pytest.fixture(scope="module")
+def setups(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Setup]]:
+    root = Path(tmp_path_factory.mktemp("sshsetups"))
+    builder = Setups(sshd, root)
+    try:
+        yield {n: getattr(builder, n)() for n in NAMES}
+    finally:
+        builder.close()
+
+
+def _run(pool: SshPool, setup: Setup, config: Path, command: str) -> bytes:
+    ch = pool.open(SshTarget(setup.alias, "/"), command, SshOptions(("-F", str(config))))
+    data = b""
+    while chunk := ch.read():
+        data += chunk
+    assert ch.close() == 0
+    return data
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_reaches_the_node_and_refuses_a_wrong_host_key(
+    setups: dict[str, Setup], name: str
+) -> None:
+    setup = setups[name]
+    # the judge: OpenSSH itself gets in with the good config and refuses the bad one
+    assert setup.ssh(setup.config, "echo", "ok").stdout == "ok\n"
+    judged = setup.ssh(setup.bad_config, "echo", "ok")
+    assert judged.returncode != 0
+    assert "Host key verification failed" in judged.stderr
+    pool = SshPool()
+    try:
+        assert _run(pool, setup, setup.config, "echo one") == b"one\n"
+        assert _run(pool, setup, setup.config, "echo two") == b"two\n"
+        host = resolve_host(SshTarget(setup.alias, "/"), SshOptions(("-F", str(setup.config))))
+        assert host.openssh_reason is None  # paramiko made this hop
+        hops = {"jump": 2, "chain": 3, "proxycommand": 1}.get(name, 1)
+        assert len(pool._hops) == hops  # one transport per host, reused by the second channel
+        if name in ("jump", "chain"):
+            assert host.path == "paramiko, ProxyJump " + " -> ".join(["jumpa", "jumpb"][: hops - 1])
+        verified = pool.hop(host).verified
+        if name == "ca":
+            assert "host certificate" in verified
+            assert "signed by CA" in verified
+        if name == "agent":
+            assert pool.hop(host).auth.startswith("agent key")
+    finally:
+        pool.close()
+    with pytest.raises(SshError, match=setup.refusal):
+        _run(SshPool(), setup, setup.bad_config, "echo no")
+
+
+def test_revoked_host_key_is_refused(setups: dict[str, Setup], tmp_path: Path) -> None:
+    setup = setups["jump"]
+    keytype, key = setup.sshd.host_pub.split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        f"{known.read_text() if known.exists() else ''}"
+        f"[127.0.0.1]:{setup.sshd.port} {keytype} {key}\n@revoked * {keytype} {key}\n"
+    )
+    cfg = tmp_path / "config"
+    cfg.write_text(setup.sshd.host_block("revoked-node", UserKnownHostsFile=str(known)))
+    judged = Setup("revoked", "revoked-node", cfg, cfg, "", setup.sshd).ssh(cfg, "true")
+    assert "REVOKED HOST KEY DETECTED" in judged.stderr
+    with pytest.raises(SshError, match="REVOKED HOST KEY DETECTED"):
+        SshPool().open(SshTarget("revoked-node", "/"), "true", SshOptions(("-F", str(cfg))))
+
+
+def test_openssh_takes_hosts_paramiko_cannot_serve(
+    setups: dict[str, Setup], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ControlMaster in the config, or GIT_SSH_COMMAND set: the system's ssh makes the hop."""
+    setup = setups["jump"]
+    cfg = tmp_path / "config"
+    control = f"{setup.sshd.root}/cm-%C"  # sun_path is short
+    cfg.write_text(
+        setup.sshd.host_block(
+            "cm-node", ControlMaster="auto", ControlPath=control, ControlPersist="no"
+        )
+    )
+    opts = SshOptions(("-F", str(cfg)))
+    target = SshTarget("cm-node", "/")
+    assert resolve_host(target, opts).openssh_reason == "ControlMaster"
+    stream = SshPool().open_stream(target, "echo via-openssh", opts)
+    assert stream.read(100) == b"via-openssh\n"
+    assert stream.close() == 0
+    # GIT_SSH_COMMAND with options, as git-annex runs it when GIT_ANNEX_USE_GIT_SSH=1
+    monkeypatch.setenv(
+        "GIT_SSH_COMMAND", f"{setup.sshd.real_ssh} -F {setup.config} -o BatchMode=yes"
+    )
+    monkeypatch.setenv("GIT_ANNEX_USE_GIT_SSH", "1")
+    bad = SshOptions(("-F", str(tmp_path / "absent")))  # not used: GIT_SSH_COMMAND decides
+    stream = SshPool().open_stream(SshTarget(setup.alias, "/"), "echo via-git-ssh", bad)
+    assert stream.read(100) == b"via-git-ssh\n"
+    assert stream.close() == 0

@@ -314,13 +314,13 @@ def resolve_host(target: SshTarget, opts: SshOptions) -> ResolvedHost:
     sub = ["-F", opts.config_file] if opts.config_file else []
     via: ResolvedHost | None = None
     for spec in jumps.split(","):
-        name, user, port = _parse_jump(spec.strip())
-        hop = _lookup(sub, name, user, port)
+        name, jump_user, port = _parse_jump(spec.strip())
+        hop = _lookup(sub, name, jump_user, port)
         if hop.openssh_reason:
             return replace(host, openssh_reason=f"jump host {name}: {hop.openssh_reason}")
         if via is not None:
             hop = replace(hop, via=via, proxy_command=None)
         elif _one(hop.config, "proxyjump", "none") != "none":
-            hop = resolve_host(SshTarget(name, "/", user, port), SshOptions(tuple(sub)))
+            hop = resolve_host(SshTarget(name, "/", jump_user, port), SshOptions(tuple(sub)))
         via = hop
     return replace(host, via=via, proxy_command=None)

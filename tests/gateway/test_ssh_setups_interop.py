@@ -6,7 +6,11 @@ copy to it reaches every node, node3 included."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,7 +85,7 @@ def _refused(topo: T.Topology, setup: Setup, words: str) -> None:
 @pytest.mark.parametrize("name", ["jump", "chain", "proxycommand", "hashed", "agent", "ca"])
 def test_node_reached_through_ssh_setup(world: tuple[T.Topology, Setups], name: str) -> None:
     topo, setups = world
-    setup: Setup = getattr(setups, name)()
+    setup = setups.get(name)
     old_url = topo.env.git(topo.gw, "config", "remote.node3.url")
     old_opts = topo.env.git(topo.gw, "config", "remote.node3.annex-ssh-options")
     try:
@@ -99,7 +103,7 @@ def test_git_ssh_command_with_options(world: tuple[T.Topology, Setups]) -> None:
     it as git-annex does, so the node is reached only through what it says (the -F in
     annex-ssh-options names no file and would fail)."""
     topo, setups = world
-    setup = setups.jump()
+    setup = setups.get("jump")
     sshd = topo.sshd
     before = sshd.snapshot_hosts()
     old_url = topo.env.git(topo.gw, "config", "remote.node3.url")
@@ -117,5 +121,40 @@ def test_git_ssh_command_with_options(world: tuple[T.Topology, Setups]) -> None:
         _refused(topo, setup, "REMOTE HOST IDENTIFICATION HAS CHANGED")
     finally:
         sshd.restore_hosts(before)
+        topo.env.git(topo.gw, "config", "remote.node3.url", old_url)
+        topo.env.git(topo.gw, "config", "remote.node3.annex-ssh-options", old_opts)
+
+
+def test_ssh_check_shows_the_path_and_the_host_key(world: tuple[T.Topology, Setups]) -> None:
+    topo, setups = world
+    chain, ca = setups.get("chain"), setups.get("ca")
+    old_url = topo.env.git(topo.gw, "config", "remote.node3.url")
+    old_opts = topo.env.git(topo.gw, "config", "remote.node3.annex-ssh-options")
+
+    def check(*extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "annextui", "-C", str(topo.gw), "ssh-check", "node3"]
+        return subprocess.run(
+            [*argv, *extra], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
+
+    try:
+        _use(topo, chain.alias, f"-F {chain.config}")
+        out = check().stdout
+        assert "path: paramiko, ProxyJump jumpa -> jumpb\n" in out
+        assert re.search(r"host key: ED25519 SHA256:\S+ \(.*known_hosts:\d+\)", out)
+        assert re.search(r"round trip ms: [\d.]+", out)
+        _use(topo, ca.alias, f"-F {ca.config}")
+        rec = json.loads(check("--json").stdout)
+        assert rec["success"] is True
+        assert "host certificate" in rec["host key"]
+        assert "signed by CA" in rec["host key"]
+        gsc = {"GIT_SSH_COMMAND": f"ssh -F {ca.config}", "GIT_ANNEX_USE_GIT_SSH": "1"}
+        rec = json.loads(check("--json", env=gsc).stdout)
+        assert rec["path"] == "OpenSSH (GIT_SSH_COMMAND is set)"
+        _use(topo, chain.alias, f"-F {chain.bad_config}")
+        res = check()
+        assert res.returncode == 1
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in res.stderr
+    finally:
         topo.env.git(topo.gw, "config", "remote.node3.url", old_url)
         topo.env.git(topo.gw, "config", "remote.node3.annex-ssh-options", old_opts)

@@ -23,7 +23,7 @@ def setups(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     root = Path(tmp_path_factory.mktemp("sshsetups"))
     builder = Setups(sshd, root)
     try:
-        yield {n: getattr(builder, n)() for n in NAMES}
+        yield {n: builder.get(n) for n in NAMES}
     finally:
         builder.close()
 

@@ -52,6 +52,7 @@ class Setups:
         self.sshd = sshd
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._made: dict[str, Setup] = {}
         self._agent_pid: int | None = None
         self._ca_sshd: Sshd | None = None
         other = root / "other_host_key"
@@ -60,6 +61,12 @@ class Setups:
         self.wrong_known.write_text(
             f"[127.0.0.1]:{sshd.port} {keytype} {key}\n[127.0.0.1]:* {keytype} {key}\n"
         )
+
+    def get(self, name: str) -> Setup:
+        """The set-up `name` (jump, chain, proxycommand, hashed, agent, ca), built once."""
+        if name not in self._made:
+            self._made[name] = getattr(self, name)()
+        return self._made[name]
 
     def _write(self, name: str, blocks: list[str]) -> Path:
         path = self.root / f"{name}.config"

@@ -90,7 +90,10 @@ def test_node_reached_through_ssh_setup(world: tuple[T.Topology, Setups], name: 
     old_opts = topo.env.git(topo.gw, "config", "remote.node3.annex-ssh-options")
     try:
         _use(topo, setup.alias, f"-F {setup.config}")
+        runs = setup.proxy_runs()
         _round_trip(topo, name)
+        if setup.marker is not None:  # the gateway's hops went through the ProxyCommand
+            assert setup.proxy_runs() > runs
         _use(topo, setup.alias, f"-F {setup.bad_config}")
         _refused(topo, setup, setup.refusal)
     finally:

@@ -48,6 +48,7 @@ def test_setup_reaches_the_node_and_refuses_a_wrong_host_key(
     assert judged.returncode != 0
     assert "Host key verification failed" in judged.stderr
     pool = SshPool()
+    runs = setup.proxy_runs()
     try:
         assert _run(pool, setup, setup.config, "echo one") == b"one\n"
         assert _run(pool, setup, setup.config, "echo two") == b"two\n"
@@ -57,6 +58,8 @@ def test_setup_reaches_the_node_and_refuses_a_wrong_host_key(
         assert len(pool._hops) == hops  # one transport per host, reused by the second channel
         if name in ("jump", "chain"):
             assert host.path == "paramiko, ProxyJump " + " -> ".join(["jumpa", "jumpb"][: hops - 1])
+        if name == "proxycommand":  # the hop went through the command, once for two channels
+            assert setup.proxy_runs() == runs + 1
         verified = pool.hop(host).verified
         if name == "ca":
             assert "host certificate" in verified

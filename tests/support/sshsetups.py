@@ -37,6 +37,12 @@ class Setup:
     refusal: str  # what the refusal says (OpenSSH's words)
     sshd: Sshd
     env: dict[str, str] = field(default_factory=dict)  # for the gateway (and ssh) process
+    marker: Path | None = None  # a ProxyCommand appends a line here each time it runs
+
+    def proxy_runs(self) -> int:
+        return (
+            len(self.marker.read_text().splitlines()) if self.marker and self.marker.exists() else 0
+        )
 
     def ssh(self, config: Path, *command: str) -> subprocess.CompletedProcess[str]:
         argv = [self.sshd.real_ssh, "-F", str(config), self.alias, *command]
@@ -106,12 +112,14 @@ class Setups:
 
     def proxycommand(self) -> Setup:
         cfg = self.root / "proxycommand.config"
-        cmd = f"{self.sshd.real_ssh} -F {cfg} -W %h:%p jumpa"
+        marker = self.root / "proxycommand.runs"
+        cmd = f"sh -c 'echo %h:%p >> {marker}; exec {self.sshd.real_ssh} -F {cfg} -W %h:%p jumpa'"
         return self._pair(
             "proxycommand",
             {"ProxyCommand": cmd},
             ["jumpa"],
             "REMOTE HOST IDENTIFICATION HAS CHANGED",
+            marker=marker,
         )
 
     def hashed(self) -> Setup:

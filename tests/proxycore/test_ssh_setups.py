@@ -115,3 +115,32 @@ def test_openssh_takes_hosts_paramiko_cannot_serve(
     stream = SshPool().open_stream(SshTarget(setup.alias, "/"), "echo via-git-ssh", bad)
     assert stream.read(100) == b"via-git-ssh\n"
     assert stream.close() == 0
+
+
+def test_transport_replaced_after_the_nodes_sshd_restarts(setups: dict[str, Setup]) -> None:
+    setup = setups["ca"]  # its own sshd: restarting it disturbs no other test
+    pool = SshPool()
+    try:
+        assert _run(pool, setup, setup.config, "echo one") == b"one\n"
+        host = resolve_host(SshTarget(setup.alias, "/"), SshOptions(("-F", str(setup.config))))
+        first = pool.hop(host).transport
+        setup.sshd.restart()
+        assert _run(pool, setup, setup.config, "echo two") == b"two\n"
+        assert pool.hop(host).transport is not first
+        assert len(pool._hops) == 1
+    finally:
+        pool.close()
+
+
+def test_server_alive_interval_sets_keepalives(setups: dict[str, Setup], tmp_path: Path) -> None:
+    setup = setups["jump"]
+    cfg = tmp_path / "config"
+    cfg.write_text(setup.sshd.host_block("alive-node", ServerAliveInterval="7"))
+    pool = SshPool()
+    try:
+        host = resolve_host(SshTarget("alive-node", "/"), SshOptions(("-F", str(cfg))))
+        assert host.server_alive_interval == 7
+        packetizer = pool.transport(host).packetizer
+        assert packetizer._Packetizer__keepalive_interval == 7  # type: ignore[attr-defined]
+    finally:
+        pool.close()

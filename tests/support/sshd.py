@@ -388,10 +388,14 @@ class Sshd:
         except OSError:
             return ""
 
-    # -- teardown -----------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Kill sshd (by PID), its session processes, and ssh clients naming our root."""
-        ACTIVE_ROOTS.discard(str(self.root))
+    def restart(self, timeout: float = 15.0) -> None:
+        """sshd and its sessions go away, and come back on the same port with the same keys
+        (a node whose sshd restarted, or that rebooted)."""
+        self._kill_server()
+        if not self._launch(timeout):
+            raise SshdError(f"sshd did not come back on port {self.port}:\n{self.log_text()}")
+
+    def _kill_server(self) -> None:
         if self._proc is not None:
             sessions = [p.pid for p in procs.descendants(self._proc.pid)]
             procs.kill_pids([self._proc.pid])
@@ -399,6 +403,12 @@ class Sshd:
                 self._proc.wait(timeout=5)
             procs.kill_pids(sessions)
             self._proc = None
+
+    # -- teardown -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Kill sshd (by PID), its session processes, and ssh clients naming our root."""
+        ACTIVE_ROOTS.discard(str(self.root))
+        self._kill_server()
         procs.kill_pids(p.pid for p in procs.mentioning(str(self.root), {"ssh", "scp", "sftp"}))
 
 

@@ -21,28 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annextui.proxycore.ssh import SshOptions, SshPool, SshTarget
+from bench.common import Transfer
 from tests.support.sshd import Sshd
 
 CHUNK = 1 << 20
 GCM = "aes128-gcm@openssh.com"
-
-
-@dataclass
-class Run:
-    client: str
-    direction: str
-    seconds: float
-    bytes: int
-
-    @property
-    def mib_per_s(self) -> float:
-        return self.bytes / self.seconds / (1 << 20)
 
 
 def _paramiko(pool: SshPool, opts: SshOptions, direction: str, size: int) -> float:
@@ -100,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.mib << 20
     tmp = Path(tempfile.mkdtemp(prefix="bssh-", dir="/tmp"))
     sshd = Sshd(tmp / "ssh")
-    runs: list[Run] = []
+    runs: list[Transfer] = []
     try:
         sshd.start()
         sshd.add_host("benchhost")
@@ -115,13 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         cipher = transport.remote_cipher
         for _ in range(args.rounds):
             for direction in ("upload", "download"):
-                runs.append(
-                    Run("paramiko", direction, _paramiko(pool, opts, direction, size), size)
-                )
+                seconds = _paramiko(pool, opts, direction, size)
+                runs.append(Transfer("big", direction, "paramiko", seconds, size, 1))
                 for name, c in ((f"openssh {GCM}", GCM), ("openssh default", None)):
-                    runs.append(
-                        Run(name, direction, _openssh(sshd, direction, size, data, c), size)
-                    )
+                    seconds = _openssh(sshd, direction, size, data, c)
+                    runs.append(Transfer("big", direction, name, seconds, size, 1))
         pool.close()
     finally:
         sshd.stop()
@@ -132,17 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(runs: list[Run], cipher: str, mib: int) -> str:
+def report(runs: list[Transfer], cipher: str, mib: int) -> str:
     load = os.getloadavg()[0]
     lines = [
         f"one ssh hop, {mib} MiB per transfer; paramiko cipher {cipher}; load average {load:.1f}",
         f"{'direction':<10} {'client':<32} {'best MiB/s':>10} {'median':>8} {'vs OpenSSH-GCM':>15}",
     ]
     for direction in ("upload", "download"):
-        by: dict[str, list[Run]] = {}
+        by: dict[str, list[Transfer]] = {}
         for r in runs:
             if r.direction == direction:
-                by.setdefault(r.client, []).append(r)
+                by.setdefault(r.shell, []).append(r)
         ref = max(r.mib_per_s for r in by[f"openssh {GCM}"])
         for client, rs in by.items():
             best = max(r.mib_per_s for r in rs)

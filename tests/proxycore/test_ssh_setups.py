@@ -19,11 +19,11 @@ NAMES = ["jump", "chain", "proxycommand", "hashed", "agent", "ca"]
 
 
 @pytest.fixture(scope="module")
-def setups(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Setup]]:
+def setups(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setups]:
     root = Path(tmp_path_factory.mktemp("sshsetups"))
     builder = Setups(sshd, root)
     try:
-        yield {n: builder.get(n) for n in NAMES}
+        yield builder
     finally:
         builder.close()
 
@@ -38,10 +38,8 @@ def _run(pool: SshPool, setup: Setup, config: Path, command: str) -> bytes:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_setup_reaches_the_node_and_refuses_a_wrong_host_key(
-    setups: dict[str, Setup], name: str
-) -> None:
-    setup = setups[name]
+def test_setup_reaches_the_node_and_refuses_a_wrong_host_key(setups: Setups, name: str) -> None:
+    setup = setups.get(name)
     # the judge: OpenSSH itself gets in with the good config and refuses the bad one
     assert setup.ssh(setup.config, "echo", "ok").stdout == "ok\n"
     judged = setup.ssh(setup.bad_config, "echo", "ok")
@@ -72,8 +70,8 @@ def test_setup_reaches_the_node_and_refuses_a_wrong_host_key(
         _run(SshPool(), setup, setup.bad_config, "echo no")
 
 
-def test_revoked_host_key_is_refused(setups: dict[str, Setup], tmp_path: Path) -> None:
-    setup = setups["jump"]
+def test_revoked_host_key_is_refused(setups: Setups, tmp_path: Path) -> None:
+    setup = setups.get("jump")
     keytype, key = setup.sshd.host_pub.split()[:2]
     known = tmp_path / "known_hosts"
     known.write_text(
@@ -89,10 +87,10 @@ def test_revoked_host_key_is_refused(setups: dict[str, Setup], tmp_path: Path) -
 
 
 def test_openssh_takes_hosts_paramiko_cannot_serve(
-    setups: dict[str, Setup], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    setups: Setups, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """ControlMaster in the config, or GIT_SSH_COMMAND set: the system's ssh makes the hop."""
-    setup = setups["jump"]
+    setup = setups.get("jump")
     cfg = tmp_path / "config"
     control = f"{setup.sshd.root}/cm-%C"  # sun_path is short
     cfg.write_text(
@@ -117,8 +115,8 @@ def test_openssh_takes_hosts_paramiko_cannot_serve(
     assert stream.close() == 0
 
 
-def test_transport_replaced_after_the_nodes_sshd_restarts(setups: dict[str, Setup]) -> None:
-    setup = setups["ca"]  # its own sshd: restarting it disturbs no other test
+def test_transport_replaced_after_the_nodes_sshd_restarts(setups: Setups) -> None:
+    setup = setups.get("ca")  # its own sshd: restarting it disturbs no other test
     pool = SshPool()
     try:
         assert _run(pool, setup, setup.config, "echo one") == b"one\n"
@@ -132,8 +130,8 @@ def test_transport_replaced_after_the_nodes_sshd_restarts(setups: dict[str, Setu
         pool.close()
 
 
-def test_server_alive_interval_sets_keepalives(setups: dict[str, Setup], tmp_path: Path) -> None:
-    setup = setups["jump"]
+def test_server_alive_interval_sets_keepalives(setups: Setups, tmp_path: Path) -> None:
+    setup = setups.get("jump")
     cfg = tmp_path / "config"
     cfg.write_text(setup.sshd.host_block("alive-node", ServerAliveInterval="7"))
     pool = SshPool()
@@ -144,3 +142,37 @@ def test_server_alive_interval_sets_keepalives(setups: dict[str, Setup], tmp_pat
         assert packetizer._Packetizer__keepalive_interval == 7  # type: ignore[attr-defined]
     finally:
         pool.close()
+
+
+def test_user_certificate_after_a_key_that_is_refused(setups: Setups, tmp_path: Path) -> None:
+    """IdentityFile list: the first key is not authorized, the second logs in only by its
+    certificate (signed by a user CA the sshd trusts)."""
+    import getpass
+
+    from tests.support.sshd import keygen
+
+    ca = setups.get("ca")
+    cert_key = setups.user_certificate("certuser", getpass.getuser())
+    stranger = tmp_path / "stranger"
+    keygen(stranger, "stranger")
+    cfg = tmp_path / "config"
+    known = ca.config.read_text().split("UserKnownHostsFile ")[1].split()[0]
+    cfg.write_text(
+        ca.sshd.host_block(
+            "cert-user",
+            UserKnownHostsFile=known,
+            IdentityFile=f"{stranger}\n  IdentityFile {cert_key}",
+        )
+    )
+    judge = Setup("cert", "cert-user", cfg, cfg, "", ca.sshd)
+    assert judge.ssh(cfg, "echo", "ok").stdout == "ok\n"
+    pool = SshPool()
+    try:
+        assert _run(pool, judge, cfg, "echo cert") == b"cert\n"
+        host = resolve_host(SshTarget("cert-user", "/"), SshOptions(("-F", str(cfg))))
+        assert pool.hop(host).auth == f"{cert_key} (certificate)"
+    finally:
+        pool.close()
+    Path(f"{cert_key}-cert.pub").unlink()  # without its certificate the key is a stranger too
+    with pytest.raises(SshError, match="Permission denied"):
+        SshPool().open(SshTarget("cert-user", "/"), "true", SshOptions(("-F", str(cfg))))

@@ -92,9 +92,11 @@ class Sshd:
         server_path: str | None = None,
         sshd_bin: str = SSHD_BIN,
         host_ca: Path | None = None,
+        user_ca: Path | None = None,
     ) -> None:
         self.root = root
         self.host_ca = host_ca  # a CA key: the host key gets a certificate signed by it
+        self.user_ca = user_ca  # a CA key: user certificates it signs log in
         self.sshd_bin = sshd_bin
         self.user = getpass.getuser()
         self.port = 0
@@ -195,6 +197,7 @@ class Sshd:
             f"Port {self.port}",
             f"HostKey {self.host_key}",
             *([f"HostCertificate {self.host_key}-cert.pub"] if self.host_ca else []),
+            *([f"TrustedUserCAKeys {self.user_ca}.pub"] if self.user_ca else []),
             f"AuthorizedKeysFile {self.authorized_keys}",
             f"PidFile {self.root / 'sshd.pid'}",
             "StrictModes no",

@@ -171,7 +171,14 @@ class Setups:
     def ca(self) -> Setup:
         ca_key = self.root / "host_ca"
         ca_type, ca_pub = keygen(ca_key, "annextui-test-ca").split()[:2]
-        server = Sshd(self.root / "ca-sshd", server_path=self.sshd.server_path, host_ca=ca_key)
+        self.user_ca = self.root / "user_ca"
+        keygen(self.user_ca, "annextui-test-user-ca")
+        server = Sshd(
+            self.root / "ca-sshd",
+            server_path=self.sshd.server_path,
+            host_ca=ca_key,
+            user_ca=self.user_ca,
+        )
         server.start()
         self._ca_sshd = server
         trusted = self.root / "ca_known_hosts"
@@ -191,6 +198,16 @@ class Setups:
             "Host key verification failed",
             server,
         )
+
+    def user_certificate(self, name: str, principal: str) -> Path:
+        """A user key (in no authorized_keys) with a certificate from the `ca` set-up's user CA
+        next to it (NAME-cert.pub), valid for `principal`."""
+        self.get("ca")
+        key = self.root / name
+        keygen(key, name)
+        sign = ["-s", str(self.user_ca), "-I", name, "-n", principal]
+        subprocess.run(["ssh-keygen", "-q", *sign, f"{key}.pub"], check=True, capture_output=True)
+        return key
 
     def close(self) -> None:
         if self._agent_pid is not None:

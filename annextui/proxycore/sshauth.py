@@ -64,7 +64,8 @@ def _load_identity(path: str, certs: tuple[str, ...]) -> paramiko.PKey | None:
 
     try:
         key = paramiko.PKey.from_path(path)  # loads PATH-cert.pub when present
-    except (paramiko.SSHException, OSError, ValueError):
+    except (paramiko.SSHException, OSError, ValueError, TypeError):
+        # TypeError: cryptography's "Key is password-protected" for new-format keys
         return None  # encrypted, unreadable or unsupported: the agent may still hold it
     if key.public_blob is None:
         for cert in certs:

@@ -4,6 +4,7 @@ we refuse (with its words)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,16 @@ def test_user_certificate_after_a_key_that_is_refused(setups: Setups, tmp_path: 
     Path(f"{cert_key}-cert.pub").unlink()  # without its certificate the key is a stranger too
     with pytest.raises(SshError, match="Permission denied"):
         SshPool().open(SshTarget("cert-user", "/"), "true", SshOptions(("-F", str(cfg))))
+
+
+def test_encrypted_key_without_its_agent_is_skipped(setups: Setups, tmp_path: Path) -> None:
+    """The agent set-up with the agent turned off: the passphrase-protected key cannot be used
+    (nobody types passphrases on a gateway), so the login is refused as ssh refuses it."""
+    setup = setups.get("agent")
+    cfg = tmp_path / "config"
+    text = re.sub(r"IdentityAgent .*", "IdentityAgent none", setup.config.read_text())
+    cfg.write_text(text)
+    judged = setup.ssh(cfg, "true")
+    assert "Permission denied" in judged.stderr
+    with pytest.raises(SshError, match=r"Permission denied \(publickey"):
+        SshPool().open(SshTarget(setup.alias, "/"), "true", SshOptions(("-F", str(cfg))))

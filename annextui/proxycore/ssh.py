@@ -28,6 +28,7 @@ from annextui.proxycore.sshconfig import (
     SshError,
     SshOptions,
     SshTarget,
+    forget_resolutions,
     parse_ssh_url,
     resolve_host,
 )
@@ -247,7 +248,11 @@ class SshPool:
         host = resolve_host(target, opts or SshOptions())
         cmd = command if isinstance(command, str) else " ".join(command)
         for attempt in (1, 2):
-            t = self.transport(host)
+            try:
+                t = self.transport(host)
+            except SshError:
+                forget_resolutions()
+                raise
             try:
                 ch = t.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
                 ch.exec_command(cmd)

@@ -194,6 +194,13 @@ def ssh_g(argv_tail: list[str]) -> dict[str, tuple[str, ...]]:
     return cfg
 
 
+def forget_resolutions() -> None:
+    """Drop the cached `ssh -G` results: after a failed hop the next attempt re-reads the
+    configuration, as each run of ssh does (a `Match exec` may now choose another route)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def _one(cfg: dict[str, tuple[str, ...]], key: str, default: str = "") -> str:
     return cfg.get(key, (default,))[0]
 

@@ -190,3 +190,29 @@ def test_encrypted_key_without_its_agent_is_skipped(setups: Setups, tmp_path: Pa
     assert "Permission denied" in judged.stderr
     with pytest.raises(SshError, match=r"Permission denied \(publickey"):
         SshPool().open(SshTarget(setup.alias, "/"), "true", SshOptions(("-F", str(cfg))))
+
+
+def test_match_exec_is_evaluated_as_openssh_does(setups: Setups, tmp_path: Path) -> None:
+    """`Match exec` picks the port: ssh -G evaluates it for us, so paramiko reaches the node
+    exactly when ssh does."""
+    from tests.support.sshd import free_port
+
+    sshd = setups.get("jump").sshd
+    flag = tmp_path / "on-lan"
+    cfg = tmp_path / "config"
+    cfg.write_text(
+        f'Match host mx-node exec "test -e {flag}"\n  Port {sshd.port}\n'
+        + sshd.host_block("mx-node", Port=str(free_port()))
+    )
+    judge = Setup("mx", "mx-node", cfg, cfg, "", sshd)
+    target, opts = SshTarget("mx-node", "/"), SshOptions(("-F", str(cfg)))
+    assert judge.ssh(cfg, "true").returncode != 0
+    with pytest.raises(SshError, match="cannot connect"):
+        SshPool().open(target, "true", opts)
+    flag.touch()
+    assert judge.ssh(cfg, "echo", "ok").stdout == "ok\n"
+    pool = SshPool()
+    try:
+        assert _run(pool, judge, cfg, "echo matched") == b"matched\n"
+    finally:
+        pool.close()

@@ -16,7 +16,8 @@ Reaching a node or remote (`node_peer`):
   paramiko channel from one process-wide `SshPool` (one transport per host, `~/.ssh/config`,
   `annex-ssh-options` and known_hosts honoured, unknown or changed host keys refused), running
   `remote.NAME.annex-shell` (default `git-annex-shell`) `p2pstdio DIR <gateway uuid> --uuid U`.
-  paramiko is imported only when such a node is first used;
+  paramiko is imported only when such a node is first used; a host whose configuration only
+  OpenSSH can follow (or GIT_SSH/GIT_SSH_COMMAND) gets the system's ssh instead (ssh.py);
 * a special remote or an `annex+http` remote → `RemotePeer` over a local
   `git-annex-shell p2pstdio GATEWAY CLIENT --uuid U` (`_delegated_node`): git-annex knows every
   special remote type and the gateway's credentials for it.

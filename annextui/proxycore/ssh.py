@@ -83,7 +83,14 @@ class SshChannel:
         return bytes(self.channel.recv(n))
 
     def write(self, data: bytes | memoryview) -> None:
-        self.channel.sendall(bytes(data))
+        # paramiko's sendall re-slices the rest of the buffer after every packet (a 1 MiB
+        # write copies ~16 MiB); packet-sized pieces copy each byte once.
+        view = memoryview(data)
+        while view:
+            n = self.channel.send(bytes(view[:MAX_PACKET]))
+            if n == 0:
+                raise OSError("ssh channel closed")
+            view = view[n:]
 
     def close_write(self) -> None:
         self.channel.shutdown_write()

@@ -167,6 +167,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     return _open_console(args.repo, readonly=args.readonly)
 
 
+def cmd_ssh_check(args: argparse.Namespace) -> int:
+    from annextui.proxycore.sshcheck import ssh_check
+
+    return ssh_check(_repo(args), args.node, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a -C given before the subcommand is not overwritten by this default.
@@ -228,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--path", default=None, help="where to build it (default: a temp dir)")
     sp.add_argument("--keys", type=int, default=300, help="number of annexed keys")
     sp.add_argument("--no-console", action="store_true", help="only build and describe it")
+    sp = add("ssh-check", cmd_ssh_check, "how the gateway reaches an ssh node, and how fast")
+    sp.add_argument("node", help="the node's remote name")
     _register_extensions(add)
     return p
 

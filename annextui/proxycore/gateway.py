@@ -16,7 +16,8 @@ Reaching a node or remote (`node_peer`):
   paramiko channel from one process-wide `SshPool` (one transport per host, `~/.ssh/config`,
   `annex-ssh-options` and known_hosts honoured, unknown or changed host keys refused), running
   `remote.NAME.annex-shell` (default `git-annex-shell`) `p2pstdio DIR <gateway uuid> --uuid U`.
-  paramiko is imported only when such a node is first used;
+  paramiko is imported only when such a node is first used; a host whose configuration only
+  OpenSSH can follow (or GIT_SSH/GIT_SSH_COMMAND) gets the system's ssh instead (ssh.py);
 * a special remote or an `annex+http` remote → `RemotePeer` over a local
   `git-annex-shell p2pstdio GATEWAY CLIENT --uuid U` (`_delegated_node`): git-annex knows every
   special remote type and the gateway's credentials for it.
@@ -45,8 +46,9 @@ if TYPE_CHECKING:
     from annextui.backend.repo import Remote, Repository
     from annextui.backend.state import AnnexState
     from annextui.proxycore.local import LocalPeer, LocalRepo
+    from annextui.proxycore.remote import ByteStream
     from annextui.proxycore.server import ServeResult, ServerMode
-    from annextui.proxycore.ssh import SshChannel, SshPool
+    from annextui.proxycore.ssh import SshPool
     from annextui.proxycore.targets import Target
 
 DEFAULT_SHELL = "git-annex-shell"
@@ -200,11 +202,11 @@ def _ssh_node(
     program = remote.option("annex-shell") or DEFAULT_SHELL
     command = shell_command(program, "p2pstdio", target.remote_dir, gw.uuid, uuid=uuid)
 
-    def opener() -> SshStream:
+    def opener() -> ByteStream:
         from annextui.proxycore.ssh import SshError
 
         try:
-            return SshStream(ssh_pool().open(target, command, opts))
+            return ssh_pool().open_stream(target, command, opts)
         except SshError as exc:
             raise NodeError(f"{remote.name}: {exc}") from exc
 
@@ -312,27 +314,6 @@ def _make_node_peer() -> type[LocalPeer]:
             return cast(TransferRecorder, recorder)
 
     return NodePeer
-
-
-class SshStream:
-    """A node's `p2pstdio` over an ssh channel, as a `remote.ByteStream`."""
-
-    def __init__(self, channel: SshChannel) -> None:
-        self.channel = channel
-
-    def read(self, n: int) -> bytes:
-        return self.channel.channel.recv(n)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.channel.write(data)
-
-    def close(self) -> int:
-        """EOF to the node, then its exit status (it commits its journal before exiting)."""
-        return self.channel.close()
-
-    def kill(self) -> None:
-        """Abandon the connection without waiting for the node (it may be stuck or gone)."""
-        self.channel.channel.close()
 
 
 # -- preferred content ---------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Reaching ssh nodes with paramiko: one transport per host, shared by every channel.
+"""Reaching ssh nodes: paramiko with one transport per host, or the system's OpenSSH client.
 
-OpenSSH behaviour admins rely on is kept: `~/.ssh/config` (Host aliases, HostName, Port, User,
-IdentityFile, UserKnownHostsFile), `remote.NAME.annex-ssh-options` (`-F`, `-p`, `-i`, `-o K=V`),
-and host keys checked against known_hosts. An unknown or changed host key is refused with a
-clear message; nothing is ever added to known_hosts. AES-GCM is preferred because it moves about
-1.5x the bytes of paramiko's default cipher on commodity CPUs.
+How a host is reached comes from OpenSSH's own evaluation of its configuration (sshconfig.py):
+directly, through `ProxyJump` hosts (a direct-tcpip channel over the jump host's transport, so a
+chain is transports nested in channels) or a `ProxyCommand` (run by the shell on a socketpair),
+with host keys checked as OpenSSH checks them (knownhosts.py) and OpenSSH's choice and order of
+keys (sshauth.py). When the configuration asks for what paramiko cannot do, or GIT_SSH /
+GIT_SSH_COMMAND is set, `open_stream` runs `ssh` as git-annex does instead. AES-GCM is preferred
+because it moves about 1.5x the bytes of paramiko's default cipher on commodity CPUs.
 
 paramiko is imported here only, so the shell pays for it only when an ssh node is used.
 """
@@ -12,161 +14,48 @@ paramiko is imported here only, so the shell pays for it only when an ssh node i
 from __future__ import annotations
 
 import os
-import pwd
-import re
 import shlex
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+
+from annextui.proxycore.sshconfig import (
+    GIT_SSH_VARS,
+    ResolvedHost,
+    SshError,
+    SshOptions,
+    SshTarget,
+    forget_resolutions,
+    parse_ssh_url,
+    resolve_host,
+)
 
 if TYPE_CHECKING:
     import paramiko
 
+    from annextui.proxycore.remote import ByteStream
+
+__all__ = [
+    "ResolvedHost",
+    "SshChannel",
+    "SshError",
+    "SshOptions",
+    "SshPool",
+    "SshStream",
+    "SshTarget",
+    "openssh_argv",
+    "parse_ssh_url",
+    "resolve_host",
+    "shell_command",
+]
+
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 WINDOW_SIZE = 4 * 1024 * 1024  # flow control: bounded memory per channel, no slower on LANs
 MAX_PACKET = 32768
-
-
-class SshError(Exception):
-    """The node could not be reached safely; the message says why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class SshTarget:
-    """Where a git remote URL points: host as written (may be an alias), user, port, path."""
-
-    host: str
-    path: str
-    user: str | None = None
-    port: int | None = None
-
-    @property
-    def remote_dir(self) -> str:
-        """The DIR argument git-annex passes to the shell (`~` paths as `/~/…`)."""
-        p = self.path
-        if p.startswith("~"):
-            return "/" + p
-        if not p.startswith("/"):
-            return "/~/" + p
-        return p
-
-
-_SSH_URL = re.compile(
-    r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?(?P<path>/.*)?$"
-)
-_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.*)$")
-
-
-def parse_ssh_url(url: str) -> SshTarget | None:
-    m = _SSH_URL.match(url)
-    if m:
-        path = m.group("path") or "/"
-        if path.startswith("/~"):
-            path = path[1:]
-        port = int(m.group("port")) if m.group("port") else None
-        return SshTarget(m.group("host").strip("[]"), path, m.group("user"), port)
-    if "://" in url:
-        return None
-    m = _SCP_LIKE.match(url)
-    if m:
-        return SshTarget(m.group("host"), m.group("path") or ".", m.group("user"))
-    return None
-
-
-@dataclass
-class SshOptions:
-    """What OpenSSH would be told on its command line (from `annex-ssh-options`)."""
-
-    config_file: Path | None = None
-    port: int | None = None
-    identity_files: list[str] = field(default_factory=list)
-    options: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str | None) -> SshOptions:
-        out = cls()
-        words = shlex.split(text or "")
-        i = 0
-        while i < len(words):
-            w = words[i]
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            if w in ("-F", "-p", "-i", "-o") and nxt is not None:
-                if w == "-F":
-                    out.config_file = Path(os.path.expanduser(nxt))
-                elif w == "-p":
-                    out.port = int(nxt)
-                elif w == "-i":
-                    out.identity_files.append(os.path.expanduser(nxt))
-                else:
-                    k, _, v = nxt.partition("=")
-                    out.options[k.strip().lower()] = v.strip()
-                i += 2
-                continue
-            i += 1
-        return out
-
-
-def _home() -> Path:
-    # OpenSSH reads ~/.ssh from the passwd entry, not $HOME; so do we, falling back to $HOME.
-    try:
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except KeyError:
-        return Path.home()
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedHost:
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    known_hosts: tuple[str, ...]
-    strict: str
-
-    @property
-    def known_hosts_name(self) -> str:
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
-
-
-def resolve_host(target: SshTarget, opts: SshOptions) -> ResolvedHost:
-    import paramiko
-
-    cfg = paramiko.SSHConfig()
-    config_file = opts.config_file or _home() / ".ssh" / "config"
-    if config_file.is_file():
-        cfg = paramiko.SSHConfig.from_path(str(config_file))
-    entry = cfg.lookup(target.host)
-    for k, v in opts.options.items():
-        entry[k] = v
-    hostname = entry.get("hostname", target.host)
-    port = target.port or opts.port or int(entry.get("port", 22))
-    user = target.user or entry.get("user") or pwd.getpwuid(os.getuid()).pw_name
-    idents = list(opts.identity_files) + list(entry.get("identityfile", []))
-    known = entry.get("userknownhostsfile", "")
-    known_files = [os.path.expanduser(k) for k in known.split()] if known else []
-    if not known_files:
-        known_files = [str(_home() / ".ssh" / "known_hosts")]
-    strict = entry.get("stricthostkeychecking", "ask").lower()
-    return ResolvedHost(hostname, port, user, tuple(idents), tuple(known_files), strict)
-
-
-class _RefuseUnknown:
-    """paramiko missing-host-key policy: refuse, with the message an admin needs."""
-
-    def __init__(self, host: ResolvedHost) -> None:
-        self.host = host
-
-    def missing_host_key(self, client: object, hostname: str, key: paramiko.PKey) -> None:
-        raise SshError(
-            f"host key for {self.host.known_hosts_name} is not known "
-            f"(looked in {', '.join(self.host.known_hosts)}); refusing to connect. "
-            f"Verify the {key.get_name()} key fingerprint {key.fingerprint} and add it with "
-            f"ssh-keyscan -p {self.host.port} {self.host.hostname} >> ~/.ssh/known_hosts"
-        )
+CONNECT_TIMEOUT = 30.0
 
 
 class SshChannel:
@@ -194,7 +83,14 @@ class SshChannel:
         return bytes(self.channel.recv(n))
 
     def write(self, data: bytes | memoryview) -> None:
-        self.channel.sendall(bytes(data))
+        # paramiko's sendall re-slices the rest of the buffer after every packet (a 1 MiB
+        # write copies ~16 MiB); packet-sized pieces copy each byte once.
+        view = memoryview(data)
+        while view:
+            n = self.channel.send(bytes(view[:MAX_PACKET]))
+            if n == 0:
+                raise OSError("ssh channel closed")
+            view = view[n:]
 
     def close_write(self) -> None:
         self.channel.shutdown_write()
@@ -207,98 +103,145 @@ class SshChannel:
         return int(status)
 
 
+class _Hop:
+    """A live transport and what keeps it up (a ProxyCommand process)."""
+
+    def __init__(self, transport: paramiko.Transport, verified: str, auth: str) -> None:
+        self.transport = transport
+        self.verified = verified  # how the host key was verified, for ssh-check
+        self.auth = auth
+        self.proxy: subprocess.Popen[bytes] | None = None
+
+    def close(self) -> None:
+        self.transport.close()
+        if self.proxy is not None:
+            self.proxy.kill()
+            self.proxy.wait()
+
+
 class SshPool:
-    """One authenticated transport per (hostname, port, user), reused for every channel."""
+    """One authenticated transport per resolved host, reused for every channel of the process;
+    a transport that died (the node's sshd restarted, the network dropped) is replaced."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._transports: dict[tuple[str, int, str], paramiko.Transport] = {}
+        self._lock = threading.RLock()
+        self._hops: dict[ResolvedHost, _Hop] = {}
+
+    @property
+    def _transports(self) -> dict[ResolvedHost, paramiko.Transport]:
+        return {h: hop.transport for h, hop in self._hops.items()}
+
+    def hop(self, host: ResolvedHost) -> _Hop:
+        if host.openssh_reason:
+            raise SshError(f"{host.alias} is reached with OpenSSH ({host.openssh_reason})")
+        with self._lock:
+            hop = self._hops.get(host)
+            if hop is not None and hop.transport.is_active():
+                return hop
+            if hop is not None:
+                hop.close()
+            hop = self._connect(host)
+            self._hops[host] = hop
+            return hop
 
     def transport(self, host: ResolvedHost) -> paramiko.Transport:
-        import paramiko
+        return self.hop(host).transport
 
-        ident = (host.hostname, host.port, host.user)
+    def _forget(self, host: ResolvedHost) -> None:
         with self._lock:
-            t = self._transports.get(ident)
-            if t is not None and t.is_active():
-                return t
-            t = self._connect(host, paramiko)
-            self._transports[ident] = t
-            return t
+            hop = self._hops.pop(host, None)
+        if hop is not None:
+            hop.close()
 
-    def _connect(self, host: ResolvedHost, paramiko: object) -> paramiko.Transport:
-        import paramiko as pm
-
-        host_keys = pm.HostKeys()
-        for f in host.known_hosts:
-            if os.path.isfile(f):
-                host_keys.load(f)
+    def _socket(
+        self, host: ResolvedHost
+    ) -> tuple[socket.socket | paramiko.Channel, subprocess.Popen[bytes] | None]:
+        """The byte pipe to the host's sshd: a TCP socket, a ProxyCommand, or a channel
+        through the jump host's transport."""
+        timeout = host.connect_timeout or CONNECT_TIMEOUT
+        if host.via is not None:
+            parent = self.transport(host.via)
+            try:
+                chan = parent.open_channel(
+                    "direct-tcpip",
+                    (host.hostname, host.port),
+                    ("127.0.0.1", 0),
+                    window_size=WINDOW_SIZE,
+                    max_packet_size=MAX_PACKET,
+                    timeout=timeout,
+                )
+            except Exception as exc:
+                raise SshError(
+                    f"cannot connect to {host.known_hosts_name} through {host.via.alias}: {exc}"
+                ) from exc
+            return chan, None
+        if host.proxy_command:
+            ours, theirs = socket.socketpair()
+            try:
+                # OpenSSH runs ProxyCommand with the user's shell, `exec`ed
+                proc = subprocess.Popen(
+                    [os.environ.get("SHELL") or "/bin/sh", "-c", f"exec {host.proxy_command}"],
+                    stdin=theirs.fileno(),
+                    stdout=theirs.fileno(),
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                ours.close()
+                raise SshError(f"cannot run ProxyCommand {host.proxy_command}: {exc}") from exc
+            finally:
+                theirs.close()
+            return ours, proc
         try:
-            sock = socket.create_connection((host.hostname, host.port), timeout=30)
+            sock = socket.create_connection((host.hostname, host.port), timeout=timeout)
         except OSError as exc:
             raise SshError(f"cannot connect to {host.known_hosts_name}: {exc}") from exc
         sock.settimeout(None)
         # Request/reply traffic: without this, Nagle plus delayed ACKs add ~40 ms per request.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        t = pm.Transport(sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET)
+        return sock, None
+
+    def _connect(self, host: ResolvedHost) -> _Hop:
+        import paramiko
+
+        from annextui.proxycore import knownhosts
+        from annextui.proxycore.sshauth import authenticate
+
+        entries = knownhosts.load(host.known_hosts)
+        name = host.known_hosts_name
+        sock, proc = self._socket(host)
+        t = _transport_class()(
+            sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET
+        )
         sec = t.get_security_options()
         sec.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in sec.ciphers) + tuple(
             c for c in sec.ciphers if c not in PREFERRED_CIPHERS
         )
-        try:
-            t.start_client(timeout=30)
-        except (pm.SSHException, OSError) as exc:
-            t.close()
-            raise SshError(f"ssh handshake with {host.known_hosts_name} failed: {exc}") from exc
-        key = t.get_remote_server_key()
-        known = host_keys.lookup(host.known_hosts_name)
-        if known is None:
-            t.close()
-            _RefuseUnknown(host).missing_host_key(None, host.known_hosts_name, key)
-        elif key.get_name() not in known or known[key.get_name()] != key:
-            t.close()
-            raise SshError(
-                f"REMOTE HOST IDENTIFICATION HAS CHANGED for {host.known_hosts_name}: the "
-                f"{key.get_name()} key ({key.fingerprint}) does not match known_hosts; refusing "
-                "to connect. If the change is expected, remove the old key with "
-                f"ssh-keygen -R '{host.known_hosts_name}'."
-            )
-        self._authenticate(t, host, pm)
-        return t
-
-    @staticmethod
-    def _authenticate(t: paramiko.Transport, host: ResolvedHost, pm: object) -> None:
-        import paramiko
-
-        tried: list[str] = []
-        candidates = list(host.identity_files) or [
-            str(_home() / ".ssh" / n) for n in ("id_ed25519", "id_ecdsa", "id_rsa")
-        ]
-        for path in candidates:
-            path = os.path.expanduser(path)
-            if not os.path.isfile(path):
-                continue
-            tried.append(path)
-            try:
-                pkey = paramiko.PKey.from_path(path)
-                t.auth_publickey(host.user, pkey)
-            except (paramiko.SSHException, OSError, ValueError):
-                continue
-            if t.is_authenticated():
-                return
-        agent = paramiko.Agent()
-        for akey in agent.get_keys():
-            try:
-                t.auth_publickey(host.user, akey)
-            except paramiko.SSHException:
-                continue
-            if t.is_authenticated():
-                return
-        t.close()
-        raise SshError(
-            f"permission denied for {host.user}@{host.known_hosts_name} "
-            f"(public keys tried: {', '.join(tried) or 'none'})"
+        # paramiko offers certificate algorithms last; OpenSSH asks first for what
+        # known_hosts can check (a CA's certificates, the key types known for the host).
+        t.host_key_order = tuple(
+            knownhosts.preferred_algorithms(entries, name, t.default_host_key_order)
         )
+        hop = _Hop(t, "", "")
+        hop.proxy = proc
+        try:
+            try:
+                t.start_client(timeout=host.connect_timeout or CONNECT_TIMEOUT)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SshError(f"ssh handshake with {name} failed: {exc}") from exc
+            key = t.get_remote_server_key()
+            cert = (t.host_key_type or "").endswith("-cert-v01@openssh.com")
+            keytype = t.host_key_type if cert and t.host_key_type else key.get_name()
+            plain = key.asbytes()
+            blob = key.public_blob.key_blob if key.public_blob is not None else plain
+            files = list(host.known_hosts)
+            hop.verified = knownhosts.verify(entries, name, keytype, blob, plain, files)
+            hop.auth = authenticate(t, host)
+        except BaseException:
+            hop.close()
+            raise
+        if host.server_alive_interval > 0:
+            t.set_keepalive(host.server_alive_interval)
+        return hop
 
     def open(
         self,
@@ -307,18 +250,124 @@ class SshPool:
         opts: SshOptions | None = None,
         stderr: BinaryIO | None = None,
     ) -> SshChannel:
+        import paramiko
+
         host = resolve_host(target, opts or SshOptions())
-        t = self.transport(host)
-        ch = t.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
         cmd = command if isinstance(command, str) else " ".join(command)
-        ch.exec_command(cmd)
-        return SshChannel(ch, stderr)
+        for attempt in (1, 2):
+            try:
+                t = self.transport(host)
+            except SshError:
+                forget_resolutions()
+                raise
+            try:
+                ch = t.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
+                ch.exec_command(cmd)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                # the transport looked alive but its sshd is gone (restarted): once more
+                # on a fresh transport
+                self._forget(host)
+                if attempt == 2:
+                    raise SshError(f"{host.known_hosts_name}: {exc}") from exc
+                continue
+            return SshChannel(ch, stderr)
+        raise AssertionError("unreachable")
+
+    def open_stream(
+        self, target: SshTarget, command: str, opts: SshOptions | None = None
+    ) -> ByteStream:
+        """A node's command as a byte stream: over a pooled paramiko transport, or through the
+        system's ssh when only OpenSSH can make the hop."""
+        opts = opts or SshOptions()
+        host = resolve_host(target, opts)
+        if host.openssh_reason:
+            from annextui.proxycore.remote import ProcessStream
+
+            argv = openssh_argv(target, opts, command)
+            try:
+                return ProcessStream(argv)
+            except OSError as exc:
+                raise SshError(f"cannot run {argv[0]}: {exc}") from exc
+        return SshStream(self.open(target, command, opts))
 
     def close(self) -> None:
         with self._lock:
-            for t in self._transports.values():
-                t.close()
-            self._transports.clear()
+            hops = list(self._hops.values())
+            self._hops.clear()
+        for hop in hops:
+            hop.close()
+
+
+if TYPE_CHECKING:
+
+    class OrderedTransport(paramiko.Transport):
+        host_key_order: tuple[str, ...]
+        default_host_key_order: tuple[str, ...]
+
+
+_TransportClass: type[OrderedTransport] | None = None
+
+
+def _transport_class() -> type[OrderedTransport]:
+    """paramiko.Transport with a host key algorithm order of our choosing (built on first use:
+    paramiko is imported only when an ssh node is)."""
+    global _TransportClass
+    if _TransportClass is None:
+        import paramiko
+
+        class Ordered(paramiko.Transport):
+            host_key_order: tuple[str, ...] = ()
+
+            @property
+            def default_host_key_order(self) -> tuple[str, ...]:
+                return tuple(super().preferred_keys)
+
+            @property
+            def preferred_keys(self) -> tuple[str, ...]:
+                return self.host_key_order or self.default_host_key_order
+
+        _TransportClass = Ordered  # type: ignore[assignment]
+    assert _TransportClass is not None
+    return _TransportClass
+
+
+def openssh_argv(target: SshTarget, opts: SshOptions, command: str) -> list[str]:
+    """The ssh command line git-annex runs for `command` on `target` (Annex/Ssh.hs sshCommand):
+    with GIT_ANNEX_USE_GIT_SSH=1, GIT_SSH_COMMAND (through sh when it has spaces) or GIT_SSH
+    with git's own parameters; otherwise `ssh HOST OPTIONS [-p PORT] -T COMMAND`."""
+    port = ["-p", str(target.port)] if target.port else []
+    if os.environ.get("GIT_ANNEX_USE_GIT_SSH") == "1":
+        git_params = [target.destination, *port, command]
+        gsc = os.environ.get(GIT_SSH_VARS[0])
+        if gsc:
+            if any(c.isspace() for c in gsc):
+                return ["sh", "-c", gsc + " " + " ".join(shlex.quote(p) for p in git_params)]
+            return [gsc, *git_params]
+        gs = os.environ.get(GIT_SSH_VARS[1])
+        if gs:
+            return [gs, *git_params]
+    return ["ssh", target.destination, *opts.words, *port, "-T", command]
+
+
+class SshStream:
+    """A node's `p2pstdio` over an ssh channel, as a `remote.ByteStream`."""
+
+    def __init__(self, channel: SshChannel) -> None:
+        self.channel = channel
+
+    def read(self, n: int) -> bytes:
+        return self.channel.channel.recv(n)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.channel.write(data)
+
+    def close(self) -> int:
+        """EOF to the node, then its exit status (it commits its journal before exiting)."""
+        return self.channel.close()
+
+    def kill(self) -> None:
+        """Abandon the connection without waiting for the node (it may be stuck or gone)."""
+        self.channel.channel.close()
 
 
 def shell_command(program: str, *args: str, uuid: str | None = None) -> str:

@@ -91,8 +91,12 @@ class Sshd:
         *,
         server_path: str | None = None,
         sshd_bin: str = SSHD_BIN,
+        host_ca: Path | None = None,
+        user_ca: Path | None = None,
     ) -> None:
         self.root = root
+        self.host_ca = host_ca  # a CA key: the host key gets a certificate signed by it
+        self.user_ca = user_ca  # a CA key: user certificates it signs log in
         self.sshd_bin = sshd_bin
         self.user = getpass.getuser()
         self.port = 0
@@ -129,6 +133,9 @@ class Sshd:
             "LC_ALL": "C.UTF-8",
             "GIT_CONFIG_NOSYSTEM": "1",
             **GIT_IDENTITY,
+            # the code under test: an annextui-shell started by sshd imports the package the
+            # tests import (a worktree's, not whatever is pip-installed)
+            **{k: os.environ[k] for k in ("PYTHONPATH",) if os.environ.get(k)},
         }
 
     def start(self, timeout: float = 15.0, attempts: int = 5) -> None:
@@ -138,6 +145,14 @@ class Sshd:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
         self.host_pub = keygen(self.host_key, "annextui-test-host")
+        if self.host_ca is not None:
+            sign = ["-s", str(self.host_ca), "-I", "annextui-test-host", "-h"]
+            subprocess.run(
+                ["ssh-keygen", "-q", *sign, "-n", "127.0.0.1,localhost", f"{self.host_key}.pub"],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+            )
         pub = keygen(self.client_key, "annextui-test-client")
         self._keys["default"] = _Key(self.client_key, pub, self.base_server_env(), None)
         self._write_authorized_keys()
@@ -187,6 +202,8 @@ class Sshd:
             "ListenAddress 127.0.0.1",
             f"Port {self.port}",
             f"HostKey {self.host_key}",
+            *([f"HostCertificate {self.host_key}-cert.pub"] if self.host_ca else []),
+            *([f"TrustedUserCAKeys {self.user_ca}.pub"] if self.user_ca else []),
             f"AuthorizedKeysFile {self.authorized_keys}",
             f"PidFile {self.root / 'sshd.pid'}",
             "StrictModes no",
@@ -236,6 +253,29 @@ class Sshd:
             script = self.wrapper_dir / name
             script.write_text(f'#!/bin/sh\nexec {real} -F {self.config_path} "$@"\n')
             script.chmod(0o755)
+
+    def host_block(self, alias: str, **options: str | None) -> str:
+        """A client `Host alias` block reaching this sshd, with ssh_config options replaced,
+        added, or (None) removed: `host_block("n", ProxyJump="j", IdentityAgent=None)`."""
+        base = self._host_block(alias, self.port, self.client_key, self.known_hosts, self.user)
+        lines = base.splitlines()
+        wanted = {k.lower(): (k, v) for k, v in options.items()}
+        out = [lines[0]]
+        for line in lines[1:]:
+            key = line.split()[0].lower()
+            if key in wanted:
+                name, value = wanted.pop(key)
+                if value is not None:
+                    out.append(f"  {name} {value}")
+            else:
+                out.append(line)
+        out += [f"  {name} {value}" for name, value in wanted.values() if value is not None]
+        return "\n".join(out) + "\n"
+
+    def authorize(self, name: str, pub: str) -> None:
+        """Let the public key `pub` log in (with the default server environment)."""
+        self._keys[name] = _Key(Path(name), pub, self.base_server_env(), None)
+        self._write_authorized_keys()
 
     def _write_client_config(self) -> None:
         blocks = []
@@ -357,10 +397,14 @@ class Sshd:
         except OSError:
             return ""
 
-    # -- teardown -----------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Kill sshd (by PID), its session processes, and ssh clients naming our root."""
-        ACTIVE_ROOTS.discard(str(self.root))
+    def restart(self, timeout: float = 15.0) -> None:
+        """sshd and its sessions go away, and come back on the same port with the same keys
+        (a node whose sshd restarted, or that rebooted)."""
+        self._kill_server()
+        if not self._launch(timeout):
+            raise SshdError(f"sshd did not come back on port {self.port}:\n{self.log_text()}")
+
+    def _kill_server(self) -> None:
         if self._proc is not None:
             sessions = [p.pid for p in procs.descendants(self._proc.pid)]
             procs.kill_pids([self._proc.pid])
@@ -368,6 +412,12 @@ class Sshd:
                 self._proc.wait(timeout=5)
             procs.kill_pids(sessions)
             self._proc = None
+
+    # -- teardown -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Kill sshd (by PID), its session processes, and ssh clients naming our root."""
+        ACTIVE_ROOTS.discard(str(self.root))
+        self._kill_server()
         procs.kill_pids(p.pid for p in procs.mentioning(str(self.root), {"ssh", "scp", "sftp"}))
 
 

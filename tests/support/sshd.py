@@ -133,9 +133,6 @@ class Sshd:
             "LC_ALL": "C.UTF-8",
             "GIT_CONFIG_NOSYSTEM": "1",
             **GIT_IDENTITY,
-            # the code under test: an annextui-shell started by sshd imports the package the
-            # tests import (a worktree's, not whatever is pip-installed)
-            **{k: os.environ[k] for k in ("PYTHONPATH",) if os.environ.get(k)},
         }
 
     def start(self, timeout: float = 15.0, attempts: int = 5) -> None:

@@ -5,6 +5,8 @@ we refuse (with its words)."""
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,12 +90,16 @@ def test_revoked_host_key_is_refused(setups: Setups, tmp_path: Path) -> None:
 
 
 def test_openssh_takes_hosts_paramiko_cannot_serve(
-    setups: Setups, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    setups: Setups, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """ControlMaster in the config, or GIT_SSH_COMMAND set: the system's ssh makes the hop."""
     setup = setups.get("jump")
     cfg = tmp_path / "config"
-    control = f"{setup.sshd.root}/cm-%C"  # sun_path is short
+    # sun_path is short (108 bytes), and ssh appends 17 characters to the socket's name while
+    # it binds it: a directory under an xdist worker's tmp path is too deep.
+    control_dir = Path(tempfile.mkdtemp(prefix="atcm-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(control_dir, ignore_errors=True))
+    control = f"{control_dir}/%C"
     cfg.write_text(
         setup.sshd.host_block(
             "cm-node", ControlMaster="auto", ControlPath=control, ControlPersist="no"

@@ -53,7 +53,7 @@ from annextui.proxycore.peer import (
     Unreachable,
 )
 from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
-from annextui.proxycore.remote import NodeError, RemoteIncoming, RemotePeer
+from annextui.proxycore.remote import NodeError
 from annextui.proxycore.transfers import Direction
 
 if TYPE_CHECKING:
@@ -105,8 +105,7 @@ class Node:
         if self._peer is None:
             try:
                 peer = self.spec.connect(offer, bypass)
-                if isinstance(peer, RemotePeer):
-                    peer.connect(offer)
+                peer.open(offer)
             except NodeError as exc:
                 self.down = str(exc)
                 raise
@@ -876,19 +875,22 @@ class ClusterIncoming:
     def data_present(self) -> Outcome:
         return self._settle(lambda pt: pt.incoming.data_present())
 
+    def interrupt(self) -> None:
+        for pt in self.parts:
+            with contextlib.suppress(Exception):
+                pt.incoming.interrupt()
+
     def abort(self) -> None:
         if self._spent:
             return
         self._spent = True
         for pt in self.parts:
             pt.failed = pt.failed or "aborted"
-        # Hang up on remote nodes first: a writer blocked on a node that stopped reading then
-        # fails at once instead of holding the queue (local writes never block for long, and
-        # their files must not be closed under a writer).
+        # Interrupt first: a writer blocked on a node that stopped reading then fails at once
+        # instead of holding the queue.
         for pt in self.parts:
-            if isinstance(pt.incoming, RemoteIncoming):
-                with contextlib.suppress(Exception):
-                    pt.incoming.abort()
+            with contextlib.suppress(Exception):
+                pt.incoming.interrupt()
         self._drain()
         for pt in self.parts:
             with contextlib.suppress(Exception):

@@ -863,6 +863,9 @@ class LocalIncoming:
             return Outcome(True)
         return Outcome(False)
 
+    def interrupt(self) -> None:
+        """Local writes never block for long, and the file must not be closed under one."""
+
     def abort(self) -> None:
         """Connection lost or client gave up: keep what arrived for a resume."""
         if self._spent:

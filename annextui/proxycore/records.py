@@ -76,10 +76,7 @@ class GatewayRecords:
         from annextui.backend.logs.presence import present_infos
 
         view = self.view
-        # Another session may have committed meanwhile (its journal files are then gone).
-        from annextui.backend.branch import BRANCH_REF
-
-        view.head = view._ref_sha(BRANCH_REF)
+        view.follow_branch()  # another session may have committed meanwhile
         present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
             if present & nodes:

@@ -163,6 +163,9 @@ class RemotePeer(Peer):
             self.offer = min(offer, p.MAX_VERSION)
         return self._connection().version
 
+    def open(self, offer: int) -> None:
+        self.connect(offer)
+
     def _connection(self) -> p.Connection:
         if self._conn is not None:
             return self._conn
@@ -530,6 +533,9 @@ class RemoteIncoming:
         peer._release(self)
         peer._send(p.DataPresent())
         return _outcome(peer._message())
+
+    def interrupt(self) -> None:
+        self.abort()  # hanging up is the only way to stop a write blocked on the node
 
     def abort(self) -> None:
         if self._spent:

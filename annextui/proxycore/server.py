@@ -54,14 +54,15 @@ class ServerMode(enum.Enum):
 
 
 class Transport(Protocol):
-    """Blocking byte streams of one connection.
-
-    A transport may also offer `readinto(buf: memoryview) -> int` (bytes read, 0 at EOF); the
-    server then reads into one reusable buffer instead of allocating per read.
-    """
+    """Blocking byte streams of one connection."""
 
     def read(self, n: int) -> bytes:
         """Up to n bytes; b"" at EOF."""
+        ...
+
+    def readinto(self, buf: memoryview) -> int:
+        """Bytes read into `buf`, 0 at EOF: the server reads into one reusable buffer this way
+        instead of allocating per read."""
         ...
 
     def write(self, data: bytes | memoryview) -> None:
@@ -170,7 +171,7 @@ class Server:
             transport.read,
             transport.write,
             read_size=read_size,
-            readinto=getattr(transport, "readinto", None),  # optional, see Transport
+            readinto=transport.readinto,
         )
         self._debug = debug
         self._requests = 0
@@ -283,13 +284,9 @@ class Server:
     def _handle(self, ev: p.Event) -> None:
         match ev:
             case p.Version(version=offered):
-                negotiate = getattr(self.peer, "negotiate_version", None)
-                if negotiate is None:
-                    self._write(p.answer_version(self.conn))
-                else:
-                    # A proxy answers with what the peer behind it negotiated (<= the offer).
-                    v = min(int(negotiate(min(offered, self.conn.max_version))), offered)
-                    self._send(p.Version(max(0, v)))
+                # A proxy answers with what the peer behind it negotiated (<= the offer).
+                v = self.peer.negotiate_version(min(offered, self.conn.max_version))
+                self._send(p.Version(max(0, min(v, offered))))
             case p.Auth():
                 self._send(p.Error("unexpected command"))  # ssh already authenticated
             case p.CheckPresent(key=k):

@@ -75,6 +75,11 @@ class BytesTransport:
     def write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
 
+    def readinto(self, buf: memoryview) -> int:
+        chunk = self.read(len(buf))
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         return 0
 

@@ -44,7 +44,8 @@ from annextui.proxycore.remote import NodeError, RemotePeer
 if TYPE_CHECKING:
     from annextui.backend.repo import Remote, Repository
     from annextui.backend.state import AnnexState
-    from annextui.proxycore.local import LocalPeer, LocalRepo
+    from annextui.proxycore.local import LocalPeer
+    from annextui.proxycore.localrepo import LocalRepo
     from annextui.proxycore.server import ServeResult, ServerMode
     from annextui.proxycore.ssh import SshChannel, SshPool
     from annextui.proxycore.targets import Target
@@ -172,7 +173,7 @@ def _delegated_node(
 
 
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
-    from annextui.proxycore.local import LocalRepo, RepoError
+    from annextui.proxycore.localrepo import LocalRepo, RepoError
 
     assert remote.url is not None
     path = path_of(gw.repo.top, remote.url)

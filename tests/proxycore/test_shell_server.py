@@ -14,7 +14,8 @@ import pytest
 
 from annextui.backend.keys import Key, key_for_content
 from annextui.proxycore import protocol as p
-from annextui.proxycore.local import LocalPeer, LocalRepo
+from annextui.proxycore.local import LocalPeer
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.peer import (
     AlreadyHave,
     ContentLock,

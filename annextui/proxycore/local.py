@@ -166,12 +166,12 @@ class LocalPeer(Peer):
         length = max(0, st.st_size - offset)
 
         def record() -> TransferRecorder | None:
-            return self._upload_recorder(key, af, length)
+            return self.upload_recorder(key, af, length)
 
         return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, record)
 
-    def _upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
-        """The transfer record of a GET being served (the gateway overrides this)."""
+    def upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
+        """The transfer record of a GET being served (nodepeer.NodePeer makes it lazy)."""
         return self.start_transfer(Direction.UPLOAD, self.client_uuid, key, af)
 
     def start_transfer(

@@ -69,6 +69,11 @@ class BranchView:
         self.unmerged = self._unmerged_refs() if include_unmerged else []
 
     # -- refs --------------------------------------------------------------------------------
+    def follow_branch(self) -> None:
+        """Read the branch from where it is now: a long-lived view (a gateway's session) sees
+        what another process committed meanwhile (its journal files are gone by then)."""
+        self.head = self._ref_sha(BRANCH_REF)
+
     def _ref_sha(self, name: bytes) -> bytes | None:
         try:
             return bytes(self.git.refs[name])

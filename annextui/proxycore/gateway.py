@@ -45,7 +45,7 @@ from annextui.proxycore.remote import NodeError, RemotePeer
 if TYPE_CHECKING:
     from annextui.backend.repo import Remote, Repository
     from annextui.backend.state import AnnexState
-    from annextui.proxycore.local import LocalPeer, LocalRepo
+    from annextui.proxycore.localrepo import LocalRepo
     from annextui.proxycore.remote import ByteStream
     from annextui.proxycore.server import ServeResult, ServerMode
     from annextui.proxycore.ssh import SshPool
@@ -174,7 +174,7 @@ def _delegated_node(
 
 
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
-    from annextui.proxycore.local import LocalRepo, RepoError
+    from annextui.proxycore.localrepo import LocalRepo, RepoError
 
     assert remote.url is not None
     path = path_of(gw.repo.top, remote.url)
@@ -186,7 +186,9 @@ def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
         raise NodeError(
             f"{remote.name}: expected repository UUID {uuid} but found UUID {node.uuid}"
         )
-    return node_peer_class()(node, client_uuid=gw.uuid)
+    from annextui.proxycore.nodepeer import NodePeer
+
+    return NodePeer(node, client_uuid=gw.uuid)
 
 
 def _ssh_node(
@@ -248,72 +250,6 @@ def prewarm_ssh(remotes: Sequence[Remote]) -> None:
     threading.Thread(target=run, name="ssh-prewarm", daemon=True).start()
 
 
-def node_peer_class() -> type[LocalPeer]:
-    """`LocalPeer` for a node served inside the gateway process (built on first use, so the
-    shell does not import local.py's dependencies for a cluster of ssh nodes only)."""
-    global _NodePeer
-    if _NodePeer is None:
-        _NodePeer = _make_node_peer()
-    return _NodePeer
-
-
-_NodePeer: type[LocalPeer] | None = None
-
-
-def _make_node_peer() -> type[LocalPeer]:
-    import time
-    from typing import cast
-
-    from annextui.proxycore.local import LocalPeer
-    from annextui.proxycore.records import RECORD_AFTER, RECORD_NOW
-    from annextui.proxycore.transfers import TransferRecorder
-
-    class LazyRecorder:
-        """A node's upload record that exists only if the upload is large, slow or failed
-        (as the gateway's own relay records, records.Progress): a record costs more file
-        operations than serving a small file from a local node."""
-
-        def __init__(self, start: Callable[[], TransferRecorder | None], size: int) -> None:
-            self._start: Callable[[], TransferRecorder | None] | None = start
-            self._rec: TransferRecorder | None = None
-            self._since = time.monotonic()
-            self.progress_step = max(1, size // 100)
-            if size >= RECORD_NOW:
-                self._open()
-
-        def _open(self) -> None:
-            start, self._start = self._start, None
-            if start is not None:
-                self._rec = start()
-
-        def progress(self, bytes_done: int) -> None:
-            if self._start is not None and time.monotonic() - self._since >= RECORD_AFTER:
-                self._open()
-            if self._rec is not None:
-                self._rec.progress(bytes_done)
-
-        def finish(self, ok: bool) -> None:
-            if not ok:
-                self._open()
-            self._start = None
-            rec, self._rec = self._rec, None
-            if rec is not None:
-                rec.finish(ok)
-
-    class NodePeer(LocalPeer):
-        """A node repository served in the gateway process: LocalPeer, with lazy upload
-        records for the GETs it serves (see LazyRecorder)."""
-
-        def _upload_recorder(
-            self, key: Key, af: str | None, length: int
-        ) -> TransferRecorder | None:
-            def start() -> TransferRecorder | None:
-                return LocalPeer._upload_recorder(self, key, af, length)
-
-            recorder = LazyRecorder(start, key.size if key.size is not None else length)
-            return cast(TransferRecorder, recorder)
-
-    return NodePeer
 
 
 # -- preferred content ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TextIO
 
 from annextui.backend.keys import Key, KeyError_, parse_key
-from annextui.proxycore.local import LocalPeer, LocalRepo
+from annextui.proxycore.local import LocalPeer
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.locks import lock_holder
 from annextui.proxycore.objectstore import UnsafePath, UnstorableKey
 from annextui.proxycore.peer import PeerFatal, RequestRefused

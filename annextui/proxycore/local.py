@@ -9,13 +9,12 @@ What git-annex's `P2P/Annex.hs` does for the shell, done here without git-annex:
 * the location log changed through the journal, committed when the session ends;
 * `hooks/annex-content` run after content arrived or was dropped.
 
-Start-up cost matters (the shell runs once per ssh connection), so `LocalRepo` reads git config
-with one `git config` call and dulwich is imported only when the branch must be written.
+The repository itself (`LocalRepo`, localrepo.py) is read cheaply: git config with one call,
+dulwich only when the branch must be written.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import subprocess
@@ -26,11 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from annextui.backend.keys import Key, hasher_for, known_variety
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.locks import ContentLocked, lock_content_shared, lock_for_removal
 from annextui.proxycore.objectstore import (
-    ObjectStore,
     RepositoryGone,
-    Sharing,
     UnsafePath,
     UnstorableKey,
 )
@@ -59,55 +57,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _HASH_BLOCK = 1 << 20
-_TRUE = {"true", "yes", "on", "1", ""}
-
-
-class RepoError(Exception):
-    """The directory is not a usable git(-annex) repository; the message is git-annex's."""
-
-
-def expand_repo_path(directory: str, home: str | None = None) -> str:
-    """repoAbsPath: `~`, `~user`, `/~/` and `/~user/` expand to homes; relative is from home."""
-    home = home or os.environ.get("HOME") or os.path.expanduser("~")
-    d = directory
-    if d.startswith("/~"):
-        d = d[1:]
-    if d.startswith("~"):
-        name, sep, rest = d[1:].partition("/")
-        if name:
-            try:
-                import pwd
-
-                base = pwd.getpwnam(name).pw_dir
-            except (KeyError, ImportError):
-                return os.path.join(home, directory)
-        else:
-            base = home
-        d = os.path.join(base, rest) if sep else base
-    return os.path.join(home, d)
-
-
-def _git_config(gitdir: Path) -> dict[str, list[str]]:
-    proc = subprocess.run(
-        ["git", f"--git-dir={gitdir}", "config", "--null", "--list"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise RepoError(proc.stderr.decode(errors="replace").strip())
-    out: dict[str, list[str]] = {}
-    for item in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        if not item:
-            continue
-        name, nl, value = item.partition("\n")
-        out.setdefault(_norm_key(name), []).append(value if nl else "")
-    return out
-
-
-def _norm_key(name: str) -> str:
-    section, _, rest = name.partition(".")
-    sub, dot, key = rest.rpartition(".")
-    return f"{section.lower()}.{sub + '.' if dot else ''}{key.lower()}"
 
 
 DEFAULT_DISK_RESERVE = 100 * 1000 * 1000  # git-annex: 100 megabytes
@@ -124,129 +73,6 @@ def disk_reserve(value: str | None) -> int:
         return parse_size(value)
     except SizeError:
         return DEFAULT_DISK_RESERVE
-
-
-class LocalRepo:
-    """The few facts about a repository the shell needs, read cheaply."""
-
-    def __init__(self, top: Path, gitdir: Path, config: dict[str, list[str]]) -> None:
-        self.top = top
-        self.gitdir = gitdir
-        self.config = config
-        self.bare = self.config_bool("core.bare", default=False) and top == gitdir
-        self._store: ObjectStore | None = None
-
-    @classmethod
-    def open(cls, directory: str) -> LocalRepo:
-        """Find the repository at `directory` as git-annex-shell does (fromAbsPath + config)."""
-        path = expand_repo_path(directory)
-        canon = path.rstrip("/") or "/"
-        if canon.endswith("/.git") and not os.path.isdir(os.path.join(canon, ".git")):
-            path = os.path.dirname(canon)
-        elif not os.path.isdir(path) and path == canon:
-            path = canon + ".git"
-        p = Path(path)
-        gitdir: Path | None = None
-        dotgit = p / ".git"
-        if dotgit.is_dir():
-            gitdir = dotgit
-        elif dotgit.is_file():
-            text = dotgit.read_text(errors="replace").strip()
-            if text.startswith("gitdir:"):
-                g = Path(text[len("gitdir:") :].strip())
-                gitdir = g if g.is_absolute() else (p / g)
-        elif (p / "HEAD").is_file() and (p / "objects").is_dir():
-            gitdir = p
-        if gitdir is None or not gitdir.is_dir():
-            raise RepoError(_unreadable(directory))
-        gitdir = Path(os.path.realpath(gitdir))
-        top = Path(os.path.realpath(p))
-        try:
-            config = _git_config(gitdir)
-        except (RepoError, OSError) as exc:
-            raise RepoError(_unreadable(directory)) from exc
-        return cls(top if gitdir != top else gitdir, gitdir, config)
-
-    # -- config --------------------------------------------------------------------------------
-    def config_get(self, name: str, default: str | None = None) -> str | None:
-        values = self.config.get(_norm_key(name))
-        return values[-1] if values else default
-
-    def config_bool(self, name: str, default: bool = False) -> bool:
-        v = self.config_get(name)
-        if v is None:
-            return default
-        return v.strip().lower() in _TRUE
-
-    @property
-    def uuid(self) -> str | None:
-        return self.config_get("annex.uuid") or None
-
-    @property
-    def version(self) -> int | None:
-        v = self.config_get("annex.version")
-        return int(v) if v and v.isdigit() else None
-
-    @property
-    def gcrypt_id(self) -> str:
-        return self.config_get("core.gcrypt-id") or ""
-
-    @property
-    def annexdir(self) -> Path:
-        return self.gitdir / "annex"
-
-    def has_annex_branch(self) -> bool:
-        """Annex.Branch.hasSibling: a `git-annex` branch here or from any remote."""
-        if (self.gitdir / "refs" / "heads" / "git-annex").exists():
-            return True
-        remotes = self.gitdir / "refs" / "remotes"
-        with contextlib.suppress(OSError):
-            for r in os.listdir(remotes):
-                if (remotes / r / "git-annex").is_file():
-                    return True
-        packed = self.gitdir / "packed-refs"
-        with contextlib.suppress(OSError):
-            for line in packed.read_bytes().splitlines():
-                name = line.split(b" ", 1)[-1]
-                if name.endswith(b"/git-annex") and name.startswith(b"refs/"):
-                    return True
-        return False
-
-    def is_initialized(self) -> bool:
-        """isInitialized: annex.version set, or a git-annex branch to auto-initialise from."""
-        return self.version is not None or self.has_annex_branch()
-
-    @property
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            levels = 1 if self.config_bool("annex.tune.objecthash1") else 2
-            crippled = self.config_bool("annex.crippledfilesystem")
-            self._store = ObjectStore(
-                self.gitdir,
-                bare=self.bare or crippled,
-                hash_lower_only=self.config_bool("annex.tune.objecthashlower"),
-                hash_levels=levels,
-                sharing=Sharing.from_config(self.config_get("core.sharedrepository")),
-            )
-        return self._store
-
-    def full(self) -> object:
-        """The dulwich-backed `Repository` (imported on demand: it is slow to import)."""
-        from annextui.backend.repo import Repository
-
-        return Repository(self.gitdir if self.bare else self.top)
-
-    def reload(self) -> None:
-        self.config = _git_config(self.gitdir)
-        self._store = None
-
-
-def _unreadable(directory: str) -> str:
-    host = os.uname().nodename or "unknown"
-    return (
-        f"failed to read git config of git repository in {host} on {directory}; "
-        "perhaps this repository is not set up correctly or has moved"
-    )
 
 
 def monotonic_seconds() -> int:
@@ -340,12 +166,12 @@ class LocalPeer(Peer):
         length = max(0, st.st_size - offset)
 
         def record() -> TransferRecorder | None:
-            return self._upload_recorder(key, af, length)
+            return self.upload_recorder(key, af, length)
 
         return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, record)
 
-    def _upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
-        """The transfer record of a GET being served (the gateway overrides this)."""
+    def upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
+        """The transfer record of a GET being served (nodepeer.NodePeer makes it lazy)."""
         return self.start_transfer(Direction.UPLOAD, self.client_uuid, key, af)
 
     def start_transfer(
@@ -520,7 +346,7 @@ class LocalPeer(Peer):
         if self._journal is None:
             from annextui.backend.journal import Journal
 
-            self._journal = Journal(self.repo.full())  # type: ignore[arg-type]
+            self._journal = Journal(self.repo.full())
         return self._journal
 
     def log_presence(self, key: Key, *, present: bool) -> None:
@@ -862,6 +688,9 @@ class LocalIncoming:
             self._peer.log_presence(self._key, present=True)
             return Outcome(True)
         return Outcome(False)
+
+    def interrupt(self) -> None:
+        """Local writes never block for long, and the file must not be closed under one."""
 
     def abort(self) -> None:
         """Connection lost or client gave up: keep what arrived for a resume."""

@@ -120,6 +120,11 @@ class Incoming(Protocol):
 
     def abort(self) -> None: ...
 
+    def interrupt(self) -> None:
+        """Called from another thread while `write()` may be blocked in it: make that write
+        fail at once (a connection is hung up). Writes that never block for long ignore it."""
+        ...
+
 
 class Peer(abc.ABC):
     """Where keys live. One instance serves one client connection (not thread-safe)."""
@@ -153,6 +158,15 @@ class Peer(abc.ABC):
     @abc.abstractmethod
     def timestamp(self) -> int:
         """`GETTIMESTAMP`: whole seconds of this peer's monotonic clock."""
+
+    def negotiate_version(self, offered: int) -> int:
+        """`VERSION`: the version to answer, given the client's offer capped at ours. A
+        repository speaks what is offered; a proxy answers what the peer behind it said."""
+        return offered
+
+    def open(self, offer: int) -> None:  # noqa: B027 - optional hook
+        """Connect now offering protocol version `offer`, so a peer that cannot be reached
+        fails before its first request. A peer in this process has nothing to open."""
 
     def bypass(self, uuids: tuple[str, ...]) -> None:  # noqa: B027 - optional hook
         """`BYPASS`: cluster gateways not to route through. Plain repositories ignore it."""

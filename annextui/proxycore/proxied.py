@@ -286,6 +286,9 @@ class RecordedIncoming:
             raise
         return self._done(outcome)
 
+    def interrupt(self) -> None:
+        self.inner.interrupt()
+
     def abort(self) -> None:
         self.progress.finish(False)
         with contextlib.suppress(Exception):

@@ -76,10 +76,7 @@ class GatewayRecords:
         from annextui.backend.logs.presence import present_infos
 
         view = self.view
-        # Another session may have committed meanwhile (its journal files are then gone).
-        from annextui.backend.branch import BRANCH_REF
-
-        view.head = view._ref_sha(BRANCH_REF)
+        view.follow_branch()  # another session may have committed meanwhile
         present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
             if present & nodes:
@@ -187,6 +184,7 @@ class Progress:
         self._start = start
         self.recorder: TransferRecorder | None = None
         self.pos = pos
+        self.length = length
         self._reported = pos
         self._step = 1 << 62
         self._since = time.monotonic()
@@ -199,6 +197,16 @@ class Progress:
             self.recorder = start()
             if self.recorder is not None:
                 self._step = self.recorder.progress_step
+
+    @property
+    def progress_step(self) -> int:
+        """How often `progress` is worth calling (TransferRecorder's interface: a local node's
+        GET reports through a Progress, see nodepeer.py)."""
+        return max(1, (self.length or 0) // 100)
+
+    def progress(self, bytes_done: int) -> None:
+        """Absolute position, as a TransferRecorder is told."""
+        self.add(bytes_done - self.pos)
 
     def add(self, n: int) -> None:
         self.pos += n

@@ -139,6 +139,7 @@ class RemotePeer(Peer):
         self._read_size = read_size
         self._stream: ByteStream | None = None
         self._conn: p.Connection | None = None
+        self._wire: p.BlockingConnection | None = None  # _conn driven over _stream
         self._busy: object | None = None  # the transfer or lock holding the connection
         self._requested = False  # a request went over this connection (BYPASS is too late)
 
@@ -162,6 +163,9 @@ class RemotePeer(Peer):
             self.offer = min(offer, p.MAX_VERSION)
         return self._connection().version
 
+    def open(self, offer: int) -> None:
+        self.connect(offer)
+
     def _connection(self) -> p.Connection:
         if self._conn is not None:
             return self._conn
@@ -174,6 +178,9 @@ class RemotePeer(Peer):
         self._stream = stream
         conn = p.Connection(p.Role.CLIENT, greeting=True)
         self._conn = conn
+        self._wire = p.BlockingConnection(
+            conn, stream.read, stream.write, read_size=self._read_size
+        )
         self._requested = False
         try:
             hello = self._message()
@@ -197,6 +204,7 @@ class RemotePeer(Peer):
     def _drop(self) -> None:
         """Forget a connection that cannot be used any more (closing it without waiting)."""
         stream, self._stream, self._conn, self._busy = self._stream, None, None, None
+        self._wire = None
         if stream is None:
             return
         kill = getattr(stream, "kill", None)
@@ -208,7 +216,7 @@ class RemotePeer(Peer):
 
     def close(self) -> None:
         """End the session: EOF to the node, which then exits (and commits its journal)."""
-        stream, self._stream, self._conn = self._stream, None, None
+        stream, self._stream, self._conn, self._wire = self._stream, None, None, None
         if stream is not None:
             if self._busy is not None:
                 self._busy = None
@@ -226,12 +234,10 @@ class RemotePeer(Peer):
 
     # -- wire -------------------------------------------------------------------------------------
     def _send(self, *msgs: p.Message) -> None:
-        conn, stream = self._conn, self._stream
-        assert conn is not None
-        assert stream is not None
+        wire = self._wire
+        assert wire is not None
         try:
-            data = b"".join(conn.send(m) for m in msgs)
-            stream.write(data)
+            wire.send(*msgs)
         except p.LocalProtocolError as exc:  # pragma: no cover - a bug of ours
             self._drop()
             raise NodeError(f"{self.name}: {exc}") from exc
@@ -240,34 +246,28 @@ class RemotePeer(Peer):
             raise NodeError(f"{self.name}: connection lost: {exc}") from exc
 
     def _write_body(self, data: bytes | memoryview) -> None:
-        conn, stream = self._conn, self._stream
-        assert conn is not None
-        assert stream is not None
+        wire = self._wire
+        assert wire is not None
         try:
-            stream.write(conn.send_data(cast(bytes, data)))
+            wire.send_data(cast(bytes, data))
         except (OSError, EOFError) as exc:
             self._drop()
             raise NodeError(f"{self.name}: connection lost: {exc}") from exc
 
     def _event(self) -> p.Event:
-        conn, stream = self._conn, self._stream
-        assert conn is not None
-        assert stream is not None
+        wire = self._wire
+        assert wire is not None
         try:
-            while True:
-                ev = conn.next_event()
-                if ev is p.NEED_DATA:
-                    conn.receive_data(stream.read(self._read_size))
-                    continue
-                if ev is p.PAUSED:  # pragma: no cover - a bug of ours
-                    raise NodeError(f"{self.name}: waiting for a reply in {conn.state.value}")
-                assert not isinstance(ev, p.Wait)
-                if isinstance(ev, p.ConnectionClosed):
-                    raise NodeError(f"{self.name}: connection closed by the node")
-                return ev
+            ev = wire.next_event()
+            if isinstance(ev, p.ConnectionClosed):
+                raise NodeError(f"{self.name}: connection closed by the node")
+            return ev
         except p.RemoteProtocolError as exc:
             self._drop()
             raise NodeError(f"{self.name}: protocol error: {exc}") from exc
+        except p.LocalProtocolError as exc:  # pragma: no cover - a bug of ours (our turn)
+            self._drop()
+            raise NodeError(f"{self.name}: waiting for a reply: {exc}") from exc
         except NodeError:
             self._drop()
             raise
@@ -533,6 +533,9 @@ class RemoteIncoming:
         peer._release(self)
         peer._send(p.DataPresent())
         return _outcome(peer._message())
+
+    def interrupt(self) -> None:
+        self.abort()  # hanging up is the only way to stop a write blocked on the node
 
     def abort(self) -> None:
         if self._spent:

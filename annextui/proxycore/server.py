@@ -54,14 +54,15 @@ class ServerMode(enum.Enum):
 
 
 class Transport(Protocol):
-    """Blocking byte streams of one connection.
-
-    A transport may also offer `readinto(buf: memoryview) -> int` (bytes read, 0 at EOF); the
-    server then reads into one reusable buffer instead of allocating per read.
-    """
+    """Blocking byte streams of one connection."""
 
     def read(self, n: int) -> bytes:
         """Up to n bytes; b"" at EOF."""
+        ...
+
+    def readinto(self, buf: memoryview) -> int:
+        """Bytes read into `buf`, 0 at EOF: the server reads into one reusable buffer this way
+        instead of allocating per read."""
         ...
 
     def write(self, data: bytes | memoryview) -> None:
@@ -165,25 +166,27 @@ class Server:
         self.t = transport
         self.mode = mode
         self.conn = p.Connection(p.Role.SERVER, greeting=True)
+        self.wire = p.BlockingConnection(
+            self.conn,
+            transport.read,
+            transport.write,
+            read_size=read_size,
+            readinto=transport.readinto,
+        )
         self._debug = debug
-        self._read_size = read_size
-        self._eof = False
         self._requests = 0
         # What is in flight, so it can be released whatever happens.
         self._lock: ContentLock | None = None
         self._incoming: Incoming | None = None
         self._outgoing: Outgoing | None = None
         self._buf = bytearray(SEND_BLOCK)
-        self._readinto: Callable[[memoryview], int] | None = getattr(transport, "readinto", None)
-        self._rview = memoryview(bytearray(read_size))
 
     # -- plumbing --------------------------------------------------------------------------------
     def _send(self, *msgs: p.Message) -> None:
-        data = b"".join(self.conn.send(m) for m in msgs)
         if self._debug:
             for m in msgs:
                 self._debug(f"P2P > {m}")
-        self.t.write(data)
+        self.wire.send(*msgs)
 
     def _write(self, data: bytes) -> None:
         if data:
@@ -191,25 +194,11 @@ class Server:
 
     def _event(self) -> p.Event:
         """The next event from the client, reading as needed (never while it is our turn)."""
-        while True:
-            ev = self.conn.next_event()
-            if ev is p.NEED_DATA:
-                if self._readinto is not None:
-                    # One reusable buffer: no allocation per read (keeps the heap flat).
-                    n = self._readinto(self._rview)
-                    data = cast(bytes, self._rview[:n])
-                else:
-                    data = self.t.read(self._read_size)
-                if not data:
-                    self._eof = True
-                self.conn.receive_data(data)
-                continue
-            if ev is p.PAUSED:
-                raise AssertionError(f"server loop lost its turn in {self.conn.state.value}")
-            assert not isinstance(ev, p.Wait)
-            if self._debug and isinstance(ev, p.Message):
-                self._debug(f"P2P < {ev}")
-            return ev
+        ev = self.wire.next_event()
+        assert not isinstance(ev, p.Wait)
+        if self._debug and isinstance(ev, p.Message):
+            self._debug(f"P2P < {ev}")
+        return ev
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> ServeResult:
@@ -272,7 +261,7 @@ class Server:
     def _recover(self, exc: p.RemoteProtocolError) -> None:
         """A bad line from the client: answer as git-annex does, or end the session."""
         if exc.fatal:
-            if self._eof:
+            if self.wire.eof:
                 raise _Stop(None)  # hang-up mid-line or mid-body: git-annex exits quietly
             if exc.error_text:
                 with contextlib.suppress(p.LocalProtocolError, OSError):
@@ -295,13 +284,9 @@ class Server:
     def _handle(self, ev: p.Event) -> None:
         match ev:
             case p.Version(version=offered):
-                negotiate = getattr(self.peer, "negotiate_version", None)
-                if negotiate is None:
-                    self._write(p.answer_version(self.conn))
-                else:
-                    # A proxy answers with what the peer behind it negotiated (<= the offer).
-                    v = min(int(negotiate(min(offered, self.conn.max_version))), offered)
-                    self._send(p.Version(max(0, v)))
+                # A proxy answers with what the peer behind it negotiated (<= the offer).
+                v = self.peer.negotiate_version(min(offered, self.conn.max_version))
+                self._send(p.Version(max(0, min(v, offered))))
             case p.Auth():
                 self._send(p.Error("unexpected command"))  # ssh already authenticated
             case p.CheckPresent(key=k):

@@ -19,7 +19,7 @@ from annextui.proxycore import shellargs
 
 if TYPE_CHECKING:
     from annextui.proxycore.gateway import GatewayTarget
-    from annextui.proxycore.local import LocalRepo
+    from annextui.proxycore.localrepo import LocalRepo
 
 READONLY_ENV = "GIT_ANNEX_SHELL_READONLY"
 APPENDONLY_ENV = "GIT_ANNEX_SHELL_APPENDONLY"
@@ -138,7 +138,7 @@ def run_builtin(cmd: shellargs.Builtin) -> int:
         check_env(APPENDONLY_ENV)
     check_directory(cmd.directory)
 
-    from annextui.proxycore.local import LocalRepo, RepoError
+    from annextui.proxycore.localrepo import LocalRepo, RepoError
 
     try:
         repo = LocalRepo.open(cmd.directory)

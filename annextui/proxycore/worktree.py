@@ -43,7 +43,7 @@ from annextui.proxycore.pointer import format_pointer, pointer_file_key
 from annextui.proxycore.reconcile import reconcile_staged
 
 if TYPE_CHECKING:
-    from annextui.proxycore.local import LocalRepo
+    from annextui.proxycore.localrepo import LocalRepo
 
 _EXEC = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 

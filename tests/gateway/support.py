@@ -1,7 +1,8 @@
 """In-memory nodes and a served gateway for the gateway unit tests.
 
-* `MemoryStream` is a `remote.ByteStream` onto a `protocol.MemoryServer` (a fake node), logging
-  what the gateway wrote; `fail_after` / `eof_after` make the node die mid-transfer.
+* `MemoryStream` is a `remote.ByteStream` onto a `MemoryServer` (tests/support/memory_server.py,
+  a fake node), logging what the gateway wrote; `fail_after` / `eof_after` make the node die
+  mid-transfer.
 * `Served` runs `server.Server` for a Peer on one end of a socketpair in a thread, and gives the
   test a protocol client on the other end, as the shell would serve a real client.
 """
@@ -17,6 +18,7 @@ from annextui.proxycore.cluster import NodeSpec
 from annextui.proxycore.peer import Peer
 from annextui.proxycore.remote import NodeError, RemotePeer
 from annextui.proxycore.server import FdTransport, Server, ServeResult, ServerMode
+from tests.support.memory_server import MemoryServer
 
 
 class MemoryStream:
@@ -24,7 +26,7 @@ class MemoryStream:
 
     def __init__(
         self,
-        server: p.MemoryServer,
+        server: MemoryServer,
         *,
         fail_after: int | None = None,
         eof_after: int | None = None,
@@ -84,13 +86,13 @@ class FakeNode:
     fail_after: int | None = None
     eof_after: int | None = None
     streams: list[MemoryStream] = field(default_factory=list)
-    servers: list[p.MemoryServer] = field(default_factory=list)
+    servers: list[MemoryServer] = field(default_factory=list)
     partial: dict[str, bytearray] = field(default_factory=dict)
 
     def opener(self) -> MemoryStream:
         if self.down:
             raise NodeError(f"cannot connect to {self.name}: connection refused")
-        srv = p.MemoryServer(
+        srv = MemoryServer(
             self.uuid, self.objects, clock=lambda: self.clock, max_version=self.max_version
         )
         srv.partial = self.partial  # shared between connections, like annex/tmp

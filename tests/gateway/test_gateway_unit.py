@@ -512,7 +512,8 @@ def test_cluster_with_local_repository_nodes(
     annex_env: annex_support.AnnexEnv, gw_repo: Repository
 ) -> None:
     from annextui.proxycore.cluster import NodeSpec
-    from annextui.proxycore.local import LocalPeer, LocalRepo
+    from annextui.proxycore.local import LocalPeer
+    from annextui.proxycore.localrepo import LocalRepo
 
     paths = [annex_env.make_annex_repo(f"n{i}.git", N[i], f"n{i}", bare=True) for i in range(2)]
 
@@ -547,7 +548,8 @@ def test_cluster_with_local_repository_nodes(
 def test_gateway_keeps_its_own_copy_when_it_wants_the_key(
     annex_env: annex_support.AnnexEnv, nodes: list[FakeNode]
 ) -> None:
-    from annextui.proxycore.local import LocalPeer, LocalRepo
+    from annextui.proxycore.local import LocalPeer
+    from annextui.proxycore.localrepo import LocalRepo
 
     gw = annex_env.make_annex_repo("owngw.git", GW, "gateway", bare=True)
     repo = Repository(gw)

@@ -19,7 +19,7 @@ from annextui.backend.preferred import Evaluator, KeyFacts, World
 from annextui.backend.repo import Repository
 from annextui.backend.state import load_state
 from annextui.proxycore.gateway import BranchPreferences, Gateway
-from annextui.proxycore.local import LocalRepo
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.records import GatewayRecords
 from tests.support.annex import AnnexEnv
 

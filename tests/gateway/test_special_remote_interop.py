@@ -153,7 +153,7 @@ def test_no_delegation_back_to_ourselves(setup: Setup, monkeypatch: pytest.Monke
     """If git-annex-shell on PATH were annextui-shell, the delegate would call itself: the
     marker in its environment makes it refuse with a message naming the remote."""
     from annextui.proxycore.gateway import DELEGATE_ENV, open_gateway
-    from annextui.proxycore.local import LocalRepo
+    from annextui.proxycore.localrepo import LocalRepo
     from annextui.proxycore.remote import NodeError
     from annextui.proxycore.server import ServerMode
 

@@ -18,13 +18,8 @@ from pathlib import Path
 import pytest
 
 from annextui.backend.keys import Key, hashdir_lower, key_for_content, parse_key
-from annextui.proxycore.local import (
-    LocalIncoming,
-    LocalPeer,
-    LocalRepo,
-    disk_reserve,
-    expand_repo_path,
-)
+from annextui.proxycore.local import LocalIncoming, LocalPeer, disk_reserve
+from annextui.proxycore.localrepo import LocalRepo, expand_repo_path
 from annextui.proxycore.locks import POOL, ContentLocked, lock_for_removal, read_retention
 from annextui.proxycore.objectstore import ObjectStore, SharedMode, Sharing, UnsafePath
 from annextui.proxycore.peer import AlreadyHave, Outcome, PeerFatal, RequestRefused

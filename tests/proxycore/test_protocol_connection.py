@@ -26,7 +26,6 @@ from annextui.proxycore.protocol import (
     ConnectDone,
     Connection,
     ConnectionClosed,
-    ConnectionPair,
     Data,
     DataHeader,
     DataPresent,
@@ -40,7 +39,6 @@ from annextui.proxycore.protocol import (
     Invalid,
     LocalProtocolError,
     LockContent,
-    MemoryServer,
     Message,
     NotifyChange,
     Put,
@@ -63,6 +61,8 @@ from annextui.proxycore.protocol import (
     reply_already_have,
     reply_result,
 )
+from tests.support.memory_server import MemoryServer
+from tests.support.pair import ConnectionPair
 
 K1 = "SHA256E-s12--a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447.txt"
 U1 = "e37ed43c-4191-49c8-ad0e-5a4760bf770f"

@@ -31,7 +31,6 @@ from annextui.proxycore.protocol import (
     GetTimestamp,
     Invalid,
     LockContent,
-    MemoryServer,
     Put,
     PutFrom,
     Remove,
@@ -43,6 +42,7 @@ from annextui.proxycore.protocol import (
     Valid,
     Version,
 )
+from tests.support.memory_server import MemoryServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git-annex-shell") is None or shutil.which("git-annex") is None,

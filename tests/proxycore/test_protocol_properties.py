@@ -26,7 +26,6 @@ from annextui.proxycore.protocol import (
     ConnectDone,
     Connection,
     ConnectionClosed,
-    ConnectionPair,
     DataHeader,
     Error,
     Failure,
@@ -34,7 +33,6 @@ from annextui.proxycore.protocol import (
     Get,
     LocalProtocolError,
     LockContent,
-    MemoryServer,
     Message,
     ProtocolParseError,
     Put,
@@ -55,6 +53,8 @@ from annextui.proxycore.protocol import (
     serialize_message,
 )
 from annextui.proxycore.protocol.messages import SPACE_CHARS
+from tests.support.memory_server import MemoryServer
+from tests.support.pair import ConnectionPair
 
 K1 = "SHA256E-s12--a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447.txt"
 KEYS = [

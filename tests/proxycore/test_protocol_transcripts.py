@@ -16,7 +16,6 @@ from annextui.proxycore.protocol import (
     CheckPresent,
     Connection,
     ConnectionClosed,
-    ConnectionPair,
     Data,
     DataHeader,
     EndOfData,
@@ -25,7 +24,6 @@ from annextui.proxycore.protocol import (
     Get,
     GetTimestamp,
     LockContent,
-    MemoryServer,
     Put,
     PutFrom,
     RemoveBefore,
@@ -41,6 +39,8 @@ from annextui.proxycore.protocol import (
     answer_version,
     reply_result,
 )
+from tests.support.memory_server import MemoryServer
+from tests.support.pair import ConnectionPair
 
 K1 = "SHA256E-s12--a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447.txt"
 KB = "SHA256E-s300000--416e2d0b7ba90379c299916ba2a8c05f8d1aeb791bf4bc2660dfb85b1ae9de67.bin"

@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from annextui.backend.keys import KeyError_, file_key, key_for_content, parse_key
-from annextui.proxycore.local import LocalPeer, LocalRepo
+from annextui.proxycore.local import LocalPeer
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.locks import POOL
 from annextui.proxycore.server import ServerMode, serve
 from tests.support import annex as annex_support
@@ -74,6 +75,11 @@ class BytesTransport:
 
     def write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
+
+    def readinto(self, buf: memoryview) -> int:
+        chunk = self.read(len(buf))
+        buf[: len(chunk)] = chunk
+        return len(chunk)
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         return 0

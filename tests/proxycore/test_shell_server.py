@@ -14,7 +14,8 @@ import pytest
 
 from annextui.backend.keys import Key, key_for_content
 from annextui.proxycore import protocol as p
-from annextui.proxycore.local import LocalPeer, LocalRepo
+from annextui.proxycore.local import LocalPeer
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.peer import (
     AlreadyHave,
     ContentLock,
@@ -86,6 +87,11 @@ class Script:
 
     def write(self, data: bytes | memoryview) -> None:
         self.out += data
+
+    def readinto(self, buf: memoryview) -> int:
+        chunk = self.read(len(buf))
+        buf[: len(chunk)] = chunk
+        return len(chunk)
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         return 0

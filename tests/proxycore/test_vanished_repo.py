@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from annextui.backend.keys import key_for_content
-from annextui.proxycore.local import LocalIncoming, LocalPeer, LocalRepo
+from annextui.proxycore.local import LocalIncoming, LocalPeer
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.peer import Outcome, Unreachable
 from tests.support.annex import AnnexEnv
 

@@ -15,7 +15,8 @@ import pytest
 
 from annextui.backend.keys import parse_key
 from annextui.proxycore.keysdb import inode_cache, same_inode_cache
-from annextui.proxycore.local import LocalPeer, LocalRepo
+from annextui.proxycore.local import LocalPeer
+from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.pointer import format_pointer, parse_pointer
 from tests.support.annex import AnnexEnv
 
@@ -107,7 +108,8 @@ def test_bare_repository_loads_no_work_tree_code(annex_env: AnnexEnv) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from annextui.backend.keys import key_for_content\n"
-        "from annextui.proxycore.local import LocalPeer, LocalRepo\n"
+        "from annextui.proxycore.local import LocalPeer\n"
+        "from annextui.proxycore.localrepo import LocalRepo\n"
         f"peer = LocalPeer(LocalRepo.open({str(repo)!r}), client_uuid={CLIENT!r})\n"
         "data = b'bare content'\n"
         "key = key_for_content(data, 'SHA256E', '.txt')\n"

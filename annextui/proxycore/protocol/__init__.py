@@ -34,11 +34,12 @@ replies (bytes for typical sequences, right for the negotiated version):
     answer_version(conn)  reply_result(conn, ok, uuids=())  reply_already_have(conn, uuids=())
     send_content(conn, length, chunks, *, valid=True) -> Iterator[bytes]
     content(conn, body, *, valid=True)  no_content(conn)
-transports and tests:
-    BlockingConnection(conn, read, write, *, read_size=65536): next_event(), next_message(),
-        send(*msgs), send_data(chunk), send_content(...), iter_body(), read_body()
-    ConnectionPair.create(*, greeting=False, ...): client/server joined in memory, wire logged
-    MemoryServer(uuid, objects=None, *, clock, greeting=True): a plain server on a dict
+transport adapter:
+    BlockingConnection(conn, read, write, *, read_size=65536, readinto=None): next_event(),
+        next_message(), send(*msgs), send_data(chunk), send_content(...), iter_body(),
+        read_body(), .eof
+The tests' in-memory client/server pair and reference server on a dict (`ConnectionPair`,
+`MemoryServer`) live in tests/support/, not here.
 
 A server loop (`store` is the caller's; body chunks stream in, nothing is buffered whole):
 
@@ -56,12 +57,12 @@ A server loop (`store` is the caller's; body chunks stream in, nothing is buffer
                 out += reply_result(conn, store.finish(None))
 
 On a recoverable `RemoteProtocolError` send `Error(exc.error_text)` and carry on; on a fatal one
-close. `MemoryServer` is the complete version of this loop.
+close. tests/support/memory_server.py is the complete version of this loop.
 
 Worth knowing:
 * `next_event()` returns PAUSED while it is our turn: a peer's pipelined lines stay unread until
   we have answered, as in git-annex. A client must read the greeting before sending.
-* `receive_data(b"")` means EOF; `ConnectionPair.feed_*` ignore empty input for that reason.
+* `receive_data(b"")` means EOF: an adapter must pass empty input only at end of stream.
 * VERSION is accepted only as the first request (git-annex's plain server would renegotiate,
   its gateways refuse; no client does it). GETTIMESTAMP, REMOVE-BEFORE and BYPASS are accepted
   from clients below their version, as git-annex's server does; we never send them early.
@@ -69,8 +70,6 @@ Worth knowing:
   tokenizer matches it exactly, including `SUCCESS ` (one trailing space) parsing. The interop
   tests pin both against the real binary.
 """
-
-from typing import TYPE_CHECKING
 
 from .blocking import BlockingConnection
 from .connection import MAX_LINE, Connection
@@ -126,25 +125,6 @@ from .replies import (
 )
 from .states import Role, State
 
-if TYPE_CHECKING:
-    from .memory import MemoryServer
-    from .pair import ConnectionPair
-
-
-def __getattr__(name: str) -> object:
-    """The in-memory pair and server are for tests and tools: not loaded with the protocol
-    (annextui-shell imports this package at every connection)."""
-    if name == "MemoryServer":
-        from .memory import MemoryServer
-
-        return MemoryServer
-    if name == "ConnectionPair":
-        from .pair import ConnectionPair
-
-        return ConnectionPair
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "MAX_LINE",
     "MAX_VERSION",
@@ -164,7 +144,6 @@ __all__ = [
     "ConnectDone",
     "Connection",
     "ConnectionClosed",
-    "ConnectionPair",
     "Data",
     "DataHeader",
     "DataPresent",
@@ -178,7 +157,6 @@ __all__ = [
     "Invalid",
     "LocalProtocolError",
     "LockContent",
-    "MemoryServer",
     "Message",
     "NextEvent",
     "NotifyChange",

@@ -1,12 +1,15 @@
 """A Connection driven over blocking `read`/`write` callables (dulwich's Protocol shape).
 
 Suits ssh stdio, a subprocess's pipes, a paramiko channel or a socket file: the callables do
-the I/O, this module only loops. `read(n)` returns up to n bytes and `b""` at EOF.
+the I/O, this module only loops. `read(n)` returns up to n bytes and `b""` at EOF. The shell's
+server (server.py) and the gateway's client to its nodes (remote.py) both drive their
+connections through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import cast
 
 from . import replies
 from .connection import Connection
@@ -19,7 +22,12 @@ DEFAULT_READ_SIZE = 64 * 1024
 
 class BlockingConnection:
     """Blocking convenience around a Connection. Memory stays bounded by `read_size`: body
-    bytes come back in pieces of at most that size."""
+    bytes come back in pieces of at most that size.
+
+    `readinto(buf) -> int` (0 at EOF), when given, is used instead of `read`: every read then
+    lands in one reusable buffer, so a long transfer allocates nothing per read. `eof` tells
+    whether the stream has ended (a protocol error at EOF is a hang-up, not garbage).
+    """
 
     def __init__(
         self,
@@ -28,18 +36,32 @@ class BlockingConnection:
         write: Callable[[bytes], object],
         *,
         read_size: int = DEFAULT_READ_SIZE,
+        readinto: Callable[[memoryview], int] | None = None,
     ) -> None:
         self.conn = conn
         self._read = read
         self._write = write
         self._read_size = read_size
+        self._readinto = readinto
+        self._rview = memoryview(bytearray(read_size)) if readinto is not None else None
+        self.eof = False
+
+    def _fill(self) -> None:
+        if self._readinto is not None and self._rview is not None:
+            n = self._readinto(self._rview)
+            data = cast(bytes, self._rview[:n])
+        else:
+            data = self._read(self._read_size)
+        if not data:
+            self.eof = True
+        self.conn.receive_data(data)
 
     def next_event(self) -> Event:
         """The next event, reading as needed. Raises LocalProtocolError if it is our turn."""
         while True:
             event = self.conn.next_event()
             if event is NEED_DATA:
-                self.conn.receive_data(self._read(self._read_size))
+                self._fill()
             elif event is PAUSED:
                 raise LocalProtocolError(f"it is our turn to send ({self.conn.state.value})")
             else:

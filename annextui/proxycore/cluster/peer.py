@@ -32,15 +32,15 @@ Request by request, as upstream's `Annex/Cluster.hs` + `P2P/Proxy.hs` do (proxy-
 from __future__ import annotations
 
 import contextlib
-import queue
 import random
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from annextui.backend.keys import Key
 from annextui.proxycore import protocol as p
+from annextui.proxycore.cluster.get import ClusterOutgoing, Empty, Source
+from annextui.proxycore.cluster.node import Failed, Node, NodeSpec
+from annextui.proxycore.cluster.put import ClusterIncoming, Participant
 from annextui.proxycore.peer import (
     AlreadyHave,
     ContentLock,
@@ -52,16 +52,13 @@ from annextui.proxycore.peer import (
     RequestRefused,
     Unreachable,
 )
-from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
-from annextui.proxycore.remote import NodeError, RemoteIncoming, RemotePeer
-from annextui.proxycore.transfers import Direction
+from annextui.proxycore.records import GatewayRecords, outcome_uuids
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-QUEUE_CHUNKS = 8  # per-participant buffer while streaming: bounded memory, whatever the size
 
 
 class Preferences(Protocol):
@@ -76,72 +73,6 @@ class Preferences(Protocol):
     def configured(self, uuid: str) -> bool:
         """Whether `uuid` has preferred content set at all."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
-    """A node as the cluster needs it: identity, cost, and how to reach it."""
-
-    uuid: str
-    name: str
-    cost: float
-    connect: Callable[[int, frozenset[str]], Peer]  # (offered version, bypass) -> peer
-
-
-class Node:
-    """One node of this session: its peer (opened on first use) and whether it is down."""
-
-    def __init__(self, spec: NodeSpec) -> None:
-        self.spec = spec
-        self.uuid = spec.uuid
-        self.name = spec.name
-        self.cost = spec.cost
-        self._peer: Peer | None = None
-        self.down: str | None = None
-
-    def peer(self, offer: int, bypass: frozenset[str]) -> Peer:
-        if self.down is not None:
-            raise NodeError(self.down)
-        if self._peer is None:
-            try:
-                peer = self.spec.connect(offer, bypass)
-                if isinstance(peer, RemotePeer):
-                    peer.connect(offer)
-            except NodeError as exc:
-                self.down = str(exc)
-                raise
-            except Exception as exc:
-                self.down = f"cannot reach {self.name}: {exc}"
-                raise NodeError(self.down) from exc
-            self._peer = peer
-        return self._peer
-
-    @property
-    def opened(self) -> Peer | None:
-        return self._peer
-
-    def mark_down(self, exc: Unreachable) -> None:
-        """Unreachable for the rest of the session (a repository that vanished mid-upload is
-        not asked again: each request would only fail, or worse, write where it was)."""
-        if self.down is None:
-            self.down = f"cannot reach {self.name}: {exc}"
-
-    def close(self) -> None:
-        peer, self._peer = self._peer, None
-        if peer is not None:
-            peer.close()
-
-
-@dataclass
-class _Failed:
-    error: str | None  # the node's ERROR text, or None when the connection failed
-    elsewhere: bool = True  # worth trying another node (down, full); not when it was busy
-
-
-def _error_of(exc: BaseException) -> _Failed:
-    if isinstance(exc, RequestRefused):
-        return _Failed(str(exc))
-    return _Failed(None)
 
 
 def _warn(message: str) -> None:
@@ -215,7 +146,7 @@ class ClusterPeer(Peer):
     def _peer(self, node: Node) -> Peer:
         return node.peer(self.client_version, self.bypass_set)
 
-    def _fan_out(self, items: Sequence[_T], fn: Callable[[_T], _R]) -> list[_R]:
+    def fan_out(self, items: Sequence[_T], fn: Callable[[_T], _R]) -> list[_R]:
         """fn over items, at most `annex.jobs` at once, results in order."""
         if len(items) <= 1 or self.jobs <= 1:
             return [fn(i) for i in items]
@@ -319,16 +250,16 @@ class ClusterPeer(Peer):
 
     def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
         places = self._holders(key)
-        out, rest, last = self._open_get(places, key, offset, associated_file)
+        out, rest, last = self.open_get(places, key, offset, associated_file)
         if out is None:
             if last is not None:
                 raise RequestRefused(last)
             return None
         return ClusterOutgoing(self, out, rest, key, offset, associated_file)
 
-    def _open_get(
+    def open_get(
         self, places: list[Node | Peer], key: Key, offset: int, af: str | None
-    ) -> tuple[_Source | None, list[Node | Peer], str | None]:
+    ) -> tuple[Source | None, list[Node | Peer], str | None]:
         """The first place that sends the content from `offset`; the rest for failover."""
         last: str | None = None
         for i, place in enumerate(places):
@@ -351,8 +282,8 @@ class ClusterPeer(Peer):
                     ok = False
                 if not ok:
                     continue
-                return _Source(place, _Empty(offset)), places[i + 1 :], None
-            return _Source(place, out), places[i + 1 :], None
+                return Source(place, Empty(offset)), places[i + 1 :], None
+            return Source(place, out), places[i + 1 :], None
         return None, [], last
 
     # -- PUT --------------------------------------------------------------------------------------
@@ -410,20 +341,20 @@ class ClusterPeer(Peer):
             if confirmed:
                 return AlreadyHave(tuple(confirmed))
         errors: list[str] = []
-        participants: list[_Participant] = []
+        participants: list[Participant] = []
         holders: list[str] = []
         for tier in tiers:
             live = [n for n in tier if n.down is None]
-            results = self._fan_out(live, lambda n: self._start_put(n, key, associated_file))
+            results = self.fan_out(live, lambda n: self._start_put(n, key, associated_file))
             busy = False
             for n, res in zip(live, results, strict=True):
-                if isinstance(res, _Failed):
+                if isinstance(res, Failed):
                     errors.append(f"{n.name}: {res.error or n.down or 'connection lost'}")
                     busy = busy or not res.elsewhere
                 elif isinstance(res, AlreadyHave):
                     holders += [n.uuid, *(res.plus or ())]
                 else:
-                    participants.append(_Participant(n.uuid, n.name, res, node=n))
+                    participants.append(Participant(n.uuid, n.name, res, node=n))
             for n in tier:
                 if n.down is not None and n not in live:
                     errors.append(n.down)
@@ -442,7 +373,7 @@ class ClusterPeer(Peer):
                     if isinstance(res, AlreadyHave):
                         holders.append(self.gateway_uuid)
                     else:
-                        participants.append(_Participant(self.gateway_uuid, "gateway", res))
+                        participants.append(Participant(self.gateway_uuid, "gateway", res))
         if not participants:
             if holders:
                 return AlreadyHave(tuple(u for u in dict.fromkeys(holders) if u != self._uuid))
@@ -453,24 +384,24 @@ class ClusterPeer(Peer):
             )
         return ClusterIncoming(self, key, associated_file, participants, holders)
 
-    def _start_put(self, node: Node, key: Key, af: str | None) -> Incoming | AlreadyHave | _Failed:
+    def _start_put(self, node: Node, key: Key, af: str | None) -> Incoming | AlreadyHave | Failed:
         try:
             peer = self._peer(node)
         except PeerFatal:
-            return _Failed(None)  # down: node.down says why
+            return Failed(None)  # down: node.down says why
         try:
             return peer.put(key, af)
         except Unreachable as exc:
             node.mark_down(exc)  # its repository is gone: another node may take the key
-            return _Failed(None)
+            return Failed(None)
         except RequestRefused as exc:
-            return _Failed(str(exc))  # refused (e.g. full): another node may take it
+            return Failed(str(exc))  # refused (e.g. full): another node may take it
         except (PeerFatal, OSError) as exc:
             # Reached, then it hung up on this PUT: git-annex-shell does that when another
             # transfer of the key holds its lock. Placing the key elsewhere would only make
             # an unwanted copy; the client retries later.
             self.warn(f"{node.name}: {exc}")
-            return _Failed(None, elsewhere=False)
+            return Failed(None, elsewhere=False)
 
     # -- REMOVE / GETTIMESTAMP --------------------------------------------------------------------
     def remove(self, key: Key, *, before: int | None = None) -> Outcome:
@@ -478,7 +409,7 @@ class ClusterPeer(Peer):
         if not nodes:
             return Outcome(False)
 
-        def one(n: Node) -> Outcome | _Failed:
+        def one(n: Node) -> Outcome | Failed:
             deadline = before
             if before is not None and self._local_timestamp is not None:
                 theirs = self._timestamps.get(n.uuid)
@@ -487,15 +418,15 @@ class ClusterPeer(Peer):
             try:
                 return self._peer(n).remove(key, before=deadline)
             except RequestRefused as exc:
-                return _Failed(str(exc))
+                return Failed(str(exc))
             except PeerFatal as exc:
                 self.warn(str(exc))
-                return _Failed(None)
+                return Failed(None)
             except OSError as exc:
                 self.warn(f"{n.name}: {exc}")
-                return _Failed(None)
+                return Failed(None)
 
-        results = self._fan_out(nodes, one)
+        results = self.fan_out(nodes, one)
         removed: list[str] = []
         for n, r in zip(nodes, results, strict=True):
             if isinstance(r, Outcome):
@@ -505,7 +436,7 @@ class ClusterPeer(Peer):
         if all(isinstance(r, Outcome) and r.ok for r in results):
             return Outcome(True, None if nonplussed else tuple(removed))
         if nonplussed:
-            errors = [r.error for r in results if isinstance(r, _Failed) and r.error]
+            errors = [r.error for r in results if isinstance(r, Failed) and r.error]
             if errors:
                 raise RequestRefused(errors[0])
             return Outcome(False)
@@ -528,370 +459,9 @@ class ClusterPeer(Peer):
             except (RequestRefused, PeerFatal, OSError):
                 return None
 
-        times = self._fan_out(nodes, one)
+        times = self.fan_out(nodes, one)
         # The local clock read after the nodes': any delay shortens the allowed time.
         local = monotonic_seconds()
         self._timestamps = {n.uuid: t for n, t in zip(nodes, times, strict=True) if t is not None}
         self._local_timestamp = local
         return local
-
-
-# -- GET -----------------------------------------------------------------------------------------
-
-
-class _Empty:
-    """Empty content (DATA 0, VALID) already acknowledged by the node."""
-
-    def __init__(self, offset: int) -> None:
-        self._offset = offset
-
-    @property
-    def length(self) -> int:
-        return 0
-
-    @property
-    def offset(self) -> int:
-        return self._offset
-
-    def fileno(self) -> int | None:
-        return None
-
-    def readinto(self, buf: memoryview) -> int:
-        return 0
-
-    def advance(self, n: int) -> None:
-        pass
-
-    def valid(self) -> bool:
-        return True
-
-    def body_sent(self) -> None:
-        pass
-
-    def close(self, acknowledged: Outcome | None) -> None:
-        pass
-
-
-@dataclass
-class _Source:
-    place: Node | Peer
-    out: Outgoing
-
-
-def _place_uuid(cluster: ClusterPeer, place: Node | Peer) -> str:
-    return place.uuid if isinstance(place, Node) else cluster.gateway_uuid
-
-
-class ClusterOutgoing:
-    """A GET answered by one node, switching to the next holder if that node breaks mid-body.
-
-    The length promised to the client is the first node's; a replacement is asked for
-    `GET <offset reached>` and must send exactly what is left (else the session has to end,
-    as the protocol has no in-band abort).
-    """
-
-    def __init__(
-        self,
-        cluster: ClusterPeer,
-        source: _Source,
-        rest: list[Node | Peer],
-        key: Key,
-        offset: int,
-        af: str | None,
-    ) -> None:
-        self.cluster = cluster
-        self.source = source
-        self.rest = rest
-        self.key = key
-        self._offset = offset
-        self._length = source.out.length
-        self.af = af
-        self.sent = 0
-        self._switched = False
-        self.progress = self._record(source)
-
-    def _record(self, source: _Source) -> Progress:
-        out = source.out
-        if out.length == 0:
-            return Progress(None, out.offset)
-        uuid = _place_uuid(self.cluster, source.place)
-        return self.cluster.records.progress(
-            Direction.DOWNLOAD, uuid, self.key, self.af, pos=out.offset, length=out.length
-        )
-
-    @property
-    def length(self) -> int:
-        return self._length
-
-    @property
-    def offset(self) -> int:
-        return self._offset
-
-    def fileno(self) -> int | None:
-        # sendfile only from the first source: a replacement reads through readinto.
-        return None if self._switched else self.source.out.fileno()
-
-    def advance(self, n: int) -> None:
-        self.source.out.advance(n)
-        self.sent += n
-        self.progress.add(n)
-
-    def readinto(self, buf: memoryview) -> int:
-        while True:
-            try:
-                n = self.source.out.readinto(buf)
-            except (PeerFatal, OSError) as exc:
-                self.cluster.warn(f"{exc}; continuing from another node")
-                self._failover()
-                continue
-            if n <= 0 and self.sent < self._length:
-                self._failover()  # the file shrank or the node stopped: try the next holder
-                continue
-            self.sent += n
-            self.progress.add(n)
-            return n
-
-    def _failover(self) -> None:
-        with contextlib.suppress(Exception):
-            self.source.out.close(None)
-        self.progress.finish(False)
-        at = self._offset + self.sent
-        need = self._length - self.sent
-        while self.rest:
-            out, rest, _last = self.cluster._open_get(self.rest, self.key, at, self.af)
-            self.rest = rest
-            if out is None:
-                break
-            if out.out.length != need:
-                with contextlib.suppress(Exception):
-                    out.out.close(Outcome(False))
-                continue
-            self.source = out
-            self._switched = True
-            self.progress = self._record(out)
-            return
-        raise PeerFatal(
-            f"no node could send the rest of {self.key} after {self.sent} of {self._length} bytes"
-        )
-
-    def valid(self) -> bool:
-        while True:
-            try:
-                return self.source.out.valid()
-            except (PeerFatal, OSError) as exc:
-                if self.sent < self._length:
-                    raise
-                # Body complete but the node died before its validity line: we cannot vouch
-                # for the bytes, the client verifies them anyway; report INVALID.
-                self.cluster.warn(str(exc))
-                return False
-
-    def body_sent(self) -> None:
-        self.source.out.body_sent()
-
-    def close(self, acknowledged: Outcome | None) -> None:
-        try:
-            self.source.out.close(acknowledged)
-        finally:
-            self.progress.finish(acknowledged is not None and acknowledged.ok)
-
-
-# -- PUT -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Participant:
-    uuid: str
-    name: str
-    incoming: Incoming
-    failed: str | None = None
-    progress: Progress | None = None
-    writer: _Writer | None = None
-    node: Node | None = None  # None for the gateway's own copy
-
-    def fail(self, exc: BaseException) -> None:
-        """This participant is out of the upload; a node whose repository is gone is down."""
-        self.failed = self.failed or str(exc) or type(exc).__name__
-        if isinstance(exc, Unreachable) and self.node is not None:
-            self.node.mark_down(exc)
-
-
-_STOP = object()
-
-
-class _Writer(threading.Thread):
-    """Feeds one participant its part of the body from a bounded queue."""
-
-    def __init__(self, part: _Participant, length: int, skip: int) -> None:
-        super().__init__(name=f"put-{part.name}", daemon=True)
-        self.part = part
-        self.length = length
-        self.skip = skip
-        self.q: queue.Queue[object] = queue.Queue(maxsize=QUEUE_CHUNKS)
-
-    def run(self) -> None:
-        part = self.part
-        try:
-            part.incoming.begin(self.length)
-        except Exception as exc:
-            part.fail(exc)
-        while True:
-            item = self.q.get()
-            if item is _STOP:
-                return
-            if part.failed is not None:
-                continue  # keep draining: the reader must never block on a dead node
-            assert isinstance(item, bytes)
-            try:
-                _feed(part, item, self)
-            except Exception as exc:
-                part.fail(exc)
-
-
-def _feed(part: _Participant, chunk: bytes, state: _Writer) -> None:
-    if state.skip:
-        if state.skip >= len(chunk):
-            state.skip -= len(chunk)
-            return
-        chunk = chunk[state.skip :]
-        state.skip = 0
-    part.incoming.write(chunk)
-    if part.progress is not None:
-        part.progress.add(len(chunk))
-
-
-class ClusterIncoming:
-    """The client's body, read once, streamed to every participant (see `peer.Incoming`)."""
-
-    def __init__(
-        self,
-        cluster: ClusterPeer,
-        key: Key,
-        af: str | None,
-        participants: list[_Participant],
-        holders: list[str],
-    ) -> None:
-        self.cluster = cluster
-        self.key = key
-        self.af = af
-        self.parts = participants
-        self.holders = holders
-        self._offset = min(pt.incoming.offset for pt in participants)
-        self._inline: _Writer | None = None
-        self._spent = False
-
-    @property
-    def offset(self) -> int:
-        return self._offset
-
-    def begin(self, length: int) -> None:
-        total = self._offset + length
-        records = self.cluster.records
-        for pt in self.parts:
-            own = pt.incoming.offset
-            node_len = max(0, total - own)
-            skip = max(0, own - self._offset)
-            if pt.uuid == self.cluster.gateway_uuid:
-                pt.progress = Progress(None, own)  # our own copy records its own download
-            else:
-                pt.progress = records.progress(
-                    Direction.UPLOAD, pt.uuid, self.key, self.af, pos=own, length=node_len
-                )
-            pt.writer = _Writer(pt, node_len, skip)
-        if len(self.parts) == 1:
-            # One participant: write in this thread, no hand-off.
-            w = self.parts[0].writer
-            assert w is not None
-            self._inline = w
-            try:
-                self.parts[0].incoming.begin(w.length)
-            except Exception as exc:
-                self.parts[0].fail(exc)
-            return
-        for pt in self.parts:
-            assert pt.writer is not None
-            pt.writer.start()
-
-    def write(self, data: bytes | memoryview) -> None:
-        chunk = bytes(data) if isinstance(data, memoryview) else data
-        w = self._inline
-        if w is not None:
-            if w.part.failed is None:
-                try:
-                    _feed(w.part, chunk, w)
-                except Exception as exc:
-                    w.part.fail(exc)
-            return
-        for pt in self.parts:
-            assert pt.writer is not None
-            if pt.failed is None:
-                pt.writer.q.put(chunk)
-
-    def _drain(self) -> None:
-        if self._inline is not None:
-            return
-        for pt in self.parts:
-            if pt.writer is not None and pt.writer.is_alive():
-                pt.writer.q.put(_STOP)
-        for pt in self.parts:
-            if pt.writer is not None and pt.writer.is_alive():
-                pt.writer.join()
-
-    def _settle(self, fn: Callable[[_Participant], Outcome]) -> Outcome:
-        self._spent = True
-        self._drain()
-
-        def one(pt: _Participant) -> Outcome:
-            if pt.failed is not None:
-                self.cluster.warn(f"{pt.name}: {pt.failed}")
-                with contextlib.suppress(Exception):
-                    pt.incoming.abort()
-                return Outcome(False)
-            try:
-                return fn(pt)
-            except (RequestRefused, PeerFatal, OSError) as exc:
-                pt.fail(exc)
-                self.cluster.warn(f"{pt.name}: {exc}")
-                with contextlib.suppress(Exception):
-                    pt.incoming.abort()
-                return Outcome(False)
-
-        outcomes = self.cluster._fan_out(self.parts, one)
-        stored: list[str] = []
-        for pt, o in zip(self.parts, outcomes, strict=True):
-            if pt.progress is not None:
-                pt.progress.finish(o.ok)
-            if o.ok:
-                stored += outcome_uuids(pt.uuid, o)
-        self.cluster.records.record(self.key, stored, present=True)
-        self.cluster.note_stored(self.key, stored)
-        if not stored:
-            return Outcome(False)
-        everyone = [u for u in dict.fromkeys(stored + self.holders) if u]
-        return Outcome(True, tuple(everyone))
-
-    def finish(self, valid: bool | None) -> Outcome:
-        return self._settle(lambda pt: pt.incoming.finish(valid))
-
-    def data_present(self) -> Outcome:
-        return self._settle(lambda pt: pt.incoming.data_present())
-
-    def abort(self) -> None:
-        if self._spent:
-            return
-        self._spent = True
-        for pt in self.parts:
-            pt.failed = pt.failed or "aborted"
-        # Hang up on remote nodes first: a writer blocked on a node that stopped reading then
-        # fails at once instead of holding the queue (local writes never block for long, and
-        # their files must not be closed under a writer).
-        for pt in self.parts:
-            if isinstance(pt.incoming, RemoteIncoming):
-                with contextlib.suppress(Exception):
-                    pt.incoming.abort()
-        self._drain()
-        for pt in self.parts:
-            with contextlib.suppress(Exception):
-                pt.incoming.abort()
-            if pt.progress is not None:
-                pt.progress.finish(False)

@@ -1,4 +1,4 @@
-"""A reference server over an in-memory object store.
+"""A reference P2P server over an in-memory object store (test support, not shipped).
 
 It answers like `git-annex-shell p2pstdio` on its own repository (replies checked against
 10.20261026 in the interop tests), using only the public API. Use it as a fake node or remote
@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from annextui.backend.keys import digest_matches, hasher_for, parse_key
-
-from .connection import Connection
-from .errors import RemoteProtocolError
-from .events import ConnectionClosed, Data, EndOfData, Event, Wait
-from .messages import (
+from annextui.proxycore.protocol.connection import Connection
+from annextui.proxycore.protocol.errors import RemoteProtocolError
+from annextui.proxycore.protocol.events import ConnectionClosed, Data, EndOfData, Event, Wait
+from annextui.proxycore.protocol.messages import (
     MAX_VERSION,
     Auth,
     AuthSuccess,
@@ -36,8 +35,14 @@ from .messages import (
     Valid,
     Version,
 )
-from .replies import answer_version, content, no_content, reply_already_have, reply_result
-from .states import Role, State
+from annextui.proxycore.protocol.replies import (
+    answer_version,
+    content,
+    no_content,
+    reply_already_have,
+    reply_result,
+)
+from annextui.proxycore.protocol.states import Role, State
 
 
 class MemoryServer:

@@ -1,13 +1,13 @@
-"""A client and a server Connection joined in memory, for tests and in-process peers."""
+"""A client and a server Connection joined in memory (test support, not shipped)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .connection import Connection
-from .events import ConnectionClosed, Event, Wait
-from .messages import MAX_VERSION, Message
-from .states import Role
+from annextui.proxycore.protocol.connection import Connection
+from annextui.proxycore.protocol.events import ConnectionClosed, Event, Wait
+from annextui.proxycore.protocol.messages import MAX_VERSION, Message
+from annextui.proxycore.protocol.states import Role
 
 
 @dataclass

@@ -1,0 +1,192 @@
+"""`LocalRepo`: the few facts about a repository on this machine the shell needs, read cheaply.
+
+Start-up cost matters (the shell runs once per ssh connection): git config is read with one
+`git config` call, and dulwich (`backend.repo.Repository`) is imported only when `full()` is
+asked for, which is when the branch must be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from annextui.proxycore.objectstore import ObjectStore, Sharing
+
+if TYPE_CHECKING:
+    from annextui.backend.repo import Repository
+
+_TRUE = {"true", "yes", "on", "1", ""}
+
+
+class RepoError(Exception):
+    """The directory is not a usable git(-annex) repository; the message is git-annex's."""
+
+
+def expand_repo_path(directory: str, home: str | None = None) -> str:
+    """repoAbsPath: `~`, `~user`, `/~/` and `/~user/` expand to homes; relative is from home."""
+    home = home or os.environ.get("HOME") or os.path.expanduser("~")
+    d = directory
+    if d.startswith("/~"):
+        d = d[1:]
+    if d.startswith("~"):
+        name, sep, rest = d[1:].partition("/")
+        if name:
+            try:
+                import pwd
+
+                base = pwd.getpwnam(name).pw_dir
+            except (KeyError, ImportError):
+                return os.path.join(home, directory)
+        else:
+            base = home
+        d = os.path.join(base, rest) if sep else base
+    return os.path.join(home, d)
+
+
+def _git_config(gitdir: Path) -> dict[str, list[str]]:
+    proc = subprocess.run(
+        ["git", f"--git-dir={gitdir}", "config", "--null", "--list"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise RepoError(proc.stderr.decode(errors="replace").strip())
+    out: dict[str, list[str]] = {}
+    for item in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not item:
+            continue
+        name, nl, value = item.partition("\n")
+        out.setdefault(_norm_key(name), []).append(value if nl else "")
+    return out
+
+
+def _norm_key(name: str) -> str:
+    section, _, rest = name.partition(".")
+    sub, dot, key = rest.rpartition(".")
+    return f"{section.lower()}.{sub + '.' if dot else ''}{key.lower()}"
+
+
+class LocalRepo:
+    """The few facts about a repository the shell needs, read cheaply."""
+
+    def __init__(self, top: Path, gitdir: Path, config: dict[str, list[str]]) -> None:
+        self.top = top
+        self.gitdir = gitdir
+        self.config = config
+        self.bare = self.config_bool("core.bare", default=False) and top == gitdir
+        self._store: ObjectStore | None = None
+
+    @classmethod
+    def open(cls, directory: str) -> LocalRepo:
+        """Find the repository at `directory` as git-annex-shell does (fromAbsPath + config)."""
+        path = expand_repo_path(directory)
+        canon = path.rstrip("/") or "/"
+        if canon.endswith("/.git") and not os.path.isdir(os.path.join(canon, ".git")):
+            path = os.path.dirname(canon)
+        elif not os.path.isdir(path) and path == canon:
+            path = canon + ".git"
+        p = Path(path)
+        gitdir: Path | None = None
+        dotgit = p / ".git"
+        if dotgit.is_dir():
+            gitdir = dotgit
+        elif dotgit.is_file():
+            text = dotgit.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                g = Path(text[len("gitdir:") :].strip())
+                gitdir = g if g.is_absolute() else (p / g)
+        elif (p / "HEAD").is_file() and (p / "objects").is_dir():
+            gitdir = p
+        if gitdir is None or not gitdir.is_dir():
+            raise RepoError(_unreadable(directory))
+        gitdir = Path(os.path.realpath(gitdir))
+        top = Path(os.path.realpath(p))
+        try:
+            config = _git_config(gitdir)
+        except (RepoError, OSError) as exc:
+            raise RepoError(_unreadable(directory)) from exc
+        return cls(top if gitdir != top else gitdir, gitdir, config)
+
+    # -- config --------------------------------------------------------------------------------
+    def config_get(self, name: str, default: str | None = None) -> str | None:
+        values = self.config.get(_norm_key(name))
+        return values[-1] if values else default
+
+    def config_bool(self, name: str, default: bool = False) -> bool:
+        v = self.config_get(name)
+        if v is None:
+            return default
+        return v.strip().lower() in _TRUE
+
+    @property
+    def uuid(self) -> str | None:
+        return self.config_get("annex.uuid") or None
+
+    @property
+    def version(self) -> int | None:
+        v = self.config_get("annex.version")
+        return int(v) if v and v.isdigit() else None
+
+    @property
+    def gcrypt_id(self) -> str:
+        return self.config_get("core.gcrypt-id") or ""
+
+    @property
+    def annexdir(self) -> Path:
+        return self.gitdir / "annex"
+
+    def has_annex_branch(self) -> bool:
+        """Annex.Branch.hasSibling: a `git-annex` branch here or from any remote."""
+        if (self.gitdir / "refs" / "heads" / "git-annex").exists():
+            return True
+        remotes = self.gitdir / "refs" / "remotes"
+        with contextlib.suppress(OSError):
+            for r in os.listdir(remotes):
+                if (remotes / r / "git-annex").is_file():
+                    return True
+        packed = self.gitdir / "packed-refs"
+        with contextlib.suppress(OSError):
+            for line in packed.read_bytes().splitlines():
+                name = line.split(b" ", 1)[-1]
+                if name.endswith(b"/git-annex") and name.startswith(b"refs/"):
+                    return True
+        return False
+
+    def is_initialized(self) -> bool:
+        """isInitialized: annex.version set, or a git-annex branch to auto-initialise from."""
+        return self.version is not None or self.has_annex_branch()
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            levels = 1 if self.config_bool("annex.tune.objecthash1") else 2
+            crippled = self.config_bool("annex.crippledfilesystem")
+            self._store = ObjectStore(
+                self.gitdir,
+                bare=self.bare or crippled,
+                hash_lower_only=self.config_bool("annex.tune.objecthashlower"),
+                hash_levels=levels,
+                sharing=Sharing.from_config(self.config_get("core.sharedrepository")),
+            )
+        return self._store
+
+    def full(self) -> Repository:
+        """The dulwich-backed `Repository` (imported on demand: it is slow to import)."""
+        from annextui.backend.repo import Repository
+
+        return Repository(self.gitdir if self.bare else self.top)
+
+    def reload(self) -> None:
+        self.config = _git_config(self.gitdir)
+        self._store = None
+
+
+def _unreadable(directory: str) -> str:
+    host = os.uname().nodename or "unknown"
+    return (
+        f"failed to read git config of git repository in {host} on {directory}; "
+        "perhaps this repository is not set up correctly or has moved"
+    )

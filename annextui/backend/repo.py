@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +38,30 @@ def require_directory(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def local_path_of_url(url: str | None, base: Path | None = None) -> Path | None:
+    """A remote URL as a path on this machine, or None when it names another host.
+
+    As git reads it: `file://` and plain paths are local; a URL scheme, or a colon before the
+    first slash (scp-like `host:path`), names another host. `~` is expanded as git-annex
+    expands it. A relative path is relative to `base` (the repository's top), normalised.
+    """
+    if not url:
+        return None
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    elif _URL_SCHEME.match(url):
+        return None
+    elif ":" in url.split("/", 1)[0] and not url.startswith(("/", ".")):
+        return None  # scp-like host:path
+    p = Path(os.path.expanduser(url)) if url.startswith("~") else Path(url)
+    if not p.is_absolute() and base is not None:
+        p = Path(os.path.normpath(base / p))
+    return p
+
+
 @dataclass(frozen=True, slots=True)
 class Remote:
     name: str
@@ -52,8 +77,12 @@ class Remote:
 
     @property
     def is_local_path(self) -> bool:
-        url = self.url or ""
-        return url.startswith(("/", "./", "../", "file://")) or (":" not in url and bool(url))
+        return self.local_path() is not None
+
+    def local_path(self, base: Path | None = None) -> Path | None:
+        """The repository this remote's URL names on this machine, or None for a URL of
+        another host (see `local_path_of_url`)."""
+        return local_path_of_url(self.url, base)
 
     @property
     def cluster_nodes(self) -> list[str]:
@@ -232,8 +261,9 @@ class Repository:
         for r in list(self.remotes.values()):
             if r.uuid or not r.url or not r.is_local_path:
                 continue
-            url = r.url[len("file://") :] if r.url.startswith("file://") else r.url
-            path = Path(url) if Path(url).is_absolute() else self.top / url
+            path = r.local_path(self.top)
+            if path is None:
+                continue
             try:
                 other = Repository(path)
             except NotAnnexRepository:

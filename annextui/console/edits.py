@@ -11,7 +11,6 @@ git-annex branch logs. Nothing of the real repository is written by a preview.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -288,8 +287,8 @@ def make_scratch(repo: Repository, where: Path) -> Repository:
     scratch = Repository(where / "scratch")
     # Relative remote paths are relative to the real repository, not to the scratch copy.
     for r in repo.remotes.values():
-        url = r.url or ""
-        if url and r.is_local_path and not url.startswith(("/", "file://")):
+        path = r.local_path(repo.top)
+        if path is not None and path != r.local_path():  # a relative path
             subprocess.run(
                 [
                     "git",
@@ -297,7 +296,7 @@ def make_scratch(repo: Repository, where: Path) -> Repository:
                     "--file",
                     str(gitdir / "config"),
                     f"remote.{r.name}.url",
-                    os.path.normpath(repo.top / url),
+                    str(path),
                 ],
                 check=True,
                 capture_output=True,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from annextui.backend.repo import NotAnnexRepository, Remote, Repository
-from annextui.console.snapshot import Snapshot, local_remote_path
+from annextui.backend.repo import NotAnnexRepository, Remote, Repository, local_path_of_url
+from annextui.console.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ def _check_remote(
     base: Path, remote: Remote, timeout: float, done: Callable[[str, str], Reachability]
 ) -> Reachability:
     url = remote.option("annexurl") or remote.url or ""
-    local = local_remote_path(url, base)
+    local = local_path_of_url(url, base)
     if local is not None:
         try:
             other = Repository(local)

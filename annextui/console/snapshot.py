@@ -4,14 +4,13 @@ its rows (`RepoRow`, one per repository the branch knows)."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from annextui.backend.branch import BranchView
 from annextui.backend.info import ClusterEntry, RepositoryInfo, gather_info
-from annextui.backend.repo import Remote, Repository
+from annextui.backend.repo import Remote, Repository, local_path_of_url
 from annextui.backend.state import BUILTIN_DESCRIPTIONS, proxied_remotes, remote_names
 from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
@@ -48,22 +47,7 @@ class RepoRow:
 
     @property
     def local_path(self) -> Path | None:
-        return local_remote_path(self.url)
-
-
-def local_remote_path(url: str | None, base: Path | None = None) -> Path | None:
-    if not url:
-        return None
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    elif url.startswith(("ssh://", "annex+http", "http://", "https://", "git://")):
-        return None
-    elif ":" in url.split("/", 1)[0] and not url.startswith(("/", ".")):
-        return None  # scp-like host:path
-    p = Path(url)
-    if not p.is_absolute() and base is not None:
-        p = Path(os.path.normpath(base / p))
-    return p
+        return local_path_of_url(self.url)
 
 
 @dataclass(frozen=True, slots=True)

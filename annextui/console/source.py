@@ -21,7 +21,7 @@ from annextui.console.balance_source import (
 from annextui.console.edits import Edit, EditOutcome, Preview, apply_edits, preview_edits
 from annextui.console.reachability import Reachability, check_reachability
 from annextui.console.sizes_source import SizesReport, repo_sizes
-from annextui.console.snapshot import Snapshot, load_snapshot, local_remote_path
+from annextui.console.snapshot import Snapshot, load_snapshot
 from annextui.console.transfers_source import TransferTracker
 
 
@@ -86,7 +86,7 @@ class RepositoryBackend(ConsoleBackend):
         out = {snapshot.uuid: Repository(self.path).annexdir}
         for name in snapshot.configured:
             r = snapshot.remotes[name]
-            path = local_remote_path(r.url, self.path)
+            path = r.local_path(self.path)
             if r.uuid and path is not None:
                 with contextlib.suppress(NotAnnexRepository):
                     out.setdefault(r.uuid, Repository(path).annexdir)

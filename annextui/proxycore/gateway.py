@@ -39,7 +39,7 @@ from annextui.backend.keys import Key
 from annextui.proxycore.cluster import ClusterPeer, NodeSpec
 from annextui.proxycore.peer import Peer
 from annextui.proxycore.proxied import ProxiedPeer
-from annextui.proxycore.records import GatewayRecords, path_of
+from annextui.proxycore.records import GatewayRecords
 from annextui.proxycore.remote import NodeError, RemotePeer
 
 if TYPE_CHECKING:
@@ -176,8 +176,8 @@ def _delegated_node(
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
     from annextui.proxycore.localrepo import LocalRepo, RepoError
 
-    assert remote.url is not None
-    path = path_of(gw.repo.top, remote.url)
+    path = remote.local_path(gw.repo.top)
+    assert path is not None  # only local-path remotes are served in-process
     try:
         node = LocalRepo.open(str(path))
     except RepoError as exc:

@@ -21,7 +21,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annextui.backend.keys import Key, branch_hash_levels, location_log_path
@@ -230,11 +229,3 @@ def outcome_uuids(node: str, outcome: Outcome) -> list[str]:
     """The repositories a SUCCESS[-PLUS]/FAILURE-PLUS from `node` is about (P2P/Proxy.hs)."""
     plus = list(outcome.plus or ())
     return [node, *plus] if outcome.ok else plus
-
-
-def path_of(repo_top: Path, url: str) -> Path:
-    """A local remote's URL as a path (relative URLs are relative to the repository)."""
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    p = Path(os.path.expanduser(url))
-    return p if p.is_absolute() else repo_top / p

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from annextui.backend.admin import Admin, Outcome
-from annextui.backend.repo import NotAnnexRepository, Repository, require_directory
+from annextui.backend.repo import Repository, require_directory
 from annextui.failures import USER_ERRORS, report
 
 Handler = Callable[[argparse.Namespace], int]
@@ -128,17 +128,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(demo.to_json(), sort_keys=True))
         return 0
-    if args.no_console or not _console_available():
+    if args.no_console:
         for line in demo.summary():
             print(line)
         return 0
     return _open_console(str(demo.gateway), readonly=bool(getattr(args, "readonly", False)))
-
-
-def _console_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("annextui.app") is not None
 
 
 def _open_console(path: str, *, readonly: bool) -> int:
@@ -149,21 +143,6 @@ def _open_console(path: str, *, readonly: bool) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     """Open the console; with no git-annex repository at REPO it offers to open the demo."""
-    if not _console_available():
-        from annextui.backend.demo import build_demo
-
-        try:
-            repo = Repository.discover(args.repo)
-            if not repo.is_annex:
-                raise NotAnnexRepository(str(repo.top))
-        except NotAnnexRepository:
-            demo = build_demo(None)
-            print("\n".join(demo.summary()))
-            repo = Repository(demo.gateway)
-        from annextui.backend.info import gather_info
-
-        print("\n".join(gather_info(repo).to_text()))
-        return 0
     return _open_console(args.repo, readonly=args.readonly)
 
 

@@ -21,7 +21,7 @@ from annextui.backend.logs.values import (
     serialize_groups,
     serialize_proxy_value,
 )
-from annextui.backend.repo import NotAnnexRepository, Remote, Repository
+from annextui.backend.repo import Remote, Repository
 from annextui.backend.state import (
     AnnexState,
     display_description,
@@ -370,10 +370,3 @@ def _check_expression(expression: str) -> None:
         parse(expression)
     except ExpressionError as exc:
         raise AdminError(f"Parse error: {exc.git_annex_message}") from exc
-
-
-def open_annex(path: str = ".") -> Repository:
-    repo = Repository.discover(path)
-    if not repo.is_annex:
-        raise NotAnnexRepository(f"{repo.top}: not a git-annex repository")
-    return repo

@@ -43,9 +43,6 @@ class Clock(Value):
     def plus_seconds(self, seconds: int) -> Clock:
         return Clock(self.picos + seconds * PICO)
 
-    def plus_picos(self, picos: int) -> Clock:
-        return Clock(self.picos + picos)
-
     def format(self) -> str:
         sign = "-" if self.picos < 0 else ""
         whole, frac = divmod(abs(self.picos), PICO)

@@ -248,14 +248,6 @@ class Repository:
             )
         return out
 
-    def remote_by_name_or_uuid(self, ident: str) -> Remote | None:
-        if ident in self.remotes:
-            return self.remotes[ident]
-        for r in self.remotes.values():
-            if r.uuid == ident:
-                return r
-        return None
-
     def learn_local_remote_uuids(self) -> None:
         """Cache `remote.NAME.annex-uuid` for local path remotes, as git-annex does on first use."""
         for r in list(self.remotes.values()):

@@ -64,9 +64,6 @@ class AnnexState:
     def group_members(self, group: str) -> set[str]:
         return {u for u, gs in self.groups.items() if group in gs}
 
-    def clusters_of_node(self, node: str) -> set[str]:
-        return {c for c, nodes in self.clusters.items() if node in nodes}
-
     def node_to_clusters(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for c, nodes in self.clusters.items():

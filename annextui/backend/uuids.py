@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import uuid as _uuid
-
-_SAFE_UUID = re.compile(r"^[0-9A-Za-z-]+$")
 
 
 def is_cluster_uuid(u: str) -> bool:
@@ -28,8 +25,3 @@ def new_repo_uuid() -> str:
 def new_cluster_uuid() -> str:
     u = str(_uuid.uuid4())
     return "ac" + u[2:14] + "8" + u[15:]
-
-
-def safe_uuid(u: str) -> bool:
-    """A UUID that can be used in a path (transfer files) or on a protocol line."""
-    return bool(_SAFE_UUID.match(u))

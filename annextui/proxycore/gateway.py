@@ -250,8 +250,6 @@ def prewarm_ssh(remotes: Sequence[Remote]) -> None:
     threading.Thread(target=run, name="ssh-prewarm", daemon=True).start()
 
 
-
-
 # -- preferred content ---------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from annextui.backend.clock import PICO, Clock, ClockError, parse_clock
+from annextui.backend.clock import Clock, ClockError, parse_clock
 from annextui.proxycore.objectstore import KeyPaths, ObjectStore
 
 #: LOCKCONTENT keeps content undroppable this long if the server dies (p2pDefaultLockContent...).
@@ -356,7 +356,3 @@ def lock_for_removal(store: ObjectStore, kp: KeyPaths) -> RemovalLock:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f)
     return RemovalLock(store, kp, handle)
-
-
-def clock_seconds(c: Clock) -> float:
-    return c.picos / PICO

@@ -228,10 +228,6 @@ class RemotePeer(Peer):
             with contextlib.suppress(Exception):
                 stream.close()
 
-    def abandon(self) -> None:
-        """Drop the connection at once (a transfer cannot be finished properly)."""
-        self._drop()
-
     # -- wire -------------------------------------------------------------------------------------
     def _send(self, *msgs: p.Message) -> None:
         wire = self._wire

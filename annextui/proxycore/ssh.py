@@ -92,9 +92,6 @@ class SshChannel:
                 raise OSError("ssh channel closed")
             view = view[n:]
 
-    def close_write(self) -> None:
-        self.channel.shutdown_write()
-
     def close(self) -> int:
         """Close our side and return the remote command's exit status."""
         self.channel.shutdown_write()

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 
 from annextui.backend.trust import TrustLevel
-from annextui.backend.uuids import is_cluster_uuid
 
 # trust.log values (Logs/Trust/Pure.hs buildTrustLevel)
 _TRUST_LOG_VALUES = {
@@ -69,10 +68,6 @@ def parse_cluster_nodes(value: str) -> frozenset[str]:
 
 def serialize_cluster_nodes(nodes: frozenset[str] | set[str]) -> str:
     return " ".join(sorted(nodes))
-
-
-def valid_cluster_entry(cluster_uuid: str) -> bool:
-    return is_cluster_uuid(cluster_uuid)
 
 
 _ESCAPE_RE = re.compile(r"&([0-9]+);")

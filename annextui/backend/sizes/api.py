@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from annextui.backend.branch import BranchView
@@ -134,12 +134,6 @@ class KeyLocations:
             return 1 << self.uuids.index(uuid)
         except ValueError:
             return 0
-
-    def mask_of(self, uuids: Iterable[str]) -> int:
-        m = 0
-        for u in uuids:
-            m |= self.bit(u)
-        return m
 
     def uuids_of(self, mask: int) -> frozenset[str]:
         return frozenset(self.uuids[i] for i in bits(mask))

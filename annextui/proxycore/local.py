@@ -38,6 +38,7 @@ from annextui.proxycore.peer import (
     Incoming,
     Outcome,
     Outgoing,
+    OutgoingSpan,
     Peer,
     PeerFatal,
     RequestRefused,
@@ -448,7 +449,7 @@ def gone(exc: RepositoryGone) -> Unreachable:
     return Unreachable(f"{exc.filename}: {exc.strerror}; nothing is written there")
 
 
-class LocalOutgoing:
+class LocalOutgoing(OutgoingSpan):
     """An object being sent (GET); see `peer.Outgoing`.
 
     The upload record (transfer info file and its locks: three files created and removed) is
@@ -467,25 +468,16 @@ class LocalOutgoing:
         length: int,
         record: Callable[[], TransferRecorder | None] | None,
     ) -> None:
+        super().__init__(offset, length)
         self._fd = fd
         self._path = path
         self._st = st
-        self._offset = offset
-        self._length = length
         self._pos = offset
         self._start_record = record if length > 0 else None
         self._recorder: TransferRecorder | None = None
         self._step = 1 << 62
         self._reported = offset
         self._closed = False
-
-    @property
-    def length(self) -> int:
-        return self._length
-
-    @property
-    def offset(self) -> int:
-        return self._offset
 
     def fileno(self) -> int | None:
         return self._fd

@@ -96,6 +96,30 @@ class Outgoing(Protocol):
         ...
 
 
+class OutgoingSpan:
+    """What the Outgoing classes share: the span of content they promised the client, and no
+    descriptor to `sendfile` from unless a subclass has one."""
+
+    def __init__(self, offset: int, length: int) -> None:
+        self._offset = offset
+        self._length = length
+
+    @property
+    def length(self) -> int:
+        return self._length
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def fileno(self) -> int | None:
+        return None
+
+    def advance(self, n: int) -> None:
+        """Only called after a `sendfile` from `fileno()`, which this span does not offer."""
+        raise NotImplementedError
+
+
 class Incoming(Protocol):
     """Content flowing from the client into the peer (the answer to `PUT`).
 

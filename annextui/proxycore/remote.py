@@ -34,6 +34,7 @@ from annextui.proxycore.peer import (
     Incoming,
     Outcome,
     Outgoing,
+    OutgoingSpan,
     Peer,
     PeerFatal,
     RequestRefused,
@@ -389,7 +390,7 @@ class _RemoteLock:
             peer._send(p.UnlockContent())
 
 
-class RemoteOutgoing:
+class RemoteOutgoing(OutgoingSpan):
     """A node's answer to GET, relayed as it arrives (see `peer.Outgoing`).
 
     The validity line is read after the body (`valid()`); the client's acknowledgement goes
@@ -397,28 +398,16 @@ class RemoteOutgoing:
     """
 
     def __init__(self, peer: RemotePeer, offset: int, length: int) -> None:
+        super().__init__(offset, length)
         self._peer = peer
-        self._offset = offset
-        self._length = length
         self._left = length
         self._pending = memoryview(b"")
         self._valid: bool | None = None
         self._closed = False
 
     @property
-    def length(self) -> int:
-        return self._length
-
-    @property
-    def offset(self) -> int:
-        return self._offset
-
-    @property
     def received(self) -> int:
         return self._length - self._left - len(self._pending)
-
-    def fileno(self) -> int | None:
-        return None
 
     def readinto(self, buf: memoryview) -> int:
         if not self._pending:
@@ -434,9 +423,6 @@ class RemoteOutgoing:
         buf[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
-
-    def advance(self, n: int) -> None:  # pragma: no cover - fileno() is None
-        raise NotImplementedError
 
     def _finish_body(self) -> None:
         """Read the rest of the body framing and the validity line (once)."""

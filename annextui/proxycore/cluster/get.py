@@ -11,6 +11,7 @@ from annextui.proxycore.cluster.node import Node
 from annextui.proxycore.peer import (
     Outcome,
     Outgoing,
+    OutgoingSpan,
     Peer,
     PeerFatal,
 )
@@ -64,7 +65,7 @@ def place_uuid(cluster: ClusterPeer, place: Node | Peer) -> str:
     return place.uuid if isinstance(place, Node) else cluster.gateway_uuid
 
 
-class ClusterOutgoing:
+class ClusterOutgoing(OutgoingSpan):
     """A GET answered by one node, switching to the next holder if that node breaks mid-body.
 
     The length promised to the client is the first node's; a replacement is asked for
@@ -81,12 +82,11 @@ class ClusterOutgoing:
         offset: int,
         af: str | None,
     ) -> None:
+        super().__init__(offset, source.out.length)
         self.cluster = cluster
         self.source = source
         self.rest = rest
         self.key = key
-        self._offset = offset
-        self._length = source.out.length
         self.af = af
         self.sent = 0
         self._switched = False
@@ -100,14 +100,6 @@ class ClusterOutgoing:
         return self.cluster.records.progress(
             Direction.DOWNLOAD, uuid, self.key, self.af, pos=out.offset, length=out.length
         )
-
-    @property
-    def length(self) -> int:
-        return self._length
-
-    @property
-    def offset(self) -> int:
-        return self._offset
 
     def fileno(self) -> int | None:
         # sendfile only from the first source: a replacement reads through readinto.

@@ -55,6 +55,7 @@ __all__ = [
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 WINDOW_SIZE = 4 * 1024 * 1024  # flow control: bounded memory per channel, no slower on LANs
 MAX_PACKET = 32768
+_NEVER_REKEY = 1 << 62  # bytes or packets: the server decides when to rekey (see _connect)
 CONNECT_TIMEOUT = 30.0
 
 
@@ -209,6 +210,11 @@ class SshPool:
         t = _transport_class()(
             sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET
         )
+        # paramiko starts its own rekeying after 512 MiB, and that races its channels' window
+        # adjustments until "Key-exchange timed out waiting for key negotiation" (paramiko
+        # #822): a pooled transport would die after half a gigabyte. The server rekeys as its
+        # RekeyLimit says, which paramiko answers correctly, so ours never starts one.
+        t.packetizer.REKEY_BYTES = t.packetizer.REKEY_PACKETS = _NEVER_REKEY
         sec = t.get_security_options()
         sec.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in sec.ciphers) + tuple(
             c for c in sec.ciphers if c not in PREFERRED_CIPHERS

@@ -104,3 +104,46 @@ def test_closed_port_gives_a_clear_error(ssh_hosts: Sshd) -> None:
     assert target is not None
     with pytest.raises(SshError, match="cannot connect"):
         SshPool().open(target, "true", _opts(ssh_hosts))
+
+
+@pytest.mark.parametrize("rekey_limit", [None, "64M"])
+def test_a_pooled_transport_carries_gigabytes_through_rekeys(rekey_limit: str | None) -> None:
+    """One transport serves every connection of a gateway process, so it must carry more than
+    half a gigabyte: paramiko's own rekey (after 512 MiB, with OpenSSH's default RekeyLimit
+    the server would not rekey before) timed out ("Key-exchange timed out waiting for key
+    negotiation"), so the server alone rekeys, as often as its RekeyLimit says."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="atrk-", dir="/tmp"))  # sun_path stays short
+    server = Sshd(root, extra_config=[f"RekeyLimit {rekey_limit}"] if rekey_limit else [])
+    try:
+        server.start()
+        server.add_host("rekeyhost")
+        pool = SshPool()
+        target = parse_ssh_url("ssh://rekeyhost/tmp")
+        assert target is not None
+        size = 256 << 20
+        for _ in range(3):  # 768 MiB down: past paramiko's own 512 MiB limit
+            ch = pool.open(target, f"head -c {size} /dev/zero", _opts(server))
+            got = 0
+            while chunk := ch.read(1 << 20):
+                got += len(chunk)
+            assert ch.close() == 0
+            assert got == size
+        ch = pool.open(target, "wc -c", _opts(server))
+        block = bytes(1 << 20)
+        for _ in range(256):
+            ch.write(block)
+        ch.channel.shutdown_write()
+        answer = b""
+        while chunk := ch.read():
+            answer += chunk
+        assert ch.close() == 0
+        assert int(answer) == size
+        assert len(pool._transports) == 1
+        pool.close()
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)

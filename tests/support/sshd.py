@@ -23,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,8 +93,10 @@ class Sshd:
         sshd_bin: str = SSHD_BIN,
         host_ca: Path | None = None,
         user_ca: Path | None = None,
+        extra_config: Sequence[str] = (),
     ) -> None:
         self.root = root
+        self.extra_config = tuple(extra_config)  # more sshd_config lines (e.g. RekeyLimit)
         self.host_ca = host_ca  # a CA key: the host key gets a certificate signed by it
         self.user_ca = user_ca  # a CA key: user certificates it signs log in
         self.sshd_bin = sshd_bin
@@ -221,6 +223,7 @@ class Sshd:
             "LoginGraceTime 30",
             "LogLevel INFO",
             "Subsystem sftp internal-sftp",
+            *self.extra_config,
         ]
         self.sshd_config.write_text("\n".join(lines) + "\n")
 

@@ -43,6 +43,7 @@ from annextui.proxycore.records import GatewayRecords
 from annextui.proxycore.remote import NodeError, RemotePeer
 
 if TYPE_CHECKING:
+    from annextui.backend.preferred import Evaluator, World
     from annextui.backend.repo import Remote, Repository
     from annextui.backend.state import AnnexState
     from annextui.proxycore.localrepo import LocalRepo
@@ -260,7 +261,7 @@ class BranchPreferences:
         self.gw = gw
         self.records = records
         self._sizes: dict[str, int] | None = None
-        self._evaluator: object | None = None
+        self._evaluator: Evaluator | None = None
         self._needs_sizes = bool(gw.state.maxsize)
         self._warned = False
 
@@ -268,7 +269,7 @@ class BranchPreferences:
         st = self.gw.state
         return bool((st.preferred.get(uuid) or "").strip() or (st.required.get(uuid) or "").strip())
 
-    def _world(self) -> object:
+    def _world(self) -> World:
         # the console's balance report builds its World the same way (backend/world.py)
         from annextui.backend.world import build_world
 
@@ -279,27 +280,21 @@ class BranchPreferences:
 
     def _live_sizes(self) -> dict[str, int]:
         if self._sizes is None:
-            self._sizes = repo_sizes(self.gw.repo)
+            self._sizes = repo_sizes(self.gw.repo, self.gw.state)
         return self._sizes
 
-    def evaluator(self) -> object:
+    def evaluator(self) -> Evaluator:
         if self._evaluator is None:
-            from annextui.backend.preferred import Evaluator, World
+            from annextui.backend.preferred import Evaluator
 
-            world = self._world()
-            assert isinstance(world, World)
-            self._evaluator = Evaluator(world)
+            self._evaluator = Evaluator(self._world())
         return self._evaluator
 
     def wants(
         self, uuid: str, key: Key, associated_file: str | None, present: frozenset[str]
     ) -> bool:
-        from annextui.backend.preferred import Evaluator
-
         try:
-            ev = self.evaluator()
-            assert isinstance(ev, Evaluator)
-            return self._wants(ev, uuid, key, associated_file, present)
+            return self._wants(self.evaluator(), uuid, key, associated_file, present)
         except Exception as exc:  # never fail an upload over a preferred-content problem
             if not self._warned:
                 self._warned = True
@@ -310,11 +305,10 @@ class BranchPreferences:
 
     @staticmethod
     def _wants(
-        ev: object, uuid: str, key: Key, associated_file: str | None, present: frozenset[str]
+        ev: Evaluator, uuid: str, key: Key, associated_file: str | None, present: frozenset[str]
     ) -> bool:
-        from annextui.backend.preferred import Evaluator, KeyFacts
+        from annextui.backend.preferred import KeyFacts
 
-        assert isinstance(ev, Evaluator)
         return ev.wants_get(
             uuid, KeyFacts(key, locations=present, file=associated_file), default=True
         )
@@ -328,39 +322,12 @@ class BranchPreferences:
         self._evaluator = None
 
 
-def repo_sizes(repo: Repository) -> dict[str, int]:
-    """Bytes per repository from the location logs (branch + journal), as git-annex's
-    repository size database computes them."""
-    from annextui.backend.branch import BranchView, branch_path, is_location_log
-    from annextui.backend.keys import KeyError_, file_key, parse_key
-    from annextui.backend.logs.presence import present_infos
+def repo_sizes(repo: Repository, state: AnnexState | None = None) -> dict[str, int]:
+    """Bytes per repository, from the backend's one count of the location logs (branch,
+    journal and unmerged refs; incremental from its cache), as the console counts them."""
+    from annextui.backend.sizes import repo_sizes as count_sizes
 
-    view = BranchView(repo)
-    sizes: dict[str, int] = {}
-    seen: set[str] = set()
-
-    def count(path: str, data: bytes) -> None:
-        name = path.rsplit("/", 1)[-1][: -len(".log")]
-        try:
-            size = parse_key(file_key(name)).size
-        except (KeyError_, ValueError):
-            return
-        if not size:
-            return
-        for u in present_infos(data):
-            sizes[u] = sizes.get(u, 0) + size
-
-    for f in view.journal_files():
-        path = branch_path(f.name)
-        if is_location_log(path):
-            seen.add(path)
-            count(path, view.read(path))
-    merged_only = not view.unmerged and not view.private_dir.is_dir()
-    for path, sha in view.iter_tree_files():
-        if path in seen or not is_location_log(path):
-            continue
-        count(path, view.blob(sha) if merged_only else view.read(path))
-    return sizes
+    return {u: r.size for u, r in count_sizes(repo, state=state).repos.items()}
 
 
 # -- building the peer for a target --------------------------------------------------------------
@@ -442,12 +409,10 @@ def open_gateway(local: LocalRepo, uuid: str, client_uuid: str = "") -> GatewayT
     """None when `uuid` is the repository's own; the proxy target otherwise; raises
     `targets.TargetRefused` with git-annex's message when it may not be served."""
     from annextui.backend.branch import BranchView
-    from annextui.backend.repo import Repository
     from annextui.backend.state import load_state
     from annextui.proxycore.targets import LocalTarget, select_target
 
     full = local.full()
-    assert isinstance(full, Repository)
     state = load_state(BranchView(full))
     target = select_target(full, state, uuid)
     if isinstance(target, LocalTarget):

@@ -243,10 +243,8 @@ def configlist(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
 def autoinit(repo: LocalRepo) -> str | None:
     """Initialise the repository (configlist with a git-annex branch or `autoinit=1`)."""
     from annextui.backend.admin import Admin, AdminError
-    from annextui.backend.repo import Repository
 
     full = repo.full()
-    assert isinstance(full, Repository)
     try:
         Admin(full).init()
     except AdminError as exc:

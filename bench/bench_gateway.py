@@ -15,6 +15,15 @@ git-annex-shell per local node and an ssh client per ssh node) is sampled from /
 
     python bench/bench_gateway.py [--rounds 2] [--big-count 8] [--big-mib 64]
                                   [--small-count 500] [--small-kib 4] [--json out.json]
+
+`--profile` measures small-file GETs only: the files are copied to the cluster once, then each
+round times `git annex get` of all of them from `ours-mycluster`, `theirs-mycluster`, straight
+from the ssh node (`direct-ssh`: node3 through git-annex-shell) and straight from a local node
+(`direct-local`: node1 as a path remote), in alternating order; a last get from `ours-mycluster`
+runs annextui-shell under cProfile (bench/shellprofile.py: a wrapper named as the remote's
+annex-shell, so the shell's own path carries no profiling code) and prints per-GET figures.
+
+    python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import SHELLS, Transfer, table_rows, write_files  # noqa: E402
+from common import SHELLS, Transfer, best_and_median, table_rows, write_files  # noqa: E402
+from shellprofile import summary, write_wrapper  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -123,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="big,small")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="small GETs only: cluster vs direct paths, then a cProfile of annextui-shell",
+    )
     args = ap.parse_args(argv)
 
     exe = annex_support.find_git_annex()
@@ -146,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         env.git(cl, "config", "remote.theirs.annex-shell", SHELLS["theirs"])
         env.git(cl, "fetch", "-q", "theirs")
         env.annex(cl, "info", "-q", "theirs")  # learn the UUID outside the timings
+        if args.profile:
+            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, args.small_kib << 10))
+            return 0
         cases = {
             "big": (args.big_count, args.big_mib << 20),
             "small": (args.small_count, args.small_kib << 10),
@@ -197,6 +215,60 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps([asdict(m) | {"mib_per_s": m.mib_per_s} for m in results], indent=1)
         )
     return 0
+
+
+DIRECT = {"direct-ssh": "node3", "direct-local": "node1"}
+
+
+def profile_gets(
+    env: AnnexEnv, topo: topology.Topology, tmp: Path, rounds: int, count: int, size: int
+) -> str:
+    """Small GETs through each path (timed side by side), then one profiled gateway GET run."""
+    cl = topo.client
+    write_files(cl, "small", count, size)
+    env.annex(cl, "add", "-q", "--force-large", "small")
+    env.git(cl, "commit", "-q", "-m", "small")
+    cluster = f"ours-{topology.CLUSTER_NAME}"
+    env.annex(cl, "copy", "-q", "--to", cluster, "small", timeout=3600)
+    for name, node in DIRECT.items():
+        path = topo.nodes[node]
+        url = str(path) if name == "direct-local" else f"ssh://n3host{path}"
+        env.git(cl, "remote", "add", name, url)
+        env.git(cl, "config", f"remote.{name}.fetch", "")
+        env.annex(cl, "info", "-q", name)  # learn the UUID outside the timings
+        env.annex(cl, "copy", "-q", "--to", name, "small", timeout=3600)
+    paths = [cluster, f"theirs-{topology.CLUSTER_NAME}", *DIRECT]
+    results: list[Transfer] = []
+
+    def get(remote: str) -> float:
+        env.annex(cl, "drop", "-q", "--force", "small")
+        t = time.perf_counter()
+        env.annex(cl, "get", "-q", "--from", remote, "small", timeout=3600)
+        return time.perf_counter() - t
+
+    for rnd in range(rounds):
+        for remote in paths if rnd % 2 == 0 else reversed(paths):
+            dt = get(remote)
+            results.append(Transfer("small", "get", remote, dt, count * size, count))
+            print(f"  round {rnd} {remote}: get {dt:.2f}s", file=sys.stderr)
+    best, median = best_and_median(results)
+    lines = [f"{'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8}"]
+    for remote in paths:
+        m = best[("small", "get", remote)]
+        lines.append(
+            f"{remote:<18} {m.seconds:8.2f} {median[('small', 'get', remote)]:8.2f} "
+            f"{m.seconds / count * 1000:8.2f}"
+        )
+    prof_dir = tmp / "profiles"
+    wrapper = write_wrapper(tmp / "annextui-shell-profiled", prof_dir, ROOT)
+    env.git(cl, "config", "remote.ours.annex-shell", str(wrapper))
+    try:
+        dt = get(cluster)
+    finally:
+        env.git(cl, "config", "remote.ours.annex-shell", SHELLS["ours"])
+    lines.append(f"profiled {cluster}: {dt:.2f}s (cProfile overhead included)")
+    lines.append(summary(prof_dir, count))
+    return "\n".join(lines)
 
 
 def report(results: list[Measurement]) -> str:

@@ -8,7 +8,7 @@ private journal appended; then the blob of every *unmerged* `*/git-annex` ref ap
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class BranchView:
         self.private_dir = repo.annexdir / "journal-private"
         self.head = self._ref_sha(BRANCH_REF)
         self._trees: dict[bytes, Tree] = {}
+        # Another way to read COMMIT:PATH (e.g. a long-lived `git cat-file --batch`,
+        # catfile.py) for a caller that reads many; None: dulwich.
+        self.blob_reader: Callable[[bytes, str], bytes | None] | None = None
         self.unmerged = self._unmerged_refs() if include_unmerged else []
 
     # -- refs --------------------------------------------------------------------------------
@@ -162,7 +165,9 @@ class BranchView:
             tree = obj
         return None
 
-    def _blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
+    def blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
+        if self.blob_reader is not None and commit_sha is not None:
+            return self.blob_reader(commit_sha, path)
         sha = self.blob_sha(commit_sha, path)
         if sha is None:
             return None
@@ -181,7 +186,7 @@ class BranchView:
         j = self.journal_content(path)
         if j is not None:
             return j
-        return self._blob_at(self.head, path) or b""
+        return self.blob_at(self.head, path) or b""
 
     def read(self, path: str) -> bytes:
         """What git-annex reads for `path`: staged + private journal + unmerged refs."""
@@ -189,7 +194,7 @@ class BranchView:
         with contextlib.suppress(FileNotFoundError):
             parts.append((self.private_dir / journal_name(path)).read_bytes())
         for ref in self.unmerged:
-            blob = self._blob_at(ref.sha, path)
+            blob = self.blob_at(ref.sha, path)
             if blob:
                 parts.append(blob)
         return b"".join(_terminated(p) for p in parts if p)

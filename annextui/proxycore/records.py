@@ -30,6 +30,7 @@ from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
 
 if TYPE_CHECKING:
     from annextui.backend.branch import BranchView
+    from annextui.backend.catfile import CatFile
     from annextui.backend.journal import Journal
     from annextui.backend.repo import Repository
 
@@ -51,6 +52,8 @@ class GatewayRecords:
         self.levels = branch_hash_levels(repo.config_bool)
         self._journal: Journal | None = None
         self._view: BranchView | None = None
+        self._catfile: CatFile | None = None
+        self._lookups = 0
         self.changed = False
 
     # -- location logs ---------------------------------------------------------------------------
@@ -76,11 +79,47 @@ class GatewayRecords:
 
         view = self.view
         view.follow_branch()  # another session may have committed meanwhile
+        self._lookups += 1
+        if self._lookups == BATCH_AFTER:
+            self._start_catfile(view)
         present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
             if present & nodes:
                 present.add(cu)
         return present
+
+    @property
+    def blob_reads_batched(self) -> bool:
+        """Whether branch blobs are read through the session's `git cat-file --batch`."""
+        return self._catfile is not None and self.view.blob_reader is not None
+
+    def _start_catfile(self, view: BranchView) -> None:
+        """From the BATCH_AFTER-th lookup on, read branch blobs through one `git cat-file
+        --batch` (catfile.py): a few lookups are not worth a process, a batch of GETs is."""
+        from annextui.backend.catfile import CatFile, CatFileError
+
+        try:
+            cf = self._catfile = CatFile(self.repo)
+        except OSError:
+            return
+
+        def read(commit: bytes, path: str) -> bytes | None:
+            try:
+                return cf.blob_at(commit, path)
+            except CatFileError:
+                view.blob_reader = None  # dulwich for the rest of the session
+                return view.blob_at(commit, path)
+
+        view.blob_reader = read
+
+    def close(self) -> None:
+        """Commit the session's journal (see `commit`) and stop the batch reader."""
+        try:
+            self.commit()
+        finally:
+            cf, self._catfile = self._catfile, None
+            if cf is not None:
+                cf.close()
 
     def record(self, key: Key | str, uuids: Iterable[str], *, present: bool) -> None:
         """Mark repositories present (or missing) for the key; cluster UUIDs are skipped."""
@@ -161,6 +200,7 @@ class GatewayRecords:
         return Counter(t.transfer.uuid for t in list_transfers(self.annexdir))
 
 
+BATCH_AFTER = 4  # location lookups in a session before they go through git cat-file --batch
 RECORD_NOW = 1 << 20  # transfers this large get their record at once
 RECORD_AFTER = 0.05  # smaller ones only once they have run this long (seconds)
 

@@ -52,7 +52,7 @@ def _status(present: bool) -> PresenceStatus:
 def _resolved(repo: Repository, path: str) -> dict[str, str]:
     """uuid -> status of the committed branch (journal excluded: it must be empty)."""
     view = BranchView(repo, include_unmerged=False)
-    data = view._blob_at(view.head, path) or b""
+    data = view.blob_at(view.head, path) or b""
     return {
         u: line.status.value for u, line in resolve_presence_log(parse_presence_log(data)).items()
     }
@@ -67,7 +67,7 @@ def _push_line(repo: Repository, path: str, uuid: str, present: bool, clock: Clo
         parent = git[tip]
         assert isinstance(parent, Commit)
         view = BranchView(repo, include_unmerged=False)
-        old = view._blob_at(tip, path) or b""
+        old = view.blob_at(tip, path) or b""
         new = change_presence(old, uuid, _status(present), clock)
         if new is None:
             return  # already so: nothing to push
@@ -166,7 +166,7 @@ def test_an_unmoved_branch_keeps_git_annexs_compacted_log(
     _push_line(repo, KEY_PATHS[1], THEIRS, True, Clock.from_seconds(3))
     j.commit()
     view = BranchView(repo, include_unmerged=False)
-    assert view._blob_at(view.head, path) == b"2s 0 " + OURS.encode() + b"\n"
+    assert view.blob_at(view.head, path) == b"2s 0 " + OURS.encode() + b"\n"
     assert _resolved(repo, KEY_PATHS[1]) == {THEIRS: "1"}
 
 

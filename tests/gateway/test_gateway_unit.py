@@ -652,3 +652,49 @@ def test_cluster_put_of_a_key_it_has_adds_no_unwanted_copies(
     assert s.request(p.Put(None, str(key))) == p.AlreadyHavePlus((nodes[1].uuid,))
     assert [str(key) in n.objects for n in nodes] == [False, True, False]
     s.close()
+
+
+# -- GatewayRecords: location lookups --------------------------------------------------------------
+
+
+def test_locations_stay_current_through_the_batch_reader(
+    tmp_path: Path, git_annex_bin: Path
+) -> None:
+    """A session's lookups move to one `git cat-file --batch` after BATCH_AFTER of them; what
+    they return must stay what git-annex wrote: branch commits made by git-annex meanwhile,
+    the session's own journal, and keys with no log at all."""
+    from annextui.proxycore.records import BATCH_AFTER
+
+    env = annex_support.base_env(tmp_path / "home", bin_dirs=[git_annex_bin.parent])
+    annex_support.write_gitconfig(tmp_path / "home")
+    path = annex_support.make_annex_repo(tmp_path / "gw.git", GW, "gateway", bare=True, env=env)
+    keys = [f"SHA256E-s{i + 1}--{i:064x}.bin" for i in range(BATCH_AFTER + 3)]
+
+    def setpresent(key: str, uuid: str, present: bool = True) -> None:
+        annex_support.git_annex(path, "setpresentkey", key, uuid, "1" if present else "0", env=env)
+        annex_support.git_annex(path, "merge", "-q", env=env)  # commits the journal
+        assert not any((path / "annex" / "journal").iterdir())  # so it is on the branch
+
+    for k in keys:
+        setpresent(k, N[0])
+    rec = GatewayRecords(Repository(path))
+    try:
+        for k in keys:
+            assert rec.locations(k) == {N[0]}
+        assert rec.blob_reads_batched  # the batch reader is what answers from here on
+        setpresent(keys[0], N[1])  # git-annex moves the branch under the open session
+        setpresent(keys[1], N[0], present=False)
+        fresh = "SHA256E-s9--" + "f" * 64 + ".bin"
+        assert rec.locations(keys[0]) == {N[0], N[1]}
+        assert rec.locations(keys[1]) == set()
+        assert rec.locations(fresh) == set()
+        setpresent(fresh, N[2])
+        assert rec.locations(fresh) == {N[2]}
+        rec.record(keys[2], [N[3]], present=True)  # the session's own journal
+        assert rec.locations(keys[2]) == {N[0], N[3]}
+        assert rec.blob_reads_batched  # no fallback to dulwich was needed
+    finally:
+        rec.close()
+    assert not rec.blob_reads_batched
+    whereis = annex_support.git_annex_json(path, "whereis", "--key", keys[2], env=env)
+    assert {w["uuid"] for w in whereis[0]["whereis"]} >= {N[0], N[3]}

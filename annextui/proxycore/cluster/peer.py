@@ -181,7 +181,7 @@ class ClusterPeer(Peer):
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
-            self.records.commit()
+            self.records.close()
 
     def note_stored(self, key: Key, uuids: Sequence[str]) -> None:
         """Live size accounting for the next preferred-content decisions."""

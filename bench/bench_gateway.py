@@ -23,7 +23,12 @@ from the ssh node (`direct-ssh`: node3 through git-annex-shell) and straight fro
 runs annextui-shell under cProfile (bench/shellprofile.py: a wrapper named as the remote's
 annex-shell, so the shell's own path carries no profiling code) and prints per-GET figures.
 
+With `--baseline DIR` (a checkout of another annextui commit, e.g. made by
+`git archive COMMIT | tar -x -C DIR`), a remote `base` serves the same cluster with that
+checkout's annextui-shell, so a before/after comparison runs side by side.
+
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
+                                  [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -138,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="small GETs only: cluster vs direct paths, then a cProfile of annextui-shell",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --profile: also time base-mycluster, served by this annextui checkout",
+    )
     args = ap.parse_args(argv)
 
     exe = annex_support.find_git_annex()
@@ -162,7 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         env.git(cl, "fetch", "-q", "theirs")
         env.annex(cl, "info", "-q", "theirs")  # learn the UUID outside the timings
         if args.profile:
-            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, args.small_kib << 10))
+            if args.baseline is not None:
+                base = write_wrapper(tmp / "annextui-shell-base", args.baseline.resolve())
+                env.git(cl, "remote", "add", "base", f"ssh://gw{topo.gw}")
+                env.git(cl, "config", "remote.base.annex-shell", str(base))
+                env.git(cl, "fetch", "-q", "base")
+                env.annex(cl, "info", "-q", "base")
+            size = args.small_kib << 10
+            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size))
             return 0
         cases = {
             "big": (args.big_count, args.big_mib << 20),
@@ -238,6 +255,8 @@ def profile_gets(
         env.annex(cl, "info", "-q", name)  # learn the UUID outside the timings
         env.annex(cl, "copy", "-q", "--to", name, "small", timeout=3600)
     paths = [cluster, f"theirs-{topology.CLUSTER_NAME}", *DIRECT]
+    if "base" in env.git(cl, "remote").split():
+        paths.insert(1, f"base-{topology.CLUSTER_NAME}")
     results: list[Transfer] = []
 
     def get(remote: str) -> float:
@@ -260,7 +279,7 @@ def profile_gets(
             f"{m.seconds / count * 1000:8.2f}"
         )
     prof_dir = tmp / "profiles"
-    wrapper = write_wrapper(tmp / "annextui-shell-profiled", prof_dir, ROOT)
+    wrapper = write_wrapper(tmp / "annextui-shell-profiled", ROOT, prof_dir)
     env.git(cl, "config", "remote.ours.annex-shell", str(wrapper))
     try:
         dt = get(cluster)

@@ -30,7 +30,7 @@ _PER_GET = (
     ("protocol/blocking.py", "next_event"),
 )
 
-_WRAPPER = """#!{python}
+_PROFILED = """#!{python}
 import cProfile, os, sys
 sys.path.insert(0, {root!r})
 from annextui.proxycore import shell
@@ -42,11 +42,23 @@ finally:
 sys.exit(rc)
 """
 
+_PLAIN = """#!{python}
+import sys
+sys.path.insert(0, {root!r})
+from annextui.proxycore import shell
+sys.exit(shell.main())
+"""
 
-def write_wrapper(path: Path, out_dir: Path, root: Path) -> Path:
-    """An annex-shell replacement at `path` that profiles into `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(_WRAPPER.format(python=sys.executable, root=str(root), out=str(out_dir)))
+
+def write_wrapper(path: Path, root: Path, out_dir: Path | None = None) -> Path:
+    """An annex-shell replacement at `path` running annextui-shell from the checkout `root`
+    (e.g. an older commit, for a before/after run), under cProfile into `out_dir` if given."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    text = (_PROFILED if out_dir is not None else _PLAIN).format(
+        python=sys.executable, root=str(root), out=str(out_dir)
+    )
+    path.write_text(text)
     path.chmod(0o755)
     return path
 

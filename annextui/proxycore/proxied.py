@@ -189,7 +189,7 @@ class ProxiedPeer(Peer):
         try:
             self.inner.close()
         finally:
-            self.records.commit()
+            self.records.close()
 
 
 class RecordedOutgoing:

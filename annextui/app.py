@@ -19,6 +19,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -36,6 +37,7 @@ from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
 from annextui.screens.dialogs import ConfirmScreen, ErrorScreen
 from annextui.screens.help import HelpScreen, our_bindings
+from annextui.screens.literal import clean
 from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
 from annextui.screens.preview import render_preview
@@ -216,6 +218,25 @@ class AnnexConsole(App[int]):
         if self._signature is not None and message.signature != self._signature:
             self._signature = message.signature
             self.load_snapshot()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast shows its text literally: toasts name repositories, whose names and
+        descriptions are other people's data (screens' `notify` lands here too)."""
+        super().notify(
+            clean(message),
+            title=clean(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # -- global actions ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -9,9 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from annextui.screens.literal import literal
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -25,7 +28,9 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("left,right", "app.focus_previous", "Switch", show=False, id="confirm.switch"),
     ]
 
-    def __init__(self, title: str, body: str, *, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(
+        self, title: str, body: Content | str, *, yes: str = "Yes", no: str = "No"
+    ) -> None:
         super().__init__(classes="dialog")
         self._title = title
         self._body = body
@@ -34,9 +39,12 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
-                yield Static(self._body, id="dialog-text")
+                yield Static(
+                    self._body if isinstance(self._body, Content) else literal(self._body),
+                    id="dialog-text",
+                )
             with Horizontal(id="dialog-buttons"):
                 yield Button(self._no, id="no", variant="primary")
                 yield Button(self._yes, id="yes", variant="error")
@@ -75,9 +83,9 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             if self._help:
-                yield Static(self._help, id="dialog-help", markup=False)
+                yield Static(literal(self._help), id="dialog-help")
             yield Input(value=self._value, placeholder=self._placeholder, id="prompt-input")
             yield Label("", id="dialog-error")
 
@@ -87,7 +95,7 @@ class PromptScreen(ModalScreen[str | None]):
         value = event.value.strip()
         error = self._validate(value) if self._validate else None
         if error:
-            self.query_one("#dialog-error", Label).update(error)
+            self.query_one("#dialog-error", Label).update(literal(error))
             return
         self.dismiss(value)
 
@@ -111,10 +119,12 @@ class PickScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             if self._help:
-                yield Static(self._help, id="dialog-help", markup=False)
-            yield OptionList(*(Option(label, id=cid) for cid, label in self._choices), id="pick")
+                yield Static(literal(self._help), id="dialog-help")
+            yield OptionList(
+                *(Option(literal(label), id=cid) for cid, label in self._choices), id="pick"
+            )
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -140,9 +150,9 @@ class ErrorScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
-                yield Static(self._message, id="dialog-text", markup=False)
+                yield Static(literal(self._message), id="dialog-text")
             with Horizontal(id="dialog-buttons"):
                 yield Button("OK", id="ok", variant="primary")
 

@@ -9,7 +9,6 @@ from typing import ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Vertical
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
@@ -55,9 +54,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Help — {self._title}", id="dialog-title")
+            yield Label(f"Help — {self._title}", id="dialog-title", markup=False)
             if self._text:
-                yield Static(escape(self._text), id="dialog-help")
+                yield Static(self._text, id="dialog-help", markup=False)
             yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:

@@ -35,7 +35,7 @@ from annextui.console.source import RepositoryBackend
 from annextui.screens.balance import BalanceScreen
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
-from annextui.screens.dialogs import ConfirmScreen, ErrorScreen
+from annextui.screens.dialogs import ConfirmScreen, ErrorScreen, PickScreen
 from annextui.screens.help import HelpScreen, our_bindings
 from annextui.screens.literal import clean
 from annextui.screens.nodes import NodesScreen
@@ -186,6 +186,7 @@ class AnnexConsole(App[int]):
         self.missing = missing
         self.check_nodes = check_nodes
         self.applied_at: float | None = None
+        self._asking_quit = False
 
     @property
     def readonly(self) -> bool:
@@ -249,6 +250,37 @@ class AnnexConsole(App[int]):
         if action == "unstage" and not self.staged:
             return None
         return True
+
+    async def action_quit(self) -> None:
+        """Leave; with staged edits, ask first: leaving throws them away."""
+        if not self.staged:
+            self.exit()
+            return
+        if self._asking_quit:
+            return  # `q` again on the question is no answer
+        self._asking_quit = True
+        n = len(self.staged)
+        edits = f"{n} staged edit{'s' if n != 1 else ''}"
+
+        def answered(choice: str | None) -> None:
+            self._asking_quit = False
+            if choice == "discard":
+                self.exit()
+            elif choice == "review":
+                self.action_review()
+
+        self.push_screen(
+            PickScreen(
+                f"Quit with {edits}?",
+                [
+                    ("stay", "Stay in the console (esc)"),
+                    ("review", f"Review and apply the {edits} (ctrl+s)"),
+                    ("discard", f"Quit and discard the {edits}"),
+                ],
+                "Staged edits live only in this console: quitting throws them away.",
+            ),
+            answered,
+        )
 
     def action_view(self, name: str) -> None:
         if self.backend is not None and self.current_mode != name:

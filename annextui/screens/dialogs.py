@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,8 +16,40 @@ from textual.widgets.option_list import Option
 
 from annextui.screens.literal import literal
 
+_T = TypeVar("_T")
+TOAST_RACK = "#textual-toastrack"  # Textual's id for the rack every screen composes
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class Dialog(ModalScreen[_T]):
+    """A question on top of the console. Toasts never cover it: it has no toast rack, so they
+    wait on the screen below until it is answered (Textual shows them on the active screen)."""
+
+    def on_mount(self) -> None:
+        for rack in self.query(TOAST_RACK):
+            rack.remove()
+
+
+class FittedDialog(Dialog[_T]):
+    """A dialog whose scrolling body gives way so its title and buttons stay on screen
+    (CSS alone cannot size an auto-height body to what the dialog's max-height leaves)."""
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_body)
+
+    def _fit_body(self) -> None:
+        dialog = self.query_one("#dialog")
+        body = self.query_one("#dialog-body")
+        room = int(self.size.height * 0.9)  # the dialog's max-height in app.tcss
+        others = sum(
+            w.outer_size.height + w.styles.margin.top + w.styles.margin.bottom
+            for w in dialog.children
+            if w is not body
+        )
+        fixed = others + dialog.styles.gutter.height + body.styles.margin.top
+        body.styles.max_height = max(3, room - fixed - body.styles.margin.bottom)
+
+
+class ConfirmScreen(FittedDialog[bool]):
     """A yes/no question about something that changes the repository. Focus starts on "No",
     so Enter right away cancels."""
 
@@ -46,6 +78,7 @@ class ConfirmScreen(ModalScreen[bool]):
                     id="dialog-text",
                 )
             with Horizontal(id="dialog-buttons"):
+                yield Label(f"y {self._yes.lower()} · n/esc {self._no.lower()}", id="dialog-keys")
                 yield Button(self._no, id="no", variant="primary")
                 yield Button(self._yes, id="yes", variant="error")
 
@@ -57,7 +90,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class PromptScreen(ModalScreen[str | None]):
+class PromptScreen(Dialog[str | None]):
     """Ask for one value. `validate` returns an error message or None."""
 
     AUTO_FOCUS = "#prompt-input"
@@ -103,7 +136,7 @@ class PromptScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class PickScreen(ModalScreen[str | None]):
+class PickScreen(Dialog[str | None]):
     """Choose one of `choices` ((id, label) pairs)."""
 
     AUTO_FOCUS = "#pick"
@@ -135,7 +168,7 @@ class PickScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ErrorScreen(ModalScreen[None]):
+class ErrorScreen(FittedDialog[None]):
     """Something failed: say what, and go back on any of enter/escape."""
 
     AUTO_FOCUS = "#ok"

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import actions, work
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.reactive import var
@@ -25,7 +27,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from annextui.backend.repo import NotAnnexRepository
-from annextui.console.backend import ConsoleBackend, ReadOnlyError
+from annextui.console.backend import READONLY_MESSAGE, ConsoleBackend, ReadOnlyError
 from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit, EditOutcome, Preview
 from annextui.console.reachability import Reachability
@@ -239,6 +241,22 @@ class AnnexConsole(App[int]):
             markup=False,
         )
 
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Keys run actions here. An edit key in a read-only console is greyed out, and Textual
+        would ignore it silently: say why nothing happens."""
+        if self.readonly and self.backend is not None:
+            prefix, name, _params = actions.parse(action) if isinstance(action, str) else action
+            target = self if prefix == "app" else default_namespace or self
+            if name in getattr(target, "MUTATING", ()):
+                self.notify(f"{READONLY_MESSAGE} That key edits.", severity="warning")
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
     # -- global actions ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.backend is None and (
@@ -330,7 +348,7 @@ class AnnexConsole(App[int]):
     # -- staging and applying ----------------------------------------------------------------
     def stage(self, edit: Edit) -> bool:
         if self.readonly:
-            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            self.notify(READONLY_MESSAGE, severity="warning")
             return False
         self.staged = (*self.staged, edit)
         self.notify(f"Staged: {edit.describe()} — ctrl+s to review and apply")
@@ -338,7 +356,7 @@ class AnnexConsole(App[int]):
 
     def action_review(self) -> None:
         if self.readonly:
-            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            self.notify(READONLY_MESSAGE, severity="warning")
             return
         if not self.staged:
             self.notify("Nothing staged.")

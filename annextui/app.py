@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import actions, work
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from annextui.backend.repo import NotAnnexRepository
-from annextui.console.backend import ConsoleBackend, ReadOnlyError
+from annextui.console.backend import READONLY_MESSAGE, ConsoleBackend, ReadOnlyError
 from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit, EditOutcome, Preview
 from annextui.console.reachability import Reachability
@@ -34,8 +37,9 @@ from annextui.console.source import RepositoryBackend
 from annextui.screens.balance import BalanceScreen
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
-from annextui.screens.dialogs import ConfirmScreen, ErrorScreen
+from annextui.screens.dialogs import ConfirmScreen, ErrorScreen, PickScreen
 from annextui.screens.help import HelpScreen, our_bindings
+from annextui.screens.literal import clean
 from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
 from annextui.screens.preview import render_preview
@@ -184,6 +188,7 @@ class AnnexConsole(App[int]):
         self.missing = missing
         self.check_nodes = check_nodes
         self.applied_at: float | None = None
+        self._asking_quit = False
 
     @property
     def readonly(self) -> bool:
@@ -217,6 +222,41 @@ class AnnexConsole(App[int]):
             self._signature = message.signature
             self.load_snapshot()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast shows its text literally: toasts name repositories, whose names and
+        descriptions are other people's data (screens' `notify` lands here too)."""
+        super().notify(
+            clean(message),
+            title=clean(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Keys run actions here. An edit key in a read-only console is greyed out, and Textual
+        would ignore it silently: say why nothing happens."""
+        if self.readonly and self.backend is not None:
+            prefix, name, _params = actions.parse(action) if isinstance(action, str) else action
+            target = self if prefix == "app" else default_namespace or self
+            if name in getattr(target, "MUTATING", ()):
+                self.notify(f"{READONLY_MESSAGE} That key edits.", severity="warning")
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
     # -- global actions ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.backend is None and (
@@ -228,6 +268,37 @@ class AnnexConsole(App[int]):
         if action == "unstage" and not self.staged:
             return None
         return True
+
+    async def action_quit(self) -> None:
+        """Leave; with staged edits, ask first: leaving throws them away."""
+        if not self.staged:
+            self.exit()
+            return
+        if self._asking_quit:
+            return  # `q` again on the question is no answer
+        self._asking_quit = True
+        n = len(self.staged)
+        edits = f"{n} staged edit{'s' if n != 1 else ''}"
+
+        def answered(choice: str | None) -> None:
+            self._asking_quit = False
+            if choice == "discard":
+                self.exit()
+            elif choice == "review":
+                self.action_review()
+
+        self.push_screen(
+            PickScreen(
+                f"Quit with {edits}?",
+                [
+                    ("stay", "Stay in the console (esc)"),
+                    ("review", f"Review and apply the {edits} (ctrl+s)"),
+                    ("discard", f"Quit and discard the {edits}"),
+                ],
+                "Staged edits live only in this console: quitting throws them away.",
+            ),
+            answered,
+        )
 
     def action_view(self, name: str) -> None:
         if self.backend is not None and self.current_mode != name:
@@ -277,7 +348,7 @@ class AnnexConsole(App[int]):
     # -- staging and applying ----------------------------------------------------------------
     def stage(self, edit: Edit) -> bool:
         if self.readonly:
-            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            self.notify(READONLY_MESSAGE, severity="warning")
             return False
         self.staged = (*self.staged, edit)
         self.notify(f"Staged: {edit.describe()} — ctrl+s to review and apply")
@@ -285,7 +356,7 @@ class AnnexConsole(App[int]):
 
     def action_review(self) -> None:
         if self.readonly:
-            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            self.notify(READONLY_MESSAGE, severity="warning")
             return
         if not self.staged:
             self.notify("Nothing staged.")

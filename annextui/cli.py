@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from annextui import __version__
 from annextui.backend.admin import Admin, Outcome
 from annextui.backend.repo import Repository, require_directory
 from annextui.failures import USER_ERRORS, report
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="annextui",
         description="Console and admin commands for git-annex proxies and clusters.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--readonly", action="store_true", help="console: refuse every change")
     p.add_argument("-C", "--repo", default=".", help="repository to open (default: .)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -231,7 +233,8 @@ def _register_extensions(add: Callable[[str, Handler, str], argparse.ArgumentPar
 def _repo_positional(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """`annextui REPO` opens the console on REPO: rewrite it to `-C REPO`.
 
-    A subcommand name always wins; anything else that is not an option is taken as the path.
+    A subcommand name always wins; another word must be an existing path (`-C` takes any), so
+    a mistyped command is an error with a suggestion, not a console on a missing directory.
     """
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for i, word in enumerate(argv):
@@ -241,8 +244,23 @@ def _repo_positional(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
             continue
         if word in sub.choices:
             return argv
+        if not os.path.exists(word):
+            parser.error(_unknown_word(word, sorted(sub.choices)))
         return [*argv[:i], "-C", word, *argv[i + 1 :]]
     return argv
+
+
+def _unknown_word(word: str, commands: list[str]) -> str:
+    import difflib
+
+    # Options people type as words: `annextui version`, `annextui help`.
+    spelled = {"version": "--version", "help": "--help"}
+    close = difflib.get_close_matches(word, [*commands, *spelled], n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(spelled.get(c, c) for c in close)}?" if close else ""
+    return (
+        f"'{word}' is neither a command nor an existing path{hint} "
+        "(a repository is opened with `annextui PATH` or `-C PATH`; `annextui -h` lists commands)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

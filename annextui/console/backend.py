@@ -24,6 +24,9 @@ class ReadOnlyError(Exception):
     """The console was opened with --readonly: nothing may change."""
 
 
+READONLY_MESSAGE = "Read-only console (--readonly): nothing can be changed."
+
+
 class ConsoleBackend(Protocol):
     """The console's access to one repository. Methods block: call them from workers."""
 

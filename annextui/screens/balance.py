@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
+from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
@@ -23,6 +23,7 @@ from annextui.console.snapshot import Snapshot
 from annextui.console.validation import validate_name, validate_size
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.dialogs import PromptScreen
+from annextui.screens.literal import lines, markup
 from annextui.screens.widgets import (
     Row,
     human,
@@ -214,9 +215,10 @@ class BalanceScreen(ConsoleScreen):
                 if n
                 else "[$text-success]balanced[/]"
             )
-            parts.append(f"[b]{escape(g.group)}[/b] {escape(g.expression)} {state}")
-        note = f"   [$text-error]{escape(report.note)}[/]" if report.note else ""
-        box.update("   ".join(parts) + note + mode)
+            parts.append(markup(f"[b]$group[/b] $expr {state}", group=g.group, expr=g.expression))
+        if report.note:
+            parts.append(markup("[$text-error]$note[/]", note=report.note))
+        box.update(Content("   ").join(parts) + Content.from_markup(mode))
 
     # -- rebalance ---------------------------------------------------------------------------
     def action_toggle_rebalance(self) -> None:
@@ -361,20 +363,28 @@ class BalanceScreen(ConsoleScreen):
             return
         labels = self._labels()
         mode = " (--rebalance)" if self.change.rebalance else ""
-        head = f"[b]{escape(self.change.group)}[/b]: {escape(self.change.describe(labels))}{mode}\n"
+        head = markup(
+            "[b]$group[/b]: $change$mode\n",
+            group=self.change.group,
+            change=self.change.describe(labels),
+            mode=mode,
+        )
         result = self.result
         if result is None:
-            text.update(head + "[$text-muted]computing…[/]")
+            text.update(head + Content.from_markup("[$text-muted]computing…[/]"))
             sync_table(moves, [])
             return
         if result.error:
-            text.update(head + f"[$text-error]{escape(result.error)}[/]")
+            text.update(head + markup("[$text-error]$error[/]", error=result.error))
             sync_table(moves, [])
             return
-        lines = [head + f"[b]{result.keys}[/b] keys, [b]{human(result.bytes)}[/b] would move"]
+        summary = f"[b]{result.keys}[/b] keys, [b]{human(result.bytes)}[/b] would move"
+        parts = [head + Content.from_markup(summary)]
         for u, keys, nbytes, maxsize in result.after:
             use = f", {nbytes / maxsize:.0%} of max" if maxsize else ""
-            lines.append(f"  {escape(labels.get(u, u[:8]))}: {human(nbytes)} ({keys}){use}")
-        text.update("\n".join(lines))
+            parts.append(
+                markup(f"  $label: {human(nbytes)} ({keys}){use}", label=labels.get(u, u[:8]))
+            )
+        text.update(lines(*parts))
         rows = [Row(str(i), move_cells(mv, labels)) for i, mv in enumerate(result.moves)]
         sync_table(moves, rows)

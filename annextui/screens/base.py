@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
+from annextui.console.backend import READONLY_MESSAGE
 from annextui.console.snapshot import Snapshot
 from annextui.screens.host import ConsoleHost
 from annextui.screens.widgets import FilterBar, TopBar
@@ -110,7 +111,7 @@ class ConsoleScreen(Screen[None]):
 
     def refuse_if_readonly(self) -> bool:
         if self.console.readonly:
-            self.notify("Read-only console: nothing can be changed.", severity="warning")
+            self.notify(READONLY_MESSAGE, severity="warning")
             return True
         return False
 

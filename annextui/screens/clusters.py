@@ -15,7 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
+from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
@@ -31,6 +31,7 @@ from annextui.console.edits import (
 )
 from annextui.console.snapshot import RepoRow, Snapshot
 from annextui.screens.dialogs import PickScreen, PromptScreen
+from annextui.screens.literal import clean, lines, markup
 from annextui.screens.node_edits import RepoEditing
 from annextui.screens.widgets import human, matches, short_path, styled, usage_state
 
@@ -106,7 +107,7 @@ class ClustersScreen(RepoEditing):
         out = Text()
         for part in parts:
             if isinstance(part, str):
-                out.append(part, style="bold" if bold else "")
+                out.append(clean(part), style="bold" if bold else "")
             else:
                 text, state = part
                 out.append_text(styled(self.app, text, state))
@@ -119,7 +120,7 @@ class ClustersScreen(RepoEditing):
         if reach is not None:
             dot = ("● ", "ok") if reach.ok else ("✖ ", "error")
         label = self._text(dot)
-        label.append(snap.label(uuid), style="bold")
+        label.append(clean(snap.label(uuid)), style="bold")
         if uuid == snap.uuid:
             label.append_text(styled(self.app, " (here)", "accent"))
         if row is None:
@@ -257,38 +258,50 @@ class ClustersScreen(RepoEditing):
         sizes = self.console.sizes
         used = sum(sizes.sizes[u].size for u in c.nodes if sizes and u in sizes.sizes)
         cap = sum(snap.repos[u].maxsize or 0 for u in c.nodes if u in snap.repos)
+        stored = human(used) if sizes else "…"
+        if cap and sizes:
+            stored += f" of {human(cap)} ({used / cap:.0%})"
         box.update(
-            f"[b]cluster {escape(snap.cluster_name(c.uuid))}[/b]\n"
-            f"uuid        {c.uuid}\n"
-            f"description {escape(c.description)}\n"
-            f"gateways    {escape(', '.join(snap.label(g) for g in c.gateways))}\n"
-            f"nodes       {len(c.nodes)}\n"
-            f"stored      {human(used) if sizes else '…'}"
-            + (f" of {human(cap)} ({used / cap:.0%})" if cap and sizes else "")
+            markup(
+                "[b]cluster $name[/b]\nuuid        $uuid\ndescription $description\n"
+                "gateways    $gateways\nnodes       $nodes\nstored      $stored",
+                name=snap.cluster_name(c.uuid),
+                uuid=c.uuid,
+                description=c.description,
+                gateways=", ".join(snap.label(g) for g in c.gateways),
+                nodes=len(c.nodes),
+                stored=stored,
+            )
         )
 
-    def _repo_details(self, snap: Snapshot, row: RepoRow | None, ref: Ref) -> str:
+    def _repo_details(self, snap: Snapshot, row: RepoRow | None, ref: Ref) -> Content:
         if row is None:
-            return f"[b]{ref.uuid}[/b]\n[$text-muted]not in uuid.log[/]"
+            return markup("[b]$uuid[/b]\n[$text-muted]not in uuid.log[/]", uuid=ref.uuid)
         sizes = self.console.sizes
         used = sizes.sizes.get(row.uuid) if sizes else None
         reach = self.console.reach.get(row.uuid)
-        lines = [
-            f"[b]{escape(row.label)}[/b]  [$text-muted]{ref.kind}[/]",
-            f"uuid        {row.uuid}",
-            f"description {escape(row.description)}",
-            f"remote      {escape(row.name or '-')}  {escape(row.url or '')}",
-            f"groups      {escape(' '.join(row.groups) or '-')}",
-            f"wanted      {escape(row.wanted or '-')}",
-            f"maxsize     {format_precise(row.maxsize) if row.maxsize is not None else '-'}",
-            f"stored      {human(used.size) if used else ('0 B' if sizes else '…')}"
-            + (f" in {used.keys} keys" if used else ""),
+        stored = human(used.size) if used else ("0 B" if sizes else "…")
+        maxsize = format_precise(row.maxsize) if row.maxsize is not None else "-"
+        parts = [
+            markup("[b]$label[/b]  [$text-muted]$kind[/]", label=row.label, kind=ref.kind),
+            markup("uuid        $v", v=row.uuid),
+            markup("description $v", v=row.description),
+            markup("remote      $name  $url", name=row.name or "-", url=row.url or ""),
+            markup("groups      $v", v=" ".join(row.groups) or "-"),
+            markup("wanted      $v", v=row.wanted or "-"),
+            markup("maxsize     $v", v=maxsize),
+            markup("stored      $v", v=stored + (f" in {used.keys} keys" if used else "")),
         ]
         if reach is not None:
             state = "success" if reach.ok else "error"
-            detail = escape(short_path(reach.detail, 30))
-            lines.append(f"reachable   [$text-{state}]{reach.state}[/] {detail}")
-        return "\n".join(lines)
+            parts.append(
+                markup(
+                    f"reachable   [$text-{state}]$state[/] $detail",
+                    state=reach.state,
+                    detail=short_path(reach.detail, 30),
+                )
+            )
+        return lines(*parts)
 
     def staged_changed(self) -> None:
         staged = self.console.staged
@@ -296,9 +309,12 @@ class ClustersScreen(RepoEditing):
         if not staged:
             box.update("[$text-muted]none — edits wait here until ctrl+s[/]")
             return
-        lines = [f"{i}. {escape(e.describe())}" for i, e in enumerate(staged, 1)]
-        lines.append("[$text-muted]ctrl+s review & apply · ctrl+z unstage last[/]")
-        box.update("\n".join(lines))
+        box.update(
+            lines(
+                *(markup(f"{i}. $edit", edit=e.describe()) for i, e in enumerate(staged, 1)),
+                "[$text-muted]ctrl+s review & apply · ctrl+z unstage last[/]",
+            )
+        )
 
     # -- edits -------------------------------------------------------------------------------
     def _stage(self, edit: Edit) -> None:

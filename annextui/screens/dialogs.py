@@ -3,18 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from annextui.screens.literal import literal
 
-class ConfirmScreen(ModalScreen[bool]):
+_T = TypeVar("_T")
+TOAST_RACK = "#textual-toastrack"  # Textual's id for the rack every screen composes
+
+
+class Dialog(ModalScreen[_T]):
+    """A question on top of the console. Toasts never cover it: it has no toast rack, so they
+    wait on the screen below until it is answered (Textual shows them on the active screen)."""
+
+    def on_mount(self) -> None:
+        for rack in self.query(TOAST_RACK):
+            rack.remove()
+
+
+class FittedDialog(Dialog[_T]):
+    """A dialog whose scrolling body gives way so its title and buttons stay on screen
+    (CSS alone cannot size an auto-height body to what the dialog's max-height leaves)."""
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_body)
+
+    def _fit_body(self) -> None:
+        dialog = self.query_one("#dialog")
+        body = self.query_one("#dialog-body")
+        room = int(self.size.height * 0.9)  # the dialog's max-height in app.tcss
+        others = sum(
+            w.outer_size.height + w.styles.margin.top + w.styles.margin.bottom
+            for w in dialog.children
+            if w is not body
+        )
+        fixed = others + dialog.styles.gutter.height + body.styles.margin.top
+        body.styles.max_height = max(3, room - fixed - body.styles.margin.bottom)
+
+
+class ConfirmScreen(FittedDialog[bool]):
     """A yes/no question about something that changes the repository. Focus starts on "No",
     so Enter right away cancels."""
 
@@ -25,7 +60,9 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("left,right", "app.focus_previous", "Switch", show=False, id="confirm.switch"),
     ]
 
-    def __init__(self, title: str, body: str, *, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(
+        self, title: str, body: Content | str, *, yes: str = "Yes", no: str = "No"
+    ) -> None:
         super().__init__(classes="dialog")
         self._title = title
         self._body = body
@@ -34,10 +71,14 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
-                yield Static(self._body, id="dialog-text")
+                yield Static(
+                    self._body if isinstance(self._body, Content) else literal(self._body),
+                    id="dialog-text",
+                )
             with Horizontal(id="dialog-buttons"):
+                yield Label(f"y {self._yes.lower()} · n/esc {self._no.lower()}", id="dialog-keys")
                 yield Button(self._no, id="no", variant="primary")
                 yield Button(self._yes, id="yes", variant="error")
 
@@ -49,7 +90,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class PromptScreen(ModalScreen[str | None]):
+class PromptScreen(Dialog[str | None]):
     """Ask for one value. `validate` returns an error message or None."""
 
     AUTO_FOCUS = "#prompt-input"
@@ -75,9 +116,9 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             if self._help:
-                yield Static(self._help, id="dialog-help", markup=False)
+                yield Static(literal(self._help), id="dialog-help")
             yield Input(value=self._value, placeholder=self._placeholder, id="prompt-input")
             yield Label("", id="dialog-error")
 
@@ -87,7 +128,7 @@ class PromptScreen(ModalScreen[str | None]):
         value = event.value.strip()
         error = self._validate(value) if self._validate else None
         if error:
-            self.query_one("#dialog-error", Label).update(error)
+            self.query_one("#dialog-error", Label).update(literal(error))
             return
         self.dismiss(value)
 
@@ -95,7 +136,7 @@ class PromptScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class PickScreen(ModalScreen[str | None]):
+class PickScreen(Dialog[str | None]):
     """Choose one of `choices` ((id, label) pairs)."""
 
     AUTO_FOCUS = "#pick"
@@ -111,10 +152,12 @@ class PickScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             if self._help:
-                yield Static(self._help, id="dialog-help", markup=False)
-            yield OptionList(*(Option(label, id=cid) for cid, label in self._choices), id="pick")
+                yield Static(literal(self._help), id="dialog-help")
+            yield OptionList(
+                *(Option(literal(label), id=cid) for cid, label in self._choices), id="pick"
+            )
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -125,7 +168,7 @@ class PickScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ErrorScreen(ModalScreen[None]):
+class ErrorScreen(FittedDialog[None]):
     """Something failed: say what, and go back on any of enter/escape."""
 
     AUTO_FOCUS = "#ok"
@@ -140,9 +183,9 @@ class ErrorScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(literal(self._title), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
-                yield Static(self._message, id="dialog-text", markup=False)
+                yield Static(literal(self._message), id="dialog-text")
             with Horizontal(id="dialog-buttons"):
                 yield Button("OK", id="ok", variant="primary")
 

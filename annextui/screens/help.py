@@ -9,9 +9,9 @@ from typing import ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Vertical
-from textual.markup import escape
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
+
+from annextui.screens.dialogs import Dialog
 
 
 def our_bindings(bindings: dict[str, ActiveBinding]) -> list[tuple[str, ActiveBinding]]:
@@ -35,7 +35,7 @@ def key_label(app: App[object], keys: str, binding: Binding) -> str:
     return " ".join(app.get_key_display(binding.with_key(k)) for k in keys.split())
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close help", id="help.close"),
     ]
@@ -55,9 +55,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Help — {self._title}", id="dialog-title")
+            yield Label(f"Help — {self._title}", id="dialog-title", markup=False)
             if self._text:
-                yield Static(escape(self._text), id="dialog-help")
+                yield Static(self._text, id="dialog-help", markup=False)
             yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:

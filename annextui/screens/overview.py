@@ -7,13 +7,13 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Static
 
 from annextui.console.alerts import compute_alerts
 from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
+from annextui.screens.literal import literal, markup
 from annextui.screens.widgets import Row, human, matches, short_path, styled, sync_table
 
 ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
@@ -95,10 +95,15 @@ class OverviewScreen(ConsoleScreen):
         if node_of:
             details.append("node of " + ", ".join(node_of))
         self.query_one("#repo-info", Static).update(
-            f"[b]{escape(snap.description or snap.uuid)}[/b]  [$text-muted]{snap.uuid}[/]\n"
-            f"[$text-muted]{escape(short_path(str(snap.path), 54))}[/]\n"
-            f"role: [b $text-accent]{role}[/]"
-            + (f"  ({escape('; '.join(details))})" if details else "")
+            markup(
+                "[b]$description[/b]  [$text-muted]$uuid[/]\n[$text-muted]$path[/]\n"
+                "role: [b $text-accent]$role[/]$details",
+                description=snap.description or snap.uuid,
+                uuid=snap.uuid,
+                path=short_path(str(snap.path), 54),
+                role=role,
+                details=f"  ({'; '.join(details)})" if details else "",
+            )
         )
         sizes = self.console.sizes
         total_bytes = sum(s.size for s in sizes.sizes.values()) if sizes else None
@@ -126,7 +131,7 @@ class OverviewScreen(ConsoleScreen):
         box = self.query_one("#alerts", Vertical)
         labels = list(box.query(Label))
         for i, alert in enumerate(alerts):
-            text = f"{ICONS.get(alert.severity, '•')} {alert.text}"
+            text = literal(f"{ICONS.get(alert.severity, '•')} {alert.text}")
             if i < len(labels):
                 label = labels[i]
                 label.update(text)

@@ -8,13 +8,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Label, Static
 from textual.worker import Worker
 
 from annextui.screens.host import ConsoleHost
+from annextui.screens.literal import markup
 
 
 class DemoBuilt(Message):
@@ -43,9 +43,12 @@ class WelcomeScreen(Screen[None]):
         with Vertical(id="welcome"):
             yield Label("annextui", id="welcome-title")
             yield Static(
-                f"No git-annex repository at [b]{escape(self.path)}[/b].\n\n"
-                "Open the embedded demo? It is built in a temporary directory: a gateway, a "
-                "cluster of three nodes and a proxied archive, with a few hundred keys.",
+                markup(
+                    "No git-annex repository at [b]$path[/b].\n\n"
+                    "Open the embedded demo? It is built in a temporary directory: a gateway, a "
+                    "cluster of three nodes and a proxied archive, with a few hundred keys.",
+                    path=self.path,
+                ),
                 id="welcome-text",
             )
             with Horizontal(id="welcome-buttons"):

@@ -13,11 +13,13 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from annextui.backend.units import format_rough
+from annextui.screens.literal import clean, markup
 
 # Semantic states -> theme variables (widgets use CSS classes `-ok`, `-warning`, `-error`,
 # `-muted` mapped in app.tcss; table cells, which are Rich text, resolve the same variables).
@@ -50,9 +52,10 @@ def theme_style(app: App[object], state: str, *, bold: bool = False) -> Style:
 
 
 def styled(app: App[object], text: str, state: str | None, *, bold: bool = False) -> Text:
+    """`text` (possibly data) shown literally in a state's style."""
     if state is None:
-        return Text(text, style=Style(bold=bold) if bold else "")
-    return Text(text, style=theme_style(app, state, bold=bold))
+        return Text(clean(text), style=Style(bold=bold) if bold else "")
+    return Text(clean(text), style=theme_style(app, state, bold=bold))
 
 
 def usage_state(fraction: float | None) -> str:
@@ -89,6 +92,7 @@ class Row:
 def sync_table(table: DataTable[Any], rows: Sequence[Row]) -> None:
     """Make `table` show `rows` in order, updating rows in place by key (never `clear()`), so
     the cursor stays on the same row while data changes underneath it."""
+    rows = [Row(r.key, tuple(_literal_cell(c) for c in r.cells)) for r in rows]
     columns: list[ColumnKey] = list(table.columns)
     wanted = {r.key for r in rows}
     current_key = _cursor_key(table)
@@ -113,6 +117,17 @@ def sync_table(table: DataTable[Any], rows: Sequence[Row]) -> None:
         index = table.get_row_index(current_key)
         if index != table.cursor_row:
             table.move_cursor(row=index, animate=False, scroll=False)
+
+
+def _literal_cell(cell: object) -> object:
+    """A cell shown literally: DataTable would parse a str as markup, and Rich keeps ESC."""
+    if isinstance(cell, str):
+        return Text(clean(cell))
+    if isinstance(cell, Text) and clean(cell.plain) != cell.plain:
+        shown = cell.copy()
+        shown.plain = clean(cell.plain)  # one character for one: the spans stay in place
+        return shown
+    return cell
 
 
 def _cursor_key(table: DataTable[Any]) -> str | None:
@@ -155,18 +170,22 @@ class TopBar(Static):
         readonly: bool,
     ) -> None:
         parts = [
-            f"[b]annextui[/] [$text-muted]{_esc(short_path(repo))}[/] [$text-accent]{role}[/]  "
+            markup(
+                "[b]annextui[/] [$text-muted]$repo[/] [$text-accent]$role[/]  ",
+                repo=short_path(repo),
+                role=role,
+            )
         ]
         for key, name, title in views:
             if name == current:
-                parts.append(f"[reverse $text-primary] {key} {title} [/]")
+                parts.append(Content.from_markup(f"[reverse $text-primary] {key} {title} [/]"))
             else:
-                parts.append(f" [$text-muted]{key}[/] {title} ")
+                parts.append(Content.from_markup(f" [$text-muted]{key}[/] {title} "))
         if staged:
-            parts.append(f"  [$text-warning]● {staged} staged[/]")
+            parts.append(Content.from_markup(f"  [$text-warning]● {staged} staged[/]"))
         if readonly:
-            parts.append("  [reverse $text-warning] READ-ONLY [/]")
-        self.update("".join(parts))
+            parts.append(Content.from_markup("  [reverse $text-warning] READ-ONLY [/]"))
+        self.update(Content("").join(parts))
 
 
 def short_path(path: str, width: int = 32) -> str:
@@ -180,10 +199,6 @@ def short_path(path: str, width: int = 32) -> str:
             break
         out = f"{part}/{out}"
     return "…/" + out if len(out) + 2 <= width else "…" + path[-(width - 1) :]
-
-
-def _esc(text: str) -> str:
-    return text.replace("[", r"\[")
 
 
 class FilterBar(Horizontal):

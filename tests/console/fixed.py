@@ -47,14 +47,14 @@ NOW = 1_795_585_330.0
 PATH = Path("/srv/annex/gateway")
 
 
-def snapshot() -> Snapshot:
+def snapshot(names: dict[str, str] = NAMES) -> Snapshot:
     nodes = frozenset({N1, N2, N3})
     groups = {N1: frozenset({"nodes"}), N2: frozenset({"nodes"}), N3: frozenset({"nodes"})}
     groups[AR] = frozenset({"archive"})
     groups[GW] = frozenset({"client"})
-    proxied = [ProxiedRemote(u, NAMES[u] if u != CL else "demo") for u in (N1, N2, N3, AR, CL)]
+    proxied = [ProxiedRemote(u, names[u] if u != CL else "demo") for u in (N1, N2, N3, AR, CL)]
     state = AnnexState(
-        descriptions=dict(NAMES),
+        descriptions=dict(names),
         groups=groups,
         preferred={N1: "groupwanted", N2: "groupwanted", N3: "groupwanted", AR: "standard"},
         group_preferred={"nodes": "balanced=nodes"},
@@ -65,13 +65,13 @@ def snapshot() -> Snapshot:
     repos = [
         RepoEntry(
             u,
-            NAMES[u],
+            names[u],
             TrustLevel.SEMITRUSTED,
             u == GW,
             MAXSIZE.get(u),
             tuple(sorted(groups.get(u, ()))),
         )
-        for u in sorted(NAMES)
+        for u in sorted(names)
     ]
     info = RepositoryInfo(
         uuid=GW,
@@ -85,7 +85,7 @@ def snapshot() -> Snapshot:
     )
     remotes = {}
     for u in (N1, N2, N3, AR):
-        name = NAMES[u]
+        name = names[u]
         opts = {"annex-uuid": u, "url": f"../{name}"}
         if u in nodes:
             opts["annex-cluster-node"] = "demo"
@@ -95,8 +95,8 @@ def snapshot() -> Snapshot:
     rows = {
         u: RepoRow(
             uuid=u,
-            name="here" if u == GW else (NAMES[u] if u != CL else ""),
-            description=NAMES[u],
+            name="here" if u == GW else (names[u] if u != CL else ""),
+            description=names[u],
             trust=TrustLevel.SEMITRUSTED,
             groups=tuple(sorted(groups.get(u, ()))),
             wanted=state.preferred.get(u),
@@ -104,10 +104,10 @@ def snapshot() -> Snapshot:
             here=u == GW,
             is_cluster=u == CL,
             clusters=(CL,) if u in nodes else (),
-            url=f"../{NAMES[u]}" if NAMES[u] in remotes else None,
-            configured=NAMES[u] in remotes,
+            url=f"../{names[u]}" if names[u] in remotes else None,
+            configured=names[u] in remotes,
         )
-        for u in NAMES
+        for u in names
     }
     return Snapshot(
         path=PATH,
@@ -130,14 +130,14 @@ def sizes() -> SizesReport:
     )
 
 
-def balance() -> BalanceOverview:
+def balance(names: dict[str, str] = NAMES) -> BalanceOverview:
     members = []
     for u in (N3, N1, N2):
         k, b = SIZES[u]
         members.append(
             MemberBalance(
                 uuid=u,
-                label=NAMES[u],
+                label=names[u],
                 held_keys=k,
                 held_bytes=b,
                 wanted_keys=k + (1 if u == N2 else 0),
@@ -208,12 +208,15 @@ class FixedTracker:
 
 
 class FixedBackend(ConsoleBackend):
-    def __init__(self, *, readonly: bool = False) -> None:  # no repository at all
+    def __init__(  # no repository at all
+        self, *, readonly: bool = False, names: dict[str, str] = NAMES
+    ) -> None:
         self.path = PATH
         self.readonly = readonly
+        self.names = names
 
     def snapshot(self) -> Snapshot:
-        return snapshot()
+        return snapshot(self.names)
 
     def signature(self) -> tuple[object, ...]:
         return ("fixed",)
@@ -226,13 +229,15 @@ class FixedBackend(ConsoleBackend):
     def balance(
         self, snapshot: Snapshot, sizes: SizesReport, *, rebalance: bool = False
     ) -> BalanceOverview:
-        return balance()
+        return balance(self.names)
 
     def what_if(self, snapshot: Snapshot, sizes: SizesReport, change: WhatIf) -> WhatIfResult:
         return WhatIfResult(change)
 
     def reachability(self, snapshot: Snapshot, uuids: Sequence[str]) -> list[Reachability]:
-        return [Reachability(u, "reachable", f"/srv/annex/{NAMES.get(u, u)}", 0.001) for u in uuids]
+        return [
+            Reachability(u, "reachable", f"/srv/annex/{self.names.get(u, u)}", 0.001) for u in uuids
+        ]
 
     def transfers(self, snapshot: Snapshot) -> FixedTracker:
         return FixedTracker()

@@ -289,9 +289,13 @@ def test_readonly_refuses_every_edit(demo: DemoRepo) -> None:
             for action in sorted(screen.MUTATING):
                 assert screen.check_action(action, ()) is None, action  # shown greyed out
             for key in keys:
+                app.clear_notifications()
                 await pilot.press(key)
                 await pilot.pause()
                 assert app.screen is screen, f"{key} opened {app.screen}"
+                # Not silence: a toast says why nothing happens.
+                toasts = [n.message for n in app._notifications]
+                assert any("--readonly" in t for t in toasts), (key, toasts)
             disabled = {
                 ab.binding.action for ab in screen.active_bindings.values() if not ab.enabled
             }

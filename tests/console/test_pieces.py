@@ -96,13 +96,13 @@ def test_preview_renders_a_diff_with_names() -> None:
             BranchChange("maxsize.log", fixed.N1, "40000000000", "50000000000"),
         ),
     )
-    text = render_preview(preview, snap)
+    text = render_preview(preview, snap).plain
     assert "1. add node archive to cluster demo" in text
     assert "+ remote.archive.annex-cluster-node = demo" in text
     assert "- node1 node2" in text
     assert "+ archive node1" in text
     assert "+ 50000000000  (50.0 GB)" in text
-    assert f"maxsize.log[/]  node1 ({fixed.N1[:8]})" in text
+    assert f"maxsize.log  node1 ({fixed.N1[:8]})" in text
 
 
 def test_backend_and_proxycore_never_import_textual_or_rich() -> None:

@@ -151,16 +151,13 @@ class GatewayRecords:
             return
         from annextui.backend.journal import JournalError
 
-        for attempt in range(3):
-            try:
-                self.journal.commit()
-                return
-            except JournalError as exc:  # the branch moved under us (another writer): again
-                if attempt == 2:
-                    # The journal stays; the next session (or git-annex) commits it.
-                    import sys
+        try:
+            self.journal.commit()  # retries a branch moving under it by itself
+        except JournalError as exc:
+            # The journal stays; the next session (or git-annex) commits it.
+            import sys
 
-                    sys.stderr.write(f"annextui-shell: git-annex branch not committed: {exc}\n")
+            sys.stderr.write(f"annextui-shell: git-annex branch not committed: {exc}\n")
 
     # -- transfer information files ----------------------------------------------------------------
     def start_transfer(

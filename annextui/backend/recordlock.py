@@ -20,7 +20,7 @@ import struct
 import time
 
 # struct flock on Linux (x86_64, aarch64): short l_type, l_whence; off_t l_start, l_len; pid_t l_pid
-_FLOCK = struct.Struct("hhqqi4x")
+FLOCK = struct.Struct("hhqqi4x")
 _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _DEADLOCK_RETRY = 0.01  # seconds between retries of a classic lock after EDEADLK
 
@@ -30,7 +30,7 @@ def lock_exclusive(fd: int) -> None:
     process or open file description). Released by closing `fd`."""
     if _OFD_SETLKW is not None:
         # l_pid must be 0 for OFD locks; the whole file is l_start=0, l_len=0.
-        request = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        request = FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
         while True:
             try:
                 fcntl.fcntl(fd, _OFD_SETLKW, request)

@@ -22,13 +22,13 @@ import contextlib
 import errno
 import fcntl
 import os
-import struct
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
 
 from annextui.backend.clock import Clock, ClockError, parse_clock
+from annextui.backend.recordlock import FLOCK
 from annextui.proxycore.objectstore import KeyPaths, ObjectStore
 
 #: LOCKCONTENT keeps content undroppable this long if the server dies (p2pDefaultLockContent...).
@@ -153,8 +153,6 @@ def _same_file(name: str, fd: int) -> bool:
 #: The pool of this process. Everything in annextui that takes git-annex locks goes through it.
 POOL = LockPool()
 
-# struct flock on Linux (x86_64, aarch64): short l_type, l_whence; off_t l_start, l_len; pid_t l_pid
-_FLOCK = struct.Struct("hhqqi4x")
 
 
 def lock_holder(path: Path) -> int | None:
@@ -168,9 +166,9 @@ def lock_holder(path: Path) -> int | None:
     except OSError:
         return None
     try:
-        probe = _FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+        probe = FLOCK.pack(fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
         res = fcntl.fcntl(fd, fcntl.F_GETLK, probe)
-        l_type, _w, _s, _l, pid = _FLOCK.unpack(res)
+        l_type, _w, _s, _l, pid = FLOCK.unpack(res)
         return pid if l_type == fcntl.F_WRLCK else None
     except OSError:
         return None

@@ -25,15 +25,9 @@ def _repo(args: argparse.Namespace) -> Repository:
 
 
 def _emit(args: argparse.Namespace, outcome: Outcome) -> int:
-    if args.json:
-        payload: dict[str, object] = {"command": outcome.command}
-        payload.update(outcome.data)
-        payload.setdefault("error-messages", [])
-        payload["success"] = True
-        print(json.dumps(payload, sort_keys=True))
-    else:
-        for line in outcome.lines:
-            print(line)
+    text = outcome.render(as_json=args.json)
+    if text:
+        print(text)
     return 0
 
 

@@ -33,6 +33,10 @@ class _BadInput(Exception):
 
 
 def register(add: Add) -> None:
+    from annextui import cluster_commands
+
+    cluster_commands.register(add)  # the `cluster` group: rename, delete
+
     sp = add(
         "sizes", cmd_sizes, "keys and bytes held by every repository, with maxsize and percent full"
     )

@@ -44,6 +44,18 @@ class Outcome:
     data: dict[str, object] = field(default_factory=dict)
     changed: bool = False
 
+    def render(self, *, as_json: bool) -> str:
+        """What the CLI prints: the lines, or git-annex's --json record (one line)."""
+        if not as_json:
+            return "\n".join(self.lines)
+        import json
+
+        payload: dict[str, object] = {"command": self.command}
+        payload.update(self.data)
+        payload.setdefault("error-messages", [])
+        payload["success"] = True
+        return json.dumps(payload, sort_keys=True)
+
 
 class Admin:
     def __init__(self, repo: Repository) -> None:

@@ -155,17 +155,28 @@ def gather_info(repo: Repository) -> RepositoryInfo:
         )
         proxies.append(ProxyEntry(pu, state.description(pu), entries))
     clusters = []
-    for cu, nodes in sorted(state.clusters.items()):
-        gateways = tuple(
-            sorted(
-                pu for pu, proxied in state.proxies.items() if any(p.uuid == cu for p in proxied)
-            )
-        )
-        cnames = tuple(
-            sorted({p.name for ps in state.proxies.values() for p in ps if p.uuid == cu})
-        )
+    # A cluster initialised here exists before updatecluster records nodes for it; one deleted
+    # (dead, its node set emptied) no longer does.
+    local = {cu: name for name, cu in repo.clusters.items()}
+    for cu in sorted(set(state.clusters) | set(local)):
+        if state.is_dead(cu):
+            continue
+        gateways = {
+            pu for pu, proxied in state.proxies.items() if any(p.uuid == cu for p in proxied)
+        }
+        cnames = {p.name for ps in state.proxies.values() for p in ps if p.uuid == cu}
+        if cu in local:
+            gateways.add(own)
+            cnames.add(local[cu])
+        nodes = state.clusters.get(cu, frozenset())
         clusters.append(
-            ClusterEntry(cu, cnames, state.description(cu), gateways, tuple(sorted(nodes)))
+            ClusterEntry(
+                cu,
+                tuple(sorted(cnames)),
+                state.description(cu),
+                tuple(sorted(gateways)),
+                tuple(sorted(nodes)),
+            )
         )
     return RepositoryInfo(
         uuid=own,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from annextui.backend.admin import Admin, AdminError, Outcome
 from annextui.backend.branch import BranchView
+from annextui.backend.clusteradmin import ClusterAdmin
 from annextui.backend.logs import parse_map_log, parse_uuid_log, resolve_map_log, resolve_uuid_log
 from annextui.backend.repo import Repository
 from annextui.backend.units import SizeError, parse_size
@@ -120,6 +121,29 @@ class ExtendCluster(Edit):
 
     def run(self, admin: Admin) -> list[Outcome]:
         return [admin.extendcluster(self.gateway, self.name)]
+
+
+@dataclass(frozen=True, slots=True)
+class RenameCluster(Edit):
+    old: str  # cluster name here (annex.cluster.NAME)
+    new: str
+
+    def describe(self) -> str:
+        return f"rename cluster {self.old} to {self.new}"
+
+    def run(self, admin: Admin) -> list[Outcome]:
+        return [ClusterAdmin(admin.repo).rename_cluster(self.old, self.new)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCluster(Edit):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete cluster {self.name} (its nodes and their content stay)"
+
+    def run(self, admin: Admin) -> list[Outcome]:
+        return [ClusterAdmin(admin.repo).delete_cluster(self.name)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ git config and git-annex branch changes and applies them after confirmation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,10 +25,12 @@ from annextui.backend.logs.values import legal_remote_name
 from annextui.backend.units import format_precise
 from annextui.console.edits import (
     AddNode,
+    DeleteCluster,
     Edit,
     ExtendCluster,
     InitCluster,
     RemoveNode,
+    RenameCluster,
 )
 from annextui.console.snapshot import RepoRow, Snapshot
 from annextui.screens.dialogs import PickScreen, PromptScreen
@@ -49,18 +52,21 @@ class ClustersScreen(RepoEditing):
     HELP = (
         "Clusters with their gateways and nodes. Edits are staged (nothing changes yet): "
         "i inits a cluster with this repository as gateway, a adds a node (one of this "
-        "repository's remotes), x removes the selected node, e makes this repository another "
+        "repository's remotes), x removes the selected node, n renames the selected cluster, "
+        "d deletes it (its nodes and their content stay), e makes this repository another "
         "gateway of a cluster it sees through a gateway remote, g/w/m set the selected "
         "repository's groups, wanted expression or maxsize. ctrl+s shows the staged edits as a "
         "diff of git config and git-annex branch changes and applies them only after you "
         "confirm (the dialog starts on No); ctrl+z drops the last staged edit. Applying runs the "
         "same commands as the headless CLI (initcluster, git config + updatecluster, "
-        "extendcluster, group, wanted, maxsize)."
+        "cluster rename, cluster delete, extendcluster, group, wanted, maxsize)."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("i", "init_cluster", "Init cluster", id="clusters.init"),
         Binding("a", "add_node", "Add node", id="clusters.add_node"),
         Binding("x", "remove_node", "Remove node", id="clusters.remove_node"),
+        Binding("n", "rename_cluster", "Rename", id="clusters.rename"),
+        Binding("d", "delete_cluster", "Delete", id="clusters.delete"),
         Binding(
             "e",
             "extend_cluster",
@@ -72,7 +78,14 @@ class ClustersScreen(RepoEditing):
         Binding("w", "set_wanted", "Wanted", id="clusters.wanted"),
         Binding("m", "set_maxsize", "Maxsize", id="clusters.maxsize"),
     ]
-    MUTATING = RepoEditing.MUTATING | {"init_cluster", "add_node", "remove_node", "extend_cluster"}
+    MUTATING = RepoEditing.MUTATING | {
+        "init_cluster",
+        "add_node",
+        "remove_node",
+        "rename_cluster",
+        "delete_cluster",
+        "extend_cluster",
+    }
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="clusters-body"):
@@ -276,7 +289,7 @@ class ClustersScreen(RepoEditing):
 
     def _repo_details(self, snap: Snapshot, row: RepoRow | None, ref: Ref) -> Content:
         if row is None:
-            return markup("[b]$uuid[/b]\n[$text-muted]not in uuid.log[/]", uuid=ref.uuid)
+            return markup("[b]$uuid[/b]\n[$text-muted]not yet fetched[/]", uuid=ref.uuid)
         sizes = self.console.sizes
         used = sizes.sizes.get(row.uuid) if sizes else None
         reach = self.console.reach.get(row.uuid)
@@ -326,17 +339,38 @@ class ClustersScreen(RepoEditing):
             clusters = list(snap.local_clusters)
             if len(clusters) == 1:
                 return clusters[0]
-            self.notify("Select a cluster first.", severity="warning")
+            self.notify(
+                "Select a cluster first." if clusters else "No cluster here yet: i inits one.",
+                severity="warning",
+            )
             return None
         for name, cu in snap.local_clusters.items():
             if cu == ref.cluster:
                 return name
         self.notify(
             f"This repository is not a gateway of {snap.cluster_name(ref.cluster)}: "
-            "change its nodes on one of its gateways.",
+            "change it on one of its gateways.",
             severity="warning",
         )
         return None
+
+    def _with_cluster_here(self, snap: Snapshot, then: Callable[[str], None]) -> None:
+        """Run `then` with the selected cluster's local name; with none selected and several
+        clusters here, ask which."""
+        ref = self._selected()
+        if (ref is None or not ref.cluster) and len(snap.local_clusters) > 1:
+            choices = [
+                (name, f"{name}  {snap.info.state.description(cu)}  {cu}")
+                for name, cu in sorted(snap.local_clusters.items())
+            ]
+            self.app.push_screen(
+                PickScreen("Which cluster?", choices),
+                lambda picked: then(picked) if picked else None,
+            )
+            return
+        name = self._cluster_here(snap, ref)
+        if name is not None:
+            then(name)
 
     def action_init_cluster(self) -> None:
         snap = self.console.snapshot
@@ -376,9 +410,9 @@ class ClustersScreen(RepoEditing):
         snap = self.console.snapshot
         if snap is None or self.refuse_if_readonly():
             return
-        cname = self._cluster_here(snap, self._selected())
-        if cname is None:
-            return
+        self._with_cluster_here(snap, lambda cname: self._pick_node(snap, cname))
+
+    def _pick_node(self, snap: Snapshot, cname: str) -> None:
         cu = snap.local_clusters[cname]
         choices = []
         for name in snap.candidate_nodes(cu):
@@ -392,6 +426,35 @@ class ClustersScreen(RepoEditing):
             PickScreen(f"Add which remote as a node of {cname}?", choices),
             lambda picked: self._stage(AddNode(picked, cname)) if picked else None,
         )
+
+    def action_rename_cluster(self) -> None:
+        snap = self.console.snapshot
+        if snap is None or self.refuse_if_readonly():
+            return
+        taken = {*snap.remotes, *snap.configured}
+
+        def validate(new: str) -> str | None:
+            if not legal_remote_name(new):
+                return "That cluster name is not a valid git remote name."
+            if new.lower() in {n.lower() for n in snap.local_clusters}:
+                return f"{new} is already a cluster here"
+            if new in taken:
+                return f"{new} is a remote of this repository"
+            return None
+
+        def ask(old: str) -> None:
+            self.app.push_screen(
+                PromptScreen(f"New name of cluster {old}", value=old, validate=validate),
+                lambda new: self._stage(RenameCluster(old, new)) if new else None,
+            )
+
+        self._with_cluster_here(snap, ask)
+
+    def action_delete_cluster(self) -> None:
+        snap = self.console.snapshot
+        if snap is None or self.refuse_if_readonly():
+            return
+        self._with_cluster_here(snap, lambda name: self._stage(DeleteCluster(name)))
 
     def action_remove_node(self) -> None:
         snap = self.console.snapshot

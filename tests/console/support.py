@@ -48,13 +48,14 @@ def run_app(
     check_nodes: bool = True,
     missing: str | None = None,
     timeout: float = 120,
+    size: tuple[int, int] = SIZE,
 ) -> AnnexConsole:
-    """Run the console headless at 120x36, wait for the first snapshot and sizes, run
+    """Run the console headless (120x36 unless `size`), wait for the first snapshot and sizes, run
     `scenario`, and return the app (after it exited)."""
 
     async def main() -> AnnexConsole:
         app = AnnexConsole(backend, readonly=readonly, check_nodes=check_nodes, missing=missing)
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             if backend is not None:
                 await wait_for(pilot, lambda: app.snapshot is not None and app.sizes is not None)
                 await wait_for(pilot, lambda: app.balance is not None)

@@ -58,16 +58,10 @@ def compute_alerts(
             out.append(Alert("error", f"{snapshot.label(u)} is unreachable: {r.detail}", u))
     if balance is not None:
         for g in balance.groups:
-            if g.misplaced_keys:
-                n = g.misplaced_keys
-                out.append(
-                    Alert(
-                        "warning",
-                        f"misplaced content in {g.group}: {n} key{'s' if n != 1 else ''} "
-                        f"to move ({format_rough(g.misplaced_bytes, 1)})",
-                        g.group,
-                    )
-                )
+            plan = g.plan
+            if not plan.empty:
+                text = f"{g.group} is not balanced: {plan.describe()}"
+                out.append(Alert("warning", text, g.group))
     checked = [u for u in nodes if u in reach]
     if not [a for a in out if a.severity in ("error", "warning")]:
         detail = f"; {len(checked)} of {len(nodes)} nodes checked reachable" if nodes else ""

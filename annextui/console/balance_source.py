@@ -17,7 +17,7 @@ from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 
 if TYPE_CHECKING:  # the engine (preferred content) is imported when first used: faster start
-    from annextui.backend.balance import Move, Scenario
+    from annextui.backend.balance import Move, PlanTotals, Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +26,10 @@ class MemberBalance:
     label: str
     held_keys: int
     held_bytes: int
-    wanted_keys: int | None  # None: its preferred content is not configured
-    wanted_bytes: int | None
-    misplaced_keys: int = 0  # held here, and this node would drop it
-    missing_keys: int = 0  # wanted here, not held
+    want_get_keys: int | None  # None: its preferred content is not configured
+    want_get_bytes: int | None
+    to_drop_keys: int = 0  # held here, and this node would drop it (want-drop)
+    to_get_keys: int = 0  # want-get here, not held
     maxsize: int | None = None
     expression: str = ""
 
@@ -44,12 +44,11 @@ class GroupBalance:
     keys: int = 0  # keys considered
 
     @property
-    def misplaced_keys(self) -> int:
-        return sum(m.keys for m in self.pending)
+    def plan(self) -> PlanTotals:
+        """The pending plan summed up, transfers and drops apart (as `annextui balance`)."""
+        from annextui.backend.balance import PlanTotals
 
-    @property
-    def misplaced_bytes(self) -> int:
-        return sum(m.bytes for m in self.pending)
+        return PlanTotals.of(self.pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +121,11 @@ def balanced_groups(snapshot: Snapshot) -> list[str]:
                 and state.group_members(group)
             ):
                 out.append(group)
-    covered = {frozenset(state.group_members(g)) for g in out}
+    # A cluster is reported by name only when no reported group has any of its nodes: else the
+    # same keys would be counted under the group and again under the cluster.
+    covered = {u for g in out for u in state.group_members(g)}
     for c in snapshot.info.clusters:
-        if c.nodes and frozenset(c.nodes) not in covered:
+        if c.nodes and not covered & set(c.nodes):
             out.append(snapshot.cluster_name(c.uuid))
     return out
 
@@ -149,10 +150,10 @@ def group_balance(
                 label=label(n.uuid) if label else n.name or n.uuid[:8],
                 held_keys=n.keys,
                 held_bytes=n.size,
-                wanted_keys=n.wanted_keys if n.configured else None,
-                wanted_bytes=n.wanted_bytes if n.configured else None,
-                misplaced_keys=n.drop_keys,
-                missing_keys=n.missing_keys,
+                want_get_keys=n.want_get_keys if n.configured else None,
+                want_get_bytes=n.want_get_bytes if n.configured else None,
+                to_drop_keys=n.to_drop_keys,
+                to_get_keys=n.to_get_keys,
                 maxsize=n.maxsize,
                 expression=n.expression,
             )

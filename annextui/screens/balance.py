@@ -1,5 +1,6 @@
-"""Balance: per group of nodes, wanted vs held and misplaced keys, and a what-if panel (add a
-node, remove one, change a maxsize) showing what would move. Nothing here changes anything."""
+"""Balance: per group of nodes, held vs want-get, keys to get and to drop (git-annex's words, as
+`annextui balance` prints them), and a what-if panel (add a node, remove one, change a maxsize)
+showing what would move. Nothing here changes anything."""
 
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ class BalanceScreen(ConsoleScreen):
     HELP = (
         "Per group of nodes (groups of cluster nodes, groups named by balanced= style "
         "expressions, else the cluster): what each member holds and what its preferred content "
-        "wants, keys it holds but would drop (misplaced) and keys it wants but lacks (missing), "
-        "and what the configuration as it is would move. R switches to the decisions of "
+        "wants (want-get, as git annex find --want-get-by=NODE), of those the keys it lacks "
+        "(to get) and the keys it holds but would drop (to drop: --want-drop-by=NODE), and what "
+        "the configuration as it is would transfer and drop. R switches to the decisions of "
         "git-annex --rebalance (balanced behaves as fullybalanced). The what-if panel simulates "
         "one change — a adds a new node, x removes the selected member, m changes its maxsize, "
         "c clears — and shows what would move. Nothing is changed here: stage real edits on "
@@ -108,9 +110,9 @@ class BalanceScreen(ConsoleScreen):
             ("group", "group"),
             ("member", "member"),
             ("held", "held"),
-            ("wanted", "wanted"),
-            ("misplaced", "misplaced"),
-            ("missing", "missing"),
+            ("want-get", "want-get"),
+            ("to get", "to-get"),
+            ("to drop", "to-drop"),
             ("maxsize", "maxsize"),
         ):
             table.add_column(label, key=key)
@@ -163,8 +165,8 @@ class BalanceScreen(ConsoleScreen):
         for g in groups:
             for m in g.members:
                 wanted = (
-                    f"{human(m.wanted_bytes or 0)} ({m.wanted_keys})"
-                    if m.wanted_keys is not None
+                    f"{human(m.want_get_bytes or 0)} ({m.want_get_keys})"
+                    if m.want_get_keys is not None
                     else "not configured"
                 )
                 cells = (
@@ -172,12 +174,8 @@ class BalanceScreen(ConsoleScreen):
                     Text(m.label),
                     Text(f"{human(m.held_bytes)} ({m.held_keys})"),
                     Text(wanted),
-                    styled(
-                        self.app,
-                        str(m.misplaced_keys),
-                        "warning" if m.misplaced_keys else "muted",
-                    ),
-                    styled(self.app, str(m.missing_keys), "warning" if m.missing_keys else "muted"),
+                    styled(self.app, str(m.to_get_keys), "warning" if m.to_get_keys else "muted"),
+                    styled(self.app, str(m.to_drop_keys), "warning" if m.to_drop_keys else "muted"),
                     Text(human(m.maxsize) if m.maxsize is not None else "-"),
                 )
                 hay = " ".join([g.group, m.label, m.uuid, g.expression])
@@ -208,14 +206,16 @@ class BalanceScreen(ConsoleScreen):
             return
         parts = []
         for g in report.groups:
-            n = g.misplaced_keys
-            state = (
-                f"[$text-warning]{n} key{'s' if n != 1 else ''} to move "
-                f"({human(g.misplaced_bytes)})[/]"
-                if n
-                else "[$text-success]balanced[/]"
+            plan = g.plan
+            state = "[$text-success]balanced[/]" if plan.empty else "[$text-warning]$plan[/]"
+            parts.append(
+                markup(
+                    f"[b]$group[/b] $expr {state}",
+                    group=g.group,
+                    expr=g.expression,
+                    plan=plan.describe(),
+                )
             )
-            parts.append(markup(f"[b]$group[/b] $expr {state}", group=g.group, expr=g.expression))
         if report.note:
             parts.append(markup("[$text-error]$note[/]", note=report.note))
         box.update(Content("   ").join(parts) + Content.from_markup(mode))
@@ -378,8 +378,9 @@ class BalanceScreen(ConsoleScreen):
             text.update(head + markup("[$text-error]$error[/]", error=result.error))
             sync_table(moves, [])
             return
-        summary = f"[b]{result.keys}[/b] keys, [b]{human(result.bytes)}[/b] would move"
-        parts = [head + Content.from_markup(summary)]
+        from annextui.backend.balance import PlanTotals
+
+        parts = [head + markup("[b]$plan[/b]", plan=PlanTotals.of(result.moves).describe())]
         for u, keys, nbytes, maxsize in result.after:
             use = f", {nbytes / maxsize:.0%} of max" if maxsize else ""
             parts.append(

@@ -25,7 +25,7 @@ class OverviewScreen(ConsoleScreen):
     HELP = (
         "This repository, its role (gateway, proxy, node or plain repository), counts, and the "
         "alerts that need attention: a node over 90% of its maxsize, unreachable nodes, "
-        "misplaced content. Below, every repository the git-annex branch knows."
+        "content that is not balanced yet. Below, every repository the git-annex branch knows."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(

@@ -86,10 +86,10 @@ def test_report_columns_and_moves(gw: Path) -> None:
     rows = {r.uuid: r for r in report.nodes}
     n1, n2, n3 = rows[U_N1], rows[U_N2], rows[U_N3]
     assert (n1.keys, n1.size, n1.maxsize) == (1, 1000, 10_000)
-    assert (n1.wanted_keys, n1.wanted_bytes) == (3, 6000)
-    assert (n1.missing_keys, n1.missing_bytes) == (2, 5000)
-    assert (n1.drop_keys, n2.drop_keys, n2.drop_bytes) == (0, 1, 2000)
-    assert n2.wanted_keys == 0
+    assert (n1.want_get_keys, n1.want_get_bytes) == (3, 6000)
+    assert (n1.to_get_keys, n1.to_get_bytes) == (2, 5000)
+    assert (n1.to_drop_keys, n2.to_drop_keys, n2.to_drop_bytes) == (0, 1, 2000)
+    assert n2.want_get_keys == 0
     assert n2.configured
     assert not n3.configured
     assert n1.use == pytest.approx(10.0)

@@ -140,9 +140,9 @@ def balance(names: dict[str, str] = NAMES) -> BalanceOverview:
                 label=names[u],
                 held_keys=k,
                 held_bytes=b,
-                wanted_keys=k + (1 if u == N2 else 0),
-                wanted_bytes=b + (60_000_000 if u == N2 else 0),
-                missing_keys=1 if u == N2 else 0,
+                want_get_keys=k + (1 if u == N2 else 0),
+                want_get_bytes=b + (60_000_000 if u == N2 else 0),
+                to_get_keys=1 if u == N2 else 0,
                 maxsize=MAXSIZE[u],
                 expression="groupwanted",
             )

@@ -21,7 +21,7 @@ from tests.console import fixed
 from tests.console.support import row_keys, table_rows
 
 
-def test_alerts_full_unreachable_misplaced() -> None:
+def test_alerts_full_unreachable_unbalanced() -> None:
     snap = fixed.snapshot()
     reach = {
         fixed.N1: Reachability(fixed.N1, "unreachable", "/srv/annex/node1: not a git repository"),
@@ -34,7 +34,7 @@ def test_alerts_full_unreachable_misplaced() -> None:
         "error",
         "node1 is unreachable: /srv/annex/node1: not a git repository",
     ) in texts
-    assert ("warning", "misplaced content in nodes: 1 key to move (60 MB)") in texts
+    assert ("warning", "nodes is not balanced: 1 key to transfer (60 MB)") in texts
     over = dataclasses.replace(
         fixed.sizes(),
         sizes={**fixed.sizes().sizes, fixed.N3: RepoSize(fixed.N3, 1, 26_000_000_000)},

@@ -331,20 +331,20 @@ def test_balance_wanted_vs_held_and_what_if(demo: DemoRepo, annex: AnnexEnv) -> 
     assert set(rows) == {"node1", "node2", "node3"}
     assert all(r[0] == "nodes" for r in rows.values())
     # held vs wanted: one node lacks the key it wants; nothing is held where it is not wanted
-    wanting = [name for name, r in rows.items() if r[5] == "1"]
+    wanting = [name for name, r in rows.items() if r[4] == "1"]  # to get
     assert len(wanting) == 1
-    assert all(r[4] == "0" for r in rows.values())
-    assert "1 key to move (5 MB)" in str(out["summary"])
+    assert all(r[5] == "0" for r in rows.values())  # to drop
+    assert "1 key to transfer (5 MB)" in str(out["summary"])
     assert out["pending"] == [["copy", f"gateway → {wanting[0]}", "1", "5 MB"]]
     assert "remove node3" in str(out["whatif"])
     moves = out["moves"]
     assert {m[1] for m in moves if m[0] == "move"} == {"node3 → node1", "node3 → node2"}
     moved = sum(int(m[2]) for m in moves if m[0] in ("move", "copy"))
-    assert f"{moved} keys" in str(out["whatif"])
+    assert f"{moved} key{'s' if moved != 1 else ''} to transfer" in str(out["whatif"])
     assert "--rebalance" in str(out["rebalanced"])
     assert app.balance is not None
     alerts = app.balance.groups[0]
-    assert alerts.misplaced_keys == 1
+    assert alerts.plan.transfer_keys == 1
 
 
 def test_palette_runs_a_command(demo_template: DemoRepo) -> None:

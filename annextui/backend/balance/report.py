@@ -1,17 +1,29 @@
 """The balance report: per node, like Ceph's ``osd df``, keys and bytes held (location logs),
 maxsize, %use, VAR (use / mean use of the nodes with a maxsize) -- and, from the
-preferred-content engine, the keys the node wants (want-get context), the held keys it would
-drop (want-drop context) and the wanted keys it lacks; then the transfers of each simulated
-world. Text as ``annextui balance`` prints it, and JSON."""
+preferred-content engine, in git-annex's words: the keys the node wants (``want-get``, what
+``git annex find --want-get-by=NODE`` matches), of those the ones it lacks (``to get``: with
+``--not --in=NODE``) and the held keys it would drop (``to drop``: ``--want-drop-by=NODE
+--in=NODE``); then the plan of each simulated world, transfers (copy, move, get) and drops
+counted apart. Text as ``annextui balance`` prints it, and JSON; the console uses the same
+words and the same `PlanTotals`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from annextui.backend.balance.scenario import Scenario
 
-__all__ = ["BalanceReport", "Move", "MoveKind", "NodeRow", "ScenarioResult", "use_percent"]
+__all__ = [
+    "BalanceReport",
+    "Move",
+    "MoveKind",
+    "NodeRow",
+    "PlanTotals",
+    "ScenarioResult",
+    "use_percent",
+]
 
 MoveKind = Literal["move", "copy", "drop", "get"]
 
@@ -27,12 +39,12 @@ class NodeRow:
     var: float | None  # use / mean use (Ceph's VAR)
     configured: bool
     expression: str
-    wanted_keys: int = 0
-    wanted_bytes: int = 0
-    drop_keys: int = 0  # held, and the node would drop it
-    drop_bytes: int = 0
-    missing_keys: int = 0  # wanted, not held
-    missing_bytes: int = 0
+    want_get_keys: int = 0  # the node's preferred content wants it (held or not)
+    want_get_bytes: int = 0
+    to_drop_keys: int = 0  # held, and the node would drop it (want-drop)
+    to_drop_bytes: int = 0
+    to_get_keys: int = 0  # want-get, not held
+    to_get_bytes: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -45,9 +57,9 @@ class NodeRow:
             "var": self.var,
             "configured": self.configured,
             "expression": self.expression,
-            "wanted": {"keys": self.wanted_keys, "bytes": self.wanted_bytes},
-            "would-drop": {"keys": self.drop_keys, "bytes": self.drop_bytes},
-            "missing": {"keys": self.missing_keys, "bytes": self.missing_bytes},
+            "want-get": {"keys": self.want_get_keys, "bytes": self.want_get_bytes},
+            "to-get": {"keys": self.to_get_keys, "bytes": self.to_get_bytes},
+            "to-drop": {"keys": self.to_drop_keys, "bytes": self.to_drop_bytes},
         }
 
 
@@ -78,6 +90,51 @@ class Move:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PlanTotals:
+    """A plan summed up: keys transferred (copy, move, get: a new copy somewhere) and keys
+    dropped without a new copy in their place, kept apart so neither hides the other."""
+
+    transfer_keys: int = 0
+    transfer_bytes: int = 0
+    drop_keys: int = 0
+    drop_bytes: int = 0
+
+    @classmethod
+    def of(cls, moves: Iterable[Move]) -> PlanTotals:
+        t = [0, 0, 0, 0]
+        for m in moves:
+            i = 2 if m.dst is None else 0
+            t[i] += m.keys
+            t[i + 1] += m.bytes
+        return cls(*t)
+
+    @property
+    def empty(self) -> bool:
+        return not self.transfer_keys and not self.drop_keys
+
+    def describe(self) -> str:
+        """`3 keys to transfer (1.2 GB), 2 keys to drop (712.6 MB)`; `nothing to do`."""
+        from annextui.backend.units import format_rough
+
+        if self.empty:
+            return "nothing to transfer or drop"
+        parts = []
+        for n, b, verb in (
+            (self.transfer_keys, self.transfer_bytes, "transfer"),
+            (self.drop_keys, self.drop_bytes, "drop"),
+        ):
+            if n:
+                parts.append(f"{n} key{'s' if n != 1 else ''} to {verb} ({format_rough(b, 1)})")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {
+            "transfer": {"keys": self.transfer_keys, "bytes": self.transfer_bytes},
+            "drop": {"keys": self.drop_keys, "bytes": self.drop_bytes},
+        }
+
+
 @dataclass(frozen=True)
 class ScenarioResult:
     scenario: Scenario | None  # None: the configuration as it is
@@ -87,17 +144,21 @@ class ScenarioResult:
     maxsizes: dict[str, int | None]
 
     @property
+    def totals(self) -> PlanTotals:
+        return PlanTotals.of(self.moves)
+
+    @property
     def moved_keys(self) -> int:
-        return sum(m.keys for m in self.moves if m.dst is not None)
+        return self.totals.transfer_keys
 
     @property
     def moved_bytes(self) -> int:
-        return sum(m.bytes for m in self.moves if m.dst is not None)
+        return self.totals.transfer_bytes
 
     def to_json(self, names: dict[str, str]) -> dict[str, object]:
         return {
             "scenario": self.scenario.describe() if self.scenario else None,
-            "moved": {"keys": self.moved_keys, "bytes": self.moved_bytes},
+            **self.totals.to_json(),
             "moves": [m.to_json(names) for m in self.moves],
             "after": [
                 {
@@ -151,6 +212,7 @@ class BalanceReport:
             "members": list(self.members),
             "keys": self.keys,
             "nodes": [n.to_json() for n in self.nodes],
+            "total": self.totals.to_json(),
             "mean-use": self.mean_use,
             "min-var": self.min_var,
             "max-var": self.max_var,
@@ -184,20 +246,22 @@ class BalanceReport:
         lines = [f"{self.kind} {self.label}: {len(self.members)} nodes, {self.keys} keys"]
         head = (
             f"{'KEYS':>9} {'SIZE':>9} {'MAXSIZE':>9} {'%USE':>6} {'VAR':>5} "
-            f"{'WANTED':>9} {'DROP':>7} {'MISSING':>8}  NODE"
+            f"{'WANT-GET':>9} {'TO-GET':>7} {'TO-DROP':>8}  NODE"
         )
         lines.append(head)
         for n in self.nodes:
-            w = str(n.wanted_keys) if n.configured else "-"
-            d = str(n.drop_keys) if n.configured else "-"
-            m = str(n.missing_keys) if n.configured else "-"
+            w = str(n.want_get_keys) if n.configured else "-"
+            g = str(n.to_get_keys) if n.configured else "-"
+            d = str(n.to_drop_keys) if n.configured else "-"
             lines.append(
                 f"{n.keys:>9} {sz(n.size):>9} {sz(n.maxsize):>9} {pct(n.use):>6} "
-                f"{pct(n.var):>5} {w:>9} {d:>7} {m:>8}  {n.uuid} -- {n.name}"
+                f"{pct(n.var):>5} {w:>9} {g:>7} {d:>8}  {n.uuid} -- {n.name}"
             )
-        total_keys = sum(n.keys for n in self.nodes)
-        total_size = sum(n.size for n in self.nodes)
-        lines.append(f"{total_keys:>9} {sz(total_size):>9}  TOTAL")
+        t = self.totals
+        lines.append(
+            f"{t.keys:>9} {sz(t.size):>9} {'':>9} {'':>6} {'':>5} {t.want_get_keys:>9} "
+            f"{t.to_get_keys:>7} {t.to_drop_keys:>8}  TOTAL (copies on the nodes)"
+        )
         lines.append(
             f"MIN/MAX VAR: {pct(self.min_var)}/{pct(self.max_var)}  STDDEV: {pct(self.stddev)}"
         )
@@ -205,9 +269,7 @@ class BalanceReport:
         for res in results:
             title = res.scenario.describe() if res.scenario else "pending (current configuration)"
             lines.append("")
-            lines.append(
-                f"{title}: {res.moved_keys} keys, {format_rough(res.moved_bytes, 2)} to transfer"
-            )
+            lines.append(f"{title}: {res.totals.describe()}")
             for mv in res.moves[:max_moves]:
                 src = self._label(mv.src) if mv.src else "(no known copy)"
                 dst = self._label(mv.dst) if mv.dst else "(dropped)"
@@ -225,7 +287,8 @@ class BalanceReport:
                 db = res.moved_bytes - self.pending.moved_bytes
                 sign = "-" if db < 0 else "+"
                 lines.append(
-                    f"  compared with pending: {dk:+d} keys, {sign}{format_rough(abs(db), 2)}"
+                    f"  compared with pending: {dk:+d} keys to transfer, "
+                    f"{sign}{format_rough(abs(db), 2)}"
                 )
             if res.scenario is not None:
                 for u in res.members:
@@ -236,6 +299,27 @@ class BalanceReport:
                         + (f", {use:.2f}% of {sz(res.maxsizes.get(u))}" if use is not None else "")
                     )
         return lines
+
+    @property
+    def totals(self) -> NodeRow:
+        """The table's TOTAL row: every column summed over the nodes (copies, not keys)."""
+        return NodeRow(
+            uuid="",
+            name="TOTAL",
+            keys=sum(n.keys for n in self.nodes),
+            size=sum(n.size for n in self.nodes),
+            maxsize=None,
+            use=None,
+            var=None,
+            configured=True,
+            expression="",
+            want_get_keys=sum(n.want_get_keys for n in self.nodes),
+            want_get_bytes=sum(n.want_get_bytes for n in self.nodes),
+            to_drop_keys=sum(n.to_drop_keys for n in self.nodes),
+            to_drop_bytes=sum(n.to_drop_bytes for n in self.nodes),
+            to_get_keys=sum(n.to_get_keys for n in self.nodes),
+            to_get_bytes=sum(n.to_get_bytes for n in self.nodes),
+        )
 
     def _label(self, u: str) -> str:
         name = self.names.get(u)

@@ -111,7 +111,7 @@ class Balance:
         kl = self.locations()
         sims = ([self._sim(None)] if pending else []) + [self._sim(s) for s in scenarios]
         base = self.evaluator
-        stats = {u: [0, 0, 0, 0, 0, 0] for u in self.members}  # wanted k/b, drop k/b, missing k/b
+        stats = {u: [0, 0, 0, 0, 0, 0] for u in self.members}  # want-get, to drop, to get: k/b
         member_bits = {u: kl.bit(u) for u in self.members}
         loc_cache: dict[int, frozenset[str]] = {}
         total = len(kl)
@@ -194,12 +194,12 @@ class Balance:
                     var=None,
                     configured=info.status != "unconfigured",
                     expression=info.expression,
-                    wanted_keys=st[0],
-                    wanted_bytes=st[1],
-                    drop_keys=st[2],
-                    drop_bytes=st[3],
-                    missing_keys=st[4],
-                    missing_bytes=st[5],
+                    want_get_keys=st[0],
+                    want_get_bytes=st[1],
+                    to_drop_keys=st[2],
+                    to_drop_bytes=st[3],
+                    to_get_keys=st[4],
+                    to_get_bytes=st[5],
                 )
             )
         return rows

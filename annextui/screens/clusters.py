@@ -65,8 +65,9 @@ class ClustersScreen(RepoEditing):
         Binding("i", "init_cluster", "Init cluster", id="clusters.init"),
         Binding("a", "add_node", "Add node", id="clusters.add_node"),
         Binding("x", "remove_node", "Remove node", id="clusters.remove_node"),
-        Binding("n", "rename_cluster", "Rename", id="clusters.rename"),
-        Binding("d", "delete_cluster", "Delete", id="clusters.delete"),
+        # Not in the footer (it would push q ? ^p off at 120 columns): listed by ? and ^p.
+        Binding("n", "rename_cluster", "Rename cluster", id="clusters.rename", show=False),
+        Binding("d", "delete_cluster", "Delete cluster", id="clusters.delete", show=False),
         Binding(
             "e",
             "extend_cluster",

@@ -25,9 +25,8 @@ def _repo(args: argparse.Namespace) -> Repository:
 
 
 def _emit(args: argparse.Namespace, outcome: Outcome) -> int:
-    text = outcome.render(as_json=args.json)
-    if text:
-        print(text)
+    if args.json or outcome.lines:  # a query's empty answer is one empty line, as git-annex's
+        print(outcome.render(as_json=args.json))
     return 0
 
 

@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace, run: Callable[[], Outcome]) -> int:
     except ClusterNameError as exc:
         report("cluster", exc, as_json=bool(getattr(args, "json", False)))
         return EXIT_USAGE
-    text = outcome.render(as_json=bool(getattr(args, "json", False)))
-    if text:
-        print(text)
+    as_json = bool(getattr(args, "json", False))
+    if as_json or outcome.lines:
+        print(outcome.render(as_json=as_json))
     return 0

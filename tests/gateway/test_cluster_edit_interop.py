@@ -82,6 +82,10 @@ def test_rename_is_seen_by_a_client(topo: T.Topology) -> None:
     gw_info = json.loads(env.annex(topo.gw, "info", "--fast", "--json").stdout)
     described = {r["uuid"]: r["description"] for r in gw_info["semitrusted repositories"]}
     assert described[topo.cluster_uuid] == "cluster renamed"
+    ours = json.loads(annextui(topo, "info", "--json")[1])
+    assert [(c["uuid"], c["names"]) for c in ours["clusters"]] == [
+        (topo.cluster_uuid, ["renamed"])
+    ]
 
     env.annex(cl, "drop", "ren")
     env.annex(cl, "get", "--from", "origin-renamed", "ren")
@@ -120,6 +124,9 @@ def test_delete_leaves_nodes_and_content(topo: T.Topology) -> None:
     listed = {r["uuid"] for r in gw_info["semitrusted repositories"]}
     assert topo.cluster_uuid not in listed
     assert {T.N1, T.N2, T.N3} <= listed
+    ours = json.loads(annextui(topo, "info", "--json")[1])
+    assert ours["clusters"] == []
+    assert topo.cluster_uuid not in {r["uuid"] for r in ours["semitrusted repositories"]}
 
     for n in NODES:  # nodes and their content untouched
         assert objects(topo.nodes[n]) == held[n]

@@ -55,6 +55,13 @@ def default_description(name: str) -> str:
     return f"cluster {name}"
 
 
+def stored_name(name: str) -> str:
+    """The name `annex.cluster.NAME` really gives a cluster: git lowercases a key's last part
+    (`git config annex.cluster.Big` stores `big`), and git-annex reads it back so, so the
+    nodes' `annex-cluster-node` values must use that spelling to match."""
+    return name.lower()
+
+
 class ClusterAdmin(Admin):
     """`annextui cluster rename|delete` on one gateway (Admin's helpers, its locking)."""
 
@@ -81,11 +88,11 @@ class ClusterAdmin(Admin):
         cu = self.cluster_uuid(old)
         if not legal_remote_name(new):
             raise ClusterNameError("That cluster name is not a valid git remote name.")
-        # git config keys are case-insensitive: annex.cluster.New and annex.cluster.new clash.
-        if new.lower() in {n.lower() for n in self.repo.clusters if n != old}:
-            raise AdminError(f"There is already a cluster named {new} on this gateway.")
+        new = stored_name(new)
         if new == old:
             raise AdminError(f"The cluster is already named {new}.")
+        if new in self.repo.clusters:
+            raise AdminError(f"There is already a cluster named {new} on this gateway.")
         # proxy.log lists remotes and clusters side by side: a client would get two remotes
         # named GATEWAY-NEW.
         state = self.state()
@@ -99,6 +106,7 @@ class ClusterAdmin(Admin):
 
     def rename_cluster(self, old: str, new: str) -> Outcome:
         cu = self.check_rename(old, new)
+        typed, new = new, stored_name(new)
         self.repo.require_writable()
         state = self.state()
         changes = [ConfigChange(f"annex.cluster.{new}", cu)]
@@ -114,9 +122,10 @@ class ClusterAdmin(Admin):
             {"old": old, "new": new, "uuid": cu},
             True,
         )
-        if state.descriptions.get(cu) == default_description(old):
-            self._set_uuid_log("uuid.log", cu, default_description(new))
-            out.lines.append(f"Description: {default_description(new)}")
+        # initcluster wrote the name as typed; the config key holds it lowercased.
+        if (state.descriptions.get(cu) or "").lower() == default_description(old).lower():
+            self._set_uuid_log("uuid.log", cu, default_description(typed))
+            out.lines.append(f"Description: {default_description(typed)}")
         proxy = self.updateproxy(commit=False)
         out.lines.extend(proxy.lines)
         self._commit()

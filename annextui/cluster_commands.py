@@ -28,7 +28,9 @@ def register(add: Add) -> None:
         sp = actions.add_parser(name, help=help_, description=help_)
         # -C/--json after the action too; SUPPRESS keeps a value given before it.
         sp.add_argument("-C", "--repo", default=argparse.SUPPRESS, help="gateway repository")
-        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        sp.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+        )
         arguments(sp)
         sp.set_defaults(handler=handler)
 

@@ -44,11 +44,6 @@ class ConfigChange:
     def to_json(self) -> dict[str, str | None]:
         return {"key": self.key, "value": self.value}
 
-    def describe(self) -> str:
-        return f"git config {self.key} {self.value}" if self.value is not None else (
-            f"git config --unset {self.key}"
-        )
-
 
 def default_description(name: str) -> str:
     """The description `git annex initcluster NAME` records when given none."""
@@ -199,6 +194,7 @@ def rename_on_gateways(repo: Repository, old: str, new: str, others: list[Reposi
     admins = [ClusterAdmin(repo), *(ClusterAdmin(o) for o in others)]
     for admin in admins:
         admin.check_rename(old, new)
+        admin.repo.require_writable()
     out = admins[0].rename_cluster(old, new)
     for admin in admins[1:]:
         _merge_other(out, admin.rename_cluster(old, new), admin.repo)

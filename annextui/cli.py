@@ -218,7 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ssh-check", cmd_ssh_check, "how the gateway reaches an ssh node, and how fast")
     sp.add_argument("node", help="the node's remote name")
     _register_extensions(add)
+    cluster = add("cluster", cmd_cluster, "cluster operations: drain a node")
+    cluster.set_defaults(cluster_parser=cluster)
+    _register_jobs(add, cluster.add_subparsers(dest="cluster_command", metavar="COMMAND"))
     return p
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """`annextui cluster` without a subcommand: its usage, exit 2."""
+    args.cluster_parser.print_usage(sys.stderr)
+    return 2
+
+
+def _register_jobs(
+    add: Callable[[str, Handler, str], argparse.ArgumentParser],
+    cluster: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """`rebalance` and `cluster drain` (jobcommands.py)."""
+    from annextui.jobcommands import register
+
+    register(add, cluster)
 
 
 def _register_extensions(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:

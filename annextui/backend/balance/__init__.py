@@ -9,7 +9,14 @@
 
 from annextui.backend.balance.errors import BalanceError
 from annextui.backend.balance.members import resolve_members, resolve_repo
-from annextui.backend.balance.report import BalanceReport, Move, MoveKind, NodeRow, ScenarioResult
+from annextui.backend.balance.report import (
+    BalanceReport,
+    KeyMove,
+    Move,
+    MoveKind,
+    NodeRow,
+    ScenarioResult,
+)
 from annextui.backend.balance.scenario import Scenario, added_uuid, parse_scenario
 from annextui.backend.balance.simulation import Balance
 from annextui.backend.balance.wanted import build_world, key_facts, replace_world, wanted_check
@@ -18,6 +25,7 @@ __all__ = [
     "Balance",
     "BalanceError",
     "BalanceReport",
+    "KeyMove",
     "Move",
     "MoveKind",
     "NodeRow",

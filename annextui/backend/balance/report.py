@@ -11,7 +11,15 @@ from typing import Literal
 
 from annextui.backend.balance.scenario import Scenario
 
-__all__ = ["BalanceReport", "Move", "MoveKind", "NodeRow", "ScenarioResult", "use_percent"]
+__all__ = [
+    "BalanceReport",
+    "KeyMove",
+    "Move",
+    "MoveKind",
+    "NodeRow",
+    "ScenarioResult",
+    "use_percent",
+]
 
 MoveKind = Literal["move", "copy", "drop", "get"]
 
@@ -49,6 +57,18 @@ class NodeRow:
             "would-drop": {"keys": self.drop_keys, "bytes": self.drop_bytes},
             "missing": {"keys": self.missing_keys, "bytes": self.missing_bytes},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMove:
+    """One key's part of a plan: ``kind`` as in ``Move`` (``move``: dst gets it and src drops
+    it; ``copy``: src keeps it; ``drop``: dst is None; ``get``: src is None, no known copy)."""
+
+    key: str
+    size: int
+    src: str | None
+    dst: str | None
+    kind: MoveKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,8 @@ def test_rebalance_places_every_key_where_git_annex_wants_it(
     proc = _rebalance(c, target)
     assert proc.returncode == 0, proc.stderr
     job = json.loads(proc.stdout)["job"]
-    assert job["state"] == "done" and not job["failures"]
+    assert job["state"] == "done"
+    assert not job["failures"]
 
     assert _misplaced(c) == {n: set() for n in c.nodes}
     if stable:
@@ -93,7 +94,8 @@ def test_dry_run_moves_nothing(annex_env: AnnexEnv, tmp_path: Path) -> None:
     plan = json.loads(proc.stdout)["plan"]
     assert plan["copies"] == plan["drops"] > 0
     assert set(c.objects("node1")) == set(c.keys.values())
-    assert not c.objects("node2") and not c.objects("node3")
+    assert not c.objects("node2")
+    assert not c.objects("node3")
 
 
 def test_refused_while_a_node_is_unreachable(annex_env: AnnexEnv, tmp_path: Path) -> None:
@@ -101,7 +103,8 @@ def test_refused_while_a_node_is_unreachable(annex_env: AnnexEnv, tmp_path: Path
     os.rename(c.nodes["node3"], tmp_path / "elsewhere")
     proc = _rebalance(c, cl.CLUSTER)
     assert proc.returncode == 1
-    assert "unreachable" in proc.stderr and "node3" in proc.stderr
+    assert "unreachable" in proc.stderr
+    assert "node3" in proc.stderr
     assert set(c.objects("node1")) == set(c.keys.values())
     assert not c.objects("node2")
 
@@ -125,5 +128,7 @@ def test_sigterm_pauses_and_the_same_command_resumes(annex_env: AnnexEnv, tmp_pa
     resumed = _rebalance(c, cl.CLUSTER)
     assert resumed.returncode == 0, resumed.stderr
     job = json.loads(resumed.stdout)["job"]
-    assert job["state"] == "done" and job["runs"] == 2 and job["steps"] == paused["steps"]
+    assert job["state"] == "done"
+    assert job["runs"] == 2
+    assert job["steps"] == paused["steps"]
     assert _misplaced(c, "--rebalance") == {n: set() for n in c.nodes}

@@ -119,6 +119,9 @@ def test_drain_killed_and_resumed_keeps_numcopies(drained_cluster: cl.Cluster) -
     second = subprocess.run(_drain_argv(c), env=_env(c), capture_output=True, text=True)
     sampler.stop.set()
     sampler.join()
+    # the sampler never saw a key under numcopies
+    assert sampler.samples > 0
+    assert sampler.fewest >= 2
     assert second.returncode == 0, second.stderr
     result = json.loads(second.stdout)
     assert result["success"]
@@ -133,9 +136,6 @@ def test_drain_killed_and_resumed_keeps_numcopies(drained_cluster: cl.Cluster) -
     made = sum(len(c.objects(n)) for n in ("node2", "node3"))
     assert made == 2 * N
 
-    # the sampler never saw a key under numcopies
-    assert sampler.samples > 0
-    assert sampler.fewest >= 2
 
     # the judge: fsck clean on the gateway and the remaining nodes
     for repo in (c.gw, c.nodes["node2"], c.nodes["node3"]):

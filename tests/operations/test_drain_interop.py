@@ -136,7 +136,6 @@ def test_drain_killed_and_resumed_keeps_numcopies(drained_cluster: cl.Cluster) -
     made = sum(len(c.objects(n)) for n in ("node2", "node3"))
     assert made == 2 * N
 
-
     # the judge: fsck clean on the gateway and the remaining nodes
     for repo in (c.gw, c.nodes["node2"], c.nodes["node3"]):
         env.annex(repo, "fsck", "--all", "--fast", "-q")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from annextui.backend.repo import Repository
-    from annextui.operations.jobs import Job
+    from annextui.operations.jobs import Job, JobStore
     from annextui.operations.nodes import GatewayNodes
 
 Handler = Callable[[argparse.Namespace], int]
@@ -136,6 +136,9 @@ def _drain(args: argparse.Namespace) -> int:
     nodes = GatewayNodes(repo)
     try:
         store = JobStore(repo)
+        drained = _already_drained(nodes, store, args.node)
+        if drained is not None and not args.dry_run:
+            return _print_result(args, drained, nodes, ["already drained"])
         node, _clusters = resolve_node(nodes, args.node)
         jid = job_id("drain", node)
         job = None if args.dry_run else store.resumable(jid)
@@ -166,6 +169,20 @@ def _drain(args: argparse.Namespace) -> int:
     finally:
         nodes.close()
         repo.git.close()
+
+
+def _already_drained(nodes: GatewayNodes, store: JobStore, ident: str) -> Job | None:
+    """The finished drain job of a node that is no longer in any cluster: running the same
+    command again reports it instead of failing."""
+    from annextui.backend.balance import resolve_repo
+    from annextui.operations.jobs import JobState, job_id
+
+    uuid = resolve_repo(nodes.repo, nodes.state, ident)
+    job = store.load(job_id("drain", uuid))
+    in_cluster = any(uuid in ns for ns in nodes.state.clusters.values())
+    if job is None or job.state is not JobState.DONE or in_cluster:
+        return None
+    return job
 
 
 def _drain_lines(nodes: GatewayNodes, s: dict[str, object]) -> list[str]:
@@ -240,13 +257,11 @@ def _rebalance_lines(s: dict[str, object]) -> list[str]:
 
 
 def _run(
-    args: argparse.Namespace, nodes: GatewayNodes, store: object, job: Job, rate: int | None
+    args: argparse.Namespace, nodes: GatewayNodes, store: JobStore, job: Job, rate: int | None
 ) -> Job:
     from annextui.operations.engine import JobRunner, pause_on_signals
-    from annextui.operations.jobs import JobStore
     from annextui.operations.transfer import Throttle
 
-    assert isinstance(store, JobStore)
     needed = int(str(job.params.get("needed", 1)))
     with store.running(job.id), _bar(args, job) as (on_progress, on_bytes):
         runner = JobRunner(

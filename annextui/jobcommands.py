@@ -126,16 +126,29 @@ def _throttle_rate(args: argparse.Namespace) -> int | None:
 # -- drain -------------------------------------------------------------------------------------
 
 
-def _drain(args: argparse.Namespace) -> int:
-    from annextui.operations.drain import leave_clusters, plan_drain, resolve_node
-    from annextui.operations.jobs import Job, JobState, JobStore, job_id
+@contextmanager
+def _session(args: argparse.Namespace) -> Iterator[tuple[GatewayNodes, JobStore]]:
+    """The gateway's nodes and jobs for one command; nodes and repository closed after."""
+    from annextui.operations.jobs import JobStore
     from annextui.operations.nodes import GatewayNodes
 
-    rate = _throttle_rate(args)
     repo = _open(args)
-    nodes = GatewayNodes(repo)
     try:
-        store = JobStore(repo)
+        nodes = GatewayNodes(repo)
+        try:
+            yield nodes, JobStore(repo)
+        finally:
+            nodes.close()
+    finally:
+        repo.git.close()
+
+
+def _drain(args: argparse.Namespace) -> int:
+    from annextui.operations.drain import leave_clusters, plan_drain, resolve_node
+    from annextui.operations.jobs import Job, JobState, job_id
+
+    rate = _throttle_rate(args)
+    with _session(args) as (nodes, store):
         drained = _already_drained(nodes, store, args.node)
         if drained is not None and not args.dry_run:
             return _print_result(args, drained, nodes, ["already drained"])
@@ -157,18 +170,17 @@ def _drain(args: argparse.Namespace) -> int:
                 raise _Refused(plan.refusal(nodes))
             if args.dry_run:
                 return _print_dry_run(args, summary, _drain_lines(nodes, summary))
-            nodes.require_reachable([node, *plan.targets])
             job = Job(jid, "drain", node, params={**summary, "needed": plan.needed})
+            nodes.require_reachable([node, *plan.targets])
             store.write_plan(job, plan.steps)
+        else:
+            nodes.require_reachable([node, *job.params.get("targets", ())])  # type: ignore[misc]
         job = _run(args, nodes, store, job, rate)
         lines: list[str] = []
         if job.state is JobState.DONE:
             nodes.close()  # commit the location logs before the cluster changes
             lines = leave_clusters(nodes, node)
         return _print_result(args, job, nodes, lines)
-    finally:
-        nodes.close()
-        repo.git.close()
 
 
 def _already_drained(nodes: GatewayNodes, store: JobStore, ident: str) -> Job | None:
@@ -200,15 +212,11 @@ def _drain_lines(nodes: GatewayNodes, s: dict[str, object]) -> list[str]:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
-    from annextui.operations.jobs import Job, JobStore, job_id
-    from annextui.operations.nodes import GatewayNodes
+    from annextui.operations.jobs import Job, job_id
     from annextui.operations.rebalance import plan_rebalance
 
     rate = _throttle_rate(args)
-    repo = _open(args)
-    nodes = GatewayNodes(repo)
-    try:
-        store = JobStore(repo)
+    with _session(args) as (nodes, store):
         jid = job_id("rebalance", args.group)
         job = None if args.dry_run else store.resumable(jid)
         if job is None:
@@ -236,9 +244,6 @@ def _rebalance(args: argparse.Namespace) -> int:
             nodes.require_reachable(job.params.get("members", ()))  # type: ignore[arg-type]
         job = _run(args, nodes, store, job, rate)
         return _print_result(args, job, nodes, [])
-    finally:
-        nodes.close()
-        repo.git.close()
 
 
 def _rebalance_lines(s: dict[str, object]) -> list[str]:

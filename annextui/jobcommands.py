@@ -30,6 +30,10 @@ class _Refused(Exception):
     """The job does not start (figures in the message); nothing was moved."""
 
 
+class _Usage(Exception):
+    """Unusable input (exit status 2)."""
+
+
 def register(add: Add, cluster: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`rebalance` at the top level; `drain` into the `cluster` command group."""
     sp = add(
@@ -39,6 +43,9 @@ def register(add: Add, cluster: argparse._SubParsersAction[argparse.ArgumentPars
     )
     sp.add_argument("group", help="cluster name, remote or UUID, or group name")
     _job_options(sp)
+    sp = add("jobs", cmd_jobs, "list drain and rebalance jobs, or cancel one")
+    sp.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")
+    sp.add_argument("job", nargs="?", help="the job id to cancel")
     sp = cluster.add_parser(
         "drain",
         parents=[_common()],
@@ -95,7 +102,7 @@ def _guard(command: str, run: Handler, args: argparse.Namespace) -> int:
     args.command_label = command
     try:
         return run(args)
-    except (BalanceError, SizeError) as exc:
+    except (BalanceError, SizeError, _Usage) as exc:
         report(command, exc, as_json=args.json)
         return EXIT_USAGE
     except (_Refused, NodeUnreachable, JobBusy) as exc:
@@ -256,6 +263,43 @@ def _rebalance_lines(s: dict[str, object]) -> list[str]:
     if s["unsourced-keys"]:
         line += f", {s['unsourced-keys']} wanted keys without a reachable copy"
     return [line]
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    return _guard("jobs", _jobs, args)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from annextui.operations.jobs import JobStore
+
+    repo = _open(args)
+    try:
+        store = JobStore(repo)
+        if args.action == "cancel":
+            if not args.job:
+                raise _Usage("jobs cancel: which job? (annextui jobs lists them)")
+            try:
+                jobs = [store.cancel(args.job)]
+            except (KeyError, ValueError) as exc:
+                raise _Usage(f"no job {args.job!r}") from exc
+        else:
+            jobs = store.all()
+    finally:
+        repo.git.close()
+    if args.json:
+        payload = {"command": "jobs", "jobs": [j.to_json() for j in jobs]}
+        print(json.dumps({**payload, "error-messages": [], "success": True}, sort_keys=True))
+        return EXIT_OK
+    for j in jobs:
+        print(
+            f"{j.id}  {j.state:<9} {j.done_steps}/{j.steps} keys  "
+            f"{j.transferred_keys} copies  {j.dropped_keys} drops"
+            + (f"  pid {j.pid}" if j.pid else "")
+        )
+    return EXIT_OK
 
 
 # -- running and printing ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ on and ends failed. A node that cannot be reached ends the job at once (failed, 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -68,6 +69,7 @@ class JobRunner:
         job.state = JobState.RUNNING
         job.error = None
         job.runs += 1
+        job.pid = os.getpid()
         store.save(job)
         saved = time.monotonic()
         with store.done_log(job.id) as log:
@@ -97,6 +99,7 @@ class JobRunner:
                 job.state = JobState.FAILED if job.failures else JobState.DONE
                 if job.failures:
                     job.error = f"{len(job.failures)} key(s) left in place"
+        job.pid = None
         store.save(job)
         return job
 

@@ -101,6 +101,7 @@ class Job:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     runs: int = 0
+    pid: int | None = None  # the process running it (a monitor can pause it with SIGTERM)
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -204,6 +205,27 @@ class JobStore:
             yield DoneLog(fd)
         finally:
             os.close(fd)
+
+    def cancel(self, job_id_: str) -> Job:
+        """Mark a job that is not running cancelled: running its command again plans afresh.
+        JobBusy while a process runs it (pause that one first: SIGTERM)."""
+        job = self.load(job_id_)
+        if job is None:
+            raise KeyError(job_id_)
+        try:
+            lock = self.running(job_id_)
+            lock.__enter__()
+        except JobBusy as exc:
+            raise JobBusy(f"{exc} (pid {job.pid}): pause it first (SIGTERM)") from exc
+        try:
+            job = self.load(job_id_) or job
+            if not job.state.finished:
+                job.state = JobState.CANCELLED
+                job.pid = None
+                self.save(job)
+        finally:
+            lock.__exit__(None, None, None)
+        return job
 
     def remove(self, job_id_: str) -> None:
         for ext in ("json", "plan", "done", "lck"):

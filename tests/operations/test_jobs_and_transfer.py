@@ -121,3 +121,15 @@ def test_drop_refused_without_enough_locked_copies(annex_env: AnnexEnv, tmp_path
     where = annex_env.annex_json(c.gw, "whereis", "--key", key)[0]["whereis"]
     assert {w["uuid"] for w in where} & set(cl.NODES.values()) == {cl.NODES["node2"]}
     annex_env.annex(c.gw, "fsck", "--fast", "-q", "--from", "node1", "--key", key)
+
+
+def test_cancel_a_paused_job_but_not_a_running_one(store: JobStore) -> None:
+    job = Job("rebalance-backup", "rebalance", "backup", state=JobState.PAUSED)
+    store.write_plan(job, [Step("SHA256E-s1--" + "0" * 64, 1, (("a", "b"),), ("a",))])
+    with store.running(job.id), pytest.raises(JobBusy, match="pause it first"):
+        store.cancel(job.id)
+    assert store.resumable(job.id) == job
+    assert store.cancel(job.id).state is JobState.CANCELLED
+    assert store.resumable(job.id) is None  # the same command plans afresh
+    with pytest.raises(KeyError):
+        store.cancel("rebalance-nosuch")

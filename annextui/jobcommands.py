@@ -178,6 +178,7 @@ def _drain(args: argparse.Namespace) -> int:
             if args.dry_run:
                 return _print_dry_run(args, summary, _drain_lines(nodes, summary))
             job = Job(jid, "drain", node, params={**summary, "needed": plan.needed})
+            nodes.repo.require_writable()  # refused before anything is written or moved
             nodes.require_reachable([node, *plan.targets])
             store.write_plan(job, plan.steps)
         else:
@@ -219,12 +220,15 @@ def _drain_lines(nodes: GatewayNodes, s: dict[str, object]) -> list[str]:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
+    from annextui.backend.balance import resolve_members
     from annextui.operations.jobs import Job, job_id
     from annextui.operations.rebalance import plan_rebalance
 
     rate = _throttle_rate(args)
     with _session(args) as (nodes, store):
-        jid = job_id("rebalance", args.group)
+        _label, _kind, members = resolve_members(nodes.repo, nodes.state, args.group)
+        # one job per set of nodes, however they are named (cluster name, remote, UUID, group)
+        jid = job_id("rebalance", ",".join(members))
         job = None if args.dry_run else store.resumable(jid)
         if job is None:
             plan = plan_rebalance(nodes, args.group)
@@ -244,6 +248,7 @@ def _rebalance(args: argparse.Namespace) -> int:
                 # The convergence proof of the plan (backend/balance/proof.py, from the proof
                 # work) is printed here: lines += proof_lines(plan.balance); summary["proof"] = ...
                 return _print_dry_run(args, summary, lines)
+            nodes.repo.require_writable()  # refused before anything is written or moved
             nodes.require_reachable(plan.members)
             job = Job(jid, "rebalance", plan.label, params={**summary, "needed": plan.needed})
             store.write_plan(job, plan.steps)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from annextui.backend.repo import Repository
     from annextui.operations.jobs import Job, JobStore
     from annextui.operations.nodes import GatewayNodes
+    from annextui.operations.rebalance import RebalancePlan
 
 Handler = Callable[[argparse.Namespace], int]
 Add = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -244,9 +245,7 @@ def _rebalance(args: argparse.Namespace) -> int:
                 "numcopies": plan.needed,
             }
             if args.dry_run:
-                lines = _rebalance_lines(summary)
-                # The convergence proof of the plan (backend/balance/proof.py, from the proof
-                # work) is printed here: lines += proof_lines(plan.balance); summary["proof"] = ...
+                lines = _rebalance_lines(summary) + _proof_lines(plan)
                 return _print_dry_run(args, summary, lines)
             nodes.repo.require_writable()  # refused before anything is written or moved
             nodes.require_reachable(plan.members)
@@ -256,6 +255,14 @@ def _rebalance(args: argparse.Namespace) -> int:
             nodes.require_reachable(job.params.get("members", ()))  # type: ignore[arg-type]
         job = _run(args, nodes, store, job, rate)
         return _print_result(args, job, nodes, [])
+
+
+def _proof_lines(plan: RebalancePlan) -> list[str]:
+    """The convergence proof of the plan, printed by `rebalance --dry-run` under the plan.
+
+    To be wired to backend/balance/proof.py (written in parallel): prove `plan.balance` (the
+    simulation the plan came from) and return its report's lines (and add it to the JSON)."""
+    return []
 
 
 def _rebalance_lines(s: dict[str, object]) -> list[str]:

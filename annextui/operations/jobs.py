@@ -227,8 +227,12 @@ class JobStore:
             lock.__exit__(None, None, None)
         return job
 
+    def log_path(self, job_id_: str) -> Path:
+        """Where a job run in the background writes its output."""
+        return self._path(job_id_, "log")
+
     def remove(self, job_id_: str) -> None:
-        for ext in ("json", "plan", "done", "lck"):
+        for ext in ("json", "plan", "done", "lck", "log"):
             with contextlib.suppress(FileNotFoundError):
                 self._path(job_id_, ext).unlink()
 

@@ -9,28 +9,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import annextui
 from tests.gateway import topology as T
-from tests.support import annex as annex_support
-from tests.support.sshd import Sshd
+from tests.gateway.conftest import topo  # the gateway tests' topology, one per module
+
+__all__ = ["topo"]
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
-
-
-@pytest.fixture
-def topo(
-    tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
-) -> Iterator[T.Topology]:
-    with annex_support.ssh_world(tmp_path_factory, "drainssh", git_annex_bin, sshd) as (
-        root,
-        env,
-    ):
-        yield T.build(env, sshd, root)
 
 
 def _objects(repo: Path) -> set[str]:

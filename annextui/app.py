@@ -39,6 +39,7 @@ from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
 from annextui.screens.dialogs import ConfirmScreen, ErrorScreen, PickScreen
 from annextui.screens.help import HelpScreen, our_bindings
+from annextui.screens.jobs import JobsScreen
 from annextui.screens.literal import clean
 from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
@@ -149,6 +150,14 @@ class AnnexConsole(App[int]):
             for key, name, cls in VIEWS
         ),
         Binding("r", "refresh", "Refresh", id="app.refresh", tooltip="Read the repository again"),
+        Binding(
+            "j",
+            "jobs",
+            "Jobs",
+            id="app.jobs",
+            show=False,
+            tooltip="Drain and rebalance jobs: progress, pause, resume, cancel",
+        ),
         Binding(
             "ctrl+s",
             "review",
@@ -303,6 +312,10 @@ class AnnexConsole(App[int]):
     def action_view(self, name: str) -> None:
         if self.backend is not None and self.current_mode != name:
             self.switch_mode(name)
+
+    def action_jobs(self) -> None:
+        if self.backend is not None and isinstance(self.screen, ConsoleScreen):
+            self.push_screen(JobsScreen())
 
     def action_help(self) -> None:
         screen = self.screen

@@ -21,8 +21,9 @@ Add = Callable[[str, Handler, str], argparse.ArgumentParser]
 EXIT_USAGE = 2
 
 
-def register(add: Add) -> None:
-    group = add("cluster", _missing_action, "rename or delete a cluster of this gateway")
+def register(add: Add) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The group and its actions; returns the actions so that jobcommands adds `drain`."""
+    group = add("cluster", _missing_action, "rename or delete a cluster, or drain one of its nodes")
     actions = group.add_subparsers(dest="cluster_action", metavar="ACTION")
     for name, handler, help_, arguments in _ACTIONS:
         sp = actions.add_parser(name, help=help_, description=help_)
@@ -33,12 +34,16 @@ def register(add: Add) -> None:
         )
         arguments(sp)
         sp.set_defaults(handler=handler)
+    return actions
 
 
 def _missing_action(args: argparse.Namespace) -> int:
     import sys
 
-    print("annextui cluster: an action is required: rename OLD NEW, delete NAME", file=sys.stderr)
+    print(
+        "annextui cluster: an action is required: rename OLD NEW, delete NAME, drain NODE",
+        file=sys.stderr,
+    )
     return EXIT_USAGE
 
 

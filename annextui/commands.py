@@ -33,9 +33,10 @@ class _BadInput(Exception):
 
 
 def register(add: Add) -> None:
-    from annextui import cluster_commands
+    from annextui import cluster_commands, jobcommands
 
-    cluster_commands.register(add)  # the `cluster` group: rename, delete
+    # the `cluster` group (rename, delete) gains `drain`; `rebalance` and `jobs` at the top
+    jobcommands.register(add, cluster_commands.register(add))
 
     sp = add(
         "sizes", cmd_sizes, "keys and bytes held by every repository, with maxsize and percent full"

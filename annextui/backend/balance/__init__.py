@@ -11,6 +11,7 @@ from annextui.backend.balance.errors import BalanceError
 from annextui.backend.balance.members import resolve_members, resolve_repo
 from annextui.backend.balance.report import (
     BalanceReport,
+    KeyMove,
     Move,
     MoveKind,
     NodeRow,
@@ -25,6 +26,7 @@ __all__ = [
     "Balance",
     "BalanceError",
     "BalanceReport",
+    "KeyMove",
     "Move",
     "MoveKind",
     "NodeRow",

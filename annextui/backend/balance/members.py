@@ -21,9 +21,12 @@ def resolve_repo(repo: Repository, state: AnnexState, ident: str) -> str:
         if not own:
             raise BalanceError(f"{repo.top}: not a git-annex repository (no annex.uuid)")
         return own
-    for r in list(repo.remotes.values()) + list(proxied_remotes(repo, state).values()):
+    remotes = list(repo.remotes.values()) + list(proxied_remotes(repo, state).values())
+    for r in remotes:
         if r.name == ident and r.uuid:
             return r.uuid
+    if any(r.uuid == ident for r in remotes):  # a remote's UUID, even if uuid.log lacks it
+        return ident
     if ident in state.known_uuids() or ident == own or ident in state.maxsize:
         return ident
     matches = [u for u, d in state.descriptions.items() if d == ident]

@@ -17,6 +17,7 @@ from annextui.backend.balance.scenario import Scenario
 
 __all__ = [
     "BalanceReport",
+    "KeyMove",
     "Move",
     "MoveKind",
     "NodeRow",
@@ -61,6 +62,18 @@ class NodeRow:
             "to-get": {"keys": self.to_get_keys, "bytes": self.to_get_bytes},
             "to-drop": {"keys": self.to_drop_keys, "bytes": self.to_drop_bytes},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMove:
+    """One key's part of a plan: ``kind`` as in ``Move`` (``move``: dst gets it and src drops
+    it; ``copy``: src keeps it; ``drop``: dst is None; ``get``: src is None, no known copy)."""
+
+    key: str
+    size: int
+    src: str | None
+    dst: str | None
+    kind: MoveKind
 
 
 @dataclass(frozen=True, slots=True)

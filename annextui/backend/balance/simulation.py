@@ -22,6 +22,7 @@ from annextui.backend.balance.errors import BalanceError
 from annextui.backend.balance.members import resolve_members, resolve_repo
 from annextui.backend.balance.report import (
     BalanceReport,
+    KeyMove,
     Move,
     MoveKind,
     NodeRow,
@@ -68,6 +69,7 @@ class _Sim:
     removed: str | None = None
     moves: Counter[tuple[str | None, str | None, MoveKind]] = field(default_factory=Counter)
     move_bytes: Counter[tuple[str | None, str | None, MoveKind]] = field(default_factory=Counter)
+    keyed: list[KeyMove] | None = None  # every key's own moves, when a plan is asked for
 
 
 class Balance:
@@ -170,6 +172,21 @@ class Balance:
         facts = key_facts(self.repo, self.view, key, file=file)
         targets = [resolve_repo(self.repo, self.state, uuid)] if uuid else list(self.members)
         return [self.evaluator.explain(u, facts, context=context) for u in targets]
+
+    def plan(self) -> list[KeyMove]:
+        """The pending simulation's moves key by key, in the order they are decided: what
+        ``git annex move --rebalance`` would do (with ``rebalance=True``), for executing it."""
+        sim = self._sim(None)
+        sim.keyed = []
+        kl = self.locations()
+        loc_cache: dict[int, frozenset[str]] = {}
+        for path, mask in kl.items():
+            locs = loc_cache.get(mask)
+            if locs is None:
+                locs = loc_cache[mask] = kl.uuids_of(mask)
+            key = key_of_path(path)
+            self._step(sim, key, key_size_of_path(path), locs, KeyFacts(key, locations=locs))
+        return sim.keyed
 
     # -- internals ------------------------------------------------------------------------
     def _added(self, scenarios: Iterable[Scenario]) -> list[_Added]:
@@ -290,6 +307,8 @@ class Balance:
                 src, kind = (outside[0], "copy") if outside else (None, "get")
             sim.moves[(src, dst, kind)] += 1
             sim.move_bytes[(src, dst, kind)] += size
+            if sim.keyed is not None:
+                sim.keyed.append(KeyMove(key, size, src, dst, kind))
             sim.live[dst] = sim.live.get(dst, 0) + size
             h = sim.held.setdefault(dst, [0, 0])
             h[0] += 1
@@ -298,6 +317,8 @@ class Balance:
             if src in sources:  # no new copy took its place in this step
                 sim.moves[(src, None, "drop")] += 1
                 sim.move_bytes[(src, None, "drop")] += size
+                if sim.keyed is not None:
+                    sim.keyed.append(KeyMove(key, size, src, None, "drop"))
             sim.live[src] = sim.live.get(src, 0) - size
             h = sim.held.setdefault(src, [0, 0])
             h[0] -= 1

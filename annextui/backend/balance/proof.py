@@ -18,7 +18,7 @@ Pure: nothing is read or written beyond the ``Placement``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from annextui.backend.balance.errors import BalanceError
@@ -110,9 +110,11 @@ def prove(
     plan: Iterable[PlanMove] | None = None,
     *,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Proof:
     """Apply ``plan`` (if given) to ``placement``, then re-evaluate until a fixed point, a
-    repeated state or ``max_rounds`` rounds."""
+    repeated state or ``max_rounds`` rounds. ``progress(rounds done, max_rounds)`` is called
+    after each round."""
     if max_rounds < 1:
         raise BalanceError("the round limit must be at least 1")
     run = _Run(placement)
@@ -128,6 +130,8 @@ def prove(
             converged = True
             break
         rounds.append(rnd)
+        if progress is not None:
+            progress(rnd.number, max_rounds)
         state = tuple(run.holders)
         if state in seen:
             start = seen[state]

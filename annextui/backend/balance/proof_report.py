@@ -19,10 +19,11 @@ def proof_text(proof: Proof) -> list[str]:
     if proof.converged:
         head = f"converges: a fixed point after {moving} round{'s' if moving != 1 else ''} of moves"
     elif proof.oscillation is not None:
-        o = proof.oscillation
+        osc = proof.oscillation
         head = (
-            f"does not converge: {len(o.keys)} key{'s' if len(o.keys) != 1 else ''} move back "
-            f"and forth (the state after round {o.start} comes back every {o.period} rounds)"
+            f"does not converge: {len(osc.keys)} key{'s' if len(osc.keys) != 1 else ''} move "
+            f"back and forth (the state after round {osc.start} comes back every {osc.period} "
+            "rounds)"
         )
     else:
         head = f"does not converge within {proof.max_rounds} rounds (round limit reached)"

@@ -81,7 +81,5 @@ def proof_json(proof: Proof) -> dict[str, object]:
                 for d in o.decisions
             ],
         },
-        "final": {
-            u: sum(1 for h in proof.final.holders if u in h) for u in proof.final.members
-        },
+        "final": {u: sum(1 for h in proof.final.holders if u in h) for u in proof.final.members},
     }

@@ -256,11 +256,7 @@ class _Parser:
             mincopies=self.mincopies,
             rebalance=self.rebalance,
         )
-        members = tuple(
-            uuids[r.name]
-            for r in self.repos.values()
-            if r.wanted or r.required
-        )
+        members = tuple(uuids[r.name] for r in self.repos.values() if r.wanted or r.required)
         keys = tuple(ModelKey(k, size, file) for file, (k, size, _) in self.files.items())
         holders = tuple(frozenset(uuids[n] for n in h) for _, _, h in self.files.values())
         sizes = {u: 0 for u in uuids.values()}

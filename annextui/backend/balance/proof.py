@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ROUNDS = 50
+_PROGRESS_EVERY = 1 << 12
+
+Progress = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +113,11 @@ def prove(
     plan: Iterable[PlanMove] | None = None,
     *,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress: Progress | None = None,
 ) -> Proof:
     """Apply ``plan`` (if given) to ``placement``, then re-evaluate until a fixed point, a
-    repeated state or ``max_rounds`` rounds. ``progress(rounds done, max_rounds)`` is called
-    after each round."""
+    repeated state or ``max_rounds`` rounds. ``progress(keys done, keys)`` is called as each
+    round goes through the keys."""
     if max_rounds < 1:
         raise BalanceError("the round limit must be at least 1")
     run = _Run(placement)
@@ -125,13 +128,11 @@ def prove(
     oscillation = None
     converged = False
     for _ in range(max_rounds):
-        rnd = run.round(len(rounds) + (0 if plan is not None else 1))
+        rnd = run.round(len(rounds) + (0 if plan is not None else 1), progress)
         if not rnd.gets and not rnd.drops:
             converged = True
             break
         rounds.append(rnd)
-        if progress is not None:
-            progress(rnd.number, max_rounds)
         state = tuple(run.holders)
         if state in seen:
             start = seen[state]
@@ -195,13 +196,17 @@ class _Run:
         facts = self._facts(i, locs)
         gets = [u for u in self.members if u not in locs and ev.wants_get(u, facts)]
         after = locs | frozenset(gets)
+        if gets:
+            facts = self._facts(i, after)
         drops: list[str] = []
         for u in self.members:
             if u not in after:
                 continue
-            if ev.wants_drop(u, self._facts(i, after)) and self._safe_to_drop(u, after):
+            # one KeyFacts per location set: the evaluator caches the key's state by identity
+            if ev.wants_drop(u, facts) and self._safe_to_drop(u, after):
                 drops.append(u)
                 after = after - {u}
+                facts = self._facts(i, after)
         return gets, drops
 
     def _move(self, i: int, gets: Sequence[str], drops: Sequence[str]) -> None:
@@ -213,10 +218,13 @@ class _Run:
         for u in drops:
             self.live[u] = self.live.get(u, 0) - size
 
-    def round(self, number: int) -> Round:
+    def round(self, number: int, progress: Progress | None = None) -> Round:
         gets_n = drops_n = moved = 0
         changed: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
-        for i in range(len(self.holders)):
+        total = len(self.holders)
+        for i in range(total):
+            if progress is not None and i % _PROGRESS_EVERY == 0:
+                progress(i, total)
             gets, drops = self.decide(i)
             if not gets and not drops:
                 continue

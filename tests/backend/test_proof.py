@@ -4,6 +4,7 @@ of what each node wants; and property tests of the proof on generated placements
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from annextui.backend.balance import BalanceError
 from annextui.backend.balance.placement import ModelKey, Placement
 from annextui.backend.balance.proof import PlanMove, fixed_point_violations, prove
+from annextui.backend.balance.simfile import SimFileError, parse_simfile
 from annextui.backend.preferred import Repo, World
 from tests.support.annex import AnnexEnv, run
 from tests.support.cli import run_annextui
@@ -65,8 +67,8 @@ def test_balanced_plan_converges_to_what_git_annex_wants(
     # judge: nobody holds anything yet, so each node ends with what git-annex says it wants
     for name, uuid in NODES.items():
         wanted = annex_env.annex(gw, "find", f"--want-get-by={name}").stdout.split()
-        assert proof["final"][uuid] == len(wanted), name
-    assert sum(proof["final"].values()) == FILES
+        assert proof["final"][uuid]["keys"] == len(wanted), name
+    assert sum(f["keys"] for f in proof["final"].values()) == FILES
     code, text, _ = run_annextui(annex_env.env, gw, ["balance", "c", "--prove"], capsys)
     assert code == 0
     assert text.startswith("converges: a fixed point after 1 round of moves")
@@ -94,6 +96,19 @@ def test_ping_pong_is_reported_with_its_terms(
     assert code == 1
     assert text.startswith(f"does not converge: {FILES} keys move back and forth")
     assert "caused by: " in text
+
+
+def test_sim_scripts_outside_the_model_are_refused() -> None:
+    for text, message in (
+        ("init a\nvisit a ls\nstep 1\n", "line 2: unsupported sim command 'visit'"),
+        ("init a\nwanted b anything\nstep 1\n", "line 2: unknown repository 'b'"),
+        ("init a\nwanted a copies=x\nstep 1\n", "line 2: bad preferred content"),
+        ("init a\nadd f 1mb a\n", "no step"),
+        ("init a\nstep 1\nadd f 1mb a\n", "line 3: only upstream's present/notpresent"),
+        ("init a\naddmulti 2 .x 1mb 2mb a\nstep 1\n", "needs the keys"),
+    ):
+        with pytest.raises(SimFileError, match=re.escape(message)):
+            parse_simfile(text)
 
 
 def test_round_limit_is_checked(

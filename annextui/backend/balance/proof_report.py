@@ -81,5 +81,15 @@ def proof_json(proof: Proof) -> dict[str, object]:
                 for d in o.decisions
             ],
         },
-        "final": {u: sum(1 for h in proof.final.holders if u in h) for u in proof.final.members},
+        "final": _final(proof),
     }
+
+
+def _final(proof: Proof) -> dict[str, dict[str, object]]:
+    """Per member: the keys and bytes of the model it holds at the end."""
+    final = proof.final
+    out: dict[str, dict[str, object]] = {}
+    for u in final.members:
+        held = [mk.size for mk, h in zip(final.keys, final.holders, strict=True) if u in h]
+        out[u] = {"name": final.name(u), "keys": len(held), "bytes": sum(held)}
+    return out

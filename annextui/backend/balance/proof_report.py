@@ -20,10 +20,10 @@ def proof_text(proof: Proof) -> list[str]:
         head = f"converges: a fixed point after {moving} round{'s' if moving != 1 else ''} of moves"
     elif proof.oscillation is not None:
         osc = proof.oscillation
+        since = "the starting state" if osc.start == 0 else f"the state after round {osc.start}"
         head = (
             f"does not converge: {len(osc.keys)} key{'s' if len(osc.keys) != 1 else ''} move "
-            f"back and forth (the state after round {osc.start} comes back every {osc.period} "
-            "rounds)"
+            f"back and forth ({since} comes back every {osc.period} rounds)"
         )
     else:
         head = f"does not converge within {proof.max_rounds} rounds (round limit reached)"

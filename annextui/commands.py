@@ -15,8 +15,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from annextui.backend.repo import NotAnnexRepository, Repository
+
+if TYPE_CHECKING:
+    from annextui.backend.balance import Balance
 
 Handler = Callable[[argparse.Namespace], int]
 Add = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -68,6 +72,23 @@ def register(add: Add) -> None:
         help="decide as with git-annex --rebalance (balanced behaves as fullybalanced)",
     )
     sp.add_argument("--explain", metavar="KEY", help="show the engine's reasoning for one key")
+    sp.add_argument(
+        "--prove",
+        action="store_true",
+        help=(
+            "prove the plan converges: apply it to the modelled state and re-evaluate every "
+            "node's preferred content until nothing changes; exit 0 if it converges, 1 if keys "
+            "move back and forth (the proof names them and the terms that cause it) or the "
+            "round limit is reached"
+        ),
+    )
+    sp.add_argument(
+        "--max-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="round limit of --prove (default 50)",
+    )
     _progress_option(sp)
 
     sp = add(
@@ -263,6 +284,8 @@ def _balance(args: argparse.Namespace) -> int:
     try:
         with _progress(args, "balance") as progress:
             bal = Balance(repo, args.group, rebalance=args.rebalance, progress=progress)
+            if args.prove:
+                return _prove(args, bal, progress)
             if args.explain:
                 explanations = bal.explain(args.explain)
                 if args.json:
@@ -301,6 +324,23 @@ def _balance(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         repo.git.close()
+
+
+def _prove(args: argparse.Namespace, bal: Balance, progress: ProgressFn | None) -> int:
+    from annextui.backend.balance.placement import placement_of_balance
+    from annextui.backend.balance.proof import DEFAULT_MAX_ROUNDS, prove
+    from annextui.backend.balance.proof_report import proof_json, proof_text
+
+    if args.what_if or args.explain:
+        raise _BadInput("--prove takes neither --what-if nor --explain")
+    rounds = DEFAULT_MAX_ROUNDS if args.max_rounds is None else args.max_rounds
+    proof = prove(placement_of_balance(bal), max_rounds=rounds, progress=progress)
+    if args.json:
+        payload = {"command": "balance", "group": bal.label, "proof": proof_json(proof)}
+        print(json.dumps({**payload, "error-messages": [], "success": True}, sort_keys=True))
+    else:
+        print("\n".join(proof_text(proof)))
+    return EXIT_OK if proof.converged else EXIT_NO
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from annextui.backend.balance import Proof
     from annextui.backend.repo import Repository
     from annextui.operations.jobs import Job, JobStore
     from annextui.operations.nodes import GatewayNodes
@@ -245,7 +246,13 @@ def _rebalance(args: argparse.Namespace) -> int:
                 "numcopies": plan.needed,
             }
             if args.dry_run:
-                lines = _rebalance_lines(summary) + _proof_lines(plan)
+                from annextui.backend.balance import proof_json, proof_text
+
+                lines = _rebalance_lines(summary)
+                proof = _prove(plan)
+                if proof is not None:
+                    summary["proof"] = proof_json(proof)
+                    lines += proof_text(proof)
                 return _print_dry_run(args, summary, lines)
             nodes.repo.require_writable()  # refused before anything is written or moved
             nodes.require_reachable(plan.members)
@@ -257,12 +264,19 @@ def _rebalance(args: argparse.Namespace) -> int:
         return _print_result(args, job, nodes, [])
 
 
-def _proof_lines(plan: RebalancePlan) -> list[str]:
-    """The convergence proof of the plan, printed by `rebalance --dry-run` under the plan.
+def _prove(plan: RebalancePlan) -> Proof | None:
+    """The convergence proof of the plan (backend/balance/proof.py): the plan's copies and drops
+    applied to the modelled placement, then every member's preferred content re-evaluated until
+    nothing changes or a state repeats. None when the plan came from no simulation."""
+    from annextui.backend.balance import PlanMove, placement_of_balance, prove
 
-    To be wired to backend/balance/proof.py (written in parallel): prove `plan.balance` (the
-    simulation the plan came from) and return its report's lines (and add it to the JSON)."""
-    return []
+    if plan.balance is None:
+        return None
+    moves: list[PlanMove] = []
+    for step in plan.steps:
+        moves += [PlanMove(step.key, None, dst) for _src, dst in step.copies]
+        moves += [PlanMove(step.key, src, None) for src in step.drops]
+    return prove(placement_of_balance(plan.balance), moves)
 
 
 def _rebalance_lines(s: dict[str, object]) -> list[str]:

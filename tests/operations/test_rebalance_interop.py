@@ -29,8 +29,11 @@ def _misplaced(c: cl.Cluster, *opts: str) -> dict[str, set[str]]:
     return {n: set(c.objects(n)) ^ _wanted_keys(c, n, *opts) for n in c.nodes}
 
 
-def _rebalance(c: cl.Cluster, target: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "annextui", "rebalance", target, "-C", str(c.gw), "--json"]
+def _rebalance(
+    c: cl.Cluster, target: str, *extra: str, json_output: bool = True
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "annextui", "rebalance", target, "-C", str(c.gw)]
+    argv += ["--json"] if json_output else []
     env = {**c.env.env, "PYTHONPATH": str(Path(annextui.__file__).parents[1])}
     return subprocess.run([*argv, *extra], env=env, capture_output=True, text=True)
 
@@ -94,6 +97,11 @@ def test_dry_run_moves_nothing(annex_env: AnnexEnv, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)["plan"]
     assert plan["copies"] == plan["drops"] > 0
+    # the plan's proof: applied to the model, fullybalanced reaches a fixed point at once
+    assert plan["proof"]["converged"] is True
+    text = _rebalance(c, cl.CLUSTER, "--dry-run", json_output=False)
+    assert text.returncode == 0, text.stderr
+    assert "converges" in text.stdout
     assert set(c.objects("node1")) == set(c.keys.values())
     assert not c.objects("node2")
     assert not c.objects("node3")

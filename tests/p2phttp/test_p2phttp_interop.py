@@ -154,12 +154,17 @@ def test_interrupted_put_resumes(world: tuple[World, Served]) -> None:
         + data[:half]
     )
     # the server has taken the half in when putoffset says so; then the client dies
+    from annextui.proxycore.transfers import list_transfers
+
     done = threading.Event()
     offset = 0
     for _ in range(200):
         _, _, body = served.request("POST", f"{base}/putoffset?key={key}&clientuuid={CLIENT}", b"")
         offset = json.loads(body).get("offset", 0)
         if offset == half:
+            # the transfer is recorded as the shell records it, so the console shows it
+            live = [t.transfer for t in list_transfers(w.gw / "annex")]
+            assert [(t.direction.value, t.uuid, t.key) for t in live] == [("download", CLIENT, key)]
             done.set()
             break
         threading.Event().wait(0.05)

@@ -50,6 +50,19 @@ def add_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "-J", "--jobs", default=None, help="concurrent requests (N or cpus; default annex.jobs)"
     )
+    # annextui's own bounds (git-annex has none: excess requests wait without limit)
+    sp.add_argument(
+        "--max-connections",
+        type=int,
+        default=0,
+        help="connections served at once; more get 503 (default 8 per job + --lockedfiles)",
+    )
+    sp.add_argument(
+        "--max-queue",
+        type=int,
+        default=None,
+        help="requests that may wait for a job slot; more get 503 (default 4 per job)",
+    )
     sp.add_argument(
         "--directory",
         action="append",
@@ -104,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         policy=policy,
         jobs=jobs,
         lockedfiles=max(0, args.lockedfiles),
+        max_connections=max(0, args.max_connections),
+        queue_limit=-1 if args.max_queue == 0 else max(0, args.max_queue or 0),
     )
     server = P2PHttpServer(options)
     try:

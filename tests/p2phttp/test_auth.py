@@ -105,5 +105,7 @@ def test_matrix_through_the_server(annex_env: AnnexEnv, gateway: World) -> None:
         )
         assert json.loads(body) == {"present": False}
         # an unknown UUID is 404 before any permission check
-        st, _, _ = served.request("POST", f"/git-annex/{CLIENT}/v4/checkpresent?key={key}&clientuuid={CLIENT}", b"")
+        st, _, _ = served.request(
+            "POST", f"/git-annex/{CLIENT}/v4/checkpresent?key={key}&clientuuid={CLIENT}", b""
+        )
         assert st == 404

@@ -67,7 +67,7 @@ class ServerOptions:
     jobs: int = 2
     lockedfiles: int = 100
     max_connections: int = 0  # 0: 8 per job plus one per lockable file
-    queue_limit: int = 0  # 0: 4 per job
+    queue_limit: int = 0  # 0: 4 per job; -1: none may wait
     queue_wait: float = 30.0
     header_timeout: float = 60.0
     body_timeout: float = 120.0
@@ -76,6 +76,8 @@ class ServerOptions:
         return self.max_connections or (8 * self.jobs + self.lockedfiles)
 
     def queued(self) -> int:
+        if self.queue_limit < 0:
+            return 0
         return self.queue_limit or 4 * self.jobs
 
 

@@ -446,7 +446,6 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-
 class _Connection:
     """One client connection: requests one after the other (keep-alive)."""
 

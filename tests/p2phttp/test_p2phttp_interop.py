@@ -87,56 +87,27 @@ def _key(env: AnnexEnv, repo: Path, name: str) -> str:
     return env.annex(repo, "lookupkey", name).stdout.strip()
 
 
-def test_lockcontent_holds_off_drop(world: tuple[World, Served]) -> None:
+@pytest.mark.parametrize("ending", ["unlock", "killed"])
+def test_lockcontent_holds_off_drop(world: tuple[World, Served], ending: str) -> None:
+    """A lock kept by keeplocked makes a concurrent `drop --force` from another client fail;
+    ending keeplocked ({"unlock":true}), or the keeping client being killed (RST), frees it
+    at once."""
     w, served = world
     env, client = w.env, w.client
-    env.add_files(client, {"l.txt": "locked over http\n"})
+    env.add_files(client, {"l.txt": f"locked over http, {ending}\n"})
     env.annex(client, "copy", "--to", "origin", "l.txt")
-    key = _key(env, client, "l.txt")
-    base = f"/git-annex/{GW}/v4"
-    status, _, body = served.request(
-        "POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b""
-    )
-    assert status == 200
-    lockid = json.loads(body)["lockid"]
-    # keeplocked: a body that stays open until we say unlock
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    sock.sendall(
-        f"POST {base}/keeplocked?lockid={lockid}&clientuuid={CLIENT} HTTP/1.1\r\n"
-        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        + b'10\r\n{"unlock":false}\r\n'
-    )
+    _, sock = served.keep_locked(_key(env, client, "l.txt"))
     r = env.annex(client, "drop", "--from", "origin", "--force", "l.txt", check=False)
     assert r.returncode != 0
     assert GW in _whereis(env, client, "l.txt")
-    sock.sendall(b'f\r\n{"unlock":true}\r\n0\r\n\r\n')
-    assert b'{"locked":false}' in _response(sock)
-    sock.close()
+    if ending == "unlock":
+        sock.sendall(b'f\r\n{"unlock":true}\r\n0\r\n\r\n')
+        assert b'{"locked":false}' in _response(sock)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # with SO_LINGER 0: RST, as a killed client's kernel sends
     env.annex(client, "drop", "--from", "origin", "--force", "l.txt")
     assert GW not in _whereis(env, client, "l.txt")
-
-
-def test_killed_keeplocked_client_frees_the_lock(world: tuple[World, Served]) -> None:
-    w, served = world
-    env, client = w.env, w.client
-    env.add_files(client, {"k.txt": "kill the locker\n"})
-    env.annex(client, "copy", "--to", "origin", "k.txt")
-    key = _key(env, client, "k.txt")
-    base = f"/git-annex/{GW}/v4"
-    _, _, body = served.request("POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b"")
-    lockid = json.loads(body)["lockid"]
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    sock.sendall(
-        f"POST {base}/keeplocked?lockid={lockid} HTTP/1.1\r\n"
-        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        + b'10\r\n{"unlock":false}\r\n'
-    )
-    env.annex(client, "drop", "--from", "origin", "--force", "k.txt", check=False)
-    assert GW in _whereis(env, client, "k.txt")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    sock.close()  # RST, as a killed client's kernel sends
-    env.annex(client, "drop", "--from", "origin", "--force", "k.txt")
-    assert GW not in _whereis(env, client, "k.txt")
 
 
 def test_interrupted_put_resumes(world: tuple[World, Served]) -> None:

@@ -83,16 +83,7 @@ def test_concurrent_clients_at_low_jobs(annex_env: AnnexEnv, world: World) -> No
         point_at(world, served)
         keys = _stored(annex_env, world, {f"f{i}": os.urandom(50_000) for i in range(4)})
         base = f"/git-annex/{GW}/v4"
-        _, _, body = served.request(
-            "POST", f"{base}/lockcontent?key={keys['f0']}&clientuuid={CLIENT}", b""
-        )
-        lockid = json.loads(body)["lockid"]
-        keeper = _raw(
-            served,
-            f"POST {base}/keeplocked?lockid={lockid} HTTP/1.1\r\nHost: x\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n",
-            b'10\r\n{"unlock":false}\r\n',
-        )
+        _, keeper = served.keep_locked(keys["f0"])
         failures: list[str] = []
 
         def client(n: int) -> None:
@@ -150,15 +141,7 @@ def test_killed_clients_free_everything(annex_env: AnnexEnv, world: World) -> No
         )
         assert get.recv(4096).startswith(b"HTTP/1.1 200")
         # a lock kept by a client that dies
-        _, _, body = served.request(
-            "POST", f"{base}/lockcontent?key={keys['small.txt']}&clientuuid={CLIENT}", b""
-        )
-        keeper = _raw(
-            served,
-            f"POST {base}/keeplocked?lockid={json.loads(body)['lockid']} HTTP/1.1\r\n"
-            "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b'10\r\n{"unlock":false}\r\n',
-        )
+        _, keeper = served.keep_locked(keys["small.txt"])
         # a real client killed with -9 while it downloads
         env.annex(world.client, "drop", "big.bin")
         proc = subprocess.Popen(

@@ -180,3 +180,24 @@ def test_sigterm_commits_and_releases(world: tuple[World, Served]) -> None:
     out = env.annex_json(w.gw, "whereis", "--key", key)
     assert GW in {x["uuid"] for x in out[0]["whereis"]}
     assert not list((w.gw / "annex" / "journal").glob("*"))
+
+
+def test_updateproxy_served_without_restart(world: tuple[World, Served]) -> None:
+    """A remote proxied after the server started is served at once (upstream: 404 until a
+    restart); one the branch stops listing is refused again."""
+    w, served = world
+    env = w.env
+    px2_uuid = "40de0000-0000-4000-8000-0000000000f2"
+    px2 = env.make_annex_repo(w.root / "px2.git", px2_uuid, "px2", bare=True)
+    path = f"/git-annex/{px2_uuid}/v4/checkpresent?key={'SHA256E-s1--' + '0' * 64}"
+    path += f"&clientuuid={CLIENT}"
+    assert served.request("POST", path, b"")[0] == 404
+    env.git(w.gw, "remote", "add", "px2", str(px2))
+    env.git(w.gw, "config", "remote.px2.annex-uuid", px2_uuid)
+    env.git(w.gw, "config", "remote.px2.annex-proxy", "true")
+    env.annex(w.gw, "updateproxy")
+    status, _, body = served.request("POST", path, b"")
+    assert (status, json.loads(body)) == (200, {"present": False})
+    env.git(w.gw, "config", "remote.px2.annex-proxy", "false")
+    env.annex(w.gw, "updateproxy")
+    assert served.request("POST", path, b"")[0] == 404

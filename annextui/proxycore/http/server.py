@@ -19,9 +19,9 @@ Bounds (never hang, never leak):
 * a client that hangs up (or is killed) ends its request with an OSError: the upload keeps
   its partial file for a resume, a lock kept by its `keeplocked` is released, its slot and
   descriptors are freed by the `finally` of its thread.
-Each Peer is closed after its request (the repository's journal is committed then, as the
-shell commits at the end of a session); SIGTERM/SIGINT stop accepting, end every connection,
-release the locks, and return.
+Each Peer is closed after its request; its journal is committed by `commits.CommitLater` once
+the repository has been idle for a second, not per request. SIGTERM/SIGINT stop accepting, end
+every connection, release the locks, commit every journal, and return.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import TextIO, cast
 
 import h11
 
+from annextui.proxycore.commits import CommitLater
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.locks import LockRegistry
@@ -152,6 +153,7 @@ class P2PHttpServer:
         self._listeners: list[tuple[socket.socket, bool]] = []
         self._tls: ssl.SSLContext | None = None
         self._threads: set[threading.Thread] = set()
+        self.commits = CommitLater()
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:
@@ -192,6 +194,7 @@ class P2PHttpServer:
 
     # -- running ---------------------------------------------------------------------------------
     def serve_forever(self) -> None:
+        self.commits.start()
         sel = selectors.DefaultSelector()
         for sock, secure in self._listeners:
             sock.setblocking(False)
@@ -236,6 +239,7 @@ class P2PHttpServer:
         for t in threads:
             t.join(timeout=10)
         self.locks.release_all()
+        self.commits.stop()  # the journals, committed before the process ends
         if self.options.socket_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.socket_path)
@@ -331,6 +335,7 @@ class P2PHttpServer:
             ],
             "transfers": transfers,
             "queued": self.slots.waiting,
+            "uncommitted": self.commits.pending(),
             "served": sorted(self.repos.uuids()),
         }
 
@@ -339,7 +344,7 @@ class P2PHttpServer:
         lines = [
             f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
             f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
-            f"{st['queued']} queued"
+            f"{st['queued']} queued, {st['uncommitted']} journals to commit"
         ]
         for c in st["connections"]:  # type: ignore[attr-defined]
             lines.append(f"  connection {c['peer']} {c['seconds']}s {c['request']}")

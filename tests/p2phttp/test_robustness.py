@@ -178,6 +178,13 @@ def test_killed_clients_free_everything(annex_env: AnnexEnv, world: World) -> No
         assert json.loads(body) == {"offset": 1 << 20}
         env.annex(world.client, "get", "--from", "origin", "big.bin")
         assert (world.client / "big.bin").read_bytes() == big
+        # the killed client's partial download was resumed, not fetched again from 0
+        resumed = [
+            line
+            for line in served.log_text().splitlines()
+            if f"/key/{keys['big.bin']}?" in line and "offset=" in line
+        ]
+        assert resumed, served.log_text()
     env.annex(world.gw, "fsck", "-q", "--all")
 
 

@@ -70,6 +70,7 @@ class ServerOptions:
     max_connections: int = 0  # 0: 8 per job plus one per lockable file
     queue_limit: int = 0  # 0: 4 per job; -1: none may wait
     queue_wait: float = 30.0
+    commit_after: float = 1.0
     header_timeout: float = 60.0
     body_timeout: float = 120.0
 
@@ -153,7 +154,7 @@ class P2PHttpServer:
         self._listeners: list[tuple[socket.socket, bool]] = []
         self._tls: ssl.SSLContext | None = None
         self._threads: set[threading.Thread] = set()
-        self.commits = CommitLater()
+        self.commits = CommitLater(options.commit_after)
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:

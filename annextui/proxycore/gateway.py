@@ -175,12 +175,13 @@ def _delegated_node(
 
 
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
-    from annextui.proxycore.localrepo import LocalRepo, RepoError
+    from annextui.proxycore.localrepo import RepoError
+    from annextui.proxycore.repocache import open_repo
 
     path = remote.local_path(gw.repo.top)
     assert path is not None  # only local-path remotes are served in-process
     try:
-        node = LocalRepo.open(str(path))
+        node = open_repo(str(path))
     except RepoError as exc:
         raise NodeError(f"cannot reach {remote.name}: {exc}") from exc
     if node.uuid != uuid:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from annextui.proxycore.http.routes import HttpError
 from annextui.proxycore.localrepo import LocalRepo, RepoError
 from annextui.proxycore.peer import Peer, PeerFatal
+from annextui.proxycore.repocache import RepoCache, share
 
 if TYPE_CHECKING:
     from annextui.backend.state import AnnexState
@@ -32,7 +33,8 @@ class ServedRepos:
     def __init__(self, repositories: list[str], directories: list[str]) -> None:
         self._fixed = repositories
         self._directories = directories
-        self._repos: dict[str, tuple[float, LocalRepo]] = {}  # path -> (config mtime, repo)
+        self._cache = RepoCache()
+        share(self._cache)  # cluster nodes in this process are opened through it too
         self._by_uuid: dict[str, str] = {}
         self._mutex = threading.Lock()
         self.rescan()
@@ -59,24 +61,12 @@ class ServedRepos:
             return list(self._by_uuid)
 
     def _open(self, path: str) -> LocalRepo | None:
-        """The repository at `path`, re-read when its git config changed (new remotes)."""
+        """The repository at `path` (re-read when its git config changes: repocache.py)."""
         try:
-            mtime = os.stat(_config_file(path)).st_mtime
-        except OSError:
-            mtime = 0.0
-        with self._mutex:
-            cached = self._repos.get(path)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-        try:
-            repo = LocalRepo.open(path)
+            repo = self._cache.open(path)
         except RepoError:
             return None
-        if not repo.uuid:
-            return None
-        with self._mutex:
-            self._repos[path] = (mtime, repo)
-        return repo
+        return repo if repo.uuid else None
 
     # -- one request's Peer ---------------------------------------------------------------------
     def peer(self, uuid: str, client_uuid: str) -> Peer:
@@ -194,11 +184,6 @@ def _proxied_peer(repo: LocalRepo, uuid: str, client_uuid: str) -> Peer | None:
         return build_peer(target.gateway, target.target)
     except (NodeError, PeerFatal) as exc:
         raise HttpError(502, str(exc)) from exc
-
-
-def _config_file(path: str) -> str:
-    dotgit = os.path.join(path, ".git", "config")
-    return dotgit if os.path.exists(dotgit) else os.path.join(path, "config")
 
 
 def find_repositories(directory: Path) -> list[str]:

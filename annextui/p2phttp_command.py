@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         lockedfiles=max(0, args.lockedfiles),
         max_connections=max(0, args.max_connections),
         commit_after=max(0.0, args.commit_after),
+        json=bool(getattr(args, "json", False)),
         queue_limit=-1 if args.max_queue == 0 else max(0, args.max_queue or 0),
     )
     server = P2PHttpServer(options)

@@ -246,8 +246,10 @@ def test_busy_is_503_then_recovers(annex_env: AnnexEnv, world: World) -> None:
         assert st == 200
 
 
-def test_sigusr1_prints_status(annex_env: AnnexEnv, world: World) -> None:
-    with serve(annex_env, world.gw, ["--wideopen", "-J", "2"]) as served:
+@pytest.mark.parametrize("as_json", [False, True])
+def test_sigusr1_prints_status(annex_env: AnnexEnv, world: World, as_json: bool) -> None:
+    args = ["--wideopen", "-J", "2", *(["--json"] if as_json else [])]
+    with serve(annex_env, world.gw, args) as served:
         point_at(world, served)
         keys = _stored(annex_env, world, {"s.txt": b"status\n"})
         base = f"/git-annex/{GW}/v4"
@@ -256,10 +258,19 @@ def test_sigusr1_prints_status(annex_env: AnnexEnv, world: World) -> None:
         )
         lockid = json.loads(body)["lockid"]
         served.proc.send_signal(signal.SIGUSR1)
+        marker = '{"status": {' if as_json else "status:"
         for _ in range(200):
-            if "status:" in served.log_text():
+            if marker in served.log_text():
                 break
             threading.Event().wait(0.05)
         text = served.log_text()
-        assert "1 locks" in text
-        assert f"lock {lockid} {keys['s.txt']}" in text
+        if not as_json:
+            assert "1 locks" in text
+            assert f"lock {lockid} {keys['s.txt']}" in text
+            return
+        lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+        status = next(x["status"] for x in lines if isinstance(x.get("status"), dict))
+        assert status["locks"] == [{"kept": False, "key": keys["s.txt"], "lockid": lockid}]
+        requests = [x for x in lines if "method" in x]
+        assert {"client", "method", "path", "status", "bytes", "seconds"} <= set(requests[0])
+        assert any(x["path"].endswith("/v4/put") or "/v4/put?" in x["path"] for x in requests)

@@ -27,6 +27,7 @@ every connection, release the locks, commit every journal, and return.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -71,6 +72,7 @@ class ServerOptions:
     queue_limit: int = 0  # 0: 4 per job; -1: none may wait
     queue_wait: float = 30.0
     commit_after: float = 1.0
+    json: bool = False  # log lines and status as JSON objects
     header_timeout: float = 60.0
     body_timeout: float = 120.0
 
@@ -297,6 +299,27 @@ class P2PHttpServer:
             self._log.write(line + "\n")
             self._log.flush()
 
+    def log_request(
+        self, peer: str, method: str, target: str, status: int, moved: int, seconds: float
+    ) -> None:
+        """One line per request: client, method, path, status, body bytes, seconds."""
+        if self.options.json:
+            self.log(
+                json.dumps(
+                    {
+                        "client": peer,
+                        "method": method,
+                        "path": target,
+                        "status": status,
+                        "bytes": moved,
+                        "seconds": round(seconds, 6),
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            self.log(f"{peer} {method} {target} {status} {moved} {seconds:.3f}")
+
     def set_request(self, text: str) -> None:
         with self._mutex:
             conn = self._conns.get(threading.get_ident())
@@ -342,6 +365,9 @@ class P2PHttpServer:
 
     def print_status(self) -> None:
         st = self.status()
+        if self.options.json:
+            self.log(json.dumps({"status": st}, sort_keys=True))
+            return
         lines = [
             f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
             f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
@@ -522,10 +548,13 @@ class _Connection:
         finally:
             srv.end_transfer()
             srv.set_request("")
-            moved = body.received + reply.sent
-            srv.log(
-                f"{self.peer} {method} {target} {reply.status} {moved} "
-                f"{time.monotonic() - started:.3f}"
+            srv.log_request(
+                self.peer,
+                method,
+                target,
+                reply.status,
+                body.received + reply.sent,
+                time.monotonic() - started,
             )
 
     def _error(self, reply: _SocketReply, err: HttpError) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,38 +70,45 @@ class ServedRepos:
         return repo if repo.uuid else None
 
     # -- one request's Peer ---------------------------------------------------------------------
-    def peer(self, uuid: str, client_uuid: str) -> Peer:
-        """The Peer for one request to `uuid`; HttpError 404 when no repository here serves
-        it, 502 when the proxied remote or cluster cannot be opened."""
-        found = self._peer(uuid, client_uuid)
+    def target(self, uuid: str, client_uuid: str) -> Callable[[], Peer]:
+        """What makes the Peer for one request to `uuid`, found without opening anything
+        (so a request refused by the permission check costs no node connection); HttpError
+        404 when no repository here serves it. Calling it raises HttpError 502 when the
+        proxied remote or cluster cannot be opened."""
+        found = self._target(uuid, client_uuid)
         if found is None and self._directories:
             self.rescan()
-            found = self._peer(uuid, client_uuid)
+            found = self._target(uuid, client_uuid)
         if found is None:
             raise HttpError(404)
         return found
 
-    def _peer(self, uuid: str, client_uuid: str) -> Peer | None:
-        from annextui.proxycore.local import LocalPeer
-
+    def _target(self, uuid: str, client_uuid: str) -> Callable[[], Peer] | None:
         with self._mutex:
             own = self._by_uuid.get(uuid)
             paths = list(self._by_uuid.values())
         if own is not None:
             repo = self._open(own)
             if repo is not None and repo.uuid == uuid:
-                try:
-                    return LocalPeer(repo, client_uuid=client_uuid)
-                except PeerFatal as exc:
-                    raise HttpError(502, str(exc)) from exc
+                local: LocalRepo = repo
+                return lambda: _local_peer(local, client_uuid)
         for path in paths:
             repo = self._open(path)
             if repo is None:
                 continue
-            peer = _proxied_peer(repo, uuid, client_uuid)
-            if peer is not None:
-                return peer
+            proxied = _proxied_target(repo, uuid, client_uuid)
+            if proxied is not None:
+                return proxied
         return None
+
+
+def _local_peer(repo: LocalRepo, client_uuid: str) -> Peer:
+    from annextui.proxycore.local import LocalPeer
+
+    try:
+        return LocalPeer(repo, client_uuid=client_uuid)
+    except PeerFatal as exc:
+        raise HttpError(502, str(exc)) from exc
 
 
 class _StateCache:
@@ -169,7 +177,7 @@ def _signature(gitdir: Path) -> tuple[object, ...]:
 _states = _StateCache()
 
 
-def _proxied_peer(repo: LocalRepo, uuid: str, client_uuid: str) -> Peer | None:
+def _proxied_target(repo: LocalRepo, uuid: str, client_uuid: str) -> Callable[[], Peer] | None:
     from annextui.proxycore.gateway import build_peer, open_gateway
     from annextui.proxycore.remote import NodeError
     from annextui.proxycore.targets import TargetRefused
@@ -180,10 +188,14 @@ def _proxied_peer(repo: LocalRepo, uuid: str, client_uuid: str) -> Peer | None:
         return None
     if target is None:
         return None
-    try:
-        return build_peer(target.gateway, target.target)
-    except (NodeError, PeerFatal) as exc:
-        raise HttpError(502, str(exc)) from exc
+
+    def make() -> Peer:
+        try:
+            return build_peer(target.gateway, target.target)
+        except (NodeError, PeerFatal) as exc:
+            raise HttpError(502, str(exc)) from exc
+
+    return make
 
 
 def find_repositories(directory: Path) -> list[str]:

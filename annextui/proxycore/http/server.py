@@ -588,11 +588,13 @@ class _Connection:
         api = parse_target(method, target)
         access = srv.options.policy.access(headers.get("authorization"), self.secure)
         client = api.client_uuid()
-        # An unknown UUID is 404 before any permission check, as upstream.
-        peer = srv.repos.peer(api.uuid, client)
+        # An unknown UUID is 404 before any permission check, as upstream; the Peer is
+        # made only for a permitted request.
+        make_peer = srv.repos.target(api.uuid, client)
+        permitted(access, api.endpoint.action)
+        peer = make_peer()
         session = endpoints.Session(peer, srv.locks, transfer=srv.transfer)
         try:
-            permitted(access, api.endpoint.action)
             if self.h.they_are_waiting_for_100_continue:
                 self.send(h11.InformationalResponse(status_code=100, headers=[]))
             if api.endpoint is Endpoint.KEEPLOCKED:

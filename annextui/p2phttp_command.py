@@ -94,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.directory:
         try:
             repo = LocalRepo.open(os.path.abspath(getattr(args, "repo", ".")))
-        except RepoError as exc:
-            return _fail(str(exc))
+        except RepoError:
+            # as git-annex says outside a repository (its noRepo start)
+            return _fail(
+                "Use the --directory option to specify which git-annex repositories to serve."
+            )
         if not repo.uuid:
             return _fail(
                 "Use the --directory option to specify which git-annex repositories to serve."

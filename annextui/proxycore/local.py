@@ -44,6 +44,7 @@ from annextui.proxycore.peer import (
     RequestRefused,
     Unreachable,
 )
+from annextui.proxycore.sessioncommit import commit_session_journal
 from annextui.proxycore.transfers import (
     Direction,
     Transfer,
@@ -327,19 +328,7 @@ class LocalPeer(Peer):
             from annextui.proxycore.external_backend import close_all
 
             close_all()
-        if not self.repo.config_bool("annex.alwayscommit", default=True):
-            return
-        jdir = self.store.annexdir / "journal"
-        try:
-            dirty = any(True for _ in os.scandir(jdir))
-        except OSError:
-            dirty = False
-        if not dirty:
-            return
-        try:
-            self.journal.commit()
-        except Exception as exc:  # never lose the session's result over the commit
-            self._warn(f"unable to commit the git-annex branch: {exc}")
+        commit_session_journal(self.repo, lambda: self.journal, self._warn)
 
     # -- helpers used by the transfer objects ------------------------------------------------------
     @property

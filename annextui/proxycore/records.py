@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from annextui.backend.keys import Key, branch_hash_levels, location_log_path
 from annextui.backend.uuids import is_cluster_uuid
 from annextui.proxycore.peer import Outcome
+from annextui.proxycore.sessioncommit import commit_session_journal
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
 
 if TYPE_CHECKING:
@@ -140,24 +141,7 @@ class GatewayRecords:
 
     def commit(self) -> None:
         """Commit the journal into the git-annex branch (at the end of the client session)."""
-        if not self.repo.config_bool("annex.alwayscommit", default=True):
-            return
-        jdir = self.annexdir / "journal"
-        try:
-            dirty = any(True for _ in os.scandir(jdir))
-        except OSError:
-            dirty = False
-        if not dirty:
-            return
-        from annextui.backend.journal import JournalError
-
-        try:
-            self.journal.commit()  # retries a branch moving under it by itself
-        except JournalError as exc:
-            # The journal stays; the next session (or git-annex) commits it.
-            import sys
-
-            sys.stderr.write(f"annextui-shell: git-annex branch not committed: {exc}\n")
+        commit_session_journal(self.repo, lambda: self.journal, _shell_warning)
 
     # -- transfer information files ----------------------------------------------------------------
     def start_transfer(
@@ -260,6 +244,10 @@ class Progress:
         rec, self.recorder = self.recorder, None
         if rec is not None:
             rec.finish(ok)
+
+
+def _shell_warning(message: str) -> None:
+    sys.stderr.write(f"annextui-shell: {message}\n")
 
 
 def outcome_uuids(node: str, outcome: Outcome) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from annextui.backend.preferred.model import World
 from annextui.backend.preferred.parser import Expression, parse
@@ -17,13 +18,14 @@ from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_g
 from annextui.backend.preferred.terms import (
     And,
     Balanced,
-    Empty,
     GroupWanted,
     Node,
     Not,
     Or,
     Present,
     Standard,
+    Term,
+    negated_leaves,
 )
 
 
@@ -82,38 +84,21 @@ def _op_unstable(op: object) -> bool:
     if isinstance(op, Balanced):
         return op.stabilised
     if isinstance(op, Sub):
-        return any(_op_unstable(t) for t in _leaves(op.root))
+        return any(_op_unstable(t) for t, _ in _leaves(op.root))
     return False
 
 
 def negated_unstable(root: object) -> tuple[str, ...]:
     """``findNegated`` + ``matchNegationUnstable`` over the top-level matcher."""
     found: list[str] = []
-    stack: list[tuple[object, bool]] = [(root, False)]
-    while stack:
-        n, neg = stack.pop()
-        if isinstance(n, (And, Or)):
-            stack.extend((c, neg) for c in reversed(n.items))
-        elif isinstance(n, Not):
-            stack.append((n.operand, not neg))
-        elif isinstance(n, Empty):
-            continue
-        elif neg and _op_unstable(n):
-            tok = n.token  # type: ignore[attr-defined]
+    for n, neg in _leaves(root):
+        if neg and _op_unstable(n):
+            tok = n.token
             if tok not in found:
                 found.append(tok)
     return tuple(found)
 
 
-def _leaves(node: object) -> list[object]:
-    out: list[object] = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (And, Or)):
-            stack.extend(n.items)
-        elif isinstance(n, Not):
-            stack.append(n.operand)
-        elif not isinstance(n, Empty):
-            out.append(n)
-    return out
+def _leaves(root: object) -> list[tuple[Term | Sub, bool]]:
+    """The terms of an expanded tree, a `Sub` standing where its term stood."""
+    return negated_leaves(cast(Node, root))  # type: ignore[return-value]

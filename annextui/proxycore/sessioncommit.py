@@ -11,19 +11,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the Protocol class costs start-up time that only the type checker needs
+    from typing import Protocol
+
     from annextui.backend.journal import Journal
 
+    class JournalledRepository(Protocol):
+        """What of a repository (`LocalRepo`, `Repository`) the session end reads."""
 
-class JournalledRepository(Protocol):
-    """What of a repository (`LocalRepo`, `Repository`) the session end reads."""
+        @property
+        def annexdir(self) -> Path: ...
 
-    @property
-    def annexdir(self) -> Path: ...
-
-    def config_bool(self, name: str, default: bool = False) -> bool: ...
+        def config_bool(self, name: str, default: bool = False) -> bool: ...
 
 
 def journal_dirty(annexdir: Path) -> bool:

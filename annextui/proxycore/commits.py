@@ -12,7 +12,6 @@ other sessions write the journal is safe.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -20,13 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 _active: CommitLater | None = None
-
-
-def journal_dirty(annexdir: Path) -> bool:
-    try:
-        return any(True for _ in os.scandir(annexdir / "journal"))
-    except OSError:
-        return False
 
 
 def defer(annexdir: Path, commit: Callable[[], object]) -> bool:

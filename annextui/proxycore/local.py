@@ -44,6 +44,7 @@ from annextui.proxycore.peer import (
     RequestRefused,
     Unreachable,
 )
+from annextui.proxycore.sessioncommit import commit_session_journal
 from annextui.proxycore.transfers import (
     Direction,
     Transfer,
@@ -327,19 +328,10 @@ class LocalPeer(Peer):
             from annextui.proxycore.external_backend import close_all
 
             close_all()
-        if not self.repo.config_bool("annex.alwayscommit", default=True):
-            return
-        from annextui.proxycore.commits import defer, journal_dirty
-
-        if not journal_dirty(self.store.annexdir):
-            return
         repo = self.repo
-        if defer(self.store.annexdir, lambda: _journal_of(repo).commit()):
-            return  # a long-running server commits it once the repository is idle
-        try:
-            self.journal.commit()
-        except Exception as exc:  # never lose the session's result over the commit
-            self._warn(f"unable to commit the git-annex branch: {exc}")
+        commit_session_journal(
+            repo, lambda: self.journal, self._warn, apart=lambda: _journal_of(repo).commit()
+        )
 
     # -- helpers used by the transfer objects ------------------------------------------------------
     @property

@@ -188,12 +188,26 @@ class Peer(abc.ABC):
         repository speaks what is offered; a proxy answers what the peer behind it said."""
         return offered
 
-    def open(self, offer: int) -> None:  # noqa: B027 - optional hook
-        """Connect now offering protocol version `offer`, so a peer that cannot be reached
-        fails before its first request. A peer in this process has nothing to open."""
+    def open(self, offer: int) -> int:
+        """Connect now (unless connected) offering protocol version `offer`, so a peer that
+        cannot be reached fails before its first request; the version the peer speaks. A peer
+        in this process has nothing to open and speaks what is offered."""
+        return offer
 
     def bypass(self, uuids: tuple[str, ...]) -> None:  # noqa: B027 - optional hook
         """`BYPASS`: cluster gateways not to route through. Plain repositories ignore it."""
+
+    @property
+    def relays(self) -> bool:
+        """Whether requests to this peer travel on to another process (a node over ssh,
+        another gateway, git-annex's shell), so a proxy in front of it guards against routes
+        that go round in a circle and passes on where requests have been (`pass_bypass`).
+        A repository in this process ends every route."""
+        return False
+
+    def pass_bypass(self, uuids: frozenset[str]) -> None:  # noqa: B027 - optional hook
+        """A proxy in front of this peer says which gateways its requests have passed: a peer
+        that `relays` sends them on as `BYPASS`; one that ends the route has no use for them."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """End of the session (also after errors): flush and commit whatever is pending."""

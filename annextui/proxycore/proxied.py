@@ -34,7 +34,7 @@ from annextui.proxycore.peer import (
     RequestRefused,
 )
 from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
-from annextui.proxycore.remote import NodeError, RemotePeer
+from annextui.proxycore.remote import NodeError
 from annextui.proxycore.transfers import Direction
 
 
@@ -71,13 +71,12 @@ class ProxiedPeer(Peer):
         self.records = records
         self.client_version = 0
         self._unreachable: str | None = None
-        self._lazy = via is not None and isinstance(inner, RemotePeer)
+        self._lazy = via is not None and inner.relays
         self._via = via
         self._gateway = gateway
         self._bypass: frozenset[str] = frozenset()
         self._routed = False  # the first request has been routed (later BYPASS ignored)
-        if isinstance(inner, RemotePeer):
-            inner.offer = 0  # until the client's VERSION says otherwise
+        self._offer = 0  # what the remote is offered, until the client's VERSION says otherwise
 
     @property
     def uuid(self) -> str:
@@ -86,16 +85,13 @@ class ProxiedPeer(Peer):
     def negotiate_version(self, offered: int) -> int:
         """The client offered `offered`: connect to the remote with it, answer what it said
         (a remote behind another gateway: connected on the first request, see the class)."""
-        offer = min(offered, p.MAX_VERSION)
+        offer = self._offer = min(offered, p.MAX_VERSION)
         version = offer
-        if isinstance(self.inner, RemotePeer):
-            if self._lazy:
-                self.inner.offer = offer
-            else:
-                try:
-                    version = self.inner.connect(offer)
-                except NodeError as exc:
-                    self._unreachable = str(exc)  # answered per request, as ERROR
+        if not self._lazy:
+            try:
+                version = self.inner.open(offer)
+            except NodeError as exc:
+                self._unreachable = str(exc)  # answered per request, as ERROR
         self.client_version = version
         return version
 
@@ -125,7 +121,7 @@ class ProxiedPeer(Peer):
     def _guard_connect(self) -> None:
         """A remote that cannot be reached fails each request, not the session."""
         inner = self.inner
-        if isinstance(inner, RemotePeer) and not self._routed:
+        if inner.relays and not self._routed:
             # The first request: the client's BYPASS (if any) has arrived. Refuse a circle,
             # else pass on where this request has been, with this gateway added (a remote
             # connected at VERSION that no gateway came before gets none, as upstream sends).
@@ -133,9 +129,9 @@ class ProxiedPeer(Peer):
             self._unreachable = self._unreachable or self._circle()
             if self._unreachable is None and self._gateway and (self._bypass or self._lazy):
                 inner.pass_bypass(self._bypass | {self._gateway})
-        if isinstance(inner, RemotePeer) and not inner.connected and self._unreachable is None:
+        if self._unreachable is None:
             try:
-                inner.connect()
+                inner.open(self._offer)  # connects unless connected
             except NodeError as exc:
                 self._unreachable = str(exc)
         if self._unreachable is not None:

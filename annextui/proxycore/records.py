@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from annextui.backend.keys import Key, branch_hash_levels, location_log_path
 from annextui.backend.uuids import is_cluster_uuid
 from annextui.proxycore.peer import Outcome
+from annextui.proxycore.sessioncommit import commit_session_journal
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
 
 if TYPE_CHECKING:
@@ -139,23 +141,9 @@ class GatewayRecords:
 
     def commit(self) -> None:
         """Commit the journal into the git-annex branch (at the end of the client session)."""
-        if not self.repo.config_bool("annex.alwayscommit", default=True):
-            return
-        from annextui.proxycore.commits import defer, journal_dirty
-
-        if not journal_dirty(self.annexdir):
-            return
-        if defer(self.annexdir, self._commit_apart):
-            return  # a long-running server commits it once the repository is idle
-        from annextui.backend.journal import JournalError
-
-        try:
-            self.journal.commit()  # retries a branch moving under it by itself
-        except JournalError as exc:
-            # The journal stays; the next session (or git-annex) commits it.
-            import sys
-
-            sys.stderr.write(f"annextui-shell: git-annex branch not committed: {exc}\n")
+        commit_session_journal(
+            self.repo, lambda: self.journal, _shell_warning, apart=self._commit_apart
+        )
 
     def _commit_apart(self) -> None:
         """The commit on another thread, through repository objects of its own."""
@@ -265,6 +253,10 @@ class Progress:
         rec, self.recorder = self.recorder, None
         if rec is not None:
             rec.finish(ok)
+
+
+def _shell_warning(message: str) -> None:
+    sys.stderr.write(f"annextui-shell: {message}\n")
 
 
 def outcome_uuids(node: str, outcome: Outcome) -> list[str]:

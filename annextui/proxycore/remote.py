@@ -164,8 +164,12 @@ class RemotePeer(Peer):
             self.offer = min(offer, p.MAX_VERSION)
         return self._connection().version
 
-    def open(self, offer: int) -> None:
-        self.connect(offer)
+    def open(self, offer: int) -> int:
+        return self.connect(offer)
+
+    @property
+    def relays(self) -> bool:
+        return True
 
     def _connection(self) -> p.Connection:
         if self._conn is not None:

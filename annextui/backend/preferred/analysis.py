@@ -23,10 +23,8 @@ from annextui.backend.preferred.parser import (
 )
 from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, standard_group_of
 from annextui.backend.preferred.terms import (
-    And,
     Balanced,
     Copies,
-    Empty,
     Exclude,
     GroupWanted,
     InAllGroup,
@@ -34,13 +32,11 @@ from annextui.backend.preferred.terms import (
     LackingCopies,
     MetaData,
     Node,
-    Not,
     OnlyInGroup,
-    Or,
     Present,
     Standard,
-    Term,
     Url,
+    negated_leaves,
 )
 from annextui.backend.trust import TrustLevel
 
@@ -66,25 +62,10 @@ _NOT_PRESENT = (
 )
 
 
-def _negated_terms(root: Node) -> list[tuple[Term, bool]]:
-    """Every term with whether it sits under an odd number of ``not``."""
-    out: list[tuple[Term, bool]] = []
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:
-        n, neg = stack.pop()
-        if isinstance(n, (And, Or)):
-            stack.extend((c, neg) for c in reversed(n.items))
-        elif isinstance(n, Not):
-            stack.append((n.operand, not neg))
-        elif not isinstance(n, Empty):
-            out.append((n, neg))
-    return out
-
-
 def _positive_present(root: Node) -> bool:
     return any(
         (isinstance(t, Present) or (isinstance(t, Balanced) and t.stabilised)) and not neg
-        for t, neg in _negated_terms(root)
+        for t, neg in negated_leaves(root)
     )
 
 
@@ -104,7 +85,7 @@ def _has_unstable(expr: str | None, world: World, uuid: str, depth: int = 0) -> 
         e = parse(expr)
     except ExpressionError:
         return True  # unparsable expansions make the whole expression behave like present
-    for t, _ in _negated_terms(e.root):
+    for t, _ in negated_leaves(e.root):
         if isinstance(t, Present) or (isinstance(t, Balanced) and t.stabilised):
             return True
         if (
@@ -150,7 +131,7 @@ def analyze(
             )
         )
         return out
-    terms = _negated_terms(expr.root)
+    terms = negated_leaves(expr.root)
     has_present = _positive_present(expr.root)
 
     for t, neg in terms:

@@ -40,6 +40,7 @@ __all__ = [
     "Url",
     "is_term",
     "iter_terms",
+    "negated_leaves",
 ]
 
 
@@ -270,15 +271,21 @@ def is_term(node: object) -> bool:
     return isinstance(node, _TERM_TYPES)
 
 
-def iter_terms(node: Node) -> list[Term]:
-    out: list[Term] = []
-    stack: list[Node] = [node]
+def negated_leaves(node: Node) -> list[tuple[Term, bool]]:
+    """Every term, left to right, with whether it sits under an odd number of ``not``
+    (``findNegated``'s walk); ``Empty`` has none."""
+    out: list[tuple[Term, bool]] = []
+    stack: list[tuple[Node, bool]] = [(node, False)]
     while stack:
-        n = stack.pop()
+        n, neg = stack.pop()
         if isinstance(n, (And, Or)):
-            stack.extend(reversed(n.items))
+            stack.extend((c, neg) for c in reversed(n.items))
         elif isinstance(n, Not):
-            stack.append(n.operand)
+            stack.append((n.operand, not neg))
         elif not isinstance(n, Empty):
-            out.append(n)
+            out.append((n, neg))
     return out
+
+
+def iter_terms(node: Node) -> list[Term]:
+    return [t for t, _ in negated_leaves(node)]

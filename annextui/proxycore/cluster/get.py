@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from annextui.backend.keys import Key
 from annextui.proxycore.cluster.node import Node
@@ -15,11 +16,8 @@ from annextui.proxycore.peer import (
     Peer,
     PeerFatal,
 )
-from annextui.proxycore.records import Progress
+from annextui.proxycore.records import GatewayRecords, Progress
 from annextui.proxycore.transfers import Direction
-
-if TYPE_CHECKING:
-    from annextui.proxycore.cluster.peer import ClusterPeer
 
 
 class Empty:
@@ -61,7 +59,20 @@ class Source:
     out: Outgoing
 
 
-def place_uuid(cluster: ClusterPeer, place: Node | Peer) -> str:
+class GetCluster(Protocol):
+    """What a GET needs of its cluster (`ClusterPeer`): where else the content is, the
+    gateway's records and warnings."""
+
+    gateway_uuid: str
+    records: GatewayRecords
+    warn: Callable[[str], None]
+
+    def open_get(
+        self, places: list[Node | Peer], key: Key, offset: int, af: str | None
+    ) -> tuple[Source | None, list[Node | Peer], str | None]: ...
+
+
+def place_uuid(cluster: GetCluster, place: Node | Peer) -> str:
     return place.uuid if isinstance(place, Node) else cluster.gateway_uuid
 
 
@@ -75,7 +86,7 @@ class ClusterOutgoing(OutgoingSpan):
 
     def __init__(
         self,
-        cluster: ClusterPeer,
+        cluster: GetCluster,
         source: Source,
         rest: list[Node | Peer],
         key: Key,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from annextui.backend.keys import Key
 from annextui.proxycore.cluster.node import Node
@@ -18,11 +18,25 @@ from annextui.proxycore.peer import (
     RequestRefused,
     Unreachable,
 )
-from annextui.proxycore.records import Progress, outcome_uuids
+from annextui.proxycore.records import GatewayRecords, Progress, outcome_uuids
 from annextui.proxycore.transfers import Direction
 
-if TYPE_CHECKING:
-    from annextui.proxycore.cluster.peer import ClusterPeer
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class PutCluster(Protocol):
+    """What a PUT needs of its cluster (`ClusterPeer`): its workers, the gateway's records,
+    live sizes and warnings."""
+
+    gateway_uuid: str
+    records: GatewayRecords
+    warn: Callable[[str], None]
+
+    def fan_out(self, items: Sequence[_T], fn: Callable[[_T], _R]) -> list[_R]: ...
+
+    def note_stored(self, key: Key, uuids: Sequence[str]) -> None: ...
+
 
 QUEUE_CHUNKS = 8  # per-participant buffer while streaming: bounded memory, whatever the size
 
@@ -93,7 +107,7 @@ class ClusterIncoming:
 
     def __init__(
         self,
-        cluster: ClusterPeer,
+        cluster: PutCluster,
         key: Key,
         af: str | None,
         participants: list[Participant],

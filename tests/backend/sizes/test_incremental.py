@@ -15,7 +15,7 @@ from annextui.backend.branch import journal_name
 from annextui.backend.keys import location_log_path
 from annextui.backend.repo import Repository
 from annextui.backend.sizes import diff, key_locations, repo_sizes
-from tests.backend.test_sizes import commit_branch_files
+from tests.backend.sizes.test_repo_sizes import commit_branch_files
 
 UUIDS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(1, 7)]
 KEYS = [f"SHA256E-s{(i * 7919) % 5000}--{i:064x}" for i in range(30)] + [

@@ -5,8 +5,9 @@ UUIDs, groups, trust levels, a dead member, maxsize, numcopies, .gitattributes n
 groupwanted, required content, metadata, urls), ~40 files whose keys are faked into location
 logs with ``git annex setpresentkey``. For every (expression, repository) pair the expression is
 set with ``git annex wanted`` and ``git annex find --want-get-by`` / ``--want-drop-by`` list the
-files git-annex wants; the World is read back from the branch (tests/backend/preferred_branch.py)
-and every file is decided by ``Evaluator`` -- the two must agree exactly.
+files git-annex wants; the World is read back from the branch
+(tests/backend/preferred/branch_world.py) and every file is decided by ``Evaluator`` -- the two
+must agree exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from annextui.backend.preferred import Evaluator, KeyFacts
-from tests.backend.preferred_branch import Snapshot, read_branch, world_from_branch
+from tests.backend.preferred.branch_world import Snapshot, read_branch, world_from_branch
 from tests.support import annex as annex_support
 from tests.support.annex import AnnexEnv
 

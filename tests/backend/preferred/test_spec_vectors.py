@@ -1,7 +1,7 @@
 """Preferred content: parser, semantics, balanced vectors, standard groups, explain, analysis.
 
 Vectors come from the spec (git-annex 10.20261026); differential tests against the real binary
-are in test_preferred_interop.py and test_preferred_glob.py.
+are in test_interop.py and test_glob.py.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from annextui.backend.repo import NotAnnexRepository
 from annextui.console.backend import READONLY_MESSAGE, ConsoleBackend, ReadOnlyError
 from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit, EditOutcome, Preview
+from annextui.console.history import Series
 from annextui.console.reachability import Reachability
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
@@ -44,6 +45,7 @@ from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
 from annextui.screens.preview import render_preview
 from annextui.screens.proxies import ProxiesScreen
+from annextui.screens.topbar import read_stamp
 from annextui.screens.transfers import TransfersScreen
 from annextui.screens.welcome import WelcomeScreen
 
@@ -189,6 +191,8 @@ class AnnexConsole(App[int]):
         self.check_nodes = check_nodes
         self.applied_at: float | None = None
         self._asking_quit = False
+        self._refresh_asked: str | None = None  # `r` pressed: what the view re-reads besides
+        self.usage_history = Series()  # bytes per repository at every sizes load since start
 
     @property
     def readonly(self) -> bool:
@@ -317,6 +321,8 @@ class AnnexConsole(App[int]):
     def action_refresh(self) -> None:
         if self.backend is None:
             return
+        screen = self.screen
+        self._refresh_asked = screen.REFRESHES if isinstance(screen, ConsoleScreen) else ""
         self.load_snapshot()
         if isinstance(self.screen, ConsoleScreen):
             self.screen.refresh_view()
@@ -434,6 +440,9 @@ class AnnexConsole(App[int]):
         first = self.snapshot is None
         self._signature = message.signature
         self.snapshot = message.snapshot
+        if self._refresh_asked is not None:  # `r`: say what was read again
+            self.notify(refreshed_message(message.snapshot, self._refresh_asked), title="Refreshed")
+            self._refresh_asked = None
         # Paint the snapshot first: a cold size scan competes with the UI thread for the GIL.
         self.call_after_refresh(self.load_sizes, message.snapshot)
         if first and self.check_nodes:
@@ -458,6 +467,8 @@ class AnnexConsole(App[int]):
 
     def on_sizes_loaded(self, message: SizesLoaded) -> None:
         self.sizes_progress = None
+        sizes = message.report.sizes
+        self.usage_history.add(time.time(), {u: float(s.size) for u, s in sizes.items()})
         self.sizes = message.report
 
     def on_balance_loaded(self, message: BalanceLoaded) -> None:
@@ -495,6 +506,16 @@ class AnnexConsole(App[int]):
 
 if TYPE_CHECKING:  # mypy checks that the app is the host its screens expect
     _host: type[ConsoleHost] = AnnexConsole
+
+
+def refreshed_message(snapshot: Snapshot, extra: str) -> str:
+    """The toast after `r`: what was read again, and from which branch commit."""
+    branch = f"git-annex branch {snapshot.head[:7]}" if snapshot.head else "git-annex branch"
+    parts = [f"{branch} and git config read at {read_stamp(snapshot.loaded_at, None)}"]
+    parts.append("sizes and balance recomputing")
+    if extra:
+        parts.append(extra)
+    return "; ".join(parts) + "."
 
 
 def run_console(path: str | os.PathLike[str], *, readonly: bool = False) -> int:

@@ -154,7 +154,6 @@ def _same_file(name: str, fd: int) -> bool:
 POOL = LockPool()
 
 
-
 def lock_holder(path: Path) -> int | None:
     """PID of another process holding an exclusive (write) lock on `path` (F_GETLK), else None.
 

@@ -7,7 +7,7 @@ from typing import ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -16,7 +16,10 @@ from textual.worker import Worker
 from annextui.console.backend import READONLY_MESSAGE
 from annextui.console.snapshot import Snapshot
 from annextui.screens.host import ConsoleHost
-from annextui.screens.widgets import FilterBar, TopBar
+from annextui.screens.topbar import TopBar, TopBarState
+from annextui.screens.widgets import FilterBar
+
+ESSENTIAL_KEYS = frozenset({"app.quit", "app.help", "app.palette"})
 
 
 class ConsoleScreen(Screen[None]):
@@ -25,6 +28,8 @@ class ConsoleScreen(Screen[None]):
     VIEW: ClassVar[str] = ""
     TITLE_TEXT: ClassVar[str] = ""
     HELP: ClassVar[str] = ""
+    #: What `r` re-reads for this view beyond the snapshot, sizes and balance (its toast says).
+    REFRESHES: ClassVar[str] = ""
     #: Actions that would change the repository: greyed out (disabled) with --readonly.
     MUTATING: ClassVar[frozenset[str]] = frozenset()
     FILTERABLE: ClassVar[bool] = True
@@ -34,7 +39,20 @@ class ConsoleScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="view.clear_filter"),
     ]
 
+    #: Screen classes by width: `-narrow` below 100 columns (app.tcss lays views out for it).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (Screen's own type)
     filter_text: reactive[str] = reactive("")
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """`q`, `?` and `^p` first: a narrow footer is clipped on the right, and these stay."""
+        bindings = super().active_bindings
+        first = {k: ab for k, ab in bindings.items() if ab.binding.id in ESSENTIAL_KEYS}
+        return {**first, **{k: ab for k, ab in bindings.items() if k not in first}}
+
+    @property
+    def narrow(self) -> bool:
+        return self.has_class("-narrow")
 
     @property
     def console(self) -> ConsoleHost:
@@ -79,12 +97,16 @@ class ConsoleScreen(Screen[None]):
     def update_topbar(self) -> None:
         snap = self.console.snapshot
         self.query_one(TopBar).show(
-            repo=str(snap.path) if snap else "loading…",
-            role=snap.role if snap else "",
-            views=self.console.view_keys(),
-            current=self.VIEW,
-            staged=len(self.console.staged),
-            readonly=self.console.readonly,
+            TopBarState(
+                repo=str(snap.path) if snap else "loading…",
+                role=snap.role if snap else "",
+                views=self.console.view_keys(),
+                current=self.VIEW,
+                staged=len(self.console.staged),
+                readonly=self.console.readonly,
+                read_at=snap.loaded_at if snap else None,
+                branch=snap.head if snap else None,
+            )
         )
 
     # -- hooks for subclasses ----------------------------------------------------------------

@@ -15,6 +15,7 @@ from textual.worker import Worker
 from annextui.console.backend import ConsoleBackend
 from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit
+from annextui.console.history import Series
 from annextui.console.reachability import Reachability
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
@@ -46,6 +47,11 @@ class ConsoleHost(Protocol):
 
     @property
     def staged(self) -> tuple[Edit, ...]: ...
+
+    @property
+    def usage_history(self) -> Series:
+        """Bytes per repository at every sizes load since the console opened."""
+        ...
 
     def view_keys(self) -> list[tuple[str, str, str]]:
         """(key, mode name, title) of every view, for the top bar."""

@@ -14,7 +14,17 @@ from annextui.console.alerts import compute_alerts
 from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.literal import literal, markup
-from annextui.screens.widgets import Row, human, matches, short_path, styled, sync_table
+from annextui.screens.widgets import (
+    Column,
+    Row,
+    fit_table,
+    human,
+    matches,
+    short_path,
+    short_uuid_cell,
+    styled,
+    sync_table,
+)
 
 ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
 
@@ -22,6 +32,7 @@ ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
 class OverviewScreen(ConsoleScreen):
     VIEW = "overview"
     TITLE_TEXT = "Overview"
+    REFRESHES = "node reachability checked again"
     HELP = (
         "This repository, its role (gateway, proxy, node or plain repository), counts, and the "
         "alerts that need attention: a node over 90% of its maxsize, unreachable nodes, "
@@ -48,8 +59,6 @@ class OverviewScreen(ConsoleScreen):
         yield DataTable(id="repos", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table: DataTable[object] = self.query_one("#repos", DataTable)
-        table.add_columns("repository", "uuid", "role", "trust", "groups", "size", "maxsize")
         self.query_one("#repo-panel").border_title = "This repository"
         self.query_one("#alerts-panel").border_title = "Alerts"
         for attr in ("sizes", "balance", "reach"):
@@ -63,6 +72,9 @@ class OverviewScreen(ConsoleScreen):
 
     def filter_changed(self, text: str) -> None:
         self._refresh_all()
+
+    def on_resize(self) -> None:
+        self._refresh_all()  # columns give way, or come back
 
     def refresh_view(self) -> None:
         self.action_check()
@@ -153,22 +165,37 @@ class OverviewScreen(ConsoleScreen):
             snap.repos.values(),
             key=lambda r: (not r.here, r.is_cluster, r.uuid in _BUILTIN, r.label),
         )
+        narrow = self.narrow
+        keys = fit_table(table, _columns(narrow), self.size.width - 2)
         for r in order:
             role = _role(snap, r.uuid)
             size = sizes.sizes.get(r.uuid) if sizes else None
-            cells = (
-                styled(self.app, r.label, "accent" if r.here else None, bold=r.here),
-                styled(self.app, r.uuid, "muted"),
-                role,
-                r.trust.label,
-                " ".join(r.groups),
-                human(size.size) if size else ("" if sizes else "…"),
-                human(r.maxsize) if r.maxsize is not None else "",
-            )
+            cell = {
+                "repository": styled(self.app, r.label, "accent" if r.here else None, bold=r.here),
+                "uuid": styled(self.app, short_uuid_cell(r.uuid, narrow), "muted"),
+                "role": role,
+                "trust": r.trust.label,
+                "groups": " ".join(r.groups),
+                "size": human(size.size) if size else ("" if sizes else "…"),
+                "maxsize": human(r.maxsize) if r.maxsize is not None else "",
+            }
+            cells = tuple(cell[k] for k in keys)
             text = " ".join([r.label, r.uuid, r.description, role, " ".join(r.groups)])
             if matches(text, self.filter_text):
                 rows.append(Row(r.uuid, cells))
         sync_table(table, rows)
+
+
+def _columns(narrow: bool) -> list[Column]:
+    return [
+        Column("repository", "repository", 0, 14),
+        Column("uuid", "uuid", 3, 9 if narrow else 36),
+        Column("role", "role", 1, 18),
+        Column("trust", "trust", 4, 11),
+        Column("groups", "groups", 5, 8),
+        Column("size", "size", 2, 8),
+        Column("maxsize", "maxsize", 3, 8),
+    ]
 
 
 _BUILTIN = {"00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"}

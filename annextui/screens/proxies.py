@@ -22,6 +22,7 @@ CLIENT_REMOTE = "origin"
 class ProxiesScreen(ConsoleScreen):
     VIEW = "proxies"
     TITLE_TEXT = "Proxies"
+    REFRESHES = "proxied remotes checked again"
     HELP = (
         "Every proxy recorded in the git-annex branch (proxy.log) and each remote it proxies "
         "for. 'client name' is the remote a client instantiates: PROXYREMOTE-NAME, shown with "

@@ -54,6 +54,7 @@ def _rate(rate: float | None) -> str:
 class TransfersScreen(ConsoleScreen):
     VIEW = "transfers"
     TITLE_TEXT = "Transfers"
+    REFRESHES = "live transfers sampled"
     HELP = (
         "Live transfers in this repository and its local-path remotes, from git-annex's "
         "transfer information files (annex/transfer/): transfers by a real git-annex show up "

@@ -18,6 +18,9 @@ class Series:
         self._samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=limit)
 
     def add(self, at: float, values: Mapping[str, float]) -> None:
+        """A sample taken at `at`; a second one at the same instant replaces the first."""
+        if self._samples and self._samples[-1][0] == at:
+            self._samples.pop()
         self._samples.append((at, dict(values)))
 
     def __len__(self) -> int:
@@ -31,6 +34,14 @@ class Series:
 
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def rates_by(views: Sequence[tuple[str, float | None]]) -> dict[str, float]:
+    """Bytes per second per place from (place, rate) pairs; an unknown rate counts as 0."""
+    out: dict[str, float] = {}
+    for where, rate in views:
+        out[where] = out.get(where, 0.0) + (rate or 0.0)
+    return out
 
 
 def spark(values: Sequence[float], width: int) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.app import ComposeResult
+from rich.text import Text
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Static
 
 from annextui.console.alerts import compute_alerts
+from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.literal import literal, markup
@@ -24,6 +26,9 @@ from annextui.screens.widgets import (
     short_uuid_cell,
     styled,
     sync_table,
+    theme_style,
+    usage_bar,
+    usage_state,
 )
 
 ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
@@ -36,7 +41,8 @@ class OverviewScreen(ConsoleScreen):
     HELP = (
         "This repository, its role (gateway, proxy, node or plain repository), counts, and the "
         "alerts that need attention: a node over 90% of its maxsize, unreachable nodes, "
-        "misplaced content. Below, every repository the git-annex branch knows."
+        "misplaced content. Below, every repository the git-annex branch knows, with its usage "
+        "(size / maxsize) as a bar; a cluster's row totals its nodes."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -165,19 +171,20 @@ class OverviewScreen(ConsoleScreen):
             snap.repos.values(),
             key=lambda r: (not r.here, r.is_cluster, r.uuid in _BUILTIN, r.label),
         )
-        narrow = self.narrow
+        narrow = self.size.width < WHOLE_UUIDS
         keys = fit_table(table, _columns(narrow), self.size.width - 2)
         for r in order:
             role = _role(snap, r.uuid)
-            size = sizes.sizes.get(r.uuid) if sizes else None
+            used, cap = _usage(snap, r.uuid, sizes)
             cell = {
                 "repository": styled(self.app, r.label, "accent" if r.here else None, bold=r.here),
                 "uuid": styled(self.app, short_uuid_cell(r.uuid, narrow), "muted"),
                 "role": role,
                 "trust": r.trust.label,
                 "groups": " ".join(r.groups),
-                "size": human(size.size) if size else ("" if sizes else "…"),
-                "maxsize": human(r.maxsize) if r.maxsize is not None else "",
+                "size": human(used) if used is not None else ("" if sizes else "…"),
+                "maxsize": human(cap) if cap is not None else "",
+                "usage": _usage_cell(self.app, used, cap),
             }
             cells = tuple(cell[k] for k in keys)
             text = " ".join([r.label, r.uuid, r.description, role, " ".join(r.groups)])
@@ -195,7 +202,37 @@ def _columns(narrow: bool) -> list[Column]:
         Column("groups", "groups", 5, 8),
         Column("size", "size", 2, 8),
         Column("maxsize", "maxsize", 3, 8),
+        Column("usage", "usage", 2, USAGE_BAR + 5),
     ]
+
+
+USAGE_BAR = 10
+WHOLE_UUIDS = 140  # narrower than this, UUIDs are shortened to leave room for the other columns
+
+
+def _usage(snap: Snapshot, uuid: str, sizes: SizesReport | None) -> tuple[int | None, int | None]:
+    """(bytes stored, maxsize) of a repository; of a cluster, its nodes' totals (the maxsize
+    total only over nodes that have one)."""
+    row = snap.repos[uuid]
+    cluster = snap.cluster(uuid) if row.is_cluster else None
+    members = list(cluster.nodes) if cluster is not None else [uuid]
+    used = None
+    if sizes is not None:
+        held = [sizes.sizes[u].size for u in members if u in sizes.sizes]
+        used = sum(held) if held or cluster is not None else None
+    caps = [snap.repos[u].maxsize for u in members if u in snap.repos]
+    known = [c for c in caps if c is not None]
+    return used, (sum(known) if known else None)
+
+
+def _usage_cell(app: App[object], used: int | None, cap: int | None) -> Text:
+    """`████░░░░░░ 37%`, coloured by how full; nothing without a maxsize."""
+    if used is None or not cap:
+        return Text("")
+    fraction = used / cap
+    cell = usage_bar(app, fraction, USAGE_BAR)
+    cell.append(f" {fraction:4.0%}", style=theme_style(app, usage_state(fraction)))
+    return cell
 
 
 _BUILTIN = {"00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"}

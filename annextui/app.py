@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +25,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from annextui.backend.repo import NotAnnexRepository
@@ -32,9 +34,11 @@ from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit, EditOutcome, Preview
 from annextui.console.history import Series
 from annextui.console.reachability import Reachability
+from annextui.console.settings import load_settings, save_settings
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 from annextui.console.source import RepositoryBackend
+from annextui.failures import one_line
 from annextui.screens.balance import BalanceScreen
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
@@ -203,10 +207,25 @@ class AnnexConsole(App[int]):
 
     # -- start -------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self._restore_theme()
         if self.backend is None:
             self.push_screen(WelcomeScreen(self.missing or os.getcwd()))
         else:
             self.open_backend(self.backend)
+
+    def _restore_theme(self) -> None:
+        """The theme last chosen in the palette, from the settings file; later choices are
+        saved there."""
+        theme = load_settings().theme
+        if theme is not None and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self._save_theme)
+
+    def _save_theme(self, theme: Theme) -> None:
+        try:
+            save_settings(replace(load_settings(), theme=theme.name))
+        except OSError as exc:
+            self.notify(f"Theme not saved: {one_line(exc)}", severity="warning")
 
     def open_backend(self, backend: ConsoleBackend) -> None:
         self.backend = backend

@@ -32,3 +32,13 @@ def demo(demo_template: DemoRepo, tmp_path: Path) -> DemoRepo:
 def annex(annex_env: AnnexEnv) -> AnnexEnv:
     """The real git-annex, in a test environment."""
     return annex_env
+
+
+@pytest.fixture(autouse=True)
+def private_settings(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Console settings (the saved theme) in a directory of the test's own, never the user's."""
+    config = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config

@@ -3,7 +3,7 @@ worker failures handed to the app's one handler."""
 
 from __future__ import annotations
 
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -11,13 +11,14 @@ from textual.binding import ActiveBinding, Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets import DataTable
 from textual.worker import Worker
 
 from annextui.console.backend import READONLY_MESSAGE
 from annextui.console.snapshot import Snapshot
 from annextui.screens.host import ConsoleHost
 from annextui.screens.topbar import TopBar, TopBarState
-from annextui.screens.widgets import FilterBar
+from annextui.screens.widgets import FilterBar, SortState
 
 ESSENTIAL_KEYS = frozenset({"app.quit", "app.help", "app.palette"})
 
@@ -70,6 +71,10 @@ class ConsoleScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sort_state = SortState()
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._snapshot_changed, init=True)
@@ -124,6 +129,22 @@ class ConsoleScreen(Screen[None]):
 
     def main_widget(self) -> Widget | None:
         return None
+
+    # -- sorting by a click on a column header ----------------------------------------------
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table is not self.main_widget() or event.column_key.value is None:
+            return
+        event.stop()
+        self.header_clicked(event.column_key.value)
+
+    def header_clicked(self, column: str) -> None:
+        """Sort by `column`, or reverse when it already is (views with their own sort keys
+        override this)."""
+        self.sort_state.toggle(column)
+        arrow = "↓" if self.sort_state.reverse else "↑"
+        self.notify(f"Sorted by {column} {arrow}", timeout=2)
+        self.filter_changed(self.filter_text)  # every view redraws its rows there
 
     # -- read-only ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

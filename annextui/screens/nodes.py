@@ -32,6 +32,8 @@ from annextui.screens.widgets import (
 )
 
 SORTS = ("name", "%use", "size", "keys", "maxsize")
+HEADER_SORTS = {"node": "name", "keys": "keys", "size": "size", "maxsize": "maxsize"}
+HEADER_SORTS |= {k: "%use" for k in ("bar", "use", "var", "delta")}
 TREND = 10  # samples shown in the trend column
 
 COLUMNS = [
@@ -158,6 +160,15 @@ class NodesScreen(RepoEditing):
     def action_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
         self.reverse = self.sort_by != "name"
+        self._refresh()
+
+    def header_clicked(self, column: str) -> None:
+        """A click on a header sorts by that column's figure (a second click reverses)."""
+        by = HEADER_SORTS.get(column)
+        if by is None:
+            return
+        self.reverse = not self.reverse if by == self.sort_by else by != "name"
+        self.sort_by = by
         self._refresh()
 
     def action_reverse(self) -> None:

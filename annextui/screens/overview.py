@@ -24,6 +24,7 @@ from annextui.screens.widgets import (
     matches,
     short_path,
     short_uuid_cell,
+    sort_rows,
     styled,
     sync_table,
     theme_style,
@@ -190,7 +191,7 @@ class OverviewScreen(ConsoleScreen):
             text = " ".join([r.label, r.uuid, r.description, role, " ".join(r.groups)])
             if matches(text, self.filter_text):
                 rows.append(Row(r.uuid, cells))
-        sync_table(table, rows)
+        sync_table(table, sort_rows(rows, self.sort_state, keys))
 
 
 def _columns(narrow: bool) -> list[Column]:

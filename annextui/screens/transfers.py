@@ -29,6 +29,7 @@ from annextui.screens.widgets import (
     fit_table,
     human,
     matches,
+    sort_rows,
     styled,
     sync_table,
     usage_bar,
@@ -223,7 +224,7 @@ class TransfersScreen(ConsoleScreen):
             hay = " ".join([v.direction, snap.label(v.where), peer, v.key, v.file or ""])
             if matches(hay, self.filter_text):
                 rows.append(Row(v.row_key, cells))
-        sync_table(self.query_one(DataTable), rows)
+        sync_table(self.query_one(DataTable), sort_rows(rows, self.sort_state, keys))
         self._summary(views, sample)
         self._sparklines(snap, now)
         empty = self.query_one("#transfers-empty", Static)

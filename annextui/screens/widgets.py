@@ -249,3 +249,53 @@ def fit_table(table: DataTable[Any], columns: Sequence[Column], width: int) -> l
 def short_uuid_cell(uuid: str, narrow: bool) -> str:
     """A UUID in a table: whole when there is room, its first 8 digits and `…` when narrow."""
     return f"{uuid[:8]}…" if narrow else uuid
+
+
+@dataclass(slots=True)
+class SortState:
+    """The column a table is sorted by (None: the view's own order) and its direction; a click
+    on a column header sorts by it, a second click reverses."""
+
+    column: str | None = None
+    reverse: bool = False
+
+    def toggle(self, column: str) -> None:
+        if self.column == column:
+            self.reverse = not self.reverse
+        else:
+            self.column, self.reverse = column, False
+
+
+_BAR = "█▉▊▋▌▍▎▏░· "
+
+
+def sort_value(cell: object) -> tuple[int, float, str]:
+    """How a cell sorts: numbers (sizes in git-annex's units, `37%`, `1.97`) by value, text
+    alphabetically after them, empty cells last; a usage bar by the figure after it."""
+    text = str(getattr(cell, "plain", cell)).lstrip(_BAR).strip()
+    if not text or text in ("…", "-", "?"):
+        return (2, 0.0, "")
+    number = text.rstrip("%")
+    try:
+        return (0, float(number), "")
+    except ValueError:
+        pass
+    from annextui.backend.units import SizeError, parse_size
+
+    try:
+        return (0, float(parse_size(text.removesuffix("/s"))), "")
+    except SizeError:
+        return (1, 0.0, text.lower())
+
+
+def sort_rows(rows: Sequence[Row], state: SortState, keys: Sequence[str]) -> list[Row]:
+    """`rows` in the order a header click asked for (empty cells last either way)."""
+    if state.column is None or state.column not in keys:
+        return list(rows)
+    i = list(keys).index(state.column)
+    ordered = sorted(rows, key=lambda r: sort_value(r.cells[i]), reverse=state.reverse)
+    if state.reverse:
+        ordered = [r for r in ordered if sort_value(r.cells[i])[0] != 2] + [
+            r for r in ordered if sort_value(r.cells[i])[0] == 2
+        ]
+    return ordered

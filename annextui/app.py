@@ -179,6 +179,7 @@ class AnnexConsole(App[int]):
     balance: var[BalanceOverview | None] = var(None)
     reach: var[dict[str, Reachability]] = var(dict)
     staged: var[tuple[Edit, ...]] = var(())
+    sizes_readings: var[int] = var(0)
 
     def __init__(
         self,
@@ -489,6 +490,7 @@ class AnnexConsole(App[int]):
         sizes = message.report.sizes
         self.usage_history.add(time.time(), {u: float(s.size) for u, s in sizes.items()})
         self.sizes = message.report
+        self.sizes_readings += 1  # equal sizes read again still lengthen the trend
 
     def on_balance_loaded(self, message: BalanceLoaded) -> None:
         self.balance = message.report

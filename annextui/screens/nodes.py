@@ -139,7 +139,7 @@ class NodesScreen(RepoEditing):
         self.sort_by = "%use"
         self.reverse = True
         self.everything = False
-        for attr in ("sizes", "sizes_progress"):
+        for attr in ("sizes", "sizes_progress", "sizes_readings"):
             self.watch(self.app, attr, lambda _v: self._refresh(), init=False)
 
     def main_widget(self) -> Widget | None:

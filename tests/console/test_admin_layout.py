@@ -7,9 +7,7 @@ column headers)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +27,7 @@ SIZES = [(80, 24), (120, 36)]
 STAMP = "05:42:10 0000000"  # fixed.NOW in UTC, and the fixed branch commit, short
 
 
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    """The data stamp shows local time: make it the same everywhere."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if saved is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 Scenario = Callable[[AnnexConsole, Pilot[int]], Awaitable[None]]
@@ -123,7 +110,14 @@ def test_tables_fit_and_uuids_shorten(size: tuple[int, int]) -> None:
             assert "groups" not in shown
         else:
             assert shown == {
-                "repository", "uuid", "role", "trust", "groups", "size", "maxsize", "usage"
+                "repository",
+                "uuid",
+                "role",
+                "trust",
+                "groups",
+                "size",
+                "maxsize",
+                "usage",
             }
         uuids = [row[1] for row in table_rows(table)]
         assert f"{fixed.GW[:8]}…" in uuids

@@ -123,7 +123,7 @@ def test_proxies_list_and_reachability_on_demand(demo: DemoRepo) -> None:
     }
     # 120 columns: UUIDs shortened to their first 8 digits, so the other columns fit
     assert by_name["origin-node2"][3] == demo.uuids["node2"][:8] + "…"
-    assert by_name["origin-demo"][3] == demo.cluster_uuid
+    assert by_name["origin-demo"][3] == demo.cluster_uuid[:8] + "…"
     assert by_name["origin-demo"][5] == "cluster"
     assert by_name["origin-node3"][5] == "node of demo"
     assert all(r[6] == "not checked" for r in out["before"])

@@ -197,6 +197,7 @@ class AnnexConsole(App[int]):
         self.applied_at: float | None = None
         self._asking_quit = False
         self._refresh_asked: str | None = None  # `r` pressed: what the view re-reads besides
+        self.temporary: list[Path] = []  # removed when the console closes (remove_temporary)
         self.usage_history = Series()  # bytes per repository at every sizes load since start
 
     @property
@@ -227,6 +228,16 @@ class AnnexConsole(App[int]):
             save_settings(replace(load_settings(), theme=theme.name))
         except OSError as exc:
             self.notify(f"Theme not saved: {one_line(exc)}", severity="warning")
+
+    def remove_on_exit(self, path: Path) -> None:
+        self.temporary.append(path)
+
+    def remove_temporary(self) -> None:
+        import shutil
+
+        for path in self.temporary:
+            shutil.rmtree(path, ignore_errors=True)
+        self.temporary.clear()
 
     def open_backend(self, backend: ConsoleBackend) -> None:
         self.backend = backend
@@ -546,5 +557,8 @@ def run_console(path: str | os.PathLike[str], *, readonly: bool = False) -> int:
     except NotAnnexRepository:
         backend = None
     app = AnnexConsole(backend, readonly=readonly, missing=str(Path(path).resolve()))
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.remove_temporary()
     return app.return_code or 0

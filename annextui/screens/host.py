@@ -8,6 +8,7 @@ it; app.py checks that statically.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from textual.worker import Worker
@@ -67,6 +68,11 @@ class ConsoleHost(Protocol):
 
     def open_backend(self, backend: ConsoleBackend) -> None:
         """Show the repository `backend` reads (the welcome screen opens the demo so)."""
+        ...
+
+    def remove_on_exit(self, path: Path) -> None:
+        """A temporary directory of the console's own (the welcome screen's demo): removed
+        when the console closes."""
         ...
 
     def worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -278,14 +278,18 @@ def test_no_repository_offers_the_demo(tmp_path: Path) -> None:
         out["role"] = app.snapshot.role if app.snapshot else None
         out["path"] = app.backend.path if app.backend else None
 
-    run_app(None, scenario, missing=str(empty), check_nodes=False)
+    app = run_app(None, scenario, missing=str(empty), check_nodes=False)
     assert out["first"] is WelcomeScreen
     assert str(empty) in str(out["text"])
     assert out["role"] == "gateway"
     path = out["path"]
     assert isinstance(path, Path)
     assert path.name == "gateway"
-    shutil.rmtree(path.parent, ignore_errors=True)
+    # the temporary demo is removed when the console closes (run_console does it on exit)
+    assert app.temporary == [path.parent]
+    assert path.is_dir()
+    app.remove_temporary()
+    assert not path.parent.exists()
 
 
 def test_quit_with_q(demo_template: DemoRepo) -> None:

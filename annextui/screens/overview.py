@@ -81,7 +81,7 @@ class OverviewScreen(ConsoleScreen):
         self._refresh_all()
 
     def on_resize(self) -> None:
-        self._refresh_all()  # columns give way, or come back
+        self._refresh_all()  # columns give way, or come back; counts rewrap
 
     def refresh_view(self) -> None:
         self.action_check()
@@ -138,10 +138,11 @@ class OverviewScreen(ConsoleScreen):
             ("stored", human(total_bytes) if total_bytes is not None else "…"),
             ("staged edits", str(len(self.console.staged))),
         ]
+        per_line = 2 if self.narrow else 3  # the panel is half the screen's width
         self.query_one("#counts", Static).update(
             "\n".join(
-                "  ".join(f"[$text-muted]{k}[/] [b]{v}[/]" for k, v in counts[i : i + 3])
-                for i in range(0, len(counts), 3)
+                "  ".join(f"[$text-muted]{k}[/] [b]{v}[/]" for k, v in counts[i : i + per_line])
+                for i in range(0, len(counts), per_line)
             )
         )
 

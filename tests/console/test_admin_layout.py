@@ -291,3 +291,15 @@ def test_clicking_a_column_header_sorts_and_reverses() -> None:
         assert keys == sorted(keys)
 
     run((120, 36), nodes)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_overview_counts_all_on_screen(size: tuple[int, int]) -> None:
+    async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
+        await pilot.pause(0.2)
+        text = "\n".join(screen_lines(app))
+        for count in ("repositories 5", "clusters 1", "nodes 3", "keys 300", "staged edits 0"):
+            assert count in text, count
+        assert "demo cluster" in text  # and the table below still shows the cluster row
+
+    run(size, scenario)

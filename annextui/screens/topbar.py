@@ -18,6 +18,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from annextui.screens.literal import markup
+from annextui.screens.widgets import short_path
 
 #: Narrower than this, only the current view's tab shows its title (the others their key).
 FULL_TABS = 110
@@ -68,8 +69,6 @@ class TopBar(Horizontal):
         yield Static("", id="topbar-readonly")
 
     def show(self, state: TopBarState) -> None:
-        from annextui.screens.widgets import short_path
-
         self._state = state
         self.query_one("#topbar-title", Static).update(
             markup(

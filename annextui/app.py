@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,16 +25,20 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from annextui.backend.repo import NotAnnexRepository
 from annextui.console.backend import READONLY_MESSAGE, ConsoleBackend, ReadOnlyError
 from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit, EditOutcome, Preview
+from annextui.console.history import Series
 from annextui.console.reachability import Reachability
+from annextui.console.settings import load_settings, save_settings
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 from annextui.console.source import RepositoryBackend
+from annextui.failures import one_line
 from annextui.screens.balance import BalanceScreen
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen
@@ -45,6 +50,7 @@ from annextui.screens.nodes import NodesScreen
 from annextui.screens.overview import OverviewScreen
 from annextui.screens.preview import render_preview
 from annextui.screens.proxies import ProxiesScreen
+from annextui.screens.topbar import read_stamp
 from annextui.screens.transfers import TransfersScreen
 from annextui.screens.welcome import WelcomeScreen
 
@@ -182,6 +188,7 @@ class AnnexConsole(App[int]):
     balance: var[BalanceOverview | None] = var(None)
     reach: var[dict[str, Reachability]] = var(dict)
     staged: var[tuple[Edit, ...]] = var(())
+    sizes_readings: var[int] = var(0)
 
     def __init__(
         self,
@@ -198,6 +205,9 @@ class AnnexConsole(App[int]):
         self.check_nodes = check_nodes
         self.applied_at: float | None = None
         self._asking_quit = False
+        self._refresh_asked: str | None = None  # `r` pressed: what the view re-reads besides
+        self.temporary: list[Path] = []  # removed when the console closes (remove_temporary)
+        self.usage_history = Series()  # bytes per repository at every sizes load since start
 
     @property
     def readonly(self) -> bool:
@@ -208,10 +218,35 @@ class AnnexConsole(App[int]):
 
     # -- start -------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self._restore_theme()
         if self.backend is None:
             self.push_screen(WelcomeScreen(self.missing or os.getcwd()))
         else:
             self.open_backend(self.backend)
+
+    def _restore_theme(self) -> None:
+        """The theme last chosen in the palette, from the settings file; later choices are
+        saved there."""
+        theme = load_settings().theme
+        if theme is not None and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self._save_theme)
+
+    def _save_theme(self, theme: Theme) -> None:
+        try:
+            save_settings(replace(load_settings(), theme=theme.name))
+        except OSError as exc:
+            self.notify(f"Theme not saved: {one_line(exc)}", severity="warning")
+
+    def remove_on_exit(self, path: Path) -> None:
+        self.temporary.append(path)
+
+    def remove_temporary(self) -> None:
+        import shutil
+
+        for path in self.temporary:
+            shutil.rmtree(path, ignore_errors=True)
+        self.temporary.clear()
 
     def open_backend(self, backend: ConsoleBackend) -> None:
         self.backend = backend
@@ -330,6 +365,8 @@ class AnnexConsole(App[int]):
     def action_refresh(self) -> None:
         if self.backend is None:
             return
+        screen = self.screen
+        self._refresh_asked = screen.REFRESHES if isinstance(screen, ConsoleScreen) else ""
         self.load_snapshot()
         if isinstance(self.screen, ConsoleScreen):
             self.screen.refresh_view()
@@ -447,6 +484,9 @@ class AnnexConsole(App[int]):
         first = self.snapshot is None
         self._signature = message.signature
         self.snapshot = message.snapshot
+        if self._refresh_asked is not None:  # `r`: say what was read again
+            self.notify(refreshed_message(message.snapshot, self._refresh_asked), title="Refreshed")
+            self._refresh_asked = None
         # Paint the snapshot first: a cold size scan competes with the UI thread for the GIL.
         self.call_after_refresh(self.load_sizes, message.snapshot)
         if first and self.check_nodes:
@@ -471,7 +511,10 @@ class AnnexConsole(App[int]):
 
     def on_sizes_loaded(self, message: SizesLoaded) -> None:
         self.sizes_progress = None
+        sizes = message.report.sizes
+        self.usage_history.add(time.time(), {u: float(s.size) for u, s in sizes.items()})
         self.sizes = message.report
+        self.sizes_readings += 1  # equal sizes read again still lengthen the trend
 
     def on_balance_loaded(self, message: BalanceLoaded) -> None:
         self.balance = message.report
@@ -510,6 +553,16 @@ if TYPE_CHECKING:  # mypy checks that the app is the host its screens expect
     _host: type[ConsoleHost] = AnnexConsole
 
 
+def refreshed_message(snapshot: Snapshot, extra: str) -> str:
+    """The toast after `r`: what was read again, and from which branch commit."""
+    branch = f"git-annex branch {snapshot.head[:7]}" if snapshot.head else "git-annex branch"
+    parts = [f"{branch} and git config read at {read_stamp(snapshot.loaded_at, None)}"]
+    parts.append("sizes and balance recomputing")
+    if extra:
+        parts.append(extra)
+    return "; ".join(parts) + "."
+
+
 def run_console(path: str | os.PathLike[str], *, readonly: bool = False) -> int:
     """Open the console on the repository containing `path` (the demo is offered if none)."""
     try:
@@ -517,5 +570,8 @@ def run_console(path: str | os.PathLike[str], *, readonly: bool = False) -> int:
     except NotAnnexRepository:
         backend = None
     app = AnnexConsole(backend, readonly=readonly, missing=str(Path(path).resolve()))
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.remove_temporary()
     return app.return_code or 0

@@ -19,6 +19,13 @@ from annextui.failures import USER_ERRORS, report
 
 Handler = Callable[[argparse.Namespace], int]
 
+READONLY = "console: refuse every change"
+EXIT_STATUS = """exit status:
+  0  ok
+  1  failed: an error (`annextui: ...` on stderr; with --json a "success": false record)
+  2  usage: a command line that cannot be parsed (unknown word or option, missing argument)
+  wanted-check answers with its status: 0 wanted, 1 not wanted, 2 could not decide"""
+
 
 def _repo(args: argparse.Namespace) -> Repository:
     return Repository.discover(args.repo)
@@ -126,7 +133,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for line in demo.summary():
             print(line)
         return 0
-    return _open_console(str(demo.gateway), readonly=bool(getattr(args, "readonly", False)))
+    try:
+        return _open_console(str(demo.gateway), readonly=bool(getattr(args, "readonly", False)))
+    finally:
+        if args.path is None:  # a temporary directory of our own: nothing to keep after the look
+            import shutil
+
+            shutil.rmtree(demo.root, ignore_errors=True)
 
 
 def _open_console(path: str, *, readonly: bool) -> int:
@@ -163,14 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="annextui",
         description="Console and admin commands for git-annex proxies and clusters.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--readonly", action="store_true", help="console: refuse every change")
+    p.add_argument("--readonly", action="store_true", help=READONLY)
     p.add_argument("-C", "--repo", default=".", help="repository to open (default: .)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        sp = sub.add_parser(
+            name,
+            parents=[common],
+            help=help_,
+            description=help_,
+            epilog=EXIT_STATUS,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sp.set_defaults(handler=handler)
         return sp
 
@@ -211,9 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("merge", cmd_merge, "merge other git-annex branches into ours (union merge)")
     add("info", cmd_info, "repositories, proxies, clusters and maxsize")
     sp = add("demo", cmd_demo, "build a demo gateway with a cluster and open the console")
-    sp.add_argument("--path", default=None, help="where to build it (default: a temp dir)")
+    sp.add_argument(
+        "--path",
+        default=None,
+        help="where to build it and keep it (default: a temporary directory, removed on exit)",
+    )
     sp.add_argument("--keys", type=int, default=300, help="number of annexed keys")
-    sp.add_argument("--no-console", action="store_true", help="only build and describe it")
+    sp.add_argument(
+        "--no-console", action="store_true", help="only build and describe it (kept on disk)"
+    )
+    # SUPPRESS: `annextui --readonly demo` is not undone by this default.
+    sp.add_argument("--readonly", action="store_true", default=argparse.SUPPRESS, help=READONLY)
     sp = add("ssh-check", cmd_ssh_check, "how the gateway reaches an ssh node, and how fast")
     sp.add_argument("node", help="the node's remote name")
     sp = add("p2phttp", cmd_p2phttp, "serve the git-annex P2P protocol over HTTP")

@@ -1,7 +1,9 @@
 """Subcommands `sizes`, `balance` and `wanted-check` (registered into annextui's CLI).
 
 Each handler parses its options, calls the backend and prints; backend errors become a message on
-stderr (or a ``success: false`` JSON record) and exit status 1 -- 2 for unusable input. The only
+stderr (or a ``success: false`` JSON record) and exit status 1; 2 is argparse's, for a command
+line that does not parse (a bad ``--what-if`` included), and wanted-check's "cannot decide" (its 1
+means "not wanted"). The only
 terminal decoration is a progress bar for long size scans, drawn with rich on stderr when stderr
 is a terminal (or with ``--progress``); rich is imported here, never by the backend modules.
 """
@@ -58,6 +60,7 @@ def register(add: Add) -> None:
     sp.add_argument(
         "--what-if",
         action="append",
+        type=_scenario,
         default=[],
         metavar="SCENARIO",
         help=(
@@ -122,6 +125,16 @@ def register(add: Add) -> None:
     )
 
 
+def _scenario(text: str) -> object:
+    """A `--what-if` that does not parse is a usage error (exit 2), reported by argparse."""
+    from annextui.backend.balance import BalanceError, parse_scenario
+
+    try:
+        return parse_scenario(text)
+    except BalanceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _progress_option(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--progress",
@@ -152,14 +165,24 @@ def _fail(args: argparse.Namespace, command: str, exc: BaseException, code: int)
 def _guard(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     from annextui.backend.balance import BalanceError
     from annextui.backend.sizes import SizesError
+    from annextui.failures import USER_ERRORS
 
     try:
         return run(args)
-    except (_BadInput, BalanceError) as exc:
+    except BrokenPipeError:
+        raise  # the reader went away: annextui.cli.main's business
+    except USER_ERRORS as exc:
+        if command != "wanted-check":
+            raise  # reported by annextui.cli.main: exit 1
+        return _fail(args, command, exc, EXIT_BAD_INPUT)  # its 1 means "not wanted"
+    except _BadInput as exc:
         return _fail(args, command, exc, EXIT_BAD_INPUT)
+    except BalanceError as exc:
+        # wanted-check's exit 1 means "not wanted": it cannot also mean "could not decide".
+        code = EXIT_BAD_INPUT if command == "wanted-check" else EXIT_ERROR
+        return _fail(args, command, exc, code)
     except SizesError as exc:
         return _fail(args, command, exc, EXIT_ERROR)
-    # NotAnnexRepository, OSError (a broken pipe included): reported by annextui.cli.main.
 
 
 @contextmanager
@@ -277,9 +300,9 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def _balance(args: argparse.Namespace) -> int:
-    from annextui.backend.balance import Balance, parse_scenario
+    from annextui.backend.balance import Balance
 
-    scenarios = [parse_scenario(s) for s in args.what_if]
+    scenarios = args.what_if  # parsed by argparse (_scenario)
     repo = _open(args)
     try:
         with _progress(args, "balance") as progress:
@@ -378,10 +401,21 @@ def _wanted_check(args: argparse.Namespace) -> int:
         for key, u, wanted in wanted_check(repo, args.target, [item], drop=args.drop):
             if args.json:
                 print(json.dumps({"key": key, "repo": u, "wanted": wanted}))
+            else:
+                print(_wanted_line(key, args.target, u, wanted, drop=args.drop))
             return EXIT_OK if wanted else EXIT_NO
         return EXIT_NO
     finally:
         repo.git.close()
+
+
+def _wanted_line(key: str, target: str, uuid: str, wanted: bool, *, drop: bool) -> str:
+    """`KEY: wanted by here (UUID)`: the answer the exit status gives, for a person."""
+    if drop:
+        verdict = "would be dropped by" if wanted else "would be kept by"
+    else:
+        verdict = "wanted by" if wanted else "not wanted by"
+    return f"{key}: {verdict} {target} ({uuid})"
 
 
 _OBJECTS = "annex/objects/"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate screenshots/*.svg: one per view (and the edit review dialog) at 120x36, on the
-demo repository built in a temporary directory.
+"""Regenerate screenshots/*.svg: one per view (and the edit review dialog) at 120x36, and the
+overview, nodes and transfers at 80x24, on the demo repository built in a temporary directory.
 
 So that every view has something to show, the script adds two fresh uploads to the gateway
 (keys only the gateway has, which the balanced nodes want) and runs three transfers recorded
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from annextui.screens.clusters import ClustersScreen, Ref  # noqa: E402
 from annextui.screens.dialogs import ConfirmScreen  # noqa: E402
 
 SIZE = (120, 36)
+NARROW = (80, 24)
 CLIENT = "b097efc0-d294-47d7-ae35-c8e5d3ef3cc5"  # a client the gateway has not heard of
 
 
@@ -157,18 +159,38 @@ async def shoot(demo: DemoRepo, out: Path) -> list[Path]:
     return saved
 
 
+async def shoot_narrow(demo: DemoRepo, out: Path) -> list[Path]:
+    """The views an admin on a small terminal sees first, at 80x24."""
+    saved: list[Path] = []
+    app = AnnexConsole(RepositoryBackend(demo.gateway))
+    async with app.run_test(size=NARROW) as pilot:
+        await wait_for(pilot, lambda: app.balance is not None and len(app.reach) >= 3)
+        for key, name in (("1", "overview"), ("4", "nodes"), ("6", "transfers")):
+            await pilot.press(key)
+            await pilot.pause(1.0 if key == "6" else 0.3)
+            app.clear_notifications()
+            await pilot.pause(0.2)
+            path = out / f"{name}-80x24.svg"
+            path.write_text(app.export_screenshot(title=f"annextui — {name}, 80x24"))
+            saved.append(path)
+        await pilot.press("q")
+    return saved
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="annextui-shots-"))
+    os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")  # the default theme, not yours
     try:
         demo = build_demo(tmp / "demo")
         fresh_uploads(demo)
         traffic = FakeTraffic(demo)
         try:
             saved = asyncio.run(shoot(demo, args.out))
+            saved += asyncio.run(shoot_narrow(demo, args.out))
         finally:
             traffic.close()
     finally:

@@ -26,6 +26,29 @@ elif ! command -v tmux >/dev/null 2>&1; then
     apt_install || echo "warning: could not install tmux" >&2
 fi
 
+# Debian/Ubuntu's Python refuses pip installs outside a virtual environment (PEP 668's
+# EXTERNALLY-MANAGED marker): there, unless one is active, make and use .venv.
+externally_managed() {
+    "$1" - <<'PY'
+import os, sys, sysconfig
+in_venv = sys.prefix != sys.base_prefix
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if not in_venv and os.path.exists(marker) else 1)
+PY
+}
+if [ -n "${ANNEXTUI_VENV:-}" ] || externally_managed "$PYTHON"; then
+    venv="${ANNEXTUI_VENV:-.venv}"
+    if [ ! -x "$venv/bin/python" ]; then
+        "$PYTHON" -m venv "$venv" || {
+            echo "error: pip refuses a system install and '$PYTHON -m venv' failed;" \
+                "install python3-venv (apt) or activate a virtual environment" >&2
+            exit 1
+        }
+    fi
+    PYTHON="$(cd "$venv/bin" && pwd)/python"
+    export PATH="$(dirname "$PYTHON"):$PATH" # lint-imports and the console scripts
+fi
+
 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
     "$PYTHON" -m pip install -q -e '.[test]'
 

@@ -258,6 +258,13 @@ def read_maybe_double(text: str) -> float | None:
     return parsed[0]
 
 
+def readish_integer(text: str) -> int | None:
+    """``readish :: String -> Maybe Integer`` -- first parse of ``reads``, rest ignored, unbounded
+    (a negative number included: maxsize.log may hold one, `git annex maxsize R -- -5`)."""
+    parsed = _reads(text, _lex_int)
+    return parsed[0] if parsed is not None else None
+
+
 def readish_int(text: str) -> int | None:
     """``readish :: String -> Maybe Int`` -- first parse of ``reads``, rest ignored; the value
     wraps around to a 64-bit ``Int`` as ``fromInteger`` does."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from annextui.backend.branch import BranchView
+from annextui.backend.ghcread import readish_integer
 from annextui.backend.logs import (
     parse_map_log,
     parse_single_log,
@@ -107,8 +108,9 @@ def load_state(view: BranchView) -> AnnexState:
     trust.update(configured_trust(view.repo))
     maxsize = {}
     for u, v in _map_values(view, "maxsize.log").items():
-        if v.isdigit():
-            maxsize[u] = int(v)
+        n = readish_integer(v)  # parseMaxSize: readish, so a negative size counts as one
+        if n is not None:
+            maxsize[u] = n
     clusters = {}
     for cu, v in _map_values(view, "cluster.log").items():
         if is_cluster_uuid(cu):

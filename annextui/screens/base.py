@@ -3,20 +3,24 @@ worker failures handed to the app's one handler."""
 
 from __future__ import annotations
 
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets import DataTable
 from textual.worker import Worker
 
 from annextui.console.backend import READONLY_MESSAGE
 from annextui.console.snapshot import Snapshot
 from annextui.screens.host import ConsoleHost
-from annextui.screens.widgets import FilterBar, TopBar
+from annextui.screens.topbar import TopBar, TopBarState
+from annextui.screens.widgets import FilterBar, SortState
+
+ESSENTIAL_KEYS = frozenset({"app.quit", "app.help", "app.palette"})
 
 
 class ConsoleScreen(Screen[None]):
@@ -25,6 +29,8 @@ class ConsoleScreen(Screen[None]):
     VIEW: ClassVar[str] = ""
     TITLE_TEXT: ClassVar[str] = ""
     HELP: ClassVar[str] = ""
+    #: What `r` re-reads for this view beyond the snapshot, sizes and balance (its toast says).
+    REFRESHES: ClassVar[str] = ""
     #: Actions that would change the repository: greyed out (disabled) with --readonly.
     MUTATING: ClassVar[frozenset[str]] = frozenset()
     FILTERABLE: ClassVar[bool] = True
@@ -34,7 +40,20 @@ class ConsoleScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="view.clear_filter"),
     ]
 
+    #: Screen classes by width: `-narrow` below 100 columns (app.tcss lays views out for it).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (Screen's own type)
     filter_text: reactive[str] = reactive("")
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """`q`, `?` and `^p` first: a narrow footer is clipped on the right, and these stay."""
+        bindings = super().active_bindings
+        first = {k: ab for k, ab in bindings.items() if ab.binding.id in ESSENTIAL_KEYS}
+        return {**first, **{k: ab for k, ab in bindings.items() if k not in first}}
+
+    @property
+    def narrow(self) -> bool:
+        return self.has_class("-narrow")
 
     @property
     def console(self) -> ConsoleHost:
@@ -52,6 +71,10 @@ class ConsoleScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sort_state = SortState()
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._snapshot_changed, init=True)
@@ -79,12 +102,16 @@ class ConsoleScreen(Screen[None]):
     def update_topbar(self) -> None:
         snap = self.console.snapshot
         self.query_one(TopBar).show(
-            repo=str(snap.path) if snap else "loading…",
-            role=snap.role if snap else "",
-            views=self.console.view_keys(),
-            current=self.VIEW,
-            staged=len(self.console.staged),
-            readonly=self.console.readonly,
+            TopBarState(
+                repo=str(snap.path) if snap else "loading…",
+                role=snap.role if snap else "",
+                views=self.console.view_keys(),
+                current=self.VIEW,
+                staged=len(self.console.staged),
+                readonly=self.console.readonly,
+                read_at=snap.loaded_at if snap else None,
+                branch=snap.head if snap else None,
+            )
         )
 
     # -- hooks for subclasses ----------------------------------------------------------------
@@ -102,6 +129,22 @@ class ConsoleScreen(Screen[None]):
 
     def main_widget(self) -> Widget | None:
         return None
+
+    # -- sorting by a click on a column header ----------------------------------------------
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table is not self.main_widget() or event.column_key.value is None:
+            return
+        event.stop()
+        self.header_clicked(event.column_key.value)
+
+    def header_clicked(self, column: str) -> None:
+        """Sort by `column`, or reverse when it already is (views with their own sort keys
+        override this)."""
+        self.sort_state.toggle(column)
+        arrow = "↓" if self.sort_state.reverse else "↑"
+        self.notify(f"Sorted by {column} {arrow}", timeout=2)
+        self.filter_changed(self.filter_text)  # every view redraws its rows there
 
     # -- read-only ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -35,6 +35,10 @@ def key_label(app: App[object], keys: str, binding: Binding) -> str:
     return " ".join(app.get_key_display(binding.with_key(k)) for k in keys.split())
 
 
+#: Width of the key, where and state columns with cell padding, and the dialog's frame.
+HELP_OTHER_COLUMNS = 40
+
+
 class HelpScreen(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close help", id="help.close"),
@@ -67,13 +71,15 @@ class HelpScreen(Dialog[None]):
             self._keys,
             key=lambda kb: (kb[1].binding.id in self._global, kb[1].binding.id or ""),
         )
+        # The dialog is at most 90 columns; "does" takes what the other columns leave.
+        room = max(16, min(58, min(90, self.app.size.width - 4) - HELP_OTHER_COLUMNS))
         for keys, ab in rows:
             b = ab.binding
             where = "everywhere" if b.id in self._global else "this view"
             state = "" if ab.enabled else "(not now)"
             does = b.description + (f" — {b.tooltip}" if b.tooltip else "")
-            if len(does) > 58:
-                does = does[:57] + "…"
+            if len(does) > room:
+                does = does[: room - 1] + "…"
             table.add_row(
                 key_label(self.app, keys, b),
                 does,

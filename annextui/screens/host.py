@@ -8,6 +8,7 @@ it; app.py checks that statically.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from textual.worker import Worker
@@ -15,6 +16,7 @@ from textual.worker import Worker
 from annextui.console.backend import ConsoleBackend
 from annextui.console.balance_source import BalanceOverview
 from annextui.console.edits import Edit
+from annextui.console.history import Series
 from annextui.console.reachability import Reachability
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
@@ -47,6 +49,11 @@ class ConsoleHost(Protocol):
     @property
     def staged(self) -> tuple[Edit, ...]: ...
 
+    @property
+    def usage_history(self) -> Series:
+        """Bytes per repository at every sizes load since the console opened."""
+        ...
+
     def view_keys(self) -> list[tuple[str, str, str]]:
         """(key, mode name, title) of every view, for the top bar."""
         ...
@@ -61,6 +68,11 @@ class ConsoleHost(Protocol):
 
     def open_backend(self, backend: ConsoleBackend) -> None:
         """Show the repository `backend` reads (the welcome screen opens the demo so)."""
+        ...
+
+    def remove_on_exit(self, path: Path) -> None:
+        """A temporary directory of the console's own (the welcome screen's demo): removed
+        when the console closes."""
         ...
 
     def worker_state_changed(self, event: Worker.StateChanged) -> None:

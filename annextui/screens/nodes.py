@@ -14,11 +14,14 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from annextui.console.history import spark
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 from annextui.screens.node_edits import RepoEditing
 from annextui.screens.widgets import (
+    Column,
     Row,
+    fit_table,
     human,
     matches,
     selected_key,
@@ -29,6 +32,23 @@ from annextui.screens.widgets import (
 )
 
 SORTS = ("name", "%use", "size", "keys", "maxsize")
+HEADER_SORTS = {"node": "name", "keys": "keys", "size": "size", "maxsize": "maxsize"}
+HEADER_SORTS |= {k: "%use" for k in ("bar", "use", "var", "delta")}
+TREND = 10  # samples shown in the trend column
+
+COLUMNS = [
+    Column("node", "node", 0, 8),
+    Column("cluster", "cluster", 5, 8),
+    Column("groups", "groups", 6, 8),
+    Column("keys", "keys", 3, 6),
+    Column("size", "size", 1, 8),
+    Column("maxsize", "maxsize", 2, 8),
+    Column("bar", "usage", 1, 20),
+    Column("use", "%use", 0, 6),
+    Column("var", "VAR", 5, 5),
+    Column("delta", "Δmean", 6, 6),
+    Column("trend", "trend", 4, TREND),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +116,8 @@ class NodesScreen(RepoEditing):
     HELP = (
         "Free space per node: keys and bytes from the location logs, maxsize from the branch, "
         "%use = size / maxsize, VAR = %use / mean %use (Ceph's osd df), Δmean in percentage "
-        "points. Sizes come from a worker and an incremental cache, so the table is usable "
+        "points; trend: the node's bytes at every size reading since the console opened. "
+        "Sizes come from a worker and an incremental cache, so the table is usable "
         "before they arrive. s changes the sort column, o reverses it, a shows every "
         "repository instead of only cluster nodes; g/w/m stage a change of the selected "
         "repository's groups, wanted or maxsize."
@@ -118,21 +139,7 @@ class NodesScreen(RepoEditing):
         self.sort_by = "%use"
         self.reverse = True
         self.everything = False
-        table: DataTable[object] = self.query_one(DataTable)
-        for label, key in (
-            ("node", "node"),
-            ("cluster", "cluster"),
-            ("groups", "groups"),
-            ("keys", "keys"),
-            ("size", "size"),
-            ("maxsize", "maxsize"),
-            ("usage", "bar"),
-            ("%use", "use"),
-            ("VAR", "var"),
-            ("Δmean", "delta"),
-        ):
-            table.add_column(label, key=key)
-        for attr in ("sizes", "sizes_progress"):
+        for attr in ("sizes", "sizes_progress", "sizes_readings"):
             self.watch(self.app, attr, lambda _v: self._refresh(), init=False)
 
     def main_widget(self) -> Widget | None:
@@ -147,9 +154,21 @@ class NodesScreen(RepoEditing):
     def filter_changed(self, text: str) -> None:
         self._refresh()
 
+    def on_resize(self) -> None:
+        self._refresh()  # columns give way, or come back
+
     def action_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
         self.reverse = self.sort_by != "name"
+        self._refresh()
+
+    def header_clicked(self, column: str) -> None:
+        """A click on a header sorts by that column's figure (a second click reverses)."""
+        by = HEADER_SORTS.get(column)
+        if by is None:
+            return
+        self.reverse = not self.reverse if by == self.sort_by else by != "name"
+        self.sort_by = by
         self._refresh()
 
     def action_reverse(self) -> None:
@@ -169,6 +188,9 @@ class NodesScreen(RepoEditing):
         uses = [n.use for n in usages if n.use is not None]
         mean = statistics.fmean(uses) if uses else None
         rows = []
+        table: DataTable[object] = self.query_one(DataTable)
+        keys = fit_table(table, COLUMNS, self.size.width - 2)
+        history = self.console.usage_history
         for n in sort_usages(usages, self.sort_by, self.reverse):
             hay = " ".join([n.label, n.uuid, n.clusters, n.groups])
             if not matches(hay, self.filter_text):
@@ -178,18 +200,24 @@ class NodesScreen(RepoEditing):
             var = use / mean if use is not None and mean else None
             delta = (use - mean) * 100 if use is not None and mean is not None else None
             pending = "…" if sizes is None else ""
-            cells = (
-                styled(self.app, n.label, "accent" if n.uuid == snap.uuid else None, bold=True),
-                Text(n.clusters),
-                Text(n.groups),
-                Text(str(n.keys) if n.keys is not None else pending, justify="right"),
-                Text(human(n.bytes) if n.bytes is not None else pending, justify="right"),
-                Text(human(n.maxsize) if n.maxsize is not None else "-", justify="right"),
-                usage_bar(self.app, use),
-                styled(self.app, f"{use:.1%}" if use is not None else pending or "-", state),
-                Text(f"{var:.2f}" if var is not None else "", justify="right"),
-                Text(f"{delta:+.1f}" if delta is not None else "", justify="right"),
-            )
+            cell = {
+                "node": styled(
+                    self.app, n.label, "accent" if n.uuid == snap.uuid else None, bold=True
+                ),
+                "cluster": Text(n.clusters),
+                "groups": Text(n.groups),
+                "keys": Text(str(n.keys) if n.keys is not None else pending, justify="right"),
+                "size": Text(human(n.bytes) if n.bytes is not None else pending, justify="right"),
+                "maxsize": Text(
+                    human(n.maxsize) if n.maxsize is not None else "-", justify="right"
+                ),
+                "bar": usage_bar(self.app, use),
+                "use": styled(self.app, f"{use:.1%}" if use is not None else pending or "-", state),
+                "var": Text(f"{var:.2f}" if var is not None else "", justify="right"),
+                "delta": Text(f"{delta:+.1f}" if delta is not None else "", justify="right"),
+                "trend": styled(self.app, spark(history.values(n.uuid), TREND), "accent"),
+            }
+            cells = tuple(cell[k] for k in keys)
             rows.append(Row(n.uuid, cells))
         sync_table(self.query_one(DataTable), rows)
         self._summary(usages, uses, mean, sizes)

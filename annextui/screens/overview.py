@@ -4,17 +4,33 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.app import ComposeResult
+from rich.text import Text
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Static
 
 from annextui.console.alerts import compute_alerts
+from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.literal import literal, markup
-from annextui.screens.widgets import Row, human, matches, short_path, styled, sync_table
+from annextui.screens.widgets import (
+    Column,
+    Row,
+    fit_table,
+    human,
+    matches,
+    short_path,
+    short_uuid_cell,
+    sort_rows,
+    styled,
+    sync_table,
+    theme_style,
+    usage_bar,
+    usage_state,
+)
 
 ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
 
@@ -22,10 +38,12 @@ ICONS = {"error": "✖", "warning": "▲", "ok": "✔", "muted": "…"}
 class OverviewScreen(ConsoleScreen):
     VIEW = "overview"
     TITLE_TEXT = "Overview"
+    REFRESHES = "node reachability checked again"
     HELP = (
         "This repository, its role (gateway, proxy, node or plain repository), counts, and the "
         "alerts that need attention: a node over 90% of its maxsize, unreachable nodes, "
-        "content that is not balanced yet. Below, every repository the git-annex branch knows."
+        "content that is not balanced yet. Below, every repository the git-annex branch knows, "
+        "with its usage (size / maxsize) as a bar; a cluster's row totals its nodes."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -48,8 +66,6 @@ class OverviewScreen(ConsoleScreen):
         yield DataTable(id="repos", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table: DataTable[object] = self.query_one("#repos", DataTable)
-        table.add_columns("repository", "uuid", "role", "trust", "groups", "size", "maxsize")
         self.query_one("#repo-panel").border_title = "This repository"
         self.query_one("#alerts-panel").border_title = "Alerts"
         for attr in ("sizes", "balance", "reach"):
@@ -63,6 +79,9 @@ class OverviewScreen(ConsoleScreen):
 
     def filter_changed(self, text: str) -> None:
         self._refresh_all()
+
+    def on_resize(self) -> None:
+        self._refresh_all()  # columns give way, or come back; counts rewrap
 
     def refresh_view(self) -> None:
         self.action_check()
@@ -119,10 +138,11 @@ class OverviewScreen(ConsoleScreen):
             ("stored", human(total_bytes) if total_bytes is not None else "…"),
             ("staged edits", str(len(self.console.staged))),
         ]
+        per_line = 2 if self.narrow else 3  # the panel is half the screen's width
         self.query_one("#counts", Static).update(
             "\n".join(
-                "  ".join(f"[$text-muted]{k}[/] [b]{v}[/]" for k, v in counts[i : i + 3])
-                for i in range(0, len(counts), 3)
+                "  ".join(f"[$text-muted]{k}[/] [b]{v}[/]" for k, v in counts[i : i + per_line])
+                for i in range(0, len(counts), per_line)
             )
         )
 
@@ -153,22 +173,68 @@ class OverviewScreen(ConsoleScreen):
             snap.repos.values(),
             key=lambda r: (not r.here, r.is_cluster, r.uuid in _BUILTIN, r.label),
         )
+        narrow = self.size.width < WHOLE_UUIDS
+        keys = fit_table(table, _columns(narrow), self.size.width - 2)
         for r in order:
             role = _role(snap, r.uuid)
-            size = sizes.sizes.get(r.uuid) if sizes else None
-            cells = (
-                styled(self.app, r.label, "accent" if r.here else None, bold=r.here),
-                styled(self.app, r.uuid, "muted"),
-                role,
-                r.trust.label,
-                " ".join(r.groups),
-                human(size.size) if size else ("" if sizes else "…"),
-                human(r.maxsize) if r.maxsize is not None else "",
-            )
+            used, cap = _usage(snap, r.uuid, sizes)
+            cell = {
+                "repository": styled(self.app, r.label, "accent" if r.here else None, bold=r.here),
+                "uuid": styled(self.app, short_uuid_cell(r.uuid, narrow), "muted"),
+                "role": role,
+                "trust": r.trust.label,
+                "groups": " ".join(r.groups),
+                "size": human(used) if used is not None else ("" if sizes else "…"),
+                "maxsize": human(cap) if cap is not None else "",
+                "usage": _usage_cell(self.app, used, cap),
+            }
+            cells = tuple(cell[k] for k in keys)
             text = " ".join([r.label, r.uuid, r.description, role, " ".join(r.groups)])
             if matches(text, self.filter_text):
                 rows.append(Row(r.uuid, cells))
-        sync_table(table, rows)
+        sync_table(table, sort_rows(rows, self.sort_state, keys))
+
+
+def _columns(narrow: bool) -> list[Column]:
+    return [
+        Column("repository", "repository", 0, 14),
+        Column("uuid", "uuid", 3, 9 if narrow else 36),
+        Column("role", "role", 1, 18),
+        Column("trust", "trust", 4, 11),
+        Column("groups", "groups", 5, 8),
+        Column("size", "size", 2, 8),
+        Column("maxsize", "maxsize", 3, 8),
+        Column("usage", "usage", 2, USAGE_BAR + 5),
+    ]
+
+
+USAGE_BAR = 10
+WHOLE_UUIDS = 140  # narrower than this, UUIDs are shortened to leave room for the other columns
+
+
+def _usage(snap: Snapshot, uuid: str, sizes: SizesReport | None) -> tuple[int | None, int | None]:
+    """(bytes stored, maxsize) of a repository; of a cluster, its nodes' totals (the maxsize
+    total only over nodes that have one)."""
+    row = snap.repos[uuid]
+    cluster = snap.cluster(uuid) if row.is_cluster else None
+    members = list(cluster.nodes) if cluster is not None else [uuid]
+    used = None
+    if sizes is not None:
+        held = [sizes.sizes[u].size for u in members if u in sizes.sizes]
+        used = sum(held) if held or cluster is not None else None
+    caps = [snap.repos[u].maxsize for u in members if u in snap.repos]
+    known = [c for c in caps if c is not None]
+    return used, (sum(known) if known else None)
+
+
+def _usage_cell(app: App[object], used: int | None, cap: int | None) -> Text:
+    """`████░░░░░░ 37%`, coloured by how full; nothing without a maxsize."""
+    if used is None or not cap:
+        return Text("")
+    fraction = used / cap
+    cell = usage_bar(app, fraction, USAGE_BAR)
+    cell.append(f" {fraction:4.0%}", style=theme_style(app, usage_state(fraction)))
+    return cell
 
 
 _BUILTIN = {"00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"}

@@ -7,6 +7,7 @@ import re
 
 from textual.content import Content
 
+from annextui.backend.ghcread import readish_integer
 from annextui.backend.units import format_precise
 from annextui.console.edits import BranchChange, Preview
 from annextui.console.snapshot import Snapshot
@@ -28,8 +29,9 @@ def _labelled(value: str, snapshot: Snapshot | None) -> str:
 
 
 def _value(change: BranchChange, value: str, snapshot: Snapshot | None) -> str:
-    if change.file == "maxsize.log" and value.isdigit():
-        return f"{value}  ({format_precise(int(value))})"
+    n = readish_integer(value) if change.file == "maxsize.log" else None
+    if n is not None:
+        return f"{value}  ({format_precise(n)})"
     if change.file == "proxy.log":
         return " ".join(w.partition(":")[2] or w for w in value.split())
     if change.file == "cluster.log" and snapshot is not None:

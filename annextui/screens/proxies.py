@@ -14,7 +14,17 @@ from textual.widgets import DataTable, Static
 from annextui.console.reachability import Reachability
 from annextui.console.snapshot import Snapshot
 from annextui.screens.base import ConsoleScreen
-from annextui.screens.widgets import Row, matches, selected_key, styled, sync_table
+from annextui.screens.widgets import (
+    Column,
+    Row,
+    fit_table,
+    matches,
+    selected_key,
+    short_uuid_cell,
+    sort_rows,
+    styled,
+    sync_table,
+)
 
 CLIENT_REMOTE = "origin"
 
@@ -22,6 +32,7 @@ CLIENT_REMOTE = "origin"
 class ProxiesScreen(ConsoleScreen):
     VIEW = "proxies"
     TITLE_TEXT = "Proxies"
+    REFRESHES = "proxied remotes checked again"
     HELP = (
         "Every proxy recorded in the git-annex branch (proxy.log) and each remote it proxies "
         "for. 'client name' is the remote a client instantiates: PROXYREMOTE-NAME, shown with "
@@ -42,10 +53,6 @@ class ProxiesScreen(ConsoleScreen):
         yield DataTable(id="proxies", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table: DataTable[object] = self.query_one(DataTable)
-        table.add_columns(
-            "proxy", "client name", "logged as", "uuid", "description", "kind", "reachability"
-        )
         self.watch(self.app, "reach", lambda _v: self._refresh(), init=False)
 
     def main_widget(self) -> Widget | None:
@@ -56,6 +63,9 @@ class ProxiesScreen(ConsoleScreen):
 
     def filter_changed(self, text: str) -> None:
         self._refresh()
+
+    def on_resize(self) -> None:
+        self._refresh()  # columns give way, or come back
 
     def refresh_view(self) -> None:
         self.action_check_all()
@@ -82,6 +92,9 @@ class ProxiesScreen(ConsoleScreen):
             return
         reach = self.console.reach
         rows = []
+        table: DataTable[object] = self.query_one(DataTable)
+        narrow = self.size.width < WHOLE_UUIDS
+        keys = fit_table(table, _columns(narrow), self.size.width - 2)
         for key, uuid, texts, proxy in self._rows(snap):
             proxy_label, name, logged, _u, desc = texts
             row = snap.repos.get(uuid)
@@ -91,18 +104,19 @@ class ProxiesScreen(ConsoleScreen):
                 kind = "node of " + ", ".join(snap.cluster_name(c) for c in row.clusters)
             else:
                 kind = "remote"
-            cells = (
-                styled(self.app, proxy_label, "accent" if proxy == snap.uuid else None),
-                Text(name),
-                Text(logged),
-                styled(self.app, uuid, "muted"),
-                Text(desc),
-                Text(kind),
-                self._reach_cell(reach.get(uuid)),
-            )
+            cell = {
+                "proxy": styled(self.app, proxy_label, "accent" if proxy == snap.uuid else None),
+                "name": Text(name),
+                "logged": Text(logged),
+                "uuid": styled(self.app, short_uuid_cell(uuid, narrow), "muted"),
+                "description": Text(desc),
+                "kind": Text(kind),
+                "reach": self._reach_cell(reach.get(uuid)),
+            }
+            cells = tuple(cell[k] for k in keys)
             if matches(" ".join(texts) + " " + kind, self.filter_text):
                 rows.append(Row(key, cells))
-        sync_table(self.query_one(DataTable), rows)
+        sync_table(table, sort_rows(rows, self.sort_state, keys))
         n_proxies = len(snap.info.proxies)
         n = sum(len(p.proxied) for p in snap.info.proxies)
         bad = sum(1 for _k, u, _t, _p in self._rows(snap) if u in reach and not reach[u].ok)
@@ -136,3 +150,18 @@ class ProxiesScreen(ConsoleScreen):
         uuids = sorted({u for _k, u, _t, _p in self._rows(snap)})
         self.notify(f"Checking {len(uuids)} remotes…")
         self.console.check_reachability(uuids)
+
+
+WHOLE_UUIDS = 140  # narrower than this, UUIDs are shortened to leave room for the other columns
+
+
+def _columns(narrow: bool) -> list[Column]:
+    return [
+        Column("proxy", "proxy", 1, 8),
+        Column("name", "client name", 0, 14),
+        Column("logged", "logged as", 3, 9),
+        Column("uuid", "uuid", 4, 9 if narrow else 36),
+        Column("description", "description", 2, 12),
+        Column("kind", "kind", 5, 12),
+        Column("reach", "reachability", 0, 14),
+    ]

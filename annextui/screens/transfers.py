@@ -11,18 +11,45 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Sparkline, Static
 from textual.worker import Worker, get_current_worker
 
+from annextui.console.history import Series, rates_by
 from annextui.console.snapshot import Snapshot
 from annextui.console.transfers_source import TransferSample, TransferSampler, totals
 from annextui.screens.base import ConsoleScreen
-from annextui.screens.widgets import Row, human, matches, styled, sync_table, usage_bar
+from annextui.screens.literal import literal
+from annextui.screens.widgets import (
+    Column,
+    Row,
+    fit_table,
+    human,
+    matches,
+    sort_rows,
+    styled,
+    sync_table,
+    usage_bar,
+)
 
 POLL_SECONDS = 0.3
+WINDOW_SECONDS = 180  # the sparklines' span
+COLUMNS = [
+    Column("dir", " ", 0, 1),
+    Column("at", "at", 3, 8),
+    Column("peer", "peer", 2, 10),
+    Column("file", "file", 0, 23),
+    Column("bar", "progress", 4, 16),
+    Column("pct", "%", 1, 4),
+    Column("done", "done", 5, 8),
+    Column("size", "size", 5, 7),
+    Column("rate", "rate", 1, 10),
+    Column("elapsed", "time", 6, 5),
+    Column("eta", "eta", 2, 4),
+]
 
 
 class TransfersSampled(Message):
@@ -34,6 +61,26 @@ class TransfersSampled(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TransfersSampled)
+
+
+class ThroughputLine(Horizontal):
+    """`node1  ▁▂▅█▇▃  12.0 MB/s`: a repository's throughput over the window."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.label = Static("", classes="tp-label")
+        self.spark = Sparkline([0.0], summary_function=max, classes="tp-spark")
+        self.rate = Static("", classes="tp-rate")
+
+    def compose(self) -> ComposeResult:
+        yield self.label
+        yield self.spark
+        yield self.rate
+
+    def show(self, label: str, values: list[float]) -> None:
+        self.label.update(literal(label))
+        self.spark.data = values or [0.0]
+        self.rate.update(_rate(values[-1] if values else 0.0) or "idle")
 
 
 def _duration(seconds: float | None) -> str:
@@ -54,12 +101,14 @@ def _rate(rate: float | None) -> str:
 class TransfersScreen(ConsoleScreen):
     VIEW = "transfers"
     TITLE_TEXT = "Transfers"
+    REFRESHES = "live transfers sampled"
     HELP = (
         "Live transfers in this repository and its local-path remotes, from git-annex's "
         "transfer information files (annex/transfer/): transfers by a real git-annex show up "
         "as well as the gateway's own. A transfer is live while its lock is held. Progress is "
         "the byte count git-annex writes, or for downloads the size of the temporary file; "
-        "rates come from successive samples. Refreshed a few times a second; p pauses, "
+        "rates come from successive samples. Above, each repository's throughput (and the "
+        "whole gateway's) over the last minutes. Refreshed a few times a second; p pauses, "
         "r samples now."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -70,6 +119,7 @@ class TransfersScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="transfers-summary")
+        yield Vertical(id="throughput", classes="panel")
         yield DataTable(id="transfers", cursor_type="row", zebra_stripes=True)
         yield Static("", id="transfers-empty")
 
@@ -79,21 +129,10 @@ class TransfersScreen(ConsoleScreen):
         self.sample: TransferSample | None = None
         self._poller: Worker[None] | None = None
         self._timer: Timer | None = None
-        table: DataTable[object] = self.query_one(DataTable)
-        for label, key in (
-            (" ", "dir"),
-            ("at", "at"),
-            ("peer", "peer"),
-            ("file", "file"),
-            ("progress", "bar"),
-            ("%", "pct"),
-            ("done", "done"),
-            ("size", "size"),
-            ("rate", "rate"),
-            ("time", "elapsed"),
-            ("eta", "eta"),
-        ):
-            table.add_column(label, key=key)
+        self.throughput = Series()  # bytes per second per repository, sample after sample
+        self.query_one(
+            "#throughput"
+        ).border_title = f"Throughput, last {WINDOW_SECONDS // 60} minutes"
 
     def on_screen_resume(self) -> None:
         if self._timer is None:
@@ -114,6 +153,9 @@ class TransfersScreen(ConsoleScreen):
 
     def filter_changed(self, text: str) -> None:
         self._redraw()
+
+    def on_resize(self) -> None:
+        self._redraw()  # columns give way, or come back
 
     def refresh_view(self) -> None:
         self._tick(force=True)
@@ -145,6 +187,8 @@ class TransfersScreen(ConsoleScreen):
         if self.paused and self.sample is not None:
             return
         self.sample = message.sample
+        rates = rates_by([(v.where, v.rate) for v in message.sample.transfers])
+        self.throughput.add(message.sample.at, rates)
         self._redraw()
 
     def _redraw(self) -> None:
@@ -155,31 +199,34 @@ class TransfersScreen(ConsoleScreen):
         views = sample.transfers if sample else ()
         now = sample.at if sample else time.time()
         rows = []
+        keys = fit_table(self.query_one(DataTable), COLUMNS, self.size.width - 2)
         for v in views:
             arrow, state = ("↑", "primary") if v.direction == "upload" else ("↓", "accent")
             peer = snap.label(v.peer) if v.peer in snap.repos else f"{v.peer[:8]}…"
             name = v.file or v.key
             frac = v.fraction
-            cells = (
-                styled(self.app, arrow, state, bold=True),
-                Text(snap.label(v.where)),
-                Text(peer),
-                Text(name if len(name) <= 28 else "…" + name[-27:]),
-                usage_bar(self.app, frac, 16)
+            cell = {
+                "dir": styled(self.app, arrow, state, bold=True),
+                "at": Text(snap.label(v.where)),
+                "peer": Text(peer),
+                "file": Text(name if len(name) <= 28 else "…" + name[-27:]),
+                "bar": usage_bar(self.app, frac, 16)
                 if frac is not None
                 else styled(self.app, "·" * 16, "muted"),
-                Text(f"{frac:.0%}" if frac is not None else "?", justify="right"),
-                Text(human(v.done) if v.done is not None else "?", justify="right"),
-                Text(human(v.total) if v.total is not None else "?", justify="right"),
-                Text(_rate(v.rate), justify="right"),
-                Text(_duration(now - v.started if v.started else None), justify="right"),
-                Text(_duration(v.eta), justify="right"),
-            )
+                "pct": Text(f"{frac:.0%}" if frac is not None else "?", justify="right"),
+                "done": Text(human(v.done) if v.done is not None else "?", justify="right"),
+                "size": Text(human(v.total) if v.total is not None else "?", justify="right"),
+                "rate": Text(_rate(v.rate), justify="right"),
+                "elapsed": Text(_duration(now - v.started if v.started else None), justify="right"),
+                "eta": Text(_duration(v.eta), justify="right"),
+            }
+            cells = tuple(cell[k] for k in keys)
             hay = " ".join([v.direction, snap.label(v.where), peer, v.key, v.file or ""])
             if matches(hay, self.filter_text):
                 rows.append(Row(v.row_key, cells))
-        sync_table(self.query_one(DataTable), rows)
+        sync_table(self.query_one(DataTable), sort_rows(rows, self.sort_state, keys))
         self._summary(views, sample)
+        self._sparklines(snap, now)
         empty = self.query_one("#transfers-empty", Static)
         empty.update(
             ""
@@ -187,6 +234,25 @@ class TransfersScreen(ConsoleScreen):
             else "[$text-muted]No transfers running. They appear here while "
             "git-annex or the gateway moves content in this repository or its local nodes.[/]"
         )
+
+    def _sparklines(self, snap: Snapshot, now: float) -> None:
+        """One line per watched repository and one for the whole gateway: label, the last
+        minutes of bytes per second as a Sparkline, and the rate now."""
+        places = list(self.tracker.annexdirs) if self.tracker else []
+        since = now - WINDOW_SECONDS
+        lines = [("all", "whole gateway", self.throughput.totals(since))]
+        lines += [(u, snap.label(u), self.throughput.values(u, since)) for u in places]
+        box = self.query_one("#throughput", Vertical)
+        have = {child.id: child for child in box.query(ThroughputLine)}
+        for key, label, values in lines:
+            line_id = f"tp-{key}"
+            line = have.pop(line_id, None)
+            if line is None:
+                line = ThroughputLine(id=line_id)
+                box.mount(line)
+            line.show(label, values)
+        for stale in have.values():
+            stale.remove()
 
     def _summary(self, views: tuple[object, ...], sample: TransferSample | None) -> None:
         if sample is None:

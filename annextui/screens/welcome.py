@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, cast
 
 from textual import on, work
@@ -18,7 +19,8 @@ from annextui.screens.literal import markup
 
 
 class DemoBuilt(Message):
-    def __init__(self, gateway: str, summary: list[str]) -> None:
+    def __init__(self, root: Path, gateway: str, summary: list[str]) -> None:
+        self.root = root
         self.gateway = gateway
         self.summary = summary
         super().__init__()
@@ -75,12 +77,13 @@ class WelcomeScreen(Screen[None]):
         from annextui.backend.demo import build_demo
 
         demo = build_demo(None)
-        self.post_message(DemoBuilt(str(demo.gateway), demo.summary()))
+        self.post_message(DemoBuilt(demo.root, str(demo.gateway), demo.summary()))
 
     def on_demo_built(self, message: DemoBuilt) -> None:
         from annextui.console.source import RepositoryBackend
 
         app = cast(ConsoleHost, self.app)
+        app.remove_on_exit(message.root)  # a temporary demo: gone when the console closes
         backend = RepositoryBackend(message.gateway, readonly=app.readonly)
         self.dismiss(None)
         app.open_backend(backend)

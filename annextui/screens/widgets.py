@@ -1,4 +1,4 @@
-"""Widgets and helpers shared by the screens: the top bar, the `/` filter bar, table syncing
+"""Widgets and helpers shared by the screens: the `/` filter bar, table syncing
 that keeps the cursor, usage bars, and state styles taken from the theme."""
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.containers import Horizontal
-from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import DataTable, Input, Label
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from annextui.backend.units import format_rough
-from annextui.screens.literal import clean, markup
+from annextui.screens.literal import clean
 
 # Semantic states -> theme variables (widgets use CSS classes `-ok`, `-warning`, `-error`,
 # `-muted` mapped in app.tcss; table cells, which are Rich text, resolve the same variables).
@@ -156,38 +155,6 @@ def matches(text: str, needle: str) -> bool:
     return all(word in hay for word in needle.lower().split())
 
 
-class TopBar(Static):
-    """One line: the repository, its role, the views (current one highlighted), and badges."""
-
-    def show(
-        self,
-        *,
-        repo: str,
-        role: str,
-        views: Sequence[tuple[str, str, str]],
-        current: str,
-        staged: int,
-        readonly: bool,
-    ) -> None:
-        parts = [
-            markup(
-                "[b]annextui[/] [$text-muted]$repo[/] [$text-accent]$role[/]  ",
-                repo=short_path(repo),
-                role=role,
-            )
-        ]
-        for key, name, title in views:
-            if name == current:
-                parts.append(Content.from_markup(f"[reverse $text-primary] {key} {title} [/]"))
-            else:
-                parts.append(Content.from_markup(f" [$text-muted]{key}[/] {title} "))
-        if staged:
-            parts.append(Content.from_markup(f"  [$text-warning]● {staged} staged[/]"))
-        if readonly:
-            parts.append(Content.from_markup("  [reverse $text-warning] READ-ONLY [/]"))
-        self.update(Content("").join(parts))
-
-
 def short_path(path: str, width: int = 32) -> str:
     """`…/demo/gateway`: the tail of a long path, whole components only where possible."""
     if len(path) <= width:
@@ -246,3 +213,89 @@ class FilterBar(Horizontal):
 def human(n: int) -> str:
     """A size for tables: git-annex's rough format with one decimal (`11.2 GB`)."""
     return format_rough(n, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: `rank` 0 is the last to give way when the table is too narrow; `width`
+    is what its cells usually need."""
+
+    key: str
+    label: str
+    rank: int
+    width: int
+
+
+def fitting_columns(columns: Sequence[Column], width: int) -> list[Column]:
+    """The columns that fit in `width` cells, dropping the least important first (display
+    order kept). DataTable pads every cell by one on each side."""
+    kept = list(columns)
+    while len(kept) > 1 and sum(c.width + 2 for c in kept) > width:
+        kept.remove(max(kept, key=lambda c: (c.rank, kept.index(c))))
+    return kept
+
+
+def fit_table(table: DataTable[Any], columns: Sequence[Column], width: int) -> list[str]:
+    """Give `table` the columns that fit (rebuilt only when the set changes); their keys."""
+    keys = [c.key for c in fitting_columns(columns, width)]
+    if [k.value for k in table.columns] != keys:
+        table.clear(columns=True)
+        for c in columns:
+            if c.key in keys:
+                table.add_column(c.label, key=c.key)
+    return keys
+
+
+def short_uuid_cell(uuid: str, narrow: bool) -> str:
+    """A UUID in a table: whole when there is room, its first 8 digits and `…` when narrow."""
+    return f"{uuid[:8]}…" if narrow else uuid
+
+
+@dataclass(slots=True)
+class SortState:
+    """The column a table is sorted by (None: the view's own order) and its direction; a click
+    on a column header sorts by it, a second click reverses."""
+
+    column: str | None = None
+    reverse: bool = False
+
+    def toggle(self, column: str) -> None:
+        if self.column == column:
+            self.reverse = not self.reverse
+        else:
+            self.column, self.reverse = column, False
+
+
+_BAR = "█▉▊▋▌▍▎▏░· "
+
+
+def sort_value(cell: object) -> tuple[int, float, str]:
+    """How a cell sorts: numbers (sizes in git-annex's units, `37%`, `1.97`) by value, text
+    alphabetically after them, empty cells last; a usage bar by the figure after it."""
+    text = str(getattr(cell, "plain", cell)).lstrip(_BAR).strip()
+    if not text or text in ("…", "-", "?"):
+        return (2, 0.0, "")
+    number = text.rstrip("%")
+    try:
+        return (0, float(number), "")
+    except ValueError:
+        pass
+    from annextui.backend.units import SizeError, parse_size
+
+    try:
+        return (0, float(parse_size(text.removesuffix("/s"))), "")
+    except SizeError:
+        return (1, 0.0, text.lower())
+
+
+def sort_rows(rows: Sequence[Row], state: SortState, keys: Sequence[str]) -> list[Row]:
+    """`rows` in the order a header click asked for (empty cells last either way)."""
+    if state.column is None or state.column not in keys:
+        return list(rows)
+    i = list(keys).index(state.column)
+    ordered = sorted(rows, key=lambda r: sort_value(r.cells[i]), reverse=state.reverse)
+    if state.reverse:
+        ordered = [r for r in ordered if sort_value(r.cells[i])[0] != 2] + [
+            r for r in ordered if sort_value(r.cells[i])[0] == 2
+        ]
+    return ordered

@@ -3,7 +3,9 @@ that change it; a driver for Pilot sessions; the real git-annex to check outcome
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +34,27 @@ def demo(demo_template: DemoRepo, tmp_path: Path) -> DemoRepo:
 def annex(annex_env: AnnexEnv) -> AnnexEnv:
     """The real git-annex, in a test environment."""
     return annex_env
+
+
+@pytest.fixture(autouse=True)
+def private_settings(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Console settings (the saved theme) in a directory of the test's own, never the user's."""
+    config = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC: the top bar's data stamp shows local time, the same everywhere."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if saved is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = saved
+    time.tzset()

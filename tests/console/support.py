@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import io
 import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from textual.app import App
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable
@@ -107,3 +110,21 @@ def repo_fingerprint(path: Path) -> str:
 def plain(widget: Any) -> str:
     """The text a Static/Label shows, without markup."""
     return str(widget.render())
+
+
+def screen_lines(app: App[Any]) -> list[str]:
+    """The screen as the terminal shows it, one string per row (what export_screenshot draws)."""
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
+    return console.export_text().splitlines()

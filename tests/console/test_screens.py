@@ -121,8 +121,9 @@ def test_proxies_list_and_reachability_on_demand(demo: DemoRepo) -> None:
         "origin-node2",
         "origin-node3",
     }
-    assert by_name["origin-node2"][3] == demo.uuids["node2"]
-    assert by_name["origin-demo"][3] == demo.cluster_uuid
+    # 120 columns: UUIDs shortened to their first 8 digits, so the other columns fit
+    assert by_name["origin-node2"][3] == demo.uuids["node2"][:8] + "…"
+    assert by_name["origin-demo"][3] == demo.cluster_uuid[:8] + "…"
     assert by_name["origin-demo"][5] == "cluster"
     assert by_name["origin-node3"][5] == "node of demo"
     assert all(r[6] == "not checked" for r in out["before"])
@@ -277,14 +278,18 @@ def test_no_repository_offers_the_demo(tmp_path: Path) -> None:
         out["role"] = app.snapshot.role if app.snapshot else None
         out["path"] = app.backend.path if app.backend else None
 
-    run_app(None, scenario, missing=str(empty), check_nodes=False)
+    app = run_app(None, scenario, missing=str(empty), check_nodes=False)
     assert out["first"] is WelcomeScreen
     assert str(empty) in str(out["text"])
     assert out["role"] == "gateway"
     path = out["path"]
     assert isinstance(path, Path)
     assert path.name == "gateway"
-    shutil.rmtree(path.parent, ignore_errors=True)
+    # the temporary demo is removed when the console closes (run_console does it on exit)
+    assert app.temporary == [path.parent]
+    assert path.is_dir()
+    app.remove_temporary()
+    assert not path.parent.exists()
 
 
 def test_quit_with_q(demo_template: DemoRepo) -> None:

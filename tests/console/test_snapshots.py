@@ -1,4 +1,4 @@
-"""SVG snapshots of the views with fixed data (no repository), at 120x36.
+"""SVG snapshots of the views with fixed data (no repository), at 120x36 and 80x24.
 
 Regenerate after an intended change with `UPDATE_SNAPSHOTS=1 pytest tests/console/test_snapshots.py`
 and look at the SVGs before committing them.
@@ -17,13 +17,14 @@ from tests.console.fixed import FixedBackend
 from tests.console.support import SIZE, wait_for
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
+pytestmark = pytest.mark.usefixtures("utc")  # the top bar's data stamp is local time
 VIEWS = {"overview": "1", "clusters": "3", "nodes": "4", "transfers": "6"}
 
 
-def render(key: str, *, readonly: bool = False) -> str:
+def render(key: str, *, readonly: bool = False, size: tuple[int, int] = SIZE) -> str:
     async def main() -> str:
         app = AnnexConsole(FixedBackend(readonly=readonly))
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             await wait_for(pilot, lambda: app.balance is not None and len(app.reach) == 3)
             await pilot.press(key)
             screen = app.screen
@@ -48,6 +49,11 @@ def check(name: str, svg: str) -> None:
 @pytest.mark.parametrize("view", sorted(VIEWS))
 def test_view_snapshot(view: str) -> None:
     check(view, render(VIEWS[view]))
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_view_snapshot_80x24(view: str) -> None:
+    check(f"{view}-80x24", render(VIEWS[view], size=(80, 24)))
 
 
 def test_readonly_snapshot_greys_out_edits() -> None:

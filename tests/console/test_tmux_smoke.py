@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from annextui.backend.demo import DemoRepo
+from tests.support.annex import AnnexEnv
 
 
 class Tmux:
@@ -51,10 +52,12 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     subprocess.run(["tmux", "-S", str(t.socket), "kill-server"], capture_output=True)
 
 
-def test_console_in_tmux(demo_template: DemoRepo, tmux: Tmux, tmp_path: Path) -> None:
+def test_console_in_tmux(demo: DemoRepo, annex: AnnexEnv, tmux: Tmux, tmp_path: Path) -> None:
+    # A description with brackets, set by the real git-annex: shown literally, not as markup.
+    annex.annex(demo.gateway, "describe", "node2", "rack [B] node3")
     done = tmp_path / "exit-status"
     cmd = (
-        f"{shlex.quote(sys.executable)} -m annextui -C {shlex.quote(str(demo_template.gateway))}"
+        f"{shlex.quote(sys.executable)} -m annextui -C {shlex.quote(str(demo.gateway))}"
         f"; echo $? > {shlex.quote(str(done))}; sleep 30"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
@@ -80,6 +83,44 @@ def test_console_in_tmux(demo_template: DemoRepo, tmux: Tmux, tmp_path: Path) ->
     time.sleep(0.5)  # a lone ESC, not ESC 3 (alt+3)
     tmux("send-keys", "-t", "smoke", "3")
     tmux.wait_for("gateways (1)", "nodes (3)", "Staged edits")
+    # Stage 3 edits on Nodes (maxsize, wanted, groups of the selected node) ...
+    tmux("send-keys", "-t", "smoke", "4")
+    tmux.wait_for("%use", "cluster nodes")
+    for key, value, title in (
+        ("m", "30GB", "Maxsize of"),
+        ("w", "standard", "Preferred content (wanted) of"),
+        ("g", "nodes fast", "Groups of"),
+    ):
+        tmux("send-keys", "-t", "smoke", key)
+        tmux.wait_for(title)  # the prompt is open
+        time.sleep(0.5)  # the input has focus
+        for char in ["C-u", *value]:
+            tmux("send-keys", "-t", "smoke", "Space" if char == " " else char)
+            time.sleep(0.05)
+        tmux.wait_for(f"▊  {value} ")  # in the input (the prompt's examples may name it)
+        tmux("send-keys", "-t", "smoke", "Enter")
+        tmux.wait_for("Staged:")
+    top = tmux.wait_for("3 staged").splitlines()[0]
+    assert top.rstrip().endswith("● 3 staged"), top  # the badge on the top bar, at its end
+    # ... review them: both buttons on screen
+    tmux("send-keys", "-t", "smoke", "C-s")
+    screen = tmux.wait_for("Apply 3 staged edits?", " No ", " Apply ")
+    tmux("send-keys", "-t", "smoke", "Escape")
+    tmux.wait_for("Not applied")
+    time.sleep(0.5)
+    # q with staged edits asks instead of quitting; escape stays
+    tmux("send-keys", "-t", "smoke", "q")
+    tmux.wait_for("Quit with 3 staged edits?")
+    tmux("send-keys", "-t", "smoke", "Escape")
+    time.sleep(0.5)
+    assert not done.exists()
+    # the bracketed description, literally (Proxies lists descriptions)
+    tmux("send-keys", "-t", "smoke", "2")
+    tmux.wait_for("rack [B] node3", "client name")
+    for _ in range(3):
+        tmux("send-keys", "-t", "smoke", "C-z")
+    tmux.wait_for("Unstaged")
+    time.sleep(0.5)
     tmux("send-keys", "-t", "smoke", "q")
     deadline = time.monotonic() + 20
     while not done.exists() or not done.read_text().strip():

@@ -242,6 +242,15 @@ def running(
         server.stop()
 
 
+def clone_client(
+    env: AnnexEnv, gateway: Path, dest: Path, name: str, annex_url: str, *, uuid: str
+) -> Path:
+    """A new client of the gateway whose remote `name` reaches it through `annex_url` (the
+    clone's origin, so it shares the gateway's history and knows its proxied remotes)."""
+    config = {f"remote.{name}.annexUrl": annex_url, ALLOW_LOOPBACK[0]: ALLOW_LOOPBACK[1]}
+    return env.clone(gateway, dest, uuid=uuid, origin=name, config=config, description=dest.name)
+
+
 def point_client(
     env: AnnexEnv,
     client: Path,

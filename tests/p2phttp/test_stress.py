@@ -1,0 +1,269 @@
+"""Many real git-annex clients against one p2phttp server, killed with SIGKILL at random.
+
+Each client (a clone of the gateway whose origin's annexUrl is the server) loops: add a file,
+copy it to a target (the cluster, the proxied remote `px` or the gateway itself), drop it
+locally (the target's copy is locked over HTTP: lockcontent + keeplocked), get it back, and now
+and then drop it from the target (remove). Every few seconds one client's command is killed
+with SIGKILL (its whole process group), mid-request or not.
+
+Afterwards the server must still be fine: it answers checkpresent within a 2 s bound (a
+liveness bound on the request, not a speed figure), its descriptor count is back at the
+baseline taken after a warm-up, no lock is held and no temp file is open in any repository,
+and `git annex fsck` is clean on the gateway and every node. No client command may stall (a
+command still running STALL_BOUND seconds after it started counts as a hang).
+
+Knobs: ANNEXTUI_STRESS_SECONDS / ANNEXTUI_STRESS_CLIENTS (default 20 s, 8 clients);
+ANNEXTUI_STRESS_FULL=1 for the acceptance's 90 s and 20 clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.gateway import topology as T
+from tests.support import annex as annex_support
+from tests.support import leftovers, procs
+from tests.support import p2phttp as H
+from tests.support.annex import AnnexEnv
+from tests.support.sshd import Sshd
+
+FULL = os.environ.get("ANNEXTUI_STRESS_FULL") == "1"
+SECONDS = float(os.environ.get("ANNEXTUI_STRESS_SECONDS", "90" if FULL else "20"))
+CLIENTS = int(os.environ.get("ANNEXTUI_STRESS_CLIENTS", "20" if FULL else "8"))
+KILL_EVERY = float(os.environ.get("ANNEXTUI_STRESS_KILL_EVERY", "2"))
+JOBS = int(os.environ.get("ANNEXTUI_STRESS_JOBS", "4"))  # fewer workers than clients: requests must queue, never wedge
+STALL_BOUND = 45.0  # a client command running longer than this is hung (files are <= 2.5 MB)
+LIVENESS_BOUND = 2.0  # checkpresent must answer within this after the storm
+SETTLE_BOUND = 60.0  # how long fds/locks may take to come back after the clients are gone
+TARGETS = ("mycluster", "px", "")  # "" = the gateway itself
+REMOTE = "h"
+
+
+@dataclass
+class Tally:
+    ok: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    killed: Counter[str] = field(default_factory=Counter)
+    stalled: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # set at the end of the storm, or at the first stall: the verdict is in, stop early
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def summary(self) -> str:
+        return (
+            f"ok {sum(self.ok.values())} {dict(self.ok)}; failed {sum(self.failed.values())} "
+            f"{dict(self.failed)}; killed {sum(self.killed.values())}; stalled {self.stalled}"
+        )
+
+
+class Client:
+    """One client repository and the command it is running now (killable)."""
+
+    def __init__(self, env: AnnexEnv, repo: Path, index: int, tally: Tally, seed: int) -> None:
+        self.env = env
+        self.repo = repo
+        self.index = index
+        self.tally = tally
+        self.rng = random.Random(seed)
+        self.current: subprocess.Popen[bytes] | None = None
+        self.killed = False
+        self.guard = threading.Lock()
+        self.n = 0
+
+    def kill(self) -> bool:
+        with self.guard:
+            proc = self.current
+            if proc is None or proc.poll() is not None:
+                return False
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return True
+
+    def run(self, what: str, *args: str) -> bool:
+        argv = ["git", "annex", *args]
+        with self.guard:
+            self.killed = False
+            self.current = subprocess.Popen(
+                argv,
+                cwd=self.repo,
+                env=self.env.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            proc = self.current
+        try:
+            rc = proc.wait(timeout=STALL_BOUND)
+        except subprocess.TimeoutExpired:
+            with self.tally.lock:
+                self.tally.stalled.append(f"client{self.index}: {' '.join(args)}")
+            self.tally.stop.set()
+            self.kill()
+            proc.wait()
+            return False
+        finally:
+            with self.guard:
+                self.current = None
+        with self.tally.lock:
+            if self.killed:
+                self.tally.killed[what] += 1
+            elif rc == 0:
+                self.tally.ok[what] += 1
+            else:
+                self.tally.failed[what] += 1
+        return rc == 0 and not self.killed
+
+    def cycle(self, target: str | None = None) -> None:
+        if target is None:
+            target = self.rng.choice(TARGETS)
+        remote = f"{REMOTE}-{target}" if target else REMOTE
+        self.n += 1
+        name = f"c{self.index}/f{self.n}.bin"
+        size = self.rng.choice((1000, 40_000, 300_000, 2_500_000))
+        path = self.repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.rng.randbytes(size))
+        steps = [
+            ("add", "add", "--quiet", name),
+            ("copy", "copy", "--quiet", "--to", remote, name),
+            ("drop", "drop", "--quiet", name),
+            ("get", "get", "--quiet", "--from", remote, name),
+        ]
+        if self.rng.random() < 0.3:
+            steps.append(("dropfrom", "drop", "--quiet", "--from", remote, name))
+        for what, *args in steps:
+            if self.tally.stop.is_set() or (not self.run(what, *args) and what == "add"):
+                return
+
+
+@pytest.fixture
+def world(
+    tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
+) -> Iterator[T.Topology]:
+    with annex_support.ssh_world(tmp_path_factory, "stress", git_annex_bin, sshd) as (root, env):
+        yield T.build(env, sshd, root)
+
+
+def _repos(topo: T.Topology) -> list[Path]:
+    return [topo.gw, *topo.nodes.values(), topo.px]
+
+
+def _storm(clients: list[Client], tally: Tally, seconds: float, seed: int) -> int:
+    """Run every client's loop for `seconds` (less if a command stalls) while killing one at
+    random every KILL_EVERY (jittered) seconds; returns the number of kills."""
+    stop = tally.stop
+
+    def loop(client: Client) -> None:
+        while not stop.is_set():
+            client.cycle()
+
+    threads = [threading.Thread(target=loop, args=(c,), daemon=True) for c in clients]
+    for t in threads:
+        t.start()
+    rng = random.Random(seed)
+    kills = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop.is_set():
+        stop.wait(min(rng.uniform(0.5, 1.5) * KILL_EVERY, max(0.0, deadline - time.monotonic())))
+        if time.monotonic() < deadline and rng.choice(clients).kill():
+            kills += 1
+    stop.set()
+    for t in threads:
+        t.join(timeout=STALL_BOUND * 2)
+        assert not t.is_alive(), "a client loop did not finish"
+    return kills
+
+
+def _settled(check: object, bound: float) -> object:
+    """Poll `check()` (returns a falsy value when settled) until settled or `bound` s."""
+    deadline = time.monotonic() + bound
+    while True:
+        state = check()  # type: ignore[operator]
+        if not state or time.monotonic() > deadline:
+            return state
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("kind", list(H.SERVERS))
+def test_clients_killed_at_random_leave_the_server_healthy(
+    world: T.Topology, kind: str, tmp_path: Path
+) -> None:
+    topo, env = world, world.env
+    if not H.implemented(kind, env.env):
+        pytest.skip(f"{' '.join(H.SERVERS[kind])} is not in this checkout")
+    server = H.P2PHttpServer(kind, topo.gw, dict(env.env), ("--wideopen", f"-J{JOBS}"))
+    server.start()
+    tally = Tally()
+    try:
+        clients = [
+            Client(
+                env,
+                H.clone_client(
+                    env, topo.gw, topo.root / f"client{i}", REMOTE, server.url,
+                    uuid=f"c11e0000-0000-4000-8000-{i + 100:012d}",
+                ),
+                i,
+                tally,
+                seed=i,
+            )
+            for i in range(CLIENTS)
+        ]
+        # warm-up: one full cycle per target opens whatever the server keeps open when idle
+        for target in TARGETS:
+            clients[0].cycle(target)
+        assert not tally.failed and not tally.stalled, (tally.summary(), server.stderr())
+        baseline = server.fd_count()
+
+        kills = _storm(clients, tally, SECONDS, seed=CLIENTS)
+        for client in clients:
+            client.kill()
+        report = f"{kind}: {CLIENTS} clients, {SECONDS:.0f} s, {kills} kills; {tally.summary()}"
+        print(report)
+
+        # liveness: fresh requests answer within the bound, on every kind of target
+        endpoint = server.endpoint
+        for uuid in (T.GW, topo.cluster_uuid, T.PX):
+            endpoint.checkpresent(uuid, "SHA256E-s1--00", T.CLIENT, timeout=LIVENESS_BOUND)
+        assert not tally.stalled, report
+
+        fds = _settled(lambda: server.fd_count() > baseline and server.fd_count(), SETTLE_BOUND)
+        assert not fds, f"{report}; fds {fds} > baseline {baseline}: {os.listdir(f'/proc/{server.pid}/fd')}"
+        held = _settled(lambda: leftovers.held_locks(_repos(topo)), SETTLE_BOUND)
+        assert not held, f"{report}; locks still held: {held}"
+        tmp_roots = [r / "annex" / "tmp" for r in _repos(topo)]
+        open_tmp = leftovers.open_below(server.tree(), tmp_roots)
+        assert not open_tmp, f"{report}; temp files still open: {open_tmp}"
+        # a new client still gets full service after the storm
+        after = H.clone_client(
+            env, topo.gw, topo.root / "after", REMOTE, server.url, uuid=T.CLIENT2
+        )
+        env.add_files(after, {"after.txt": "after the storm\n"})
+        env.annex(after, "copy", "--to", f"{REMOTE}-mycluster", "after.txt")
+        env.annex(after, "drop", "after.txt")
+        env.annex(after, "get", "--from", f"{REMOTE}-mycluster", "after.txt")
+    finally:
+        for client_dir in topo.root.glob("client*"):
+            procs.kill_pids(p.pid for p in procs.mentioning(str(client_dir)))
+        server.stop()
+    # the repositories are consistent, judged by git-annex itself
+    for repo in _repos(topo):
+        env.annex(repo, "fsck", "--quiet")
+    for node in ("node1", "node2", "node3", "px"):
+        env.annex(topo.gw, "fsck", "--fast", "--quiet", "--from", node)
+    stray = {str(r): leftovers.transfer_records(r) for r in _repos(topo)}
+    print(f"{kind}: partial bodies kept for resume:", {str(r): len(leftovers.temp_files(r)) for r in _repos(topo)})
+    print(f"{kind}: stale transfer records:", {k: len(v) for k, v in stray.items()})

@@ -153,6 +153,12 @@ def cmd_ssh_check(args: argparse.Namespace) -> int:
     return ssh_check(_repo(args), args.node, as_json=args.json)
 
 
+def cmd_p2phttp(args: argparse.Namespace) -> int:
+    from annextui.p2phttp_command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a -C given before the subcommand is not overwritten by this default.
@@ -217,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-console", action="store_true", help="only build and describe it")
     sp = add("ssh-check", cmd_ssh_check, "how the gateway reaches an ssh node, and how fast")
     sp.add_argument("node", help="the node's remote name")
+    sp = add("p2phttp", cmd_p2phttp, "serve the git-annex P2P protocol over HTTP")
+    from annextui.p2phttp_command import add_options
+
+    add_options(sp)
     _register_extensions(add)
     return p
 

@@ -320,11 +320,13 @@ def list_transfers(annexdir: Path) -> list[LiveTransfer]:
     out = []
     for t, f in _iter_info_files(annexdir / "transfer"):
         paths = transfer_paths(annexdir, t)
-        pid = lock_holder(paths.lock)
+        # A lock this process holds is never probed: opening and closing the lock file here
+        # would drop the process's POSIX lock on it (a long-running server's other transfer).
         held_here = POOL.holds(paths.lock) is not None
-        if pid is None and paths.old_lock is not None:
-            pid = lock_holder(paths.old_lock)
-            held_here = held_here or POOL.holds(paths.old_lock) is not None
+        pid = None if held_here else lock_holder(paths.lock)
+        if pid is None and not held_here and paths.old_lock is not None:
+            held_here = POOL.holds(paths.old_lock) is not None
+            pid = None if held_here else lock_holder(paths.old_lock)
         if pid is None and not held_here:
             continue
         info = None

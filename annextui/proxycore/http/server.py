@@ -1,0 +1,618 @@
+"""`annextui p2phttp`'s server: sockets, TLS, HTTP/1.1 framing (h11), bounded pools, logging.
+
+Why h11 and a thread per connection (bench/bench_http_stacks.py, ARCHITECTURE.md): every Peer
+is blocking (files, sendfile, ssh channels), so an asyncio stack would hand each request to a
+thread anyway and bridge each body block between the loop and that thread; h11 does only the
+framing, so a GET body can leave with `sendfile` inside its chunk framing, and it costs 27 MiB
+peak RSS where aiohttp costs 40 MiB, at the same small-request rate.
+
+Bounds (never hang, never leak):
+* at most `max_connections` connections, each on its own thread; one more gets `503` with
+  `Retry-After` and is closed at once;
+* at most `jobs` requests run against repositories at a time (`-J`); a request waits for a slot
+  at most `queue_wait` seconds, and at most `queue_limit` wait at all; otherwise `503`
+  (authentication happens before the wait, so an anonymous flood queues nothing);
+* a slot is held by one request only, never while waiting for another pooled resource
+  (upstream's deadlock, doc/bugs/p2phttp_deadlocks_with_concurrent_clients.mdwn);
+* headers must arrive within `header_timeout`, a body must keep moving within
+  `body_timeout`; `keeplocked` bodies wait as long as the client keeps the connection;
+* a client that hangs up (or is killed) ends its request with an OSError: the upload keeps
+  its partial file for a resume, a lock kept by its `keeplocked` is released, its slot and
+  descriptors are freed by the `finally` of its thread.
+Each Peer is closed after its request (the repository's journal is committed then, as the
+shell commits at the end of a session); SIGTERM/SIGINT stop accepting, end every connection,
+release the locks, and return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO, cast
+
+import h11
+
+from annextui.proxycore.http import endpoints
+from annextui.proxycore.http.auth import AuthPolicy, permitted
+from annextui.proxycore.http.locks import LockRegistry
+from annextui.proxycore.http.repos import ServedRepos
+from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
+from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
+
+DEFAULT_PORT = 9417
+RECV = 1 << 18
+HEADER_LIMIT = 64 * 1024
+
+
+@dataclass
+class ServerOptions:
+    repositories: list[str]
+    directories: list[str] = field(default_factory=list)
+    port: int = DEFAULT_PORT
+    bind: str | None = None
+    socket_path: str | None = None
+    certfile: str | None = None
+    privatekeyfile: str | None = None
+    chainfiles: list[str] = field(default_factory=list)
+    policy: AuthPolicy = field(default_factory=AuthPolicy)
+    jobs: int = 2
+    lockedfiles: int = 100
+    max_connections: int = 0  # 0: 8 per job plus one per lockable file
+    queue_limit: int = 0  # 0: 4 per job; -1: none may wait
+    queue_wait: float = 30.0
+    header_timeout: float = 60.0
+    body_timeout: float = 120.0
+
+    def connections(self) -> int:
+        return self.max_connections or (8 * self.jobs + self.lockedfiles)
+
+    def queued(self) -> int:
+        if self.queue_limit < 0:
+            return 0
+        return self.queue_limit or 4 * self.jobs
+
+
+class Busy(HttpError):
+    def __init__(self) -> None:
+        super().__init__(503, "busy, retry later", (("Retry-After", "1"),))
+
+
+@dataclass
+class _Transfer:
+    direction: str
+    key: str
+    length: int
+    done: int = 0
+
+
+@dataclass
+class _Conn:
+    peer: str
+    since: float
+    request: str = ""
+
+
+class Slots:
+    """`jobs` request slots with a bounded, time-limited queue in front of them."""
+
+    def __init__(self, jobs: int, queue_limit: int, wait: float) -> None:
+        self._sem = threading.BoundedSemaphore(jobs)
+        self._waiting = 0
+        self._limit = queue_limit
+        self._wait = wait
+        self._mutex = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self):  # type: ignore[no-untyped-def]
+        if not self._sem.acquire(blocking=False):
+            with self._mutex:
+                if self._waiting >= self._limit:
+                    raise Busy()
+                self._waiting += 1
+            try:
+                got = self._sem.acquire(timeout=self._wait)
+            finally:
+                with self._mutex:
+                    self._waiting -= 1
+            if not got:
+                raise Busy()
+        try:
+            yield
+        finally:
+            self._sem.release()
+
+    @property
+    def waiting(self) -> int:
+        with self._mutex:
+            return self._waiting
+
+
+class P2PHttpServer:
+    def __init__(self, options: ServerOptions, *, log: TextIO | None = None) -> None:
+        self.options = options
+        self.repos = ServedRepos(options.repositories, options.directories)
+        self.locks = LockRegistry(options.lockedfiles)
+        self.slots = Slots(options.jobs, options.queued(), options.queue_wait)
+        self._log = log if log is not None else sys.stderr
+        self._log_mutex = threading.Lock()
+        self._conns: dict[int, _Conn] = {}
+        self._socks: dict[int, socket.socket] = {}
+        self._transfers: dict[int, _Transfer] = {}
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._listeners: list[tuple[socket.socket, bool]] = []
+        self._tls: ssl.SSLContext | None = None
+        self._threads: set[threading.Thread] = set()
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def listen(self) -> list[str]:
+        """Open the listening sockets; the addresses, for the start-up line."""
+        o = self.options
+        if o.certfile or o.privatekeyfile:
+            if not (o.certfile and o.privatekeyfile):
+                raise ValueError(
+                    "You must use both --certfile and --privatekeyfile options to enable HTTPS."
+                )
+            self._tls = tls_context(o.certfile, o.privatekeyfile, o.chainfiles)
+        secure = self._tls is not None
+        if o.socket_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(o.socket_path)
+            sock.listen(socket.SOMAXCONN)
+            self._listeners.append((sock, secure))
+            return [f"unix:{o.socket_path}"]
+        if o.bind:
+            sock = socket.create_server((o.bind, o.port), backlog=socket.SOMAXCONN)
+        elif socket.has_dualstack_ipv6():
+            sock = socket.create_server(
+                ("::", o.port),
+                family=socket.AF_INET6,
+                dualstack_ipv6=True,
+                backlog=socket.SOMAXCONN,
+            )
+        else:
+            sock = socket.create_server(("0.0.0.0", o.port), backlog=socket.SOMAXCONN)
+        self._listeners.append((sock, secure))
+        host, port = sock.getsockname()[:2]
+        scheme = "https" if secure else "http"
+        return [f"{scheme}://{host}:{port}"]
+
+    @property
+    def port(self) -> int:
+        return int(self._listeners[0][0].getsockname()[1])
+
+    # -- running ---------------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        sel = selectors.DefaultSelector()
+        for sock, secure in self._listeners:
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ, secure)
+        reaper = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                for sk, _ in sel.select(timeout=0.5):
+                    lsock = sk.fileobj
+                    assert isinstance(lsock, socket.socket)
+                    try:
+                        conn, addr = lsock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as exc:  # EMFILE and kin: say so, keep serving the others
+                        self.log(f"accept failed: {exc}")
+                        time.sleep(0.1)
+                        continue
+                    self._admit(conn, addr, bool(sk.data))
+                if time.monotonic() - reaper > 5:
+                    reaper = time.monotonic()
+                    self.locks.expire()
+        finally:
+            sel.close()
+            self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """End every connection (their threads release what they hold), then the locks."""
+        self._stop.set()
+        for sock, _ in self._listeners:
+            with contextlib.suppress(OSError):
+                sock.close()
+        with self._mutex:
+            socks = list(self._socks.values())
+            threads = list(self._threads)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in threads:
+            t.join(timeout=10)
+        self.locks.release_all()
+        if self.options.socket_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.options.socket_path)
+
+    def _admit(self, conn: socket.socket, addr: object, secure: bool) -> None:
+        conn.setblocking(True)
+        if conn.family in (socket.AF_INET, socket.AF_INET6):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._mutex:
+            full = len(self._threads) >= self.options.connections()
+        if full:
+            with contextlib.suppress(OSError):
+                conn.settimeout(1)
+                conn.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            conn.close()
+            self.log("503 too many connections")
+            return
+        peer = _peer_name(addr)
+        t = threading.Thread(target=self._connection, args=(conn, peer, secure), daemon=True)
+        with self._mutex:
+            self._threads.add(t)
+        t.start()
+
+    def _connection(self, raw: socket.socket, peer: str, secure: bool) -> None:
+        ident = threading.get_ident()
+        sock: socket.socket = raw
+        try:
+            with self._mutex:
+                self._conns[ident] = _Conn(peer, time.monotonic())
+                self._socks[ident] = raw
+            raw.settimeout(self.options.header_timeout)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(raw, server_side=True)
+                with self._mutex:
+                    self._socks[ident] = sock
+            _Connection(self, sock, peer, secure).run()
+        except (OSError, ssl.SSLError, h11.ProtocolError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+            with self._mutex:
+                self._conns.pop(ident, None)
+                self._socks.pop(ident, None)
+                self._transfers.pop(ident, None)
+                self._threads.discard(threading.current_thread())
+
+    # -- observability -----------------------------------------------------------------------------
+    def log(self, line: str) -> None:
+        with self._log_mutex, contextlib.suppress(OSError, ValueError):
+            self._log.write(line + "\n")
+            self._log.flush()
+
+    def set_request(self, text: str) -> None:
+        with self._mutex:
+            conn = self._conns.get(threading.get_ident())
+            if conn is not None:
+                conn.request = text
+
+    def transfer(self, direction: str, key: str, length: int) -> Callable[[int], None]:
+        ident = threading.get_ident()
+        record = _Transfer(direction, key, length)
+        with self._mutex:
+            self._transfers[ident] = record
+
+        def progress(done: int) -> None:
+            record.done = done
+
+        return progress
+
+    def end_transfer(self) -> None:
+        with self._mutex:
+            self._transfers.pop(threading.get_ident(), None)
+
+    def status(self) -> dict[str, object]:
+        now = time.monotonic()
+        with self._mutex:
+            conns = [
+                {"peer": c.peer, "seconds": round(now - c.since, 1), "request": c.request}
+                for c in self._conns.values()
+            ]
+            transfers = [
+                {"direction": t.direction, "key": t.key, "bytes": t.done, "size": t.length}
+                for t in self._transfers.values()
+            ]
+        return {
+            "connections": conns,
+            "locks": [
+                {"lockid": i, "key": k, "kept": kept} for i, k, kept in self.locks.snapshot()
+            ],
+            "transfers": transfers,
+            "queued": self.slots.waiting,
+            "served": sorted(self.repos.uuids()),
+        }
+
+    def print_status(self) -> None:
+        st = self.status()
+        lines = [
+            f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
+            f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
+            f"{st['queued']} queued"
+        ]
+        for c in st["connections"]:  # type: ignore[attr-defined]
+            lines.append(f"  connection {c['peer']} {c['seconds']}s {c['request']}")
+        for lk in st["locks"]:  # type: ignore[attr-defined]
+            kept = "kept" if lk["kept"] else "not kept"
+            lines.append(f"  lock {lk['lockid']} {lk['key']} ({kept})")
+        for t in st["transfers"]:  # type: ignore[attr-defined]
+            lines.append(f"  {t['direction']} {t['key']} {t['bytes']}/{t['size']}")
+        self.log("\n".join(lines))
+
+
+class _SocketBody:
+    """A request body read through h11 (`endpoints.Body`)."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._c = conn
+        self._pending = memoryview(b"")
+        self.done = False
+        self.received = 0
+
+    def readinto(self, buf: memoryview) -> int:
+        while not self._pending:
+            if self.done:
+                return 0
+            ev = self._c.next_event()
+            if isinstance(ev, h11.Data):
+                self._pending = memoryview(ev.data)
+            elif isinstance(ev, h11.EndOfMessage):
+                self.done = True
+            else:
+                raise ConnectionResetError("client closed the connection inside a body")
+        n = min(len(buf), len(self._pending))
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.received += n
+        return n
+
+
+class _FileSlice:
+    """A body piece h11 frames without seeing its bytes (they go by sendfile)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _SocketReply:
+    """`endpoints.Reply` onto the connection."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._c = conn
+        self.status = 0
+        self.sent = 0
+        self._sendfile = not isinstance(conn.sock, ssl.SSLSocket)
+
+    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.status = status
+        self._c.send(
+            h11.Response(
+                status_code=status,
+                headers=[*headers, *_SERVER_HEADERS],
+                reason=_reason(status),
+            )
+        )
+
+    def write(self, data: bytes | memoryview) -> None:
+        if data:
+            self._c.send(h11.Data(data=cast(bytes, data)))  # h11 takes any buffer
+            self.sent += len(data)
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        if not self._sendfile or count <= 0:
+            return 0
+        pieces = self._c.h.send_with_data_passthrough(h11.Data(data=_FileSlice(count)))  # type: ignore[arg-type]
+        assert pieces is not None
+        head, _, tail = pieces
+        sock = self._c.sock
+        sock.sendall(head)
+        done = 0
+        while done < count:
+            n = os.sendfile(sock.fileno(), fd, offset + done, count - done)
+            if n == 0:
+                raise ConnectionResetError("file shrank while it was sent")
+            done += n
+        sock.sendall(tail)
+        self.sent += count
+        return count
+
+    def end(self) -> None:
+        self._c.send(h11.EndOfMessage())
+
+
+_SERVER_HEADERS = [("Server", "annextui-p2phttp")]
+
+
+def _reason(status: int) -> bytes:
+    import http
+
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+
+class _Connection:
+    """One client connection: requests one after the other (keep-alive)."""
+
+    def __init__(self, server: P2PHttpServer, sock: socket.socket, peer: str, secure: bool) -> None:
+        self.server = server
+        self.sock = sock
+        self.peer = peer
+        self.secure = secure
+        self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_LIMIT)
+        self._buf = bytearray(RECV)
+
+    def next_event(self) -> object:
+        while True:
+            ev = self.h.next_event()
+            if ev is h11.NEED_DATA:
+                n = self.sock.recv_into(self._buf)
+                self.h.receive_data(bytes(memoryview(self._buf)[:n]))
+                continue
+            return ev
+
+    def send(self, event: h11.Event) -> None:
+        data = self.h.send(event)
+        if data:
+            self.sock.sendall(data)
+
+    def run(self) -> None:
+        opts = self.server.options
+        while not self.server._stop.is_set():
+            self.sock.settimeout(opts.header_timeout)
+            try:
+                ev = self.next_event()
+            except h11.RemoteProtocolError:
+                with contextlib.suppress(Exception):
+                    self.send(h11.Response(status_code=400, headers=[("Connection", "close")]))
+                    self.send(h11.EndOfMessage())
+                return
+            if not isinstance(ev, h11.Request):
+                return  # closed between requests
+            self.sock.settimeout(opts.body_timeout)
+            self._request(ev)
+            if self.h.our_state is h11.MUST_CLOSE or self.h.their_state is not h11.DONE:
+                return
+            if self.h.our_state is not h11.DONE:
+                return
+            self.h.start_next_cycle()
+
+    def _request(self, req: h11.Request) -> None:
+        started = time.monotonic()
+        method = req.method.decode("ascii", "replace")
+        target = req.target.decode("ascii", "replace")
+        headers = {k.decode("ascii").lower(): v.decode("latin-1") for k, v in req.headers}
+        srv = self.server
+        srv.set_request(f"{method} {target}")
+        body = _SocketBody(self)
+        reply = _SocketReply(self)
+        try:
+            self._dispatch(method, target, headers, body, reply)
+        except HttpError as err:
+            self._error(reply, err)
+        except (RequestRefused, PeerFatal) as exc:
+            self._error(reply, HttpError(500, str(exc) or "Something went wrong"))
+        except (OSError, h11.ProtocolError):
+            reply.status = reply.status or 499  # the client is gone
+            raise
+        except Exception as exc:  # a bug: this request fails, the server goes on
+            srv.log(f"error: {type(exc).__name__}: {exc}")
+            self._error(reply, HttpError(500, "Something went wrong"))
+        finally:
+            srv.end_transfer()
+            srv.set_request("")
+            moved = body.received + reply.sent
+            srv.log(
+                f"{self.peer} {method} {target} {reply.status} {moved} "
+                f"{time.monotonic() - started:.3f}"
+            )
+
+    def _error(self, reply: _SocketReply, err: HttpError) -> None:
+        if self.h.our_state is not h11.SEND_RESPONSE:
+            raise ConnectionAbortedError("the response had started")  # cannot say it now
+        body = err.body.encode()
+        extra: list[tuple[str, str]] = []
+        if self.h.their_state is not h11.DONE:
+            extra.append(("Connection", "close"))  # the rest of its body is not read
+        reply.start(
+            err.status,
+            [
+                *err.headers,
+                *extra,
+                ("Content-Type", "text/plain"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        reply.write(body)
+        reply.end()
+
+    def _dispatch(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: _SocketBody,
+        reply: _SocketReply,
+    ) -> None:
+        srv = self.server
+        api = parse_target(method, target)
+        access = srv.options.policy.access(headers.get("authorization"), self.secure)
+        client = api.client_uuid()
+        # An unknown UUID is 404 before any permission check, as upstream.
+        peer = srv.repos.peer(api.uuid, client)
+        session = endpoints.Session(peer, srv.locks, transfer=srv.transfer)
+        try:
+            permitted(access, api.endpoint.action)
+            if self.h.they_are_waiting_for_100_continue:
+                self.send(h11.InformationalResponse(status_code=100, headers=[]))
+            if api.endpoint is Endpoint.KEEPLOCKED:
+                self.sock.settimeout(None)  # as long as the client holds the lock
+                endpoints.run(api, session, body, reply, None)
+                return
+            with srv.slots.slot():
+                _negotiate(peer, api)
+                endpoints.run(api, session, body, reply, headers.get("x-git-annex-data-length"))
+        finally:
+            if not session.keeps_peer:
+                with contextlib.suppress(Exception):
+                    peer.close()
+
+
+def _negotiate(peer: Peer, api: ApiRequest) -> None:
+    """The implicit VERSION and BYPASS of the request's P2P session."""
+    peer.negotiate_version(api.version)
+    bypass = api.bypass()
+    if bypass:
+        peer.bypass(bypass)
+
+
+def _peer_name(addr: object) -> str:
+    if isinstance(addr, tuple) and addr:
+        return str(addr[0])
+    return "unix"
+
+
+def tls_context(certfile: str, keyfile: str, chainfiles: list[str]) -> ssl.SSLContext:
+    """A server context from the certificate, its chain files and the private key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if not chainfiles:
+        ctx.load_cert_chain(certfile, keyfile)
+        return ctx
+    import tempfile
+
+    # ssl takes the chain only inside the certificate file: join them in a private temp file.
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as joined:
+        for path in (certfile, *chainfiles):
+            with open(path, "rb") as fh:
+                data = fh.read()
+            joined.write(data if data.endswith(b"\n") else data + b"\n")
+        joined.flush()
+        ctx.load_cert_chain(joined.name, keyfile)
+    return ctx
+
+
+def install_signals(server: P2PHttpServer) -> None:
+    """SIGTERM/SIGINT stop the server cleanly; SIGUSR1 prints its status to stderr."""
+
+    def stop(signum: int, frame: object) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR1, lambda s, f: server.print_status())

@@ -1,0 +1,211 @@
+"""`annextui p2phttp` against a real git-annex client (`remote.origin.annexUrl`): the gateway
+itself, a proxied remote and the cluster; locks, resume, and the journal at shutdown."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.topology import CLIENT, GW, N1, N2, PX
+from tests.p2phttp.support import Served, World, build, point_at, serve
+from tests.support.annex import AnnexEnv
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def world(annex_env: AnnexEnv) -> Iterator[tuple[World, Served]]:
+    w = build(annex_env, annex_env.root)
+    with serve(annex_env, w.gw, ["--wideopen", "-J", "4"]) as served:
+        point_at(w, served)
+        yield w, served
+
+
+def _whereis(env: AnnexEnv, client: Path, name: str) -> set[str]:
+    env.git(client, "fetch", "-q", "origin")
+    env.annex(client, "merge", "-q")
+    out = env.annex_json(client, "whereis", name)
+    return {w["uuid"] for w in out[0]["whereis"]}
+
+
+def test_gateway_copy_get_drop_move_fsck(world: tuple[World, Served]) -> None:
+    w, served = world
+    env, client = w.env, w.client
+    env.add_files(client, {"a.txt": "alpha over http\n", "b.bin": bytes(range(256)) * 4000})
+    env.annex(client, "copy", "--to", "origin", "a.txt", "b.bin")
+    assert GW in _whereis(env, client, "a.txt")
+    env.annex(client, "fsck", "--from", "origin", "a.txt", "b.bin")
+    env.annex(client, "drop", "a.txt", "b.bin")
+    env.annex(client, "get", "--from", "origin", "a.txt", "b.bin")
+    assert (client / "a.txt").read_text() == "alpha over http\n"
+    env.annex(client, "drop", "--from", "origin", "b.bin")
+    assert GW not in _whereis(env, client, "b.bin")
+    env.annex(client, "move", "--to", "origin", "b.bin")
+    assert GW in _whereis(env, client, "b.bin")
+    # the gateway's own git-annex agrees (its branch was committed by the server)
+    env.annex(w.gw, "fsck", "-q", "--all")
+    assert " 200 " in served.log_text()
+
+
+def test_cluster_and_proxied_remote(world: tuple[World, Served]) -> None:
+    w, _ = world
+    env, client = w.env, w.client
+    env.add_files(client, {"c.txt": "to the cluster\n", "p.txt": "to px\n"})
+    env.annex(client, "copy", "--to", "origin-mycluster", "c.txt")
+    assert {N1, N2} <= _whereis(env, client, "c.txt")
+    env.annex(w.nodes["node1"], "fsck", "-q", "--all")
+    env.annex(client, "copy", "--to", "origin-px", "p.txt")
+    assert PX in _whereis(env, client, "p.txt")
+    env.annex(client, "fsck", "--from", "origin-px", "p.txt")
+    env.annex(client, "drop", "--force", "c.txt", "p.txt")
+    env.annex(client, "get", "--from", "origin-mycluster", "c.txt")
+    env.annex(client, "get", "--from", "origin-px", "p.txt")
+    assert (client / "c.txt").read_text() == "to the cluster\n"
+    env.annex(client, "drop", "--from", "origin-mycluster", "c.txt")
+    assert not {N1, N2} & _whereis(env, client, "c.txt")
+    env.annex(client, "move", "--from", "origin-px", "p.txt")
+    assert PX not in _whereis(env, client, "p.txt")
+
+
+def _response(sock: socket.socket) -> bytes:
+    """A whole chunked response (read until its last chunk)."""
+    got = b""
+    while not got.endswith(b"0\r\n\r\n"):
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        got += piece
+    return got
+
+
+def _key(env: AnnexEnv, repo: Path, name: str) -> str:
+    return env.annex(repo, "lookupkey", name).stdout.strip()
+
+
+def test_lockcontent_holds_off_drop(world: tuple[World, Served]) -> None:
+    w, served = world
+    env, client = w.env, w.client
+    env.add_files(client, {"l.txt": "locked over http\n"})
+    env.annex(client, "copy", "--to", "origin", "l.txt")
+    key = _key(env, client, "l.txt")
+    base = f"/git-annex/{GW}/v4"
+    status, _, body = served.request(
+        "POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b""
+    )
+    assert status == 200
+    lockid = json.loads(body)["lockid"]
+    # keeplocked: a body that stays open until we say unlock
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    sock.sendall(
+        f"POST {base}/keeplocked?lockid={lockid}&clientuuid={CLIENT} HTTP/1.1\r\n"
+        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b'10\r\n{"unlock":false}\r\n'
+    )
+    r = env.annex(client, "drop", "--from", "origin", "--force", "l.txt", check=False)
+    assert r.returncode != 0
+    assert GW in _whereis(env, client, "l.txt")
+    sock.sendall(b'f\r\n{"unlock":true}\r\n0\r\n\r\n')
+    assert b'{"locked":false}' in _response(sock)
+    sock.close()
+    env.annex(client, "drop", "--from", "origin", "--force", "l.txt")
+    assert GW not in _whereis(env, client, "l.txt")
+
+
+def test_killed_keeplocked_client_frees_the_lock(world: tuple[World, Served]) -> None:
+    w, served = world
+    env, client = w.env, w.client
+    env.add_files(client, {"k.txt": "kill the locker\n"})
+    env.annex(client, "copy", "--to", "origin", "k.txt")
+    key = _key(env, client, "k.txt")
+    base = f"/git-annex/{GW}/v4"
+    _, _, body = served.request("POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b"")
+    lockid = json.loads(body)["lockid"]
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    sock.sendall(
+        f"POST {base}/keeplocked?lockid={lockid} HTTP/1.1\r\n"
+        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b'10\r\n{"unlock":false}\r\n'
+    )
+    env.annex(client, "drop", "--from", "origin", "--force", "k.txt", check=False)
+    assert GW in _whereis(env, client, "k.txt")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # RST, as a killed client's kernel sends
+    env.annex(client, "drop", "--from", "origin", "--force", "k.txt")
+    assert GW not in _whereis(env, client, "k.txt")
+
+
+def test_interrupted_put_resumes(world: tuple[World, Served]) -> None:
+    w, served = world
+    env, client = w.env, w.client
+    data = bytes(range(256)) * 8192  # 2 MiB
+    env.add_files(client, {"r.bin": data})
+    key = _key(env, client, "r.bin")
+    base = f"/git-annex/{GW}/v4"
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    half = len(data) // 2
+    sock.sendall(
+        f"POST {base}/put?key={key}&clientuuid={CLIENT}&offset=0 HTTP/1.1\r\nHost: x\r\n"
+        f"X-git-annex-data-length: {len(data)}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        + data[:half]
+    )
+    # the server has taken the half in when putoffset says so; then the client dies
+    from annextui.proxycore.transfers import list_transfers
+
+    done = threading.Event()
+    offset = 0
+    for _ in range(200):
+        _, _, body = served.request("POST", f"{base}/putoffset?key={key}&clientuuid={CLIENT}", b"")
+        offset = json.loads(body).get("offset", 0)
+        if offset == half:
+            # the transfer is recorded as the shell records it, so the console shows it
+            live = [t.transfer for t in list_transfers(w.gw / "annex")]
+            assert [(t.direction.value, t.uuid, t.key) for t in live] == [("download", CLIENT, key)]
+            done.set()
+            break
+        threading.Event().wait(0.05)
+    sock.close()
+    assert done.is_set(), offset
+    status, _, body = served.request(
+        "POST",
+        f"{base}/put?key={key}&clientuuid={CLIENT}&offset={half}",
+        data[half:],
+        {"X-git-annex-data-length": str(len(data) - half)},
+    )
+    assert (status, json.loads(body)) == (200, {"plusuuids": [], "stored": True})
+    env.annex(client, "fsck", "--from", "origin", "r.bin")
+    assert GW in _whereis(env, client, "r.bin")
+
+
+def test_interrupted_get_resumes(world: tuple[World, Served]) -> None:
+    w, served = world
+    env, client = w.env, w.client
+    data = bytes(range(256)) * 8192
+    env.add_files(client, {"g.bin": data})
+    env.annex(client, "move", "--to", "origin", "g.bin")
+    key = _key(env, client, "g.bin")
+    status, headers, body = served.request(
+        "GET", f"/git-annex/{GW}/v4/key/{key}?clientuuid={CLIENT}&offset=1000"
+    )
+    assert status == 200
+    assert headers["x-git-annex-data-length"] == str(len(data) - 1000)
+    assert body == data[1000:]
+    env.annex(client, "get", "--from", "origin", "g.bin")
+    assert (client / "g.bin").read_bytes() == data
+
+
+def test_sigterm_commits_and_releases(world: tuple[World, Served]) -> None:
+    w, served = world
+    env, client = w.env, w.client
+    env.add_files(client, {"s.txt": "before shutdown\n"})
+    env.annex(client, "copy", "--to", "origin", "s.txt")
+    assert served.stop() == 0
+    # the gateway's branch (not only its journal) lists the copy
+    key = _key(env, client, "s.txt")
+    out = env.annex_json(w.gw, "whereis", "--key", key)
+    assert GW in {x["uuid"] for x in out[0]["whereis"]}
+    assert not list((w.gw / "annex" / "journal").glob("*"))

@@ -27,7 +27,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
 class Front:
-    def __init__(self, topo: T.Topology, proxy: nginx.Nginx, upstreams: dict[str, int], tls: nginx.Tls) -> None:
+    def __init__(
+        self, topo: T.Topology, proxy: nginx.Nginx, upstreams: dict[str, int], tls: nginx.Tls
+    ) -> None:
         self.topo = topo
         self.proxy = proxy
         self.upstreams = upstreams
@@ -75,8 +77,13 @@ def test_copy_get_drop_through_nginx_with_tls_and_basic_auth(front: Front, kind:
     try:
         server.start()
         H.point_client(
-            env, topo.client, remote, url, git_url=str(topo.gw),
-            credentials=(USER, PASSWORD), ca_file=front.tls.ca,
+            env,
+            topo.client,
+            remote,
+            url,
+            git_url=str(topo.gw),
+            credentials=(USER, PASSWORD),
+            ca_file=front.tls.ca,
         )
         files = {f"{kind}/big.bin": bytes(range(256)) * 4096 * 3, f"{kind}/small.txt": f"{kind}\n"}
         env.add_files(topo.client, files)

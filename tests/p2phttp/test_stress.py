@@ -19,6 +19,7 @@ ANNEXTUI_STRESS_FULL=1 for the acceptance's 90 s and 20 clients.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import random
 import signal
@@ -43,7 +44,9 @@ FULL = os.environ.get("ANNEXTUI_STRESS_FULL") == "1"
 SECONDS = float(os.environ.get("ANNEXTUI_STRESS_SECONDS", "90" if FULL else "20"))
 CLIENTS = int(os.environ.get("ANNEXTUI_STRESS_CLIENTS", "20" if FULL else "8"))
 KILL_EVERY = float(os.environ.get("ANNEXTUI_STRESS_KILL_EVERY", "2"))
-JOBS = int(os.environ.get("ANNEXTUI_STRESS_JOBS", "4"))  # fewer workers than clients: requests must queue, never wedge
+JOBS = int(
+    os.environ.get("ANNEXTUI_STRESS_JOBS", "4")
+)  # fewer workers than clients: requests must queue, never wedge
 STALL_BOUND = 45.0  # a client command running longer than this is hung (files are <= 2.5 MB)
 LIVENESS_BOUND = 2.0  # checkpresent must answer within this after the storm
 SETTLE_BOUND = 60.0  # how long fds/locks may take to come back after the clients are gone
@@ -198,10 +201,70 @@ def _settled(check: object, bound: float) -> object:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("kind", list(H.SERVERS))
-def test_clients_killed_at_random_leave_the_server_healthy(
-    world: T.Topology, kind: str, tmp_path: Path
-) -> None:
+def _fd_targets(pid: int) -> list[str]:
+    out = []
+    for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+        with contextlib.suppress(OSError):
+            out.append(f"{fd}->{os.readlink(f'/proc/{pid}/fd/{fd}')}")
+    return out
+
+
+def _health(server: H.P2PHttpServer, topo: T.Topology, baseline: list[str]) -> list[str]:
+    """What is wrong with the server and the repositories once the clients are gone."""
+    problems = []
+    for uuid in (T.GW, topo.cluster_uuid, T.PX):
+        try:
+            server.endpoint.checkpresent(uuid, "SHA256E-s1--00", T.CLIENT, timeout=LIVENESS_BOUND)
+        except (OSError, http.client.HTTPException) as e:
+            problems.append(f"checkpresent on {uuid} not answered within {LIVENESS_BOUND} s: {e!r}")
+    fds = _settled(lambda: len(_fd_targets(server.pid)) > len(baseline), SETTLE_BOUND)
+    if fds:
+        extra = sorted(set(_fd_targets(server.pid)) - set(baseline))
+        problems.append(
+            f"{len(baseline)} fds after warm-up, more {SETTLE_BOUND:.0f} s after: {extra}"
+        )
+    held = _settled(lambda: leftovers.held_locks(_repos(topo)), SETTLE_BOUND)
+    problems += [f"still held: {h}" for h in held or []]  # type: ignore[attr-defined]
+    tmp_roots = [r / "annex" / "tmp" for r in _repos(topo)]
+    problems += [f"still open: {h}" for h in leftovers.open_below(server.tree(), tmp_roots)]
+    return problems
+
+
+def _fsck(topo: T.Topology) -> list[str]:
+    """git-annex's own judgement: every copy there is is intact and where the logs say.
+    `--copies=1` leaves out keys a client added, stored and dropped again (the gateway never
+    sees the client's own copy, so `fsck --all` would call them lost); `--in=here` adds any
+    content present that no log mentions."""
+    env = topo.env
+    runs = [(repo, ("--all", "--copies=1")) for repo in _repos(topo)]
+    runs += [(repo, ("--all", "--in=here")) for repo in _repos(topo)]
+    runs += [
+        (topo.gw, ("--fast", "--all", "--copies=1", "--from", node))
+        for node in ("node1", "node2", "node3", "px")
+    ]
+    problems = []
+    for repo, args in runs:
+        done = env.annex(repo, "fsck", "--quiet", *args, check=False)
+        if done.returncode != 0:
+            problems.append(f"fsck {' '.join(args)} in {repo.name}: {done.stderr.strip()[-800:]}")
+    return problems
+
+
+UPSTREAM_HANGS = (
+    "git annex p2phttp 10.20261026 wedges with 8 concurrent clients at -J4 even with no client "
+    "killed (20 s run: 9 client commands stalled > 45 s, checkpresent then unanswered for 2 s); "
+    "at -J16 every client's `copy --to h-mycluster` stalled"
+)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("git-annex", marks=pytest.mark.xfail(strict=False, reason=UPSTREAM_HANGS)),
+        "annextui",
+    ],
+)
+def test_clients_killed_at_random_leave_the_server_healthy(world: T.Topology, kind: str) -> None:
     topo, env = world, world.env
     if not H.implemented(kind, env.env):
         pytest.skip(f"{' '.join(H.SERVERS[kind])} is not in this checkout")
@@ -213,7 +276,11 @@ def test_clients_killed_at_random_leave_the_server_healthy(
             Client(
                 env,
                 H.clone_client(
-                    env, topo.gw, topo.root / f"client{i}", REMOTE, server.url,
+                    env,
+                    topo.gw,
+                    topo.root / f"client{i}",
+                    REMOTE,
+                    server.url,
                     uuid=f"c11e0000-0000-4000-8000-{i + 100:012d}",
                 ),
                 i,
@@ -222,48 +289,36 @@ def test_clients_killed_at_random_leave_the_server_healthy(
             )
             for i in range(CLIENTS)
         ]
-        # warm-up: one full cycle per target opens whatever the server keeps open when idle
-        for target in TARGETS:
+        # warm-up: a cycle per target and per node opens what the server keeps open when idle
+        # (its connection to each node: the ssh node's transport is one)
+        for target in (*TARGETS, "node1", "node2", "node3"):
             clients[0].cycle(target)
-        assert not tally.failed and not tally.stalled, (tally.summary(), server.stderr())
-        baseline = server.fd_count()
+        warm = tally.failed + Counter(tally.stalled)
+        assert not warm, (tally.summary(), server.stderr())
+        baseline = _fd_targets(server.pid)
 
         kills = _storm(clients, tally, SECONDS, seed=CLIENTS)
         for client in clients:
             client.kill()
         report = f"{kind}: {CLIENTS} clients, {SECONDS:.0f} s, {kills} kills; {tally.summary()}"
         print(report)
-
-        # liveness: fresh requests answer within the bound, on every kind of target
-        endpoint = server.endpoint
-        for uuid in (T.GW, topo.cluster_uuid, T.PX):
-            endpoint.checkpresent(uuid, "SHA256E-s1--00", T.CLIENT, timeout=LIVENESS_BOUND)
-        assert not tally.stalled, report
-
-        fds = _settled(lambda: server.fd_count() > baseline and server.fd_count(), SETTLE_BOUND)
-        assert not fds, f"{report}; fds {fds} > baseline {baseline}: {os.listdir(f'/proc/{server.pid}/fd')}"
-        held = _settled(lambda: leftovers.held_locks(_repos(topo)), SETTLE_BOUND)
-        assert not held, f"{report}; locks still held: {held}"
-        tmp_roots = [r / "annex" / "tmp" for r in _repos(topo)]
-        open_tmp = leftovers.open_below(server.tree(), tmp_roots)
-        assert not open_tmp, f"{report}; temp files still open: {open_tmp}"
-        # a new client still gets full service after the storm
-        after = H.clone_client(
-            env, topo.gw, topo.root / "after", REMOTE, server.url, uuid=T.CLIENT2
-        )
-        env.add_files(after, {"after.txt": "after the storm\n"})
-        env.annex(after, "copy", "--to", f"{REMOTE}-mycluster", "after.txt")
-        env.annex(after, "drop", "after.txt")
-        env.annex(after, "get", "--from", f"{REMOTE}-mycluster", "after.txt")
+        problems = [f"stalled: {c}" for c in tally.stalled]
+        problems += _health(server, topo, baseline)
+        if not problems:
+            # a new client still gets full service after the storm
+            after = H.clone_client(
+                env, topo.gw, topo.root / "after", REMOTE, server.url, uuid=T.CLIENT2
+            )
+            env.add_files(after, {"after.txt": "after the storm\n"})
+            env.annex(after, "copy", "--to", f"{REMOTE}-mycluster", "after.txt")
+            env.annex(after, "drop", "after.txt")
+            env.annex(after, "get", "--from", f"{REMOTE}-mycluster", "after.txt")
     finally:
         for client_dir in topo.root.glob("client*"):
             procs.kill_pids(p.pid for p in procs.mentioning(str(client_dir)))
         server.stop()
-    # the repositories are consistent, judged by git-annex itself
-    for repo in _repos(topo):
-        env.annex(repo, "fsck", "--quiet")
-    for node in ("node1", "node2", "node3", "px"):
-        env.annex(topo.gw, "fsck", "--fast", "--quiet", "--from", node)
-    stray = {str(r): leftovers.transfer_records(r) for r in _repos(topo)}
-    print(f"{kind}: partial bodies kept for resume:", {str(r): len(leftovers.temp_files(r)) for r in _repos(topo)})
-    print(f"{kind}: stale transfer records:", {k: len(v) for k, v in stray.items()})
+    problems += _fsck(topo)
+    partial = {r.name: len(leftovers.temp_files(r)) for r in _repos(topo)}
+    stale = {r.name: len(leftovers.transfer_records(r)) for r in _repos(topo)}
+    print(f"{kind}: partial bodies kept for resume {partial}; unlocked transfer records {stale}")
+    assert not problems, report + "\n" + "\n".join(problems)

@@ -22,7 +22,20 @@ class Held:
     what: str  # "lock" or "open"
 
     def __str__(self) -> str:
-        return f"{self.what} {self.path} (pid {self.holder})"
+        return f"{self.what} {self.path} held by {' <- '.join(_lineage(self.holder))}"
+
+
+def _lineage(pid: int) -> list[str]:
+    """`pid`'s command line and its ancestors', for saying who holds something."""
+    from tests.support import procs
+
+    by_pid = {p.pid: p for p in procs.processes()}
+    out = []
+    while pid in by_pid and len(out) < 6:
+        info = by_pid[pid]
+        out.append(f"{pid} {info.cmdline[:160]}")
+        pid = info.ppid
+    return out or [f"{pid} (gone)"]
 
 
 def _files(roots: Iterable[Path]) -> Iterator[Path]:

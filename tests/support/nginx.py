@@ -76,9 +76,11 @@ def make_tls(where: Path) -> Tls:
         return cert.public_bytes(serialization.Encoding.PEM)
 
     where.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
-    def builder(subject: str, issuer: str, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+    def builder(
+        subject: str, issuer: str, public: ec.EllipticCurvePublicKey
+    ) -> x509.CertificateBuilder:
         return (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
@@ -190,7 +192,15 @@ class Nginx:
         conf.write_text(MAIN_CONF.format(prefix=self.prefix, user=user, includes="".join(includes)))
         with open(self.prefix / "stderr.log", "wb") as err:
             self.proc = subprocess.Popen(
-                [NGINX_BIN, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log")],
+                [
+                    NGINX_BIN,
+                    "-p",
+                    str(self.prefix),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(self.prefix / "error.log"),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=subprocess.STDOUT,
@@ -204,8 +214,9 @@ class Nginx:
             if time.monotonic() > deadline:
                 raise AssertionError(f"nginx not listening after {timeout}s:\n{self.logs()}")
             for port in list(pending):
-                with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", port), timeout=1.0
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), timeout=1.0),
                 ):
                     pending.discard(port)
             if pending:
@@ -222,9 +233,7 @@ class Nginx:
 
 
 @contextlib.contextmanager
-def front(
-    prefix: Path, upstreams: Mapping[str, int], tls: Tls, htpasswd: Path
-) -> Iterator[Nginx]:
+def front(prefix: Path, upstreams: Mapping[str, int], tls: Tls, htpasswd: Path) -> Iterator[Nginx]:
     """nginx with one site per upstream (name -> the p2phttp server's port), each on a free
     loopback port of its own."""
     ports = {name: free_port() for name in upstreams}

@@ -117,12 +117,12 @@ class Endpoint:
 
     def checkpresent(self, uuid: str, key: str, client: str, *, timeout: float) -> bool:
         reply = self.request(
-            "POST", f"/git-annex/{uuid}/v4/checkpresent?key={key}&clientuuid={client}",
+            "POST",
+            f"/git-annex/{uuid}/v4/checkpresent?key={key}&clientuuid={client}",
             timeout=timeout,
         )
         assert reply.status == 200, reply
         return bool(json.loads(reply.body)["present"])
-
 
 
 @dataclass
@@ -205,7 +205,9 @@ class P2PHttpServer:
             except (OSError, http.client.HTTPException) as e:
                 last = e
                 time.sleep(0.05)
-        raise AssertionError(f"{self.argv} not answering after {timeout}s ({last}):\n{self.stderr()}")
+        raise AssertionError(
+            f"{self.argv} not answering after {timeout}s ({last}):\n{self.stderr()}"
+        )
 
     def fd_count(self) -> int:
         """Open descriptors of the server process (its own, not its children's)."""

@@ -30,7 +30,7 @@ def _lineage(pid: int) -> list[str]:
     from tests.support import procs
 
     by_pid = {p.pid: p for p in procs.processes()}
-    out = []
+    out: list[str] = []
     while pid in by_pid and len(out) < 6:
         info = by_pid[pid]
         out.append(f"{pid} {info.cmdline[:160]}")

@@ -85,7 +85,10 @@ def test_copy_get_drop_through_nginx_with_tls_and_basic_auth(front: Front, kind:
             credentials=(USER, PASSWORD),
             ca_file=front.tls.ca,
         )
-        files = {f"{kind}/big.bin": bytes(range(256)) * 4096 * 3, f"{kind}/small.txt": f"{kind}\n"}
+        files: dict[str, bytes] = {
+            f"{kind}/big.bin": bytes(range(256)) * 4096 * 3,
+            f"{kind}/small.txt": f"{kind}\n".encode(),
+        }
         env.add_files(topo.client, files)
         cluster = f"{remote}-mycluster"
         env.annex(topo.client, "copy", "--to", cluster, kind)
@@ -95,9 +98,7 @@ def test_copy_get_drop_through_nginx_with_tls_and_basic_auth(front: Front, kind:
         where = _whereis(env, topo.client, kind)
         for name in files:
             assert where[name] >= {T.CLIENT, topo.cluster_uuid, T.PX}, where
-            assert (topo.client / name).read_bytes() == (
-                files[name] if isinstance(files[name], bytes) else files[name].encode()
-            )
+            assert (topo.client / name).read_bytes() == files[name]
         env.annex(topo.client, "fsck", "--from", cluster, "--fast", kind)
         env.annex(topo.client, "drop", "--from", f"{remote}-px", kind)
         where = _whereis(env, topo.client, kind)

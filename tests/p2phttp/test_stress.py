@@ -60,6 +60,7 @@ class Tally:
     failed: Counter[str] = field(default_factory=Counter)
     killed: Counter[str] = field(default_factory=Counter)
     stalled: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)  # a few failures' stderr
     lock: threading.Lock = field(default_factory=threading.Lock)
     # set at the end of the storm, or at the first stall: the verdict is in, stop early
     stop: threading.Event = field(default_factory=threading.Event)
@@ -68,6 +69,7 @@ class Tally:
         return (
             f"ok {sum(self.ok.values())} {dict(self.ok)}; failed {sum(self.failed.values())} "
             f"{dict(self.failed)}; killed {sum(self.killed.values())}; stalled {self.stalled}"
+            + "".join(f"\n  failed: {w}" for w in self.why)
         )
 
 
@@ -105,18 +107,19 @@ class Client:
                 env=self.env.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
             )
             proc = self.current
         try:
-            rc = proc.wait(timeout=STALL_BOUND)
+            _, err = proc.communicate(timeout=STALL_BOUND)
+            rc = proc.returncode
         except subprocess.TimeoutExpired:
             with self.tally.lock:
                 self.tally.stalled.append(f"client{self.index}: {' '.join(args)}")
             self.tally.stop.set()
             self.kill()
-            proc.wait()
+            proc.communicate()
             return False
         finally:
             with self.guard:
@@ -128,6 +131,8 @@ class Client:
                 self.tally.ok[what] += 1
             else:
                 self.tally.failed[what] += 1
+                if len(self.tally.why) < 6:
+                    self.tally.why.append(f"{' '.join(args)}: {" ".join(err.decode().split())[-300:]}")
         return rc == 0 and not self.killed
 
     def cycle(self, target: str | None = None) -> None:
@@ -141,13 +146,13 @@ class Client:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.rng.randbytes(size))
         steps = [
-            ("add", "add", "--quiet", name),
-            ("copy", "copy", "--quiet", "--to", remote, name),
-            ("drop", "drop", "--quiet", name),
-            ("get", "get", "--quiet", "--from", remote, name),
+            ("add", "add", name),
+            ("copy", "copy", "--to", remote, name),
+            ("drop", "drop", name),
+            ("get", "get", "--from", remote, name),
         ]
         if self.rng.random() < 0.3:
-            steps.append(("dropfrom", "drop", "--quiet", "--from", remote, name))
+            steps.append(("dropfrom", "drop", "--from", remote, name))
         for what, *args in steps:
             if self.tally.stop.is_set() or (not self.run(what, *args) and what == "add"):
                 return
@@ -263,6 +268,10 @@ def _health(
             problems.append(f"a keeplocked lock outlived its client: {status}")
         if not status.lstrip().startswith("0 connections"):
             problems.append(f"connections left open: {status}")
+        # every content lock the server holds must be one it knows it holds
+        listed = int(status.split(" locks", 1)[0].rsplit(" ", 1)[1])
+        if len(unkept) > listed:
+            problems.append(f"{len(unkept)} object locks held, {listed} in the status: {status}")
     return problems, notes
 
 

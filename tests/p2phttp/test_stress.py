@@ -132,7 +132,8 @@ class Client:
             else:
                 self.tally.failed[what] += 1
                 if len(self.tally.why) < 6:
-                    self.tally.why.append(f"{' '.join(args)}: {" ".join(err.decode().split())[-300:]}")
+                    said = " ".join(err.decode().split())[-300:]
+                    self.tally.why.append(f"{' '.join(args)}: {said}")
         return rc == 0 and not self.killed
 
     def cycle(self, target: str | None = None) -> None:

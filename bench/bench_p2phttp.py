@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import TreeSampler  # noqa: E402
+from bench_gateway import TreeSampler, _rss_kib  # noqa: E402
 from common import SHELLS, Transfer, table_rows, write_files  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
@@ -50,7 +49,6 @@ from tests.support import procs  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 from tests.support.sshd import Sshd  # noqa: E402
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 SERVER_OPTIONS = ("--wideopen", "-J8")
 # remote name -> server kind (tests/support/p2phttp.SERVERS); "ssh" is the ssh gateway
 PATHS = {"ours": "annextui", "theirs": "git-annex", "ssh": ""}
@@ -61,52 +59,26 @@ class Measurement(Transfer):
     peak_server_kib: int
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE // 1024
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class PidTreeSampler:
-    """Peak summed RSS of a process and its descendants (a p2phttp server: for upstream,
-    its ssh clients to the ssh node)."""
+class PidTreeSampler(TreeSampler):
+    """Peak summed RSS of one process and its descendants (a p2phttp server: for upstream,
+    also its ssh clients to the ssh node), in `peak_tree` as the gateway sampler has it."""
 
     def __init__(self, pid: int, interval: float = 0.02) -> None:
+        super().__init__(Path("/"), interval)
         self.pid = pid
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PidTreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             tree = [self.pid, *(p.pid for p in procs.descendants(self.pid))]
-            self.peak = max(self.peak, sum(_rss_kib(p) for p in tree))
+            self.peak_tree = max(self.peak_tree, sum(_rss_kib(p) for p in tree))
             self._stop.wait(self.interval)
 
 
-def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callable[[], object]:
+def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callable[[], TreeSampler]:
     if PATHS[name]:
         pid = servers[PATHS[name]].pid
         return lambda: PidTreeSampler(pid)
     return lambda: TreeSampler(gw)
-
-
-def _peak(sampler: object) -> int:
-    if isinstance(sampler, PidTreeSampler):
-        return sampler.peak
-    assert isinstance(sampler, TreeSampler)
-    return sampler.peak_tree
 
 
 def _nodes_empty(topo: topology.Topology) -> bool:
@@ -145,7 +117,7 @@ def _many_clients(
             if p.returncode != 0:
                 raise RuntimeError(f"client get failed: {err.decode()[-2000:]}")
         dt = time.perf_counter() - t
-    return s.peak, dt
+    return s.peak_tree, dt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,17 +173,17 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     remote = f"{name}-{topology.CLUSTER_NAME}"
                     sampler = _sampler(name, servers, topo.gw)
-                    with sampler() as s:  # type: ignore[attr-defined]
+                    with sampler() as s:
                         t = time.perf_counter()
                         env.annex(cl, "copy", "-q", "--to", remote, case, timeout=3600)
                         up = time.perf_counter() - t
-                    results.append(Measurement(case, "copy", name, up, total, count, _peak(s)))
+                    results.append(Measurement(case, "copy", name, up, total, count, s.peak_tree))
                     env.annex(cl, "drop", "-q", "--force", case)
-                    with sampler() as s:  # type: ignore[attr-defined]
+                    with sampler() as s:
                         t = time.perf_counter()
                         env.annex(cl, "get", "-q", "--from", remote, case, timeout=3600)
                         down = time.perf_counter() - t
-                    results.append(Measurement(case, "get", name, down, total, count, _peak(s)))
+                    results.append(Measurement(case, "get", name, down, total, count, s.peak_tree))
                     env.annex(cl, "drop", "-q", "--force", "--from", remote, case, timeout=3600)
                     assert _nodes_empty(topo), "the cluster was not emptied"
                     print(

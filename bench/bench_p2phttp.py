@@ -81,6 +81,15 @@ def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callab
     return lambda: TreeSampler(gw)
 
 
+def _restart(servers: dict[str, H.P2PHttpServer], kind: str) -> None:
+    """Stop a server (its whole tree) and start the same one on the same port."""
+    if not kind:
+        return
+    old = servers[kind]
+    old.stop()
+    servers[kind] = H.P2PHttpServer(kind, old.repo, old.env, old.options, port=old.port).start()
+
+
 def _nodes_empty(topo: topology.Topology) -> bool:
     return not any(
         any(f.is_file() for f in (p / "annex" / "objects").rglob("*")) for p in topo.nodes.values()
@@ -131,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="big,small")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    ap.add_argument(
+        "--timeout", type=float, default=900, help="a client command taking longer is hung"
+    )
     args = ap.parse_args(argv)
 
     exe = annex_support.find_git_annex()
@@ -146,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Measurement] = []
     many: dict[str, tuple[int, float]] = {}
     servers: dict[str, H.P2PHttpServer] = {}
+    hung: list[str] = []
+    hung_paths: set[str] = set()
     try:
         sshd.start()
         env.use_ssh(sshd)
@@ -171,25 +185,42 @@ def main(argv: list[str] | None = None) -> int:
             for rnd in range(args.rounds):
                 order = list(PATHS) if rnd % 2 == 0 else list(reversed(PATHS))
                 for name in order:
+                    if name in hung_paths:
+                        continue
                     remote = f"{name}-{topology.CLUSTER_NAME}"
                     sampler = _sampler(name, servers, topo.gw)
-                    with sampler() as s:
-                        t = time.perf_counter()
-                        env.annex(cl, "copy", "-q", "--to", remote, case, timeout=3600)
-                        up = time.perf_counter() - t
-                    results.append(Measurement(case, "copy", name, up, total, count, s.peak_tree))
-                    env.annex(cl, "drop", "-q", "--force", case)
-                    with sampler() as s:
-                        t = time.perf_counter()
-                        env.annex(cl, "get", "-q", "--from", remote, case, timeout=3600)
-                        down = time.perf_counter() - t
-                    results.append(Measurement(case, "get", name, down, total, count, s.peak_tree))
-                    env.annex(cl, "drop", "-q", "--force", "--from", remote, case, timeout=3600)
+                    try:
+                        with sampler() as s:
+                            t = time.perf_counter()
+                            env.annex(cl, "copy", "-q", "--to", remote, case, timeout=args.timeout)
+                            up = time.perf_counter() - t
+                        results.append(
+                            Measurement(case, "copy", name, up, total, count, s.peak_tree)
+                        )
+                        env.annex(cl, "drop", "-q", "--force", case)
+                        with sampler() as s:
+                            t = time.perf_counter()
+                            env.annex(cl, "get", "-q", "--from", remote, case, timeout=args.timeout)
+                            down = time.perf_counter() - t
+                        results.append(
+                            Measurement(case, "get", name, down, total, count, s.peak_tree)
+                        )
+                        env.annex(cl, "drop", "-q", "--force", "--from", remote, case)
+                    except annex_support.CommandFailed as e:
+                        # a hung server: say so, give it a fresh start, leave it out from now
+                        hung.append(f"{case} round {rnd} {name}: {str(e).splitlines()[0]}")
+                        print(f"  HUNG {hung[-1]}", file=sys.stderr)
+                        hung_paths.add(name)
+                        _restart(servers, PATHS[name])
+                        env.annex(cl, "get", "-q", "--from", "ssh-mycluster", case, check=False)
+                        env.annex(cl, "drop", "-q", "--force", "--from", "ssh-mycluster", case)
+                        continue
                     assert _nodes_empty(topo), "the cluster was not emptied"
                     print(
                         f"  {case} round {rnd} {name}: copy {up:.2f}s get {down:.2f}s",
                         file=sys.stderr,
                     )
+            hung_paths.clear()
         if "small" in args.cases.split(",") and args.clients:
             env.annex(cl, "copy", "-q", "--to", "ours-mycluster", "small", timeout=3600)
             # the clients clone the gateway: it needs the files and where their content is
@@ -208,12 +239,15 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     print(report(results, many, args.clients))
+    for line in hung:
+        print(f"hung (timed out after {args.timeout:.0f} s, path left out of that case): {line}")
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
                     "transfers": [asdict(m) | {"mib_per_s": m.mib_per_s} for m in results],
                     "clients": {k: {"peak_kib": v[0], "seconds": v[1]} for k, v in many.items()},
+                    "hung": hung,
                 },
                 indent=1,
             )

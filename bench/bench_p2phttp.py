@@ -12,12 +12,12 @@ empties the cluster with `drop --from`; the order of the remotes alternates betw
 Best and median of `--rounds` per cell; ratios against `theirs`.
 
 Server memory: each server's process tree is sampled from /proc every 20 ms during its runs
-(peak summed RSS); then `--clients` clients (20) get the small files from the cluster at once
-through each server, and that peak is reported too.
+(peak summed RSS); then `--clients` clients (20) get `--clients-files` (20) small files from
+the cluster at once through each server, and that peak is reported too.
 
     python bench/bench_p2phttp.py [--rounds 3] [--big-count 8] [--big-mib 64]
                                   [--small-count 500] [--small-kib 4] [--clients 20]
-                                  [--json out.json]
+                                  [--clients-files 20] [--timeout 900] [--json out.json]
 """
 
 from __future__ import annotations
@@ -97,10 +97,16 @@ def _nodes_empty(topo: topology.Topology) -> bool:
 
 
 def _many_clients(
-    env: AnnexEnv, topo: topology.Topology, server: H.P2PHttpServer, count: int, name: str
+    env: AnnexEnv,
+    topo: topology.Topology,
+    server: H.P2PHttpServer,
+    count: int,
+    name: str,
+    files: list[str],
+    timeout: float,
 ) -> tuple[int, float]:
-    """`count` clients get the small files from the cluster through `server` at once; the
-    server tree's peak RSS (KiB) and the wall time of the slowest client."""
+    """`count` clients get `files` from the cluster through `server` at once; the server
+    tree's peak RSS (KiB) and the wall time of the slowest client (inf: one hung)."""
     clients = []
     for i in range(count):
         dest = topo.root / f"many-{name}-{i}"
@@ -113,7 +119,7 @@ def _many_clients(
         t = time.perf_counter()
         running = [
             subprocess.Popen(
-                ["git", "annex", "get", "-q", "--from", "h-mycluster", "small"],
+                ["git", "annex", "get", "-q", "--from", "h-mycluster", *files],
                 cwd=c,
                 env=env.env,
                 stdout=subprocess.DEVNULL,
@@ -121,11 +127,19 @@ def _many_clients(
             )
             for c in clients
         ]
+        deadline = t + timeout
+        hung = False
         for p in running:
-            _, err = p.communicate(timeout=3600)
+            try:
+                _, err = p.communicate(timeout=max(0.1, deadline - time.perf_counter()))
+            except subprocess.TimeoutExpired:
+                hung = True
+                procs.kill_pids([p.pid])
+                p.communicate()
+                continue
             if p.returncode != 0:
                 raise RuntimeError(f"client get failed: {err.decode()[-2000:]}")
-        dt = time.perf_counter() - t
+        dt = math.inf if hung else time.perf_counter() - t
     return s.peak_tree, dt
 
 
@@ -137,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small-count", type=int, default=500)
     ap.add_argument("--small-kib", type=int, default=4)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--clients-files", type=int, default=20, help="small files each gets")
     ap.add_argument("--cases", default="big,small")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
@@ -228,7 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             env.annex(cl, "sync", "-q", "--no-content", "--only-annex", "ssh")
             for name, kind in PATHS.items():
                 if kind:
-                    many[name] = _many_clients(env, topo, servers[kind], args.clients, name)
+                    files = [
+                        f"small/f{i:04d}.bin"
+                        for i in range(min(cases["small"][0], args.clients_files))
+                    ]
+                    many[name] = _many_clients(
+                        env, topo, servers[kind], args.clients, name, files, args.timeout
+                    )
                     print(f"  {args.clients} clients via {name}: {many[name]}", file=sys.stderr)
     finally:
         for server in servers.values():
@@ -281,7 +302,7 @@ def report(results: list[Measurement], many: dict[str, tuple[int, float]], clien
     )
     for name, (kib, seconds) in many.items():
         lines.append(
-            f"{clients} clients getting the small files at once via {name}: server peak RSS "
+            f"{clients} clients getting small files at once via {name}: server peak RSS "
             f"{kib / 1024:.1f} MiB, slowest client {seconds:.2f} s (goal: ours < 80 MiB)"
         )
     return "\n".join(lines)

@@ -232,7 +232,7 @@ def _status(server: H.P2PHttpServer) -> str:
 
 
 def _health(
-    server: H.P2PHttpServer, topo: T.Topology, baseline: list[str], kind: str
+    server: H.P2PHttpServer, topo: T.Topology, baseline: list[str], kind: str, stalled: bool
 ) -> tuple[list[str], list[str]]:
     """What is wrong with the server and the repositories once the clients are gone, and
     what is left but allowed (unkept content locks)."""
@@ -253,10 +253,12 @@ def _health(
             if not (fd.endswith(".lck") and "/annex/objects/" in fd)
         ]
 
-    fds = _settled(extra_fds, SETTLE_BOUND)
+    # a server already found wedged is not given time to recover: the verdict is in
+    settle = 0.0 if problems or stalled else SETTLE_BOUND
+    fds = _settled(extra_fds, settle)
     if fds:
-        problems.append(f"{len(baseline)} fds after warm-up; {SETTLE_BOUND:.0f} s later also {fds}")
-    held = _settled(held_now, SETTLE_BOUND)
+        problems.append(f"{len(baseline)} fds after warm-up; {settle:.0f} s later also {fds}")
+    held = _settled(held_now, settle)
     problems += [f"still held: {h}" for h in held or []]  # type: ignore[attr-defined]
     unkept = [h for h in leftovers.held_locks(_repos(topo)) if _content_lock(h, server)]
     notes += [f"content lock awaiting its 600 s expiry: {h.path.name}" for h in unkept]
@@ -299,9 +301,11 @@ def _fsck(topo: T.Topology) -> list[str]:
 
 
 UPSTREAM_HANGS = (
-    "git annex p2phttp 10.20261026 wedges with 8 concurrent clients at -J4 even with no client "
-    "killed (20 s run: 9 client commands stalled > 45 s, checkpresent then unanswered for 2 s); "
-    "at -J16 every client's `copy --to h-mycluster` stalled"
+    "git annex p2phttp 10.20261026 wedges: 8 clients, 20 s, 10 kills -> 88 commands ok, 7+ "
+    "stalled > 45 s (copy to the cluster, px and the gateway, get); with no kill at all 9 "
+    "stalled at -J4 and checkpresent went unanswered for 2 s; at -J16 every client's "
+    "`copy --to h-mycluster` stalled; bench_p2phttp saw one sequential 100 x 4 KiB copy to "
+    "the cluster hang > 120 s"
 )
 
 
@@ -352,7 +356,7 @@ def test_clients_killed_at_random_leave_the_server_healthy(world: T.Topology, ki
         report = f"{kind}: {CLIENTS} clients, {SECONDS:.0f} s, {kills} kills; {tally.summary()}"
         print(report)
         problems = [f"stalled: {c}" for c in tally.stalled]
-        found, notes = _health(server, topo, baseline, kind)
+        found, notes = _health(server, topo, baseline, kind, bool(tally.stalled))
         problems += found
         if not problems:
             # a new client still gets full service after the storm

@@ -122,6 +122,22 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
+def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    """The cases of the gateway benches: name -> (file count, file size in bytes)."""
+    return {
+        "big": (args.big_count, args.big_mib << 20),
+        "small": (args.small_count, args.small_kib << 10),
+    }
+
+
+def add_case(env: AnnexEnv, repo: Path, case: str, count: int, size: int) -> int:
+    """`count` files of `size` bytes annexed and committed in REPO/CASE; their total size."""
+    write_files(repo, case, count, size)
+    env.annex(repo, "add", "-q", "--force-large", case)
+    env.git(repo, "commit", "-q", "-m", case)
+    return count * size
+
+
 def _nodes_empty(topo: topology.Topology) -> bool:
     return not any(
         any(f.is_file() for f in (p / "annex" / "objects").rglob("*")) for p in topo.nodes.values()
@@ -181,16 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             size = args.small_kib << 10
             print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size))
             return 0
-        cases = {
-            "big": (args.big_count, args.big_mib << 20),
-            "small": (args.small_count, args.small_kib << 10),
-        }
+        cases = transfer_cases(args)
         for case in args.cases.split(","):
             count, size = cases[case]
-            write_files(cl, case, count, size)
-            env.annex(cl, "add", "-q", "--force-large", case)
-            env.git(cl, "commit", "-q", "-m", case)
-            total = count * size
+            total = add_case(env, cl, case, count, size)
             for rnd in range(args.rounds):
                 order = list(SHELLS) if rnd % 2 == 0 else list(reversed(SHELLS))
                 for name in order:

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import TreeSampler, _rss_kib  # noqa: E402
-from common import SHELLS, Transfer, table_rows, write_files  # noqa: E402
+from bench_gateway import TreeSampler, _rss_kib, add_case, transfer_cases  # noqa: E402
+from common import SHELLS, Transfer, table_rows  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -79,6 +79,17 @@ def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callab
         pid = servers[PATHS[name]].pid
         return lambda: PidTreeSampler(pid)
     return lambda: TreeSampler(gw)
+
+
+def _timed(
+    sampler: Callable[[], TreeSampler], env: AnnexEnv, repo: Path, *args: str, t: float
+) -> tuple[float, int]:
+    """`git annex -q ARGS` in REPO: its wall time and the server's peak RSS (KiB) meanwhile."""
+    with sampler() as s:
+        start = time.perf_counter()
+        env.annex(repo, args[0], "-q", *args[1:], timeout=t)
+        seconds = time.perf_counter() - start
+    return seconds, s.peak_tree
 
 
 def _restart(servers: dict[str, H.P2PHttpServer], kind: str) -> None:
@@ -187,16 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             if kind:
                 H.point_client(env, cl, name, servers[kind].url, git_url=str(topo.gw))
             env.annex(cl, "info", "-q", name)  # learn the UUID outside the timings
-        cases = {
-            "big": (args.big_count, args.big_mib << 20),
-            "small": (args.small_count, args.small_kib << 10),
-        }
+        cases = transfer_cases(args)
         for case in args.cases.split(","):
             count, size = cases[case]
-            write_files(cl, case, count, size)
-            env.annex(cl, "add", "-q", "--force-large", case)
-            env.git(cl, "commit", "-q", "-m", case)
-            total = count * size
+            total = add_case(env, cl, case, count, size)
             for rnd in range(args.rounds):
                 order = list(PATHS) if rnd % 2 == 0 else list(reversed(PATHS))
                 for name in order:
@@ -205,21 +210,15 @@ def main(argv: list[str] | None = None) -> int:
                     remote = f"{name}-{topology.CLUSTER_NAME}"
                     sampler = _sampler(name, servers, topo.gw)
                     try:
-                        with sampler() as s:
-                            t = time.perf_counter()
-                            env.annex(cl, "copy", "-q", "--to", remote, case, timeout=args.timeout)
-                            up = time.perf_counter() - t
-                        results.append(
-                            Measurement(case, "copy", name, up, total, count, s.peak_tree)
+                        up, peak = _timed(
+                            sampler, env, cl, "copy", "--to", remote, case, t=args.timeout
                         )
+                        results.append(Measurement(case, "copy", name, up, total, count, peak))
                         env.annex(cl, "drop", "-q", "--force", case)
-                        with sampler() as s:
-                            t = time.perf_counter()
-                            env.annex(cl, "get", "-q", "--from", remote, case, timeout=args.timeout)
-                            down = time.perf_counter() - t
-                        results.append(
-                            Measurement(case, "get", name, down, total, count, s.peak_tree)
+                        down, peak = _timed(
+                            sampler, env, cl, "get", "--from", remote, case, t=args.timeout
                         )
+                        results.append(Measurement(case, "get", name, down, total, count, peak))
                         env.annex(cl, "drop", "-q", "--force", "--from", remote, case)
                     except annex_support.CommandFailed as e:
                         # a hung server: say so, give it a fresh start, leave it out from now

@@ -122,6 +122,21 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
+def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
+    """A temp dir under /tmp, an sshd (not started) and a git-annex environment in it (the
+    binary linked directly, ssh caching on); None without git-annex or sshd."""
+    exe = annex_support.find_git_annex()
+    if exe is None or not os.path.exists("/usr/sbin/sshd"):
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
+    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
+    env = AnnexEnv.create(
+        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
+    )
+    return tmp, sshd, env
+
+
 def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
     """The cases of the gateway benches: name -> (file count, file size in bytes)."""
     return {
@@ -166,16 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    exe = annex_support.find_git_annex()
-    if exe is None:
+    world = bench_world("bgw-")
+    if world is None:
         print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="bgw-", dir="/tmp"))
-    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
-    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
-    env = AnnexEnv.create(
-        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
-    )
+    tmp, sshd, env = world
     results: list[Measurement] = []
     try:
         sshd.start()

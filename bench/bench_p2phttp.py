@@ -29,7 +29,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,7 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import TreeSampler, _rss_kib, add_case, transfer_cases  # noqa: E402
+from bench_gateway import (  # noqa: E402
+    TreeSampler,
+    _rss_kib,
+    add_case,
+    bench_world,
+    transfer_cases,
+)
 from common import SHELLS, Transfer, table_rows  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
@@ -47,7 +52,6 @@ from tests.support import annex as annex_support  # noqa: E402
 from tests.support import p2phttp as H  # noqa: E402
 from tests.support import procs  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
-from tests.support.sshd import Sshd  # noqa: E402
 
 SERVER_OPTIONS = ("--wideopen", "-J8")
 # remote name -> server kind (tests/support/p2phttp.SERVERS); "ssh" is the ssh gateway
@@ -171,16 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    exe = annex_support.find_git_annex()
-    if exe is None or not os.path.exists("/usr/sbin/sshd"):
+    world = bench_world("bhttp-")
+    if world is None:
         print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="bhttp-", dir="/tmp"))
-    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
-    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
-    env = AnnexEnv.create(
-        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
-    )
+    tmp, sshd, env = world
     results: list[Measurement] = []
     many: dict[str, tuple[int, float]] = {}
     servers: dict[str, H.P2PHttpServer] = {}

@@ -64,6 +64,13 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         help="requests that may wait for a job slot; more get 503 (default 4 per job)",
     )
     sp.add_argument(
+        "--commit-after",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="commit a repository's journal once it has been idle this long (default 1)",
+    )
+    sp.add_argument(
         "--directory",
         action="append",
         default=[],
@@ -87,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.directory:
         try:
             repo = LocalRepo.open(os.path.abspath(getattr(args, "repo", ".")))
-        except RepoError as exc:
-            return _fail(str(exc))
+        except RepoError:
+            # as git-annex says outside a repository (its noRepo start)
+            return _fail(
+                "Use the --directory option to specify which git-annex repositories to serve."
+            )
         if not repo.uuid:
             return _fail(
                 "Use the --directory option to specify which git-annex repositories to serve."
@@ -118,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         jobs=jobs,
         lockedfiles=max(0, args.lockedfiles),
         max_connections=max(0, args.max_connections),
+        commit_after=max(0.0, args.commit_after),
+        json=bool(getattr(args, "json", False)),
         queue_limit=-1 if args.max_queue == 0 else max(0, args.max_queue or 0),
     )
     server = P2PHttpServer(options)

@@ -175,12 +175,13 @@ def _delegated_node(
 
 
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
-    from annextui.proxycore.localrepo import LocalRepo, RepoError
+    from annextui.proxycore.localrepo import RepoError
+    from annextui.proxycore.repocache import open_repo
 
     path = remote.local_path(gw.repo.top)
     assert path is not None  # only local-path remotes are served in-process
     try:
-        node = LocalRepo.open(str(path))
+        node = open_repo(str(path))
     except RepoError as exc:
         raise NodeError(f"cannot reach {remote.name}: {exc}") from exc
     if node.uuid != uuid:
@@ -405,15 +406,19 @@ class GatewayTarget:
         return serve_stdio(peer, mode=mode, debug=debug)
 
 
-def open_gateway(local: LocalRepo, uuid: str, client_uuid: str = "") -> GatewayTarget | None:
+def open_gateway(
+    local: LocalRepo, uuid: str, client_uuid: str = "", state: AnnexState | None = None
+) -> GatewayTarget | None:
     """None when `uuid` is the repository's own; the proxy target otherwise; raises
-    `targets.TargetRefused` with git-annex's message when it may not be served."""
+    `targets.TargetRefused` with git-annex's message when it may not be served. `state` is
+    the branch's state when the caller has it already (a server caches it per branch tip)."""
     from annextui.backend.branch import BranchView
     from annextui.backend.state import load_state
     from annextui.proxycore.targets import LocalTarget, select_target
 
     full = local.full()
-    state = load_state(BranchView(full))
+    if state is None:
+        state = load_state(BranchView(full))
     target = select_target(full, state, uuid)
     if isinstance(target, LocalTarget):
         return None

@@ -329,13 +329,13 @@ class LocalPeer(Peer):
             close_all()
         if not self.repo.config_bool("annex.alwayscommit", default=True):
             return
-        jdir = self.store.annexdir / "journal"
-        try:
-            dirty = any(True for _ in os.scandir(jdir))
-        except OSError:
-            dirty = False
-        if not dirty:
+        from annextui.proxycore.commits import defer, journal_dirty
+
+        if not journal_dirty(self.store.annexdir):
             return
+        repo = self.repo
+        if defer(self.store.annexdir, lambda: _journal_of(repo).commit()):
+            return  # a long-running server commits it once the repository is idle
         try:
             self.journal.commit()
         except Exception as exc:  # never lose the session's result over the commit
@@ -345,9 +345,7 @@ class LocalPeer(Peer):
     @property
     def journal(self) -> Journal:
         if self._journal is None:
-            from annextui.backend.journal import Journal
-
-            self._journal = Journal(self.repo.full())
+            self._journal = _journal_of(self.repo)
         return self._journal
 
     def log_presence(self, key: Key, *, present: bool) -> None:
@@ -442,6 +440,12 @@ class LocalPeer(Peer):
             raise PeerFatal(f"refusing unsafe path: {exc}") from exc
         except RepositoryGone as exc:
             raise gone(exc) from exc
+
+
+def _journal_of(repo: LocalRepo) -> Journal:
+    from annextui.backend.journal import Journal
+
+    return Journal(repo.full())
 
 
 def gone(exc: RepositoryGone) -> Unreachable:

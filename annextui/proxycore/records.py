@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -142,13 +141,12 @@ class GatewayRecords:
         """Commit the journal into the git-annex branch (at the end of the client session)."""
         if not self.repo.config_bool("annex.alwayscommit", default=True):
             return
-        jdir = self.annexdir / "journal"
-        try:
-            dirty = any(True for _ in os.scandir(jdir))
-        except OSError:
-            dirty = False
-        if not dirty:
+        from annextui.proxycore.commits import defer, journal_dirty
+
+        if not journal_dirty(self.annexdir):
             return
+        if defer(self.annexdir, self._commit_apart):
+            return  # a long-running server commits it once the repository is idle
         from annextui.backend.journal import JournalError
 
         try:
@@ -158,6 +156,13 @@ class GatewayRecords:
             import sys
 
             sys.stderr.write(f"annextui-shell: git-annex branch not committed: {exc}\n")
+
+    def _commit_apart(self) -> None:
+        """The commit on another thread, through repository objects of its own."""
+        from annextui.backend.journal import Journal
+        from annextui.backend.repo import Repository
+
+        Journal(Repository(self.repo.top)).commit()
 
     # -- transfer information files ----------------------------------------------------------------
     def start_transfer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import signal
 import socket
 import subprocess
@@ -54,6 +55,23 @@ class Served:
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
             c.close()
+
+    def keep_locked(self, key: str, uuid: str = GW) -> tuple[str, socket.socket]:
+        """lockcontent, then a keeplocked request whose body stays open (the lock id and its
+        socket: send `{"unlock":true}` and the last chunk on it, or close it, to end it)."""
+        base = f"/git-annex/{uuid}/v4"
+        status, _, body = self.request(
+            "POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b""
+        )
+        assert status == 200
+        lockid = str(json.loads(body)["lockid"])
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.sendall(
+            f"POST {base}/keeplocked?lockid={lockid}&clientuuid={CLIENT} HTTP/1.1\r\n"
+            "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            + b'10\r\n{"unlock":false}\r\n'
+        )
+        return lockid, sock
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -87,56 +87,27 @@ def _key(env: AnnexEnv, repo: Path, name: str) -> str:
     return env.annex(repo, "lookupkey", name).stdout.strip()
 
 
-def test_lockcontent_holds_off_drop(world: tuple[World, Served]) -> None:
+@pytest.mark.parametrize("ending", ["unlock", "killed"])
+def test_lockcontent_holds_off_drop(world: tuple[World, Served], ending: str) -> None:
+    """A lock kept by keeplocked makes a concurrent `drop --force` from another client fail;
+    ending keeplocked ({"unlock":true}), or the keeping client being killed (RST), frees it
+    at once."""
     w, served = world
     env, client = w.env, w.client
-    env.add_files(client, {"l.txt": "locked over http\n"})
+    env.add_files(client, {"l.txt": f"locked over http, {ending}\n"})
     env.annex(client, "copy", "--to", "origin", "l.txt")
-    key = _key(env, client, "l.txt")
-    base = f"/git-annex/{GW}/v4"
-    status, _, body = served.request(
-        "POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b""
-    )
-    assert status == 200
-    lockid = json.loads(body)["lockid"]
-    # keeplocked: a body that stays open until we say unlock
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    sock.sendall(
-        f"POST {base}/keeplocked?lockid={lockid}&clientuuid={CLIENT} HTTP/1.1\r\n"
-        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        + b'10\r\n{"unlock":false}\r\n'
-    )
+    _, sock = served.keep_locked(_key(env, client, "l.txt"))
     r = env.annex(client, "drop", "--from", "origin", "--force", "l.txt", check=False)
     assert r.returncode != 0
     assert GW in _whereis(env, client, "l.txt")
-    sock.sendall(b'f\r\n{"unlock":true}\r\n0\r\n\r\n')
-    assert b'{"locked":false}' in _response(sock)
-    sock.close()
+    if ending == "unlock":
+        sock.sendall(b'f\r\n{"unlock":true}\r\n0\r\n\r\n')
+        assert b'{"locked":false}' in _response(sock)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # with SO_LINGER 0: RST, as a killed client's kernel sends
     env.annex(client, "drop", "--from", "origin", "--force", "l.txt")
     assert GW not in _whereis(env, client, "l.txt")
-
-
-def test_killed_keeplocked_client_frees_the_lock(world: tuple[World, Served]) -> None:
-    w, served = world
-    env, client = w.env, w.client
-    env.add_files(client, {"k.txt": "kill the locker\n"})
-    env.annex(client, "copy", "--to", "origin", "k.txt")
-    key = _key(env, client, "k.txt")
-    base = f"/git-annex/{GW}/v4"
-    _, _, body = served.request("POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b"")
-    lockid = json.loads(body)["lockid"]
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    sock.sendall(
-        f"POST {base}/keeplocked?lockid={lockid} HTTP/1.1\r\n"
-        "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        + b'10\r\n{"unlock":false}\r\n'
-    )
-    env.annex(client, "drop", "--from", "origin", "--force", "k.txt", check=False)
-    assert GW in _whereis(env, client, "k.txt")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    sock.close()  # RST, as a killed client's kernel sends
-    env.annex(client, "drop", "--from", "origin", "--force", "k.txt")
-    assert GW not in _whereis(env, client, "k.txt")
 
 
 def test_interrupted_put_resumes(world: tuple[World, Served]) -> None:
@@ -170,6 +141,11 @@ def test_interrupted_put_resumes(world: tuple[World, Served]) -> None:
         threading.Event().wait(0.05)
     sock.close()
     assert done.is_set(), offset
+    # the server notices the hang-up and lets go of the transfer (its lock) before a retry
+    for _ in range(400):
+        if not list_transfers(w.gw / "annex"):
+            break
+        threading.Event().wait(0.05)
     status, _, body = served.request(
         "POST",
         f"{base}/put?key={key}&clientuuid={CLIENT}&offset={half}",
@@ -198,14 +174,40 @@ def test_interrupted_get_resumes(world: tuple[World, Served]) -> None:
     assert (client / "g.bin").read_bytes() == data
 
 
-def test_sigterm_commits_and_releases(world: tuple[World, Served]) -> None:
-    w, served = world
+def test_sigterm_commits(annex_env: AnnexEnv) -> None:
+    """Journals are committed at SIGTERM (here nothing is committed before: --commit-after
+    600), so a stopped server loses nothing."""
+    w = build(annex_env, annex_env.root)
     env, client = w.env, w.client
-    env.add_files(client, {"s.txt": "before shutdown\n"})
-    env.annex(client, "copy", "--to", "origin", "s.txt")
-    assert served.stop() == 0
-    # the gateway's branch (not only its journal) lists the copy
+    with serve(env, w.gw, ["--wideopen", "-J", "2", "--commit-after", "600"]) as served:
+        point_at(w, served)
+        env.add_files(client, {"s.txt": "before shutdown\n"})
+        env.annex(client, "copy", "--to", "origin", "s.txt")
+        assert list((w.gw / "annex" / "journal").iterdir())  # not committed yet
+        assert served.stop() == 0
+    # before git-annex runs there (it would commit a journal itself)
+    assert not list((w.gw / "annex" / "journal").iterdir())
     key = _key(env, client, "s.txt")
     out = env.annex_json(w.gw, "whereis", "--key", key)
     assert GW in {x["uuid"] for x in out[0]["whereis"]}
-    assert not list((w.gw / "annex" / "journal").glob("*"))
+
+
+def test_updateproxy_served_without_restart(world: tuple[World, Served]) -> None:
+    """A remote proxied after the server started is served at once (upstream: 404 until a
+    restart); one the branch stops listing is refused again."""
+    w, served = world
+    env = w.env
+    px2_uuid = "40de0000-0000-4000-8000-0000000000f2"
+    px2 = env.make_annex_repo(w.root / "px2.git", px2_uuid, "px2", bare=True)
+    path = f"/git-annex/{px2_uuid}/v4/checkpresent?key={'SHA256E-s1--' + '0' * 64}"
+    path += f"&clientuuid={CLIENT}"
+    assert served.request("POST", path, b"")[0] == 404
+    env.git(w.gw, "remote", "add", "px2", str(px2))
+    env.git(w.gw, "config", "remote.px2.annex-uuid", px2_uuid)
+    env.git(w.gw, "config", "remote.px2.annex-proxy", "true")
+    env.annex(w.gw, "updateproxy")
+    status, _, body = served.request("POST", path, b"")
+    assert (status, json.loads(body)) == (200, {"present": False})
+    env.git(w.gw, "config", "remote.px2.annex-proxy", "false")
+    env.annex(w.gw, "updateproxy")
+    assert served.request("POST", path, b"")[0] == 404

@@ -19,14 +19,15 @@ Bounds (never hang, never leak):
 * a client that hangs up (or is killed) ends its request with an OSError: the upload keeps
   its partial file for a resume, a lock kept by its `keeplocked` is released, its slot and
   descriptors are freed by the `finally` of its thread.
-Each Peer is closed after its request (the repository's journal is committed then, as the
-shell commits at the end of a session); SIGTERM/SIGINT stop accepting, end every connection,
-release the locks, and return.
+Each Peer is closed after its request; its journal is committed by `commits.CommitLater` once
+the repository has been idle for a second, not per request. SIGTERM/SIGINT stop accepting, end
+every connection, release the locks, commit every journal, and return.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -41,6 +42,7 @@ from typing import TextIO, cast
 
 import h11
 
+from annextui.proxycore.commits import CommitLater
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.locks import LockRegistry
@@ -69,6 +71,8 @@ class ServerOptions:
     max_connections: int = 0  # 0: 8 per job plus one per lockable file
     queue_limit: int = 0  # 0: 4 per job; -1: none may wait
     queue_wait: float = 30.0
+    commit_after: float = 1.0
+    json: bool = False  # log lines and status as JSON objects
     header_timeout: float = 60.0
     body_timeout: float = 120.0
 
@@ -152,6 +156,7 @@ class P2PHttpServer:
         self._listeners: list[tuple[socket.socket, bool]] = []
         self._tls: ssl.SSLContext | None = None
         self._threads: set[threading.Thread] = set()
+        self.commits = CommitLater(options.commit_after)
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:
@@ -192,6 +197,7 @@ class P2PHttpServer:
 
     # -- running ---------------------------------------------------------------------------------
     def serve_forever(self) -> None:
+        self.commits.start()
         sel = selectors.DefaultSelector()
         for sock, secure in self._listeners:
             sock.setblocking(False)
@@ -236,6 +242,7 @@ class P2PHttpServer:
         for t in threads:
             t.join(timeout=10)
         self.locks.release_all()
+        self.commits.stop()  # the journals, committed before the process ends
         if self.options.socket_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.socket_path)
@@ -292,6 +299,27 @@ class P2PHttpServer:
             self._log.write(line + "\n")
             self._log.flush()
 
+    def log_request(
+        self, peer: str, method: str, target: str, status: int, moved: int, seconds: float
+    ) -> None:
+        """One line per request: client, method, path, status, body bytes, seconds."""
+        if self.options.json:
+            self.log(
+                json.dumps(
+                    {
+                        "client": peer,
+                        "method": method,
+                        "path": target,
+                        "status": status,
+                        "bytes": moved,
+                        "seconds": round(seconds, 6),
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            self.log(f"{peer} {method} {target} {status} {moved} {seconds:.3f}")
+
     def set_request(self, text: str) -> None:
         with self._mutex:
             conn = self._conns.get(threading.get_ident())
@@ -331,15 +359,19 @@ class P2PHttpServer:
             ],
             "transfers": transfers,
             "queued": self.slots.waiting,
+            "uncommitted": self.commits.pending(),
             "served": sorted(self.repos.uuids()),
         }
 
     def print_status(self) -> None:
         st = self.status()
+        if self.options.json:
+            self.log(json.dumps({"status": st}, sort_keys=True))
+            return
         lines = [
             f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
             f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
-            f"{st['queued']} queued"
+            f"{st['queued']} queued, {st['uncommitted']} journals to commit"
         ]
         for c in st["connections"]:  # type: ignore[attr-defined]
             lines.append(f"  connection {c['peer']} {c['seconds']}s {c['request']}")
@@ -446,7 +478,6 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-
 class _Connection:
     """One client connection: requests one after the other (keep-alive)."""
 
@@ -517,10 +548,13 @@ class _Connection:
         finally:
             srv.end_transfer()
             srv.set_request("")
-            moved = body.received + reply.sent
-            srv.log(
-                f"{self.peer} {method} {target} {reply.status} {moved} "
-                f"{time.monotonic() - started:.3f}"
+            srv.log_request(
+                self.peer,
+                method,
+                target,
+                reply.status,
+                body.received + reply.sent,
+                time.monotonic() - started,
             )
 
     def _error(self, reply: _SocketReply, err: HttpError) -> None:
@@ -554,11 +588,13 @@ class _Connection:
         api = parse_target(method, target)
         access = srv.options.policy.access(headers.get("authorization"), self.secure)
         client = api.client_uuid()
-        # An unknown UUID is 404 before any permission check, as upstream.
-        peer = srv.repos.peer(api.uuid, client)
+        # An unknown UUID is 404 before any permission check, as upstream; the Peer is
+        # made only for a permitted request.
+        make_peer = srv.repos.target(api.uuid, client)
+        permitted(access, api.endpoint.action)
+        peer = make_peer()
         session = endpoints.Session(peer, srv.locks, transfer=srv.transfer)
         try:
-            permitted(access, api.endpoint.action)
             if self.h.they_are_waiting_for_100_continue:
                 self.send(h11.InformationalResponse(status_code=100, headers=[]))
             if api.endpoint is Endpoint.KEEPLOCKED:

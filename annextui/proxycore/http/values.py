@@ -17,7 +17,7 @@ class BadValue(ValueError):
 def decode_value(text: str) -> str:
     if len(text) >= 2 and text.startswith("[") and text.endswith("]"):
         try:
-            raw = base64.urlsafe_b64decode(text[1:-1].encode("ascii"))
+            raw = base64.b64decode(text[1:-1].encode("ascii"), altchars=b"-_", validate=True)
             return raw.decode("utf-8", "surrogateescape")
         except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
             raise BadValue(f"bad base64 value {text!r}") from exc

@@ -122,6 +122,37 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
+def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
+    """A temp dir under /tmp, an sshd (not started) and a git-annex environment in it (the
+    binary linked directly, ssh caching on); None without git-annex or sshd."""
+    exe = annex_support.find_git_annex()
+    if exe is None or not os.path.exists("/usr/sbin/sshd"):
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
+    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
+    env = AnnexEnv.create(
+        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
+    )
+    return tmp, sshd, env
+
+
+def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    """The cases of the gateway benches: name -> (file count, file size in bytes)."""
+    return {
+        "big": (args.big_count, args.big_mib << 20),
+        "small": (args.small_count, args.small_kib << 10),
+    }
+
+
+def add_case(env: AnnexEnv, repo: Path, case: str, count: int, size: int) -> int:
+    """`count` files of `size` bytes annexed and committed in REPO/CASE; their total size."""
+    write_files(repo, case, count, size)
+    env.annex(repo, "add", "-q", "--force-large", case)
+    env.git(repo, "commit", "-q", "-m", case)
+    return count * size
+
+
 def _nodes_empty(topo: topology.Topology) -> bool:
     return not any(
         any(f.is_file() for f in (p / "annex" / "objects").rglob("*")) for p in topo.nodes.values()
@@ -150,16 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    exe = annex_support.find_git_annex()
-    if exe is None:
+    world = bench_world("bgw-")
+    if world is None:
         print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="bgw-", dir="/tmp"))
-    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
-    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
-    env = AnnexEnv.create(
-        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
-    )
+    tmp, sshd, env = world
     results: list[Measurement] = []
     try:
         sshd.start()
@@ -181,16 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             size = args.small_kib << 10
             print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size))
             return 0
-        cases = {
-            "big": (args.big_count, args.big_mib << 20),
-            "small": (args.small_count, args.small_kib << 10),
-        }
+        cases = transfer_cases(args)
         for case in args.cases.split(","):
             count, size = cases[case]
-            write_files(cl, case, count, size)
-            env.annex(cl, "add", "-q", "--force-large", case)
-            env.git(cl, "commit", "-q", "-m", case)
-            total = count * size
+            total = add_case(env, cl, case, count, size)
             for rnd in range(args.rounds):
                 order = list(SHELLS) if rnd % 2 == 0 else list(reversed(SHELLS))
                 for name in order:

@@ -300,14 +300,17 @@ class Row(Generic[_M]):
     theirs_median: float
 
 
-def table_rows(results: Sequence[_M], directions: Sequence[str]) -> Iterator[Row[_M]]:
-    """The rows of a shell bench's table: big then small, `directions` in order, ours first."""
+def table_rows(
+    results: Sequence[_M], directions: Sequence[str], shells: Sequence[str] = ("ours", "theirs")
+) -> Iterator[Row[_M]]:
+    """The rows of a shell bench's table: big then small, `directions` in order, `shells` in
+    order (each compared with "theirs")."""
     best, median = best_and_median(results)
     for case in ("big", "small"):
         for direction in directions:
             theirs = best.get((case, direction, "theirs"))
             theirs_med = median.get((case, direction, "theirs"), math.nan)
-            for shell in ("ours", "theirs"):
+            for shell in shells:
                 m = best.get((case, direction, shell))
                 if m is not None:
                     med = median[(case, direction, shell)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian's openssh-server, the package with its test extras, which
-# include the real git-annex) and run ruff, mypy, the import contracts (lint-imports, configured
-# in pyproject.toml) and the whole test suite (pytest-xdist).
+# Install what the tests need (Debian's openssh-server and nginx, the package with its test
+# extras, which include the real git-annex) and run ruff, mypy, the import contracts
+# (lint-imports, configured in pyproject.toml) and the whole test suite (pytest-xdist).
 # Idempotent; quiet on success apart from pytest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +15,13 @@ apt_install() {
     fi
     $sudo apt-get update -qq &&
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            openssh-server rsync git-remote-gcrypt gnupg tmux >/dev/null
+            openssh-server nginx rsync git-remote-gcrypt gnupg tmux >/dev/null
 }
-# sshd, and rsync/git-remote-gcrypt/gpg for the gcrypt remotes (the legacy shell commands), are
-# required: those tests fail in CI without them. tmux only drives the console demo test.
-if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null 2>&1 ||
+# sshd, nginx (in front of p2phttp: TLS and basic auth), and rsync/git-remote-gcrypt/gpg for
+# the gcrypt remotes (the legacy shell commands), are required: those tests fail in CI without
+# them. tmux only drives the console demo test. The tests run their own nginx (own prefix,
+# loopback port, `daemon off`); the package's service is not used.
+if [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/sbin/nginx ] || ! command -v rsync >/dev/null 2>&1 ||
     ! command -v git-remote-gcrypt >/dev/null 2>&1 || ! command -v gpg >/dev/null 2>&1; then
     apt_install
 elif ! command -v tmux >/dev/null 2>&1; then

@@ -45,15 +45,19 @@ def on_top(widget: Widget) -> bool:
 def test_review_of_ten_edits_keeps_its_buttons_on_screen(size: tuple[int, int]) -> None:
     async def main() -> None:
         app = AnnexConsole(ManyChanges())
+        # The toasts must outlive the checks below however slowly a loaded machine runs them.
+        app.NOTIFICATION_TIMEOUT = 600
         async with app.run_test(size=size, notifications=True) as pilot:
             await wait_for(pilot, lambda: app.balance is not None)
             for i in range(10):
                 assert app.stage(RemoveNode(f"node{i}", "demo"))
             await pilot.press("ctrl+s")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.pause(0.2)
             dialog = app.screen
-            for selector in ("#dialog-title", "#dialog-keys", "#no", "#yes"):
+            parts = ("#dialog-title", "#dialog-keys", "#no", "#yes")
+            # the dialog's layout settles over a few refreshes on a loaded machine
+            await wait_for(pilot, lambda: all(on_top(dialog.query_one(p)) for p in parts), 10)
+            for selector in parts:
                 assert on_top(dialog.query_one(selector)), selector
             body = dialog.query_one("#dialog-body")
             assert body.max_scroll_y > 0  # the diff scrolls inside the dialog

@@ -58,6 +58,7 @@ VIEWS: tuple[tuple[str, str, type[ConsoleScreen]], ...] = (
     ("4", "nodes", NodesScreen),
     ("5", "balance", BalanceScreen),
     ("6", "transfers", TransfersScreen),
+    ("7", "jobs", JobsScreen),
 )
 
 
@@ -314,8 +315,7 @@ class AnnexConsole(App[int]):
             self.switch_mode(name)
 
     def action_jobs(self) -> None:
-        if self.backend is not None and isinstance(self.screen, ConsoleScreen):
-            self.push_screen(JobsScreen())
+        self.action_view("jobs")  # `j`, as before the Jobs dialog became a view
 
     def action_help(self) -> None:
         screen = self.screen
@@ -432,6 +432,8 @@ class AnnexConsole(App[int]):
         else:
             lines = [line for o in done for line in o.lines]
             self.notify("\n".join(lines[-6:]) or "Applied.", title=f"Applied {len(done)} edit(s)")
+        if any(o.edit.starts_job for o in done):
+            self.action_view("jobs")
         self.load_snapshot()
 
     # -- loading -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tests.console.fixed import FixedBackend
 from tests.console.support import SIZE, wait_for
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-VIEWS = {"overview": "1", "clusters": "3", "nodes": "4", "transfers": "6"}
+VIEWS = {"overview": "1", "clusters": "3", "nodes": "4", "transfers": "6", "jobs": "7"}
 
 
 def render(key: str, *, readonly: bool = False) -> str:
@@ -29,6 +29,8 @@ def render(key: str, *, readonly: bool = False) -> str:
             screen = app.screen
             if key == "6":
                 await wait_for(pilot, lambda: getattr(screen, "sample", None) is not None)
+            if key == "7":
+                await wait_for(pilot, lambda: getattr(screen, "detail", None) is not None)
             await pilot.pause(0.2)
             app.clear_notifications()
             await pilot.pause(0.2)

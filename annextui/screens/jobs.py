@@ -141,7 +141,7 @@ class JobsScreen(ConsoleScreen):
 
     def repo_label(self, uuid: str) -> str:
         snap = self.console.snapshot
-        return snap.label(uuid) if snap is not None and uuid in snap.repos else uuid
+        return snap.label(uuid) if snap is not None else uuid
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="jobs")
     def poll(self, control: JobControl, selected: str | None) -> None:
@@ -165,7 +165,9 @@ class JobsScreen(ConsoleScreen):
 
     # -- drawing -----------------------------------------------------------------------------
     def job_label(self, j: Job) -> str:
-        return f"{j.kind} {self.repo_label(j.target)}"
+        """`drain NODE` (a drain's target is the node's UUID), `rebalance NAME` (the name the
+        job was started with)."""
+        return f"{j.kind} {self.repo_label(j.target) if j.kind == 'drain' else j.target}"
 
     def _redraw(self) -> None:
         rows = []

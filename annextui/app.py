@@ -151,13 +151,13 @@ class AnnexConsole(App[int]):
             for key, name, cls in VIEWS
         ),
         Binding("r", "refresh", "Refresh", id="app.refresh", tooltip="Read the repository again"),
-        Binding(
+        Binding(  # `j` as before the Jobs dialog became a view; one row with `7` in help
             "j",
-            "jobs",
-            "Jobs",
-            id="app.jobs",
+            "view('jobs')",
+            JobsScreen.TITLE_TEXT,
+            id="app.view.jobs",
             show=False,
-            tooltip="Drain and rebalance jobs: progress, pause, resume, cancel",
+            tooltip="Show the Jobs view",
         ),
         Binding(
             "ctrl+s",
@@ -313,9 +313,6 @@ class AnnexConsole(App[int]):
     def action_view(self, name: str) -> None:
         if self.backend is not None and self.current_mode != name:
             self.switch_mode(name)
-
-    def action_jobs(self) -> None:
-        self.action_view("jobs")  # `j`, as before the Jobs dialog became a view
 
     def action_help(self) -> None:
         screen = self.screen

@@ -14,15 +14,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, get_current_worker
 
 from annextui.console.jobs_source import Job, JobBusy, JobControl, JobDetail, JobRow
 from annextui.console.snapshot import Snapshot
-from annextui.screens.base import ConsoleScreen
 from annextui.screens.literal import lines, markup
+from annextui.screens.sampling import SampledView
 from annextui.screens.transfers import _duration, _rate
 from annextui.screens.widgets import (
     Row,
@@ -34,7 +33,6 @@ from annextui.screens.widgets import (
     usage_bar,
 )
 
-POLL_SECONDS = 0.5
 _STATE_STYLE = {
     "running": "primary",
     "paused": "warning",
@@ -55,7 +53,7 @@ class JobsSampled(Message):
         return isinstance(message, JobsSampled)
 
 
-class JobsScreen(ConsoleScreen):
+class JobsScreen(SampledView):
     VIEW = "jobs"
     TITLE_TEXT = "Jobs"
     HELP = (
@@ -92,7 +90,6 @@ class JobsScreen(ConsoleScreen):
         self.detail: JobDetail | None = None
         self._sampled = False
         self._poller: Worker[None] | None = None
-        self._timer: Timer | None = None
         self.query_one("#job-detail-scroll").border_title = "Plan"
         table: DataTable[object] = self.query_one(DataTable)
         for label, key in (
@@ -107,17 +104,6 @@ class JobsScreen(ConsoleScreen):
         ):
             table.add_column(label, key=key)
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
-        if self._timer is None:
-            self._timer = self.set_interval(POLL_SECONDS, self._tick)
-        self._tick()
-
-    def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-
     def main_widget(self) -> Widget | None:
         return self.query_one(DataTable)
 
@@ -128,10 +114,10 @@ class JobsScreen(ConsoleScreen):
         self._redraw()
 
     def refresh_view(self) -> None:
-        self._tick()
+        self.sample_now()
 
     # -- sampling ----------------------------------------------------------------------------
-    def _tick(self) -> None:
+    def sample_now(self) -> None:
         backend = self.console.backend
         if backend is None or (self._poller is not None and self._poller.is_running):
             return
@@ -161,7 +147,7 @@ class JobsScreen(ConsoleScreen):
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
         if self.detail is None or self.detail.job.id != self._selected():
-            self._tick()
+            self.sample_now()
 
     # -- drawing -----------------------------------------------------------------------------
     def job_label(self, j: Job) -> str:
@@ -257,7 +243,7 @@ class JobsScreen(ConsoleScreen):
         except JobBusy as exc:
             said = str(exc)
         self.notify(said, title=f"{what} {job}")
-        self._tick()
+        self.sample_now()
 
     def action_pause(self) -> None:
         self._act("pause")

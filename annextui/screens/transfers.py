@@ -12,17 +12,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, get_current_worker
 
 from annextui.console.snapshot import Snapshot
 from annextui.console.transfers_source import TransferSample, TransferSampler, totals
-from annextui.screens.base import ConsoleScreen
+from annextui.screens.sampling import SampledView
 from annextui.screens.widgets import Row, human, matches, styled, sync_table, usage_bar
-
-POLL_SECONDS = 0.3
 
 
 class TransfersSampled(Message):
@@ -51,7 +48,7 @@ def _rate(rate: float | None) -> str:
     return f"{human(int(rate))}/s" if rate else ""
 
 
-class TransfersScreen(ConsoleScreen):
+class TransfersScreen(SampledView):
     VIEW = "transfers"
     TITLE_TEXT = "Transfers"
     HELP = (
@@ -67,6 +64,7 @@ class TransfersScreen(ConsoleScreen):
             "p", "pause", "Pause", id="transfers.pause", tooltip="Pause or resume live updates"
         ),
     ]
+    POLL_SECONDS = 0.3
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="transfers-summary")
@@ -78,7 +76,6 @@ class TransfersScreen(ConsoleScreen):
         self.tracker: TransferSampler | None = None
         self.sample: TransferSample | None = None
         self._poller: Worker[None] | None = None
-        self._timer: Timer | None = None
         table: DataTable[object] = self.query_one(DataTable)
         for label, key in (
             (" ", "dir"),
@@ -94,16 +91,6 @@ class TransfersScreen(ConsoleScreen):
             ("eta", "eta"),
         ):
             table.add_column(label, key=key)
-
-    def on_screen_resume(self) -> None:
-        if self._timer is None:
-            self._timer = self.set_interval(POLL_SECONDS, self._tick)
-        self._tick()
-
-    def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
 
     def main_widget(self) -> Widget | None:
         return self.query_one(DataTable)
@@ -122,6 +109,9 @@ class TransfersScreen(ConsoleScreen):
         self.paused = not self.paused
         self.notify("Transfers paused" if self.paused else "Transfers live")
         self._redraw()
+
+    def sample_now(self) -> None:
+        self._tick()
 
     def _tick(self, force: bool = False) -> None:
         if (self.paused and not force) or self.console.snapshot is None:

@@ -64,6 +64,7 @@ VIEWS: tuple[tuple[str, str, type[ConsoleScreen]], ...] = (
     ("4", "nodes", NodesScreen),
     ("5", "balance", BalanceScreen),
     ("6", "transfers", TransfersScreen),
+    ("7", "jobs", JobsScreen),
 )
 
 
@@ -156,13 +157,13 @@ class AnnexConsole(App[int]):
             for key, name, cls in VIEWS
         ),
         Binding("r", "refresh", "Refresh", id="app.refresh", tooltip="Read the repository again"),
-        Binding(
+        Binding(  # `j` as before the Jobs dialog became a view; one row with `7` in help
             "j",
-            "jobs",
-            "Jobs",
-            id="app.jobs",
+            "view('jobs')",
+            JobsScreen.TITLE_TEXT,
+            id="app.view.jobs",
             show=False,
-            tooltip="Drain and rebalance jobs: progress, pause, resume, cancel",
+            tooltip="Show the Jobs view",
         ),
         Binding(
             "ctrl+s",
@@ -348,10 +349,6 @@ class AnnexConsole(App[int]):
         if self.backend is not None and self.current_mode != name:
             self.switch_mode(name)
 
-    def action_jobs(self) -> None:
-        if self.backend is not None and isinstance(self.screen, ConsoleScreen):
-            self.push_screen(JobsScreen())
-
     def action_help(self) -> None:
         screen = self.screen
         if not isinstance(screen, ConsoleScreen) and not isinstance(screen, WelcomeScreen):
@@ -469,6 +466,8 @@ class AnnexConsole(App[int]):
         else:
             lines = [line for o in done for line in o.lines]
             self.notify("\n".join(lines[-6:]) or "Applied.", title=f"Applied {len(done)} edit(s)")
+        if any(o.edit.starts_job for o in done):
+            self.action_view("jobs")
         self.load_snapshot()
 
     # -- loading -----------------------------------------------------------------------------

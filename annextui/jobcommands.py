@@ -16,11 +16,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from annextui.backend.balance import Proof
     from annextui.backend.repo import Repository
     from annextui.operations.jobs import Job, JobStore
     from annextui.operations.nodes import GatewayNodes
-    from annextui.operations.rebalance import RebalancePlan
 
 Handler = Callable[[argparse.Namespace], int]
 Add = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -153,7 +151,7 @@ def _session(args: argparse.Namespace) -> Iterator[tuple[GatewayNodes, JobStore]
 
 
 def _drain(args: argparse.Namespace) -> int:
-    from annextui.operations.drain import leave_clusters, plan_drain, resolve_node
+    from annextui.operations.drain import drain_lines, leave_clusters, plan_drain, resolve_node
     from annextui.operations.jobs import Job, JobState, job_id
 
     rate = _throttle_rate(args)
@@ -166,19 +164,11 @@ def _drain(args: argparse.Namespace) -> int:
         job = None if args.dry_run else store.resumable(jid)
         if job is None:
             plan = plan_drain(nodes, args.node, args.to)
-            summary = {
-                "node": node,
-                "targets": list(plan.targets),
-                "keys": plan.keys,
-                "bytes": plan.bytes,
-                "copies": sum(len(s.copies) for s in plan.steps),
-                "numcopies": plan.needed,
-                "unplaced-keys": len(plan.unplaced),
-            }
+            summary = plan.summary()
             if plan.unplaced:
                 raise _Refused(plan.refusal(nodes))
             if args.dry_run:
-                return _print_dry_run(args, summary, _drain_lines(nodes, summary))
+                return _print_dry_run(args, summary, drain_lines(summary, nodes.name))
             job = Job(jid, "drain", node, params={**summary, "needed": plan.needed})
             nodes.repo.require_writable()  # refused before anything is written or moved
             nodes.require_reachable([node, *plan.targets])
@@ -207,24 +197,13 @@ def _already_drained(nodes: GatewayNodes, store: JobStore, ident: str) -> Job | 
     return job
 
 
-def _drain_lines(nodes: GatewayNodes, s: dict[str, object]) -> list[str]:
-    from annextui.backend.units import format_rough
-
-    names = ", ".join(nodes.name(str(t)) for t in s["targets"])  # type: ignore[attr-defined]
-    size = format_rough(int(str(s["bytes"])), 2)
-    return [
-        f"drain {nodes.name(str(s['node']))}: {s['keys']} keys ({size}), {s['copies']} copies "
-        f"to make on {names}, numcopies {s['numcopies']}",
-    ]
-
-
 # -- rebalance ---------------------------------------------------------------------------------
 
 
 def _rebalance(args: argparse.Namespace) -> int:
     from annextui.backend.balance import resolve_members
     from annextui.operations.jobs import Job, job_id
-    from annextui.operations.rebalance import plan_rebalance
+    from annextui.operations.rebalance import plan_rebalance, rebalance_lines
 
     rate = _throttle_rate(args)
     with _session(args) as (nodes, store):
@@ -234,22 +213,12 @@ def _rebalance(args: argparse.Namespace) -> int:
         job = None if args.dry_run else store.resumable(jid)
         if job is None:
             plan = plan_rebalance(nodes, args.group)
-            summary = {
-                "target": plan.label,
-                "kind": plan.kind,
-                "members": list(plan.members),
-                "keys": len(plan.steps),
-                "copies": plan.copies,
-                "drops": plan.drops,
-                "bytes": plan.bytes,
-                "unsourced-keys": len(plan.unsourced),
-                "numcopies": plan.needed,
-            }
+            summary = plan.summary()
+            proof = plan.proof()
             if args.dry_run:
                 from annextui.backend.balance import proof_json, proof_text
 
-                lines = _rebalance_lines(summary)
-                proof = _prove(plan)
+                lines = rebalance_lines(summary)
                 if proof is not None:
                     summary["proof"] = proof_json(proof)
                     lines += proof_text(proof)
@@ -257,38 +226,15 @@ def _rebalance(args: argparse.Namespace) -> int:
             nodes.repo.require_writable()  # refused before anything is written or moved
             nodes.require_reachable(plan.members)
             job = Job(jid, "rebalance", plan.label, params={**summary, "needed": plan.needed})
+            if proof is not None:  # kept for the console's Jobs view: the proof of this plan
+                from annextui.backend.balance import proof_text
+
+                store.write_proof(job.id, proof_text(proof))
             store.write_plan(job, plan.steps)
         else:
             nodes.require_reachable(job.params.get("members", ()))  # type: ignore[arg-type]
         job = _run(args, nodes, store, job, rate)
         return _print_result(args, job, nodes, [])
-
-
-def _prove(plan: RebalancePlan) -> Proof | None:
-    """The convergence proof of the plan (backend/balance/proof.py): the plan's copies and drops
-    applied to the modelled placement, then every member's preferred content re-evaluated until
-    nothing changes or a state repeats. None when the plan came from no simulation."""
-    from annextui.backend.balance import PlanMove, placement_of_balance, prove
-
-    if plan.balance is None:
-        return None
-    moves: list[PlanMove] = []
-    for step in plan.steps:
-        moves += [PlanMove(step.key, None, dst) for _src, dst in step.copies]
-        moves += [PlanMove(step.key, src, None) for src in step.drops]
-    return prove(placement_of_balance(plan.balance), moves)
-
-
-def _rebalance_lines(s: dict[str, object]) -> list[str]:
-    from annextui.backend.units import format_rough
-
-    line = (
-        f"rebalance {s['kind']} {s['target']}: {s['keys']} keys to move, {s['copies']} copies "
-        f"({format_rough(int(str(s['bytes'])), 2)}), {s['drops']} drops"
-    )
-    if s["unsourced-keys"]:
-        line += f", {s['unsourced-keys']} wanted keys without a reachable copy"
-    return [line]
 
 
 # -- jobs ----------------------------------------------------------------------------------------

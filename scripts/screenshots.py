@@ -3,9 +3,10 @@
 overview, nodes and transfers at 80x24, on the demo repository built in a temporary directory.
 
 So that every view has something to show, the script adds two fresh uploads to the gateway
-(keys only the gateway has, which the balanced nodes want) and runs three transfers recorded
+(keys only the gateway has, which the balanced nodes want), runs three transfers recorded
 the way annextui's gateway records them (transfer information files under a held lock), with
-progress advancing while the screenshots are taken.
+progress advancing while the screenshots are taken, and plans (without running) a rebalance of
+the demo cluster, so the Jobs view shows a job with its plan and proof.
 
     python scripts/screenshots.py [--out screenshots]
 """
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from annextui.app import AnnexConsole  # noqa: E402
+from annextui.backend.balance import proof_text  # noqa: E402
 from annextui.backend.clock import current_clock  # noqa: E402
 from annextui.backend.demo import DemoRepo, build_demo  # noqa: E402
 from annextui.backend.journal import Journal  # noqa: E402
@@ -35,10 +37,14 @@ from annextui.backend.logs import PresenceStatus, change_presence  # noqa: E402
 from annextui.backend.repo import Repository  # noqa: E402
 from annextui.console.edits import AddNode, SetMaxsize  # noqa: E402
 from annextui.console.source import RepositoryBackend  # noqa: E402
+from annextui.operations.jobs import Job, JobStore, job_id  # noqa: E402
+from annextui.operations.nodes import GatewayNodes  # noqa: E402
+from annextui.operations.rebalance import plan_rebalance  # noqa: E402
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder  # noqa: E402
 from annextui.screens.balance import BalanceScreen  # noqa: E402
 from annextui.screens.clusters import ClustersScreen, Ref  # noqa: E402
 from annextui.screens.dialogs import ConfirmScreen  # noqa: E402
+from annextui.screens.jobs import JobsScreen  # noqa: E402
 
 SIZE = (120, 36)
 NARROW = (80, 24)
@@ -55,6 +61,26 @@ def fresh_uploads(demo: DemoRepo) -> None:
             lambda cur: change_presence(cur, demo.uuids["gateway"], PresenceStatus.PRESENT, clock),
         )
     journal.commit()
+
+
+def planned_rebalance(demo: DemoRepo) -> None:
+    """A rebalance of the demo cluster planned as `annextui rebalance demo` plans it (its
+    figures, steps and proof kept under annex/annextui/jobs/), left in state planned."""
+    repo = Repository(demo.gateway)
+    nodes = GatewayNodes(repo)
+    try:
+        plan = plan_rebalance(nodes, "demo")
+        summary = plan.summary()
+        job = Job(
+            job_id("rebalance", ",".join(plan.members)), "rebalance", plan.label, params=summary
+        )
+        store = JobStore(repo)
+        proof = plan.proof()
+        if proof is not None:
+            store.write_proof(job.id, proof_text(proof))
+        store.write_plan(job, plan.steps)
+    finally:
+        nodes.close()
 
 
 class FakeTraffic:
@@ -155,6 +181,11 @@ async def shoot(demo: DemoRepo, out: Path) -> list[Path]:
         await pilot.press("6")
         await pilot.pause(1.5)  # a few samples, so rates settle
         await save("transfers")
+        await pilot.press("7")
+        jobs = app.screen
+        assert isinstance(jobs, JobsScreen)
+        await wait_for(pilot, lambda: jobs.detail is not None)
+        await save("jobs")
         await pilot.press("q")
     return saved
 
@@ -187,6 +218,7 @@ def main() -> int:
     try:
         demo = build_demo(tmp / "demo")
         fresh_uploads(demo)
+        planned_rebalance(demo)
         traffic = FakeTraffic(demo)
         try:
             saved = asyncio.run(shoot(demo, args.out))

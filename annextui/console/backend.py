@@ -14,6 +14,7 @@ from typing import Protocol
 
 from annextui.console.balance_source import BalanceOverview, WhatIf, WhatIfResult
 from annextui.console.edits import Edit, EditOutcome, Preview
+from annextui.console.jobs_source import JobControl
 from annextui.console.reachability import Reachability
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import Snapshot
@@ -59,6 +60,10 @@ class ConsoleBackend(Protocol):
         ...
 
     def reachability(self, snapshot: Snapshot, uuids: Sequence[str]) -> list[Reachability]: ...
+
+    def jobs(self) -> JobControl:
+        """The drain and rebalance jobs of this repository: sampled, paused, resumed."""
+        ...
 
     def preview(self, edits: Sequence[Edit]) -> Preview:
         """What applying `edits` would change; nothing of the repository is written."""

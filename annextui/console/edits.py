@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 from annextui.backend.admin import Admin, AdminError, Outcome
 from annextui.backend.branch import BranchView
@@ -44,13 +45,21 @@ class EditError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Edit:
-    """One staged change. Subclasses implement `describe` and `run`."""
+    """One staged change. Subclasses implement `describe` and `run`; an edit that starts
+    background work (a drain job) does that in `after_apply`, which a preview never calls."""
+
+    #: Applying it starts a job (the console then shows its Jobs view).
+    starts_job: ClassVar[bool] = False
 
     def describe(self) -> str:
         raise NotImplementedError
 
     def run(self, admin: Admin) -> list[Outcome]:
         raise NotImplementedError
+
+    def after_apply(self, repo: Repository) -> list[str]:
+        """Work started once the edit is applied to the real repository; what it says."""
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,48 @@ class DeleteCluster(Edit):
 
 
 @dataclass(frozen=True, slots=True)
+class DrainNode(Edit):
+    """`annextui cluster drain NODE`: previewed as its dry run (the plan's figures, or the
+    refusal with figures); applying starts the drain job in the background, which copies the
+    node's keys to the other nodes, drops them from it and takes it out of the cluster."""
+
+    node: str  # the node's UUID (never its name: names are data)
+    label: str  # how the console names it, for describe() only
+
+    starts_job: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return f"drain node {self.label} (copy its keys to the other nodes, then remove it)"
+
+    def run(self, admin: Admin) -> list[Outcome]:
+        from annextui.backend.balance import BalanceError
+        from annextui.operations.drain import drain_lines, plan_drain
+        from annextui.operations.nodes import GatewayNodes, NodeUnreachable
+
+        try:
+            nodes = GatewayNodes(admin.repo)
+            try:
+                plan = plan_drain(nodes, self.node)
+            finally:
+                nodes.close()
+        except (BalanceError, NodeUnreachable) as exc:
+            raise AdminError(str(exc)) from exc
+        if plan.unplaced:
+            raise AdminError(plan.refusal(nodes))
+        lines = drain_lines(plan.summary(), nodes.name)
+        lines.append("applying starts the drain in the background (the Jobs view follows it)")
+        return [Outcome("cluster drain", lines)]
+
+    def after_apply(self, repo: Repository) -> list[str]:
+        from annextui.console.jobs_source import start_job
+        from annextui.operations.jobs import JobStore, job_id
+
+        log = JobStore(repo).log_path(job_id("drain", self.node))
+        start_job(repo.top, ["cluster", "drain", self.node], log)
+        return [f"drain of {self.label} started in the background; j shows it in the Jobs view"]
+
+
+@dataclass(frozen=True, slots=True)
 class SetGroups(Edit):
     target: str
     groups: tuple[str, ...]
@@ -232,7 +283,17 @@ def apply_edits(path: Path, edits: Sequence[Edit]) -> list[EditOutcome]:
     refused = _unwritable(repo)
     if refused and edits:
         return [EditOutcome(edits[0], (), refused)]
-    return run_edits(repo, edits)
+    out = []
+    for outcome in run_edits(repo, edits):
+        if outcome.error is None:
+            try:
+                started = outcome.edit.after_apply(repo)
+            except USER_ERRORS as exc:
+                outcome = replace(outcome, error=one_line(exc))
+            else:
+                outcome = replace(outcome, lines=(*outcome.lines, *started))
+        out.append(outcome)
+    return out
 
 
 # -- previewing ------------------------------------------------------------------------------

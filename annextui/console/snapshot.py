@@ -71,7 +71,9 @@ class Snapshot:
         row = self.repos.get(uuid)
         if row is not None:
             return row.label
-        return BUILTIN_DESCRIPTIONS.get(uuid, short_uuid(uuid))
+        # a node whose git-annex branch was not fetched yet is still known by its remote name
+        named = next((n for n, r in self.remotes.items() if r.uuid == uuid), None)
+        return named or BUILTIN_DESCRIPTIONS.get(uuid, short_uuid(uuid))
 
     def cluster(self, uuid: str) -> ClusterEntry | None:
         for c in self.info.clusters:

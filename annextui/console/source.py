@@ -19,6 +19,7 @@ from annextui.console.balance_source import (
     what_if,
 )
 from annextui.console.edits import Edit, EditOutcome, Preview, apply_edits, preview_edits
+from annextui.console.jobs_source import JobsSampler
 from annextui.console.reachability import Reachability, check_reachability
 from annextui.console.sizes_source import SizesReport, repo_sizes
 from annextui.console.snapshot import Snapshot, load_snapshot
@@ -72,6 +73,9 @@ class RepositoryBackend(ConsoleBackend):
 
     def reachability(self, snapshot: Snapshot, uuids: Sequence[str]) -> list[Reachability]:
         return [check_reachability(snapshot, u) for u in uuids]
+
+    def jobs(self) -> JobsSampler:
+        return JobsSampler(self.path)
 
     def preview(self, edits: Sequence[Edit]) -> Preview:
         return preview_edits(self.path, edits)

@@ -15,7 +15,7 @@ the cluster without the node, as ``annextui updatecluster`` (backend/admin.py) d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from annextui.backend.balance import BalanceError, build_world, resolve_repo
@@ -26,7 +26,7 @@ from annextui.backend.uuids import is_cluster_uuid
 from annextui.operations.jobs import Step
 from annextui.operations.nodes import GatewayNodes
 
-__all__ = ["DrainPlan", "DrainRefused", "leave_clusters", "plan_drain"]
+__all__ = ["DrainPlan", "DrainRefused", "drain_lines", "leave_clusters", "plan_drain"]
 
 
 class DrainRefused(Exception):
@@ -51,6 +51,19 @@ class DrainPlan:
     def bytes(self) -> int:
         return sum(s.size for s in self.steps) + sum(n for _k, n in self.unplaced)
 
+    def summary(self) -> dict[str, object]:
+        """The plan's figures, as `cluster drain --dry-run --json` prints them and the job
+        record keeps them (the console's review and Jobs view read them)."""
+        return {
+            "node": self.node,
+            "targets": list(self.targets),
+            "keys": self.keys,
+            "bytes": self.bytes,
+            "copies": sum(len(s.copies) for s in self.steps),
+            "numcopies": self.needed,
+            "unplaced-keys": len(self.unplaced),
+        }
+
     def refusal(self, nodes: GatewayNodes) -> str:
         lost = sum(n for _k, n in self.unplaced)
         lines = [
@@ -63,6 +76,18 @@ class DrainPlan:
             room = "no maxsize" if free is None else f"{format_rough(max(free, 0), 2)} free"
             lines.append(f"  {nodes.name(t)}: {room} after the keys that fit")
         return "\n".join(lines)
+
+
+def drain_lines(summary: Mapping[str, object], name: Callable[[str], str]) -> list[str]:
+    """A drain plan's figures in one line; `name` shows a UUID (a remote name, a label)."""
+    targets = summary.get("targets")
+    names = ", ".join(name(str(t)) for t in targets) if isinstance(targets, list) else ""
+    size = format_rough(int(str(summary.get("bytes", 0))), 2)
+    return [
+        f"drain {name(str(summary.get('node', '')))}: {summary.get('keys')} keys ({size}), "
+        f"{summary.get('copies')} copies to make on {names}, "
+        f"numcopies {summary.get('numcopies')}",
+    ]
 
 
 def resolve_node(nodes: GatewayNodes, ident: str) -> tuple[str, tuple[str, ...]]:

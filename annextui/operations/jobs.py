@@ -8,6 +8,8 @@ A job lives under the gateway's annex directory, ``annex/annextui/jobs/``:
 * ``ID.done`` -- the index of each finished step, one a line, appended as steps finish. A line
   cut short by a kill is ignored; a step whose line was lost is run again, and finds its work
   done (the copy is present, the drop is done), so nothing is transferred twice;
+* ``ID.proof`` -- a rebalance's convergence proof as text, written once with the plan, so the
+  console shows the proof of the plan that runs, not of the state it has reached since;
 * ``ID.lck`` -- held (``flock``) by the process running the job, so two runs never interleave.
 
 Job IDs are made from UUIDs or a hash of a name (``job_id``), never from free text, so a name
@@ -186,6 +188,20 @@ class JobStore:
         job.total_bytes = sum(s.size * len(s.copies) for s in steps)
         self.save(job)
 
+    def write_proof(self, job_id_: str, lines: list[str]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        text = "".join(line + "\n" for line in lines)
+        atomic_write(self._path(job_id_, "proof"), text.encode(), self._tmp)
+
+    def read_proof(self, job_id_: str) -> list[str] | None:
+        """The proof kept with the plan; None when none was kept (a drain, an older job)."""
+        try:
+            text = self._path(job_id_, "proof").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        return text.splitlines()
+
     def read_plan(self, job_id_: str) -> list[Step]:
         with open(self._path(job_id_, "plan"), encoding="utf-8") as f:
             return [Step.from_json(json.loads(line)) for line in f if line.strip()]
@@ -232,7 +248,7 @@ class JobStore:
         return self._path(job_id_, "log")
 
     def remove(self, job_id_: str) -> None:
-        for ext in ("json", "plan", "done", "lck", "log"):
+        for ext in ("json", "plan", "done", "lck", "log", "proof"):
             with contextlib.suppress(FileNotFoundError):
                 self._path(job_id_, ext).unlink()
 

@@ -10,13 +10,15 @@ or reachable repository holds (``get``) cannot be fetched by the gateway and is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from annextui.backend.balance import Balance, KeyMove
+from annextui.backend.balance import Balance, KeyMove, PlanMove, Proof, placement_of_balance, prove
+from annextui.backend.units import format_rough
 from annextui.operations.jobs import Step
 from annextui.operations.nodes import GatewayNodes
 
-__all__ = ["RebalancePlan", "plan_rebalance"]
+__all__ = ["RebalancePlan", "plan_rebalance", "rebalance_lines"]
 
 
 @dataclass
@@ -40,6 +42,45 @@ class RebalancePlan:
     @property
     def bytes(self) -> int:
         return sum(s.size * len(s.copies) for s in self.steps)
+
+    def summary(self) -> dict[str, object]:
+        """The plan's figures, as `rebalance --dry-run --json` prints them and the job record
+        keeps them (the console's Jobs view reads them)."""
+        return {
+            "target": self.label,
+            "kind": self.kind,
+            "members": list(self.members),
+            "keys": len(self.steps),
+            "copies": self.copies,
+            "drops": self.drops,
+            "bytes": self.bytes,
+            "unsourced-keys": len(self.unsourced),
+            "numcopies": self.needed,
+        }
+
+    def proof(self) -> Proof | None:
+        """The convergence proof of the plan (backend/balance/proof.py): its copies and drops
+        applied to the modelled placement, then every member's preferred content re-evaluated
+        until nothing changes or a state repeats. None when the plan came from no simulation."""
+        if self.balance is None:
+            return None
+        moves: list[PlanMove] = []
+        for step in self.steps:
+            moves += [PlanMove(step.key, None, dst) for _src, dst in step.copies]
+            moves += [PlanMove(step.key, src, None) for src in step.drops]
+        return prove(placement_of_balance(self.balance), moves)
+
+
+def rebalance_lines(summary: Mapping[str, object]) -> list[str]:
+    """A rebalance plan's figures in one line (from `RebalancePlan.summary`)."""
+    line = (
+        f"rebalance {summary.get('kind')} {summary.get('target')}: {summary.get('keys')} keys "
+        f"to move, {summary.get('copies')} copies "
+        f"({format_rough(int(str(summary.get('bytes', 0))), 2)}), {summary.get('drops')} drops"
+    )
+    if summary.get("unsourced-keys"):
+        line += f", {summary.get('unsourced-keys')} wanted keys without a reachable copy"
+    return [line]
 
 
 def plan_rebalance(nodes: GatewayNodes, name: str) -> RebalancePlan:

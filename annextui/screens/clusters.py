@@ -26,6 +26,7 @@ from annextui.backend.units import format_precise
 from annextui.console.edits import (
     AddNode,
     DeleteCluster,
+    DrainNode,
     Edit,
     ExtendCluster,
     InitCluster,
@@ -53,13 +54,17 @@ class ClustersScreen(RepoEditing):
         "Clusters with their gateways and nodes. Edits are staged (nothing changes yet): "
         "i inits a cluster with this repository as gateway, a adds a node (one of this "
         "repository's remotes), x removes the selected node, n renames the selected cluster, "
-        "d deletes it (its nodes and their content stay), e makes this repository another "
-        "gateway of a cluster it sees through a gateway remote, g/w/m set the selected "
-        "repository's groups, wanted expression or maxsize. ctrl+s shows the staged edits as a "
-        "diff of git config and git-annex branch changes and applies them only after you "
-        "confirm (the dialog starts on No); ctrl+z drops the last staged edit. Applying runs the "
-        "same commands as the headless CLI (initcluster, git config + updatecluster, "
-        "cluster rename, cluster delete, extendcluster, group, wanted, maxsize)."
+        "d deletes it (its nodes and their content stay), D drains a node of it (its keys "
+        "copied to the other nodes as their preferred content and maxsize allow, dropped from "
+        "it, and the node taken out of the cluster: the review shows the plan's figures or why "
+        "it cannot; applying starts the job in the background and shows the Jobs view), e makes "
+        "this repository another gateway of a cluster it sees through a gateway remote, g/w/m "
+        "set the selected repository's groups, wanted expression or maxsize. ctrl+s shows the "
+        "staged edits as a diff of git config and git-annex branch changes and applies them "
+        "only after you confirm (the dialog starts on No); ctrl+z drops the last staged edit. "
+        "Applying runs the same commands as the headless CLI (initcluster, git config + "
+        "updatecluster, cluster rename, cluster delete, cluster drain, extendcluster, group, "
+        "wanted, maxsize)."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("i", "init_cluster", "Init cluster", id="clusters.init"),
@@ -68,6 +73,14 @@ class ClustersScreen(RepoEditing):
         # Not in the footer (it would push q ? ^p off at 120 columns): listed by ? and ^p.
         Binding("n", "rename_cluster", "Rename cluster", id="clusters.rename", show=False),
         Binding("d", "delete_cluster", "Delete cluster", id="clusters.delete", show=False),
+        Binding(
+            "D",
+            "drain_node",
+            "Drain node",
+            id="clusters.drain",
+            show=False,
+            tooltip="Copy a node's keys to the other nodes, drop them, take it out",
+        ),
         Binding(
             "e",
             "extend_cluster",
@@ -85,6 +98,7 @@ class ClustersScreen(RepoEditing):
         "remove_node",
         "rename_cluster",
         "delete_cluster",
+        "drain_node",
         "extend_cluster",
     }
 
@@ -456,6 +470,38 @@ class ClustersScreen(RepoEditing):
         if snap is None or self.refuse_if_readonly():
             return
         self._with_cluster_here(snap, lambda name: self._stage(DeleteCluster(name)))
+
+    def action_drain_node(self) -> None:
+        snap = self.console.snapshot
+        if snap is None or self.refuse_if_readonly():
+            return
+        self._with_cluster_here(snap, lambda cname: self._pick_drained(snap, cname))
+
+    def _pick_drained(self, snap: Snapshot, cname: str) -> None:
+        """Which node of the cluster to drain: the selected node first, so enter takes it."""
+        cu = snap.local_clusters[cname]
+        cluster = snap.cluster(cu)
+        nodes = sorted(cluster.nodes, key=snap.label) if cluster is not None else []
+        selected = self.selected_uuid()
+        nodes.sort(key=lambda u: u != selected)
+        if len(nodes) < 2:
+            self.notify(f"Cluster {cname} has no other node to drain to.", severity="warning")
+            return
+        choices = [(u, f"{snap.label(u)}  {snap.info.state.description(u)}  {u}") for u in nodes]
+
+        def picked(uuid: str | None) -> None:
+            if uuid:
+                self._stage(DrainNode(uuid, snap.label(uuid)))
+
+        self.app.push_screen(
+            PickScreen(
+                f"Drain which node of {cname}?",
+                choices,
+                "Its keys are copied to the other nodes, dropped from it, and it leaves the "
+                "cluster. Nothing happens until you review and apply (ctrl+s).",
+            ),
+            picked,
+        )
 
     def action_remove_node(self) -> None:
         snap = self.console.snapshot

@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Sparkline, Static
 from textual.worker import Worker, get_current_worker
@@ -21,8 +20,8 @@ from textual.worker import Worker, get_current_worker
 from annextui.console.history import Series, rates_by
 from annextui.console.snapshot import Snapshot
 from annextui.console.transfers_source import TransferSample, TransferSampler, totals
-from annextui.screens.base import ConsoleScreen
 from annextui.screens.literal import literal
+from annextui.screens.sampling import SampledView
 from annextui.screens.widgets import (
     Column,
     Row,
@@ -35,7 +34,6 @@ from annextui.screens.widgets import (
     usage_bar,
 )
 
-POLL_SECONDS = 0.3
 WINDOW_SECONDS = 180  # the sparklines' span
 COLUMNS = [
     Column("dir", " ", 0, 1),
@@ -98,10 +96,11 @@ def _rate(rate: float | None) -> str:
     return f"{human(int(rate))}/s" if rate else ""
 
 
-class TransfersScreen(ConsoleScreen):
+class TransfersScreen(SampledView):
     VIEW = "transfers"
     TITLE_TEXT = "Transfers"
     REFRESHES = "live transfers sampled"
+    POLL_SECONDS = 0.3
     HELP = (
         "Live transfers in this repository and its local-path remotes, from git-annex's "
         "transfer information files (annex/transfer/): transfers by a real git-annex show up "
@@ -128,21 +127,13 @@ class TransfersScreen(ConsoleScreen):
         self.tracker: TransferSampler | None = None
         self.sample: TransferSample | None = None
         self._poller: Worker[None] | None = None
-        self._timer: Timer | None = None
         self.throughput = Series()  # bytes per second per repository, sample after sample
         self.query_one(
             "#throughput"
         ).border_title = f"Throughput, last {WINDOW_SECONDS // 60} minutes"
 
-    def on_screen_resume(self) -> None:
-        if self._timer is None:
-            self._timer = self.set_interval(POLL_SECONDS, self._tick)
+    def sample_now(self) -> None:
         self._tick()
-
-    def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
 
     def main_widget(self) -> Widget | None:
         return self.query_one(DataTable)

@@ -22,6 +22,7 @@ from annextui.console.balance_source import (
     WhatIfResult,
 )
 from annextui.console.edits import Edit, EditOutcome, Preview
+from annextui.console.jobs_source import Job, JobControl, JobDetail, JobRow, JobState, plan_lines
 from annextui.console.reachability import Reachability
 from annextui.console.sizes_source import SizesReport
 from annextui.console.snapshot import RepoRow, Snapshot
@@ -207,6 +208,87 @@ class FixedTracker:
         return transfers()
 
 
+def jobs() -> tuple[JobRow, ...]:
+    drain = Job(
+        f"drain-{N3}",
+        "drain",
+        N3,
+        JobState.RUNNING,
+        params={
+            "node": N3,
+            "targets": [N1, N2],
+            "keys": 106,
+            "bytes": 23_208_242_882,
+            "copies": 106,
+            "numcopies": 2,
+            "unplaced-keys": 0,
+        },
+        steps=106,
+        total_bytes=23_208_242_882,
+        done_steps=41,
+        done_bytes=9_102_334_976,
+        transferred_keys=41,
+        transferred_bytes=9_102_334_976,
+        dropped_keys=41,
+        created=NOW - 600,
+        updated=NOW,
+        runs=1,
+        pid=4242,
+    )
+    rebalance = Job(
+        "rebalance-5b2f0c1d9e8a7b6c",
+        "rebalance",
+        "demo",
+        JobState.PAUSED,
+        params={
+            "target": "demo",
+            "kind": "cluster",
+            "members": [N1, N2, N3],
+            "keys": 12,
+            "copies": 12,
+            "drops": 12,
+            "bytes": 2_684_354_560,
+            "unsourced-keys": 0,
+            "numcopies": 2,
+        },
+        steps=12,
+        total_bytes=2_684_354_560,
+        done_steps=5,
+        done_bytes=1_073_741_824,
+        transferred_keys=5,
+        transferred_bytes=1_073_741_824,
+        dropped_keys=5,
+        created=NOW - 3600,
+        updated=NOW - 1800,
+        runs=1,
+    )
+    return (JobRow(drain, 48_000_000.0), JobRow(rebalance, None))
+
+
+PROOF = (
+    "converges: a fixed point after 1 round of moves",
+    "  plan: 12 gets, 12 drops, 2.68 GB moved",
+    "  round 1: 0 gets, 0 drops, 0 B moved",
+)
+
+
+class FixedJobs(JobControl):
+    def sample(self) -> tuple[JobRow, ...]:
+        return jobs()
+
+    def detail(self, job_id: str, name: Callable[[str], str]) -> JobDetail | None:
+        job = next((r.job for r in jobs() if r.job.id == job_id), None)
+        if job is None:
+            return None
+        proof = PROOF if job.kind == "rebalance" else None
+        return JobDetail(job, tuple(plan_lines(job, name)), proof)
+
+    def pause(self, job_id: str) -> str:
+        raise AssertionError("the fixed backend is never changed")
+
+    resume = cancel = pause
+
+
 class FixedBackend(ConsoleBackend):
     def __init__(  # no repository at all
         self, *, readonly: bool = False, names: dict[str, str] = NAMES
@@ -241,6 +323,9 @@ class FixedBackend(ConsoleBackend):
 
     def transfers(self, snapshot: Snapshot) -> FixedTracker:
         return FixedTracker()
+
+    def jobs(self) -> FixedJobs:
+        return FixedJobs()
 
     def preview(self, edits: Sequence[Edit]) -> Preview:
         return Preview(tuple(edits))

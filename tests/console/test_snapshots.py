@@ -18,7 +18,7 @@ from tests.console.support import SIZE, wait_for
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 pytestmark = pytest.mark.usefixtures("utc")  # the top bar's data stamp is local time
-VIEWS = {"overview": "1", "clusters": "3", "nodes": "4", "transfers": "6"}
+VIEWS = {"overview": "1", "clusters": "3", "nodes": "4", "transfers": "6", "jobs": "7"}
 
 
 def render(key: str, *, readonly: bool = False, size: tuple[int, int] = SIZE) -> str:
@@ -30,6 +30,8 @@ def render(key: str, *, readonly: bool = False, size: tuple[int, int] = SIZE) ->
             screen = app.screen
             if key == "6":
                 await wait_for(pilot, lambda: getattr(screen, "sample", None) is not None)
+            if key == "7":
+                await wait_for(pilot, lambda: getattr(screen, "detail", None) is not None)
             await pilot.pause(0.2)
             app.clear_notifications()
             await pilot.pause(0.2)

@@ -1,6 +1,6 @@
-"""The console's Jobs dialog (`j`) on a real drain: it shows the job running, `p` pauses it
+"""The console's Jobs view (`j`) on a real drain: it shows the job running, `p` pauses it
 (the drain process stops after the key in hand), `s` resumes it in the background and the
-dialog follows it to done; git-annex then judges the outcome."""
+view follows it to done; git-annex then judges the outcome."""
 
 from __future__ import annotations
 

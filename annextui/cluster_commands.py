@@ -24,6 +24,7 @@ EXIT_USAGE = 2
 def register(add: Add) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """The group and its actions; returns the actions so that jobcommands adds `drain`."""
     group = add("cluster", _missing_action, "rename or delete a cluster, or drain one of its nodes")
+    group.set_defaults(cluster_parser=group)
     actions = group.add_subparsers(dest="cluster_action", metavar="ACTION")
     for name, handler, help_, arguments in _ACTIONS:
         sp = actions.add_parser(name, help=help_, description=help_)
@@ -40,6 +41,7 @@ def register(add: Add) -> argparse._SubParsersAction[argparse.ArgumentParser]:
 def _missing_action(args: argparse.Namespace) -> int:
     import sys
 
+    args.cluster_parser.print_usage(sys.stderr)
     print(
         "annextui cluster: an action is required: rename OLD NEW, delete NAME, drain NODE",
         file=sys.stderr,

@@ -357,6 +357,8 @@ def _prove(args: argparse.Namespace, bal: Balance, progress: ProgressFn | None) 
     if args.what_if or args.explain:
         raise _BadInput("--prove takes neither --what-if nor --explain")
     rounds = DEFAULT_MAX_ROUNDS if args.max_rounds is None else args.max_rounds
+    if rounds < 1:
+        raise _BadInput("the round limit must be at least 1 (--max-rounds)")
     proof = prove(placement_of_balance(bal), max_rounds=rounds, progress=progress)
     if args.json:
         payload = {"command": "balance", "group": bal.label, "proof": proof_json(proof)}

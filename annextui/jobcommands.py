@@ -44,6 +44,7 @@ def register(add: Add, cluster: argparse._SubParsersAction[argparse.ArgumentPars
     sp.add_argument("group", help="cluster name, remote or UUID, or group name")
     _job_options(sp)
     sp = add("jobs", cmd_jobs, "list drain and rebalance jobs, or cancel one")
+    sp.set_defaults(usage_parser=sp)
     sp.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")
     sp.add_argument("job", nargs="?", help="the job id to cancel")
     sp = cluster.add_parser(
@@ -71,7 +72,10 @@ def _common() -> argparse.ArgumentParser:
 def _job_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dry-run", action="store_true", help="show the plan, move nothing")
     sp.add_argument(
-        "--bwlimit", metavar="RATE", help="at most RATE per second (git-annex syntax: 10MiB)"
+        "--bwlimit",
+        metavar="RATE",
+        type=_rate,
+        help="at most RATE per second (git-annex syntax: 10MiB)",
     )
     sp.add_argument(
         "--progress",
@@ -102,10 +106,14 @@ def _guard(command: str, run: Handler, args: argparse.Namespace) -> int:
     args.command_label = command
     try:
         return run(args)
-    except (BalanceError, SizeError, _Usage) as exc:
+    except (SizeError, _Usage) as exc:  # a command line that cannot be used
+        parser = getattr(args, "usage_parser", None)
+        if parser is not None and not args.json:
+            parser.print_usage(sys.stderr)
         report(command, exc, as_json=args.json)
         return EXIT_USAGE
-    except (_Refused, NodeUnreachable, JobBusy) as exc:
+    # an unknown node, group or job fails (1), as `annextui balance` does
+    except (BalanceError, _Refused, NodeUnreachable, JobBusy) as exc:
         report(command, exc, as_json=args.json)
         return EXIT_FAILED
 
@@ -120,14 +128,18 @@ def _open(args: argparse.Namespace) -> Repository:
 
 
 def _throttle_rate(args: argparse.Namespace) -> int | None:
-    if not args.bwlimit:
-        return None
+    rate: int | None = args.bwlimit  # parsed by argparse (_rate)
+    return rate
+
+
+def _rate(text: str) -> int:
+    """A `--bwlimit` that does not parse is a usage error (exit 2), reported by argparse."""
     from annextui.backend.units import SizeError, parse_size
 
     try:
-        return parse_size(args.bwlimit)
+        return parse_size(text)
     except SizeError as exc:
-        raise SizeError(f"--bwlimit {args.bwlimit}: unable to parse size") from exc
+        raise argparse.ArgumentTypeError(f"{text}: unable to parse size") from exc
 
 
 # -- drain -------------------------------------------------------------------------------------
@@ -256,7 +268,7 @@ def _jobs(args: argparse.Namespace) -> int:
             try:
                 jobs = [store.cancel(args.job)]
             except (KeyError, ValueError) as exc:
-                raise _Usage(f"no job {args.job!r}") from exc
+                raise _Refused(f"no job {args.job!r}") from exc
         else:
             jobs = store.all()
     finally:

@@ -3,6 +3,13 @@
 Start-up cost matters (the shell runs once per ssh connection): git config is read with one
 `git config` call, and dulwich (`backend.repo.Repository`) is imported only when `full()` is
 asked for, which is when the branch must be written.
+
+`full()` opens the dulwich repository once per thread and keeps it: opening one (and parsing
+its config) was half of a p2phttp cluster request. One per thread, because dulwich's object
+store keeps an unlocked cache of open packs, refreshed (packs opened, closed and evicted) by
+any read that misses: two threads sharing it could read a pack another has just closed. A
+long-running server replaces the `LocalRepo` when the git config changes (repocache.py), so
+the kept repositories never outlive the config they read.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +86,7 @@ class LocalRepo:
         self.config = config
         self.bare = self.config_bool("core.bare", default=False) and top == gitdir
         self._store: ObjectStore | None = None
+        self._per_thread = threading.local()  # .full: this thread's dulwich Repository
 
     @classmethod
     def open(cls, directory: str) -> LocalRepo:
@@ -174,14 +183,19 @@ class LocalRepo:
         return self._store
 
     def full(self) -> Repository:
-        """The dulwich-backed `Repository` (imported on demand: it is slow to import)."""
-        from annextui.backend.repo import Repository
+        """This thread's dulwich-backed `Repository` (imported on demand: it is slow to
+        import), opened at the first call on the thread and kept (see the module's note)."""
+        repo: Repository | None = getattr(self._per_thread, "full", None)
+        if repo is None:
+            from annextui.backend.repo import Repository
 
-        return Repository(self.gitdir if self.bare else self.top)
+            repo = self._per_thread.full = Repository(self.gitdir if self.bare else self.top)
+        return repo
 
     def reload(self) -> None:
         self.config = _git_config(self.gitdir)
         self._store = None
+        self._per_thread = threading.local()  # the kept repositories read the old config
 
 
 def _unreadable(directory: str) -> str:

@@ -122,6 +122,27 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 args.out.mkdir(parents=True, exist_ok=True)
                 stats.dump_stats(args.out / f"{label}.prof")
+        # unprofiled: checkpresent and GET repeated, with the shared `git cat-file` readers
+        # and with dulwich alone, alternating
+        from annextui.backend import catfile
+
+        timings: dict[str, list[float]] = {}
+        for _ in range(3):
+            for mode in ("cat-file", "dulwich"):
+                catfile.share(server.repos.catfiles if mode == "cat-file" else None)
+                for label, path in (
+                    ("checkpresent", base + "/checkpresent?key={k}&clientuuid=" + CLIENT),
+                    ("get", base + "/key/{k}?clientuuid=" + CLIENT),
+                ):
+                    method = "GET" if label == "get" else "POST"
+                    t = time.perf_counter()
+                    for k in keys:
+                        _request(server, method, path.format(k=k))
+                    ms = (time.perf_counter() - t) / len(keys) * 1000
+                    timings.setdefault(f"{label} {mode}", []).append(ms)
+        for name, values in timings.items():
+            print(f"unprofiled {name}: best {min(values):.2f} ms, all {values}")
+        server.repos.close()
         server.commits.stop()
     finally:
         env.cleanup()

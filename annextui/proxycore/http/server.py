@@ -243,6 +243,7 @@ class P2PHttpServer:
             t.join(timeout=10)
         self.locks.release_all()
         self.commits.stop()  # the journals, committed before the process ends
+        self.repos.close()
         if self.options.socket_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.socket_path)

@@ -232,7 +232,8 @@ def test_branch_changes_beside_the_server_are_seen(world: tuple[World, Served]) 
         return bool(json.loads(body)["present"])
 
     try:
-        assert present(w.cluster_uuid) and present(N1)
+        assert present(w.cluster_uuid)
+        assert present(N1)
         # the gateway's git-annex says no node has it, committed to its branch
         for node in (N1, N2):
             env.annex(w.gw, "setpresentkey", key, node, "0")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from dulwich.objects import Blob, Commit, Tree
 
-from annextui.backend.catfile import CatFileError, shared_reader
 from annextui.backend.repo import Repository
 
 BRANCH_REF = b"refs/heads/git-annex"
@@ -67,10 +66,9 @@ class BranchView:
         self.private_dir = repo.annexdir / "journal-private"
         self.head = self._ref_sha(BRANCH_REF)
         self._trees: dict[bytes, Tree] = {}
-        # Another way to read COMMIT:PATH (a long-lived `git cat-file --batch`, catfile.py:
-        # the process's shared one when a server installed it, or a caller's own); None:
-        # dulwich.
-        self.blob_reader: Callable[[bytes, str], bytes | None] | None = shared_reader(repo)
+        # Another way to read COMMIT:PATH (e.g. a long-lived `git cat-file --batch`,
+        # catfile.py) for a caller that reads many; None: dulwich.
+        self.blob_reader: Callable[[bytes, str], bytes | None] | None = None
         self.unmerged = self._unmerged_refs() if include_unmerged else []
 
     # -- refs --------------------------------------------------------------------------------
@@ -168,12 +166,8 @@ class BranchView:
         return None
 
     def blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
-        reader = self.blob_reader
-        if reader is not None and commit_sha is not None:
-            try:
-                return reader(commit_sha, path)
-            except CatFileError:
-                self.blob_reader = None  # dulwich for the rest of this view's life
+        if self.blob_reader is not None and commit_sha is not None:
+            return self.blob_reader(commit_sha, path)
         sha = self.blob_sha(commit_sha, path)
         if sha is None:
             return None

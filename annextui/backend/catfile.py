@@ -7,20 +7,11 @@ request for many requests (a gateway session relaying a batch of small files) as
 `git cat-file --batch` per session instead, as git-annex itself does (`Git/CatFile.hs`). It is
 started only when such a caller asks for it, and any failure of the process is reported as
 `CatFileError` so the caller can fall back to dulwich.
-
-A long-running server (`annextui p2phttp`) reads a location log or two per request, on many
-threads: it installs `SharedCatFiles` (`share`), and every `BranchView` of the process then
-reads branch blobs through one `git cat-file --batch` per repository, taken by one thread at
-a time. Each read names the commit it wants, read from the branch ref at that moment, and git
-finds objects written since it started (it rescans its packs on a miss), so a long-lived
-reader never answers from an old branch; the journal is read from its files, not through it.
 """
 
 from __future__ import annotations
 
 import subprocess
-import threading
-from collections.abc import Callable
 
 from annextui.backend.repo import Repository
 
@@ -75,60 +66,3 @@ class CatFile:
             if pipe is not None:
                 pipe.close()
         proc.wait()
-
-
-class SharedCatFiles:
-    """One `CatFile` per repository for the whole process, used by one thread at a time; one
-    that fails is closed and replaced by a new one at the next read."""
-
-    def __init__(self) -> None:
-        self._files: dict[str, tuple[threading.Lock, list[CatFile | None]]] = {}
-        self._mutex = threading.Lock()
-
-    def reader(self, repo: Repository) -> Callable[[bytes, str], bytes | None]:
-        """Reads `COMMIT:PATH` of `repo` (raises CatFileError when git cannot answer)."""
-        key = str(repo.gitdir)
-        with self._mutex:
-            entry = self._files.setdefault(key, (threading.Lock(), [None]))
-        lock, slot = entry
-
-        def read(commit: bytes, path: str) -> bytes | None:
-            with lock:
-                cf = slot[0]
-                if cf is None:
-                    try:
-                        cf = slot[0] = CatFile(repo)
-                    except OSError as exc:
-                        raise CatFileError(f"git cat-file: {exc}") from exc
-                try:
-                    return cf.blob_at(commit, path)
-                except CatFileError:
-                    slot[0] = None  # blob_at closed it; a fresh one next time
-                    raise
-
-        return read
-
-    def close(self) -> None:
-        with self._mutex:
-            entries = list(self._files.values())
-            self._files.clear()
-        for lock, slot in entries:
-            with lock:
-                cf, slot[0] = slot[0], None
-            if cf is not None:
-                cf.close()
-
-
-_shared: SharedCatFiles | None = None
-
-
-def share(files: SharedCatFiles | None) -> None:
-    """Install (or, with None, remove) the process's shared readers."""
-    global _shared
-    _shared = files
-
-
-def shared_reader(repo: Repository) -> Callable[[bytes, str], bytes | None] | None:
-    """The shared reader of `repo` when a server installed them, else None (dulwich)."""
-    files = _shared
-    return files.reader(repo) if files is not None else None

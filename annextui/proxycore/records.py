@@ -81,8 +81,8 @@ class GatewayRecords:
         view = self.view
         view.follow_branch()  # another session may have committed meanwhile
         self._lookups += 1
-        if self._lookups == BATCH_AFTER and view.blob_reader is None:
-            self._start_catfile(view)  # none shared by a server (catfile.share)
+        if self._lookups == BATCH_AFTER:
+            self._start_catfile(view)
         present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
             if present & nodes:
@@ -97,13 +97,21 @@ class GatewayRecords:
     def _start_catfile(self, view: BranchView) -> None:
         """From the BATCH_AFTER-th lookup on, read branch blobs through one `git cat-file
         --batch` (catfile.py): a few lookups are not worth a process, a batch of GETs is."""
-        from annextui.backend.catfile import CatFile
+        from annextui.backend.catfile import CatFile, CatFileError
 
         try:
             cf = self._catfile = CatFile(self.repo)
         except OSError:
             return
-        view.blob_reader = cf.blob_at  # on CatFileError, the view goes back to dulwich
+
+        def read(commit: bytes, path: str) -> bytes | None:
+            try:
+                return cf.blob_at(commit, path)
+            except CatFileError:
+                view.blob_reader = None  # dulwich for the rest of the session
+                return view.blob_at(commit, path)
+
+        view.blob_reader = read
 
     def close(self) -> None:
         """Commit the session's journal (see `commit`) and stop the batch reader."""

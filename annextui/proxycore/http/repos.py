@@ -36,12 +36,6 @@ class ServedRepos:
         self._directories = directories
         self._cache = RepoCache()
         share(self._cache)  # cluster nodes in this process are opened through it too
-        from annextui.backend.catfile import SharedCatFiles
-        from annextui.backend.catfile import share as share_catfiles
-
-        # every branch read of every request: one `git cat-file --batch` per repository
-        self.catfiles = SharedCatFiles()
-        share_catfiles(self.catfiles)
         self._by_uuid: dict[str, str] = {}
         self._mutex = threading.Lock()
         self.rescan()
@@ -58,13 +52,6 @@ class ServedRepos:
                 by_uuid.setdefault(repo.uuid, path)
         with self._mutex:
             self._by_uuid = by_uuid
-
-    def close(self) -> None:
-        """Stop the shared branch readers (at shutdown)."""
-        from annextui.backend.catfile import share as share_catfiles
-
-        share_catfiles(None)
-        self.catfiles.close()
 
     def paths(self) -> list[str]:
         with self._mutex:

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 import h11
 
@@ -49,6 +49,9 @@ from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_PORT = 9417
 RECV = 1 << 18
@@ -157,6 +160,7 @@ class P2PHttpServer:
         self._tls: ssl.SSLContext | None = None
         self._threads: set[threading.Thread] = set()
         self.commits = CommitLater(options.commit_after)
+        self.node_threads = _node_threads(options.jobs)
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:
@@ -243,7 +247,7 @@ class P2PHttpServer:
             t.join(timeout=10)
         self.locks.release_all()
         self.commits.stop()  # the journals, committed before the process ends
-        self.repos.close()
+        self.node_threads.shutdown(wait=True)
         if self.options.socket_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.socket_path)
@@ -609,6 +613,18 @@ class _Connection:
             if not session.keeps_peer:
                 with contextlib.suppress(Exception):
                     peer.close()
+
+
+def _node_threads(jobs: int) -> ThreadPoolExecutor:
+    """The cluster fan-out's threads for every request (cluster/peer.share_pool): each of
+    the `-J` request slots may use a few at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from annextui.proxycore.cluster.peer import share_pool
+
+    pool = ThreadPoolExecutor(max_workers=4 * max(1, jobs), thread_name_prefix="node")
+    share_pool(pool)
+    return pool
 
 
 def _negotiate(peer: Peer, api: ApiRequest) -> None:

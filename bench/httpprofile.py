@@ -61,6 +61,7 @@ def _request(server: object, method: str, target: str) -> int:
     from annextui.proxycore.http import endpoints
     from annextui.proxycore.http.routes import parse_target
     from annextui.proxycore.http.server import P2PHttpServer, _negotiate
+    from annextui.proxycore.localrepo import release_packs
 
     assert isinstance(server, P2PHttpServer)
     api = parse_target(method, target)
@@ -71,6 +72,7 @@ def _request(server: object, method: str, target: str) -> int:
         endpoints.run(api, endpoints.Session(peer, server.locks), _Empty(), reply, None)
     finally:
         peer.close()
+        release_packs()
     return reply.status
 
 

@@ -9,7 +9,9 @@ its config) was half of a p2phttp cluster request. One per thread, because dulwi
 store keeps an unlocked cache of open packs, refreshed (packs opened, closed and evicted) by
 any read that misses: two threads sharing it could read a pack another has just closed. A
 long-running server replaces the `LocalRepo` when the git config changes (repocache.py), so
-the kept repositories never outlive the config they read.
+the kept repositories never outlive the config they read, and calls `release_packs()` after
+each request: the open pack files (four descriptors each) are closed, so descriptors do not
+grow with the number of threads; the next read reopens what it needs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import os
 import subprocess
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from annextui.backend.repo import Repository
 
 _TRUE = {"true", "yes", "on", "1", ""}
+_opened = threading.local()  # .repos: the dulwich repositories this thread keeps (full())
 
 
 class RepoError(Exception):
@@ -190,12 +194,27 @@ class LocalRepo:
             from annextui.backend.repo import Repository
 
             repo = self._per_thread.full = Repository(self.gitdir if self.bare else self.top)
+            kept: list[tuple[weakref.ref[LocalRepo], Repository]] | None = getattr(
+                _opened, "repos", None
+            )
+            if kept is None:
+                kept = _opened.repos = []
+            kept.append((weakref.ref(self), repo))
         return repo
 
     def reload(self) -> None:
         self.config = _git_config(self.gitdir)
         self._store = None
         self._per_thread = threading.local()  # the kept repositories read the old config
+
+
+def release_packs() -> None:
+    """Close the pack files of every repository this thread keeps (they stay usable: dulwich
+    reopens packs on the next read). Those of `LocalRepo`s no longer in use are let go."""
+    kept: list[tuple[weakref.ref[LocalRepo], Repository]] = getattr(_opened, "repos", None) or []
+    for _, repo in kept:
+        repo.git.object_store.close()
+    _opened.repos = [(owner, repo) for owner, repo in kept if owner() is not None]
 
 
 def _unreadable(directory: str) -> str:

@@ -164,7 +164,7 @@ class ClusterPeer(Peer):
         # thread takes the first item of each itself, so a session starts a thread fewer.
         for start in range(0, len(items), self.jobs):
             wave = items[start : start + self.jobs]
-            rest = [pool.submit(fn, i) for i in wave[1:]]
+            rest = [pool.submit(_releasing, fn, i) for i in wave[1:]]
             out.append(fn(wave[0]))
             out.extend(f.result() for f in rest)
         return out
@@ -492,6 +492,17 @@ def share_pool(pool: Executor | None) -> None:
     on the pool, so sharing it cannot deadlock; a busy pool only queues."""
     global _shared_pool
     _shared_pool = pool
+
+
+def _releasing(fn: Callable[[_T], _R], item: _T) -> _R:
+    """fn(item) on a shared pool thread, its kept repositories' pack files closed after (as
+    the request threads close theirs: localrepo.release_packs)."""
+    from annextui.proxycore.localrepo import release_packs
+
+    try:
+        return fn(item)
+    finally:
+        release_packs()
 
 
 def _cheap_to_close(nodes: Sequence[Node]) -> bool:

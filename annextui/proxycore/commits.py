@@ -32,11 +32,6 @@ def defer(annexdir: Path, commit: Callable[[], object]) -> bool:
     return True
 
 
-def deferring() -> bool:
-    """Whether sessions' commits are handed to a CommitLater now (a long-running server)."""
-    return _active is not None
-
-
 class CommitLater:
     def __init__(self, idle: float = 1.0) -> None:
         self.idle = idle

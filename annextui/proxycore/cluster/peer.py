@@ -55,7 +55,7 @@ from annextui.proxycore.peer import (
 from annextui.proxycore.records import GatewayRecords, outcome_uuids
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -150,24 +150,11 @@ class ClusterPeer(Peer):
         """fn over items, at most `annex.jobs` at once, results in order."""
         if len(items) <= 1 or self.jobs <= 1:
             return [fn(i) for i in items]
-        pool = _shared_pool
-        if pool is None:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor  # only with annex.jobs > 1
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # only with annex.jobs > 1
 
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.jobs - 1, thread_name_prefix="node"
-                )
-            pool = self._pool
-        out: list[_R] = []
-        # In waves of annex.jobs (a shared pool is wider than one session may use); this
-        # thread takes the first item of each itself, so a session starts a thread fewer.
-        for start in range(0, len(items), self.jobs):
-            wave = items[start : start + self.jobs]
-            rest = [pool.submit(_releasing, fn, i) for i in wave[1:]]
-            out.append(fn(wave[0]))
-            out.extend(f.result() for f in rest)
-        return out
+            self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="node")
+        return list(self._pool.map(fn, items))
 
     def close(self) -> None:
         try:
@@ -180,10 +167,8 @@ class ClusterPeer(Peer):
                     except Exception as exc:
                         self.warn(f"closing {n.name}: {exc}")
 
-                # Nodes commit their journals as they close: do it side by side, unless
-                # every one is in this process and hands its commit to a long-running
-                # server's CommitLater (closing is then a few file operations).
-                if len(opened) > 1 and not _cheap_to_close(opened):
+                # Nodes commit their journals as they close: do it side by side.
+                if len(opened) > 1:
                     from concurrent.futures import ThreadPoolExecutor
 
                     with ThreadPoolExecutor(max_workers=len(opened)) as ex:
@@ -480,38 +465,3 @@ class ClusterPeer(Peer):
         self._timestamps = {n.uuid: t for n, t in zip(nodes, times, strict=True) if t is not None}
         self._local_timestamp = local
         return local
-
-
-_shared_pool: Executor | None = None
-
-
-def share_pool(pool: Executor | None) -> None:
-    """A long-running server's node threads, kept across sessions (a session per HTTP
-    request would otherwise start threads per request, and each thread opens the node
-    repositories anew: localrepo.LocalRepo.full keeps one per thread). Its tasks never wait
-    on the pool, so sharing it cannot deadlock; a busy pool only queues."""
-    global _shared_pool
-    _shared_pool = pool
-
-
-def _releasing(fn: Callable[[_T], _R], item: _T) -> _R:
-    """fn(item) on a shared pool thread, its kept repositories' pack files closed after (as
-    the request threads close theirs: localrepo.release_packs)."""
-    from annextui.proxycore.localrepo import release_packs
-
-    try:
-        return fn(item)
-    finally:
-        release_packs()
-
-
-def _cheap_to_close(nodes: Sequence[Node]) -> bool:
-    """Whether closing these nodes commits nothing now: all are served in this process and a
-    long-running server commits their journals later (commits.CommitLater)."""
-    from annextui.proxycore import commits
-
-    if not commits.deferring():
-        return False
-    from annextui.proxycore.local import LocalPeer
-
-    return all(isinstance(n.opened, LocalPeer) for n in nodes)

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TextIO, cast
 
 import h11
 
@@ -50,9 +50,6 @@ from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
 from annextui.proxycore.localrepo import release_packs
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_PORT = 9417
 RECV = 1 << 18
@@ -161,7 +158,6 @@ class P2PHttpServer:
         self._tls: ssl.SSLContext | None = None
         self._threads: set[threading.Thread] = set()
         self.commits = CommitLater(options.commit_after)
-        self.node_threads = _node_threads(options.jobs)
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:
@@ -248,7 +244,6 @@ class P2PHttpServer:
             t.join(timeout=10)
         self.locks.release_all()
         self.commits.stop()  # the journals, committed before the process ends
-        self.node_threads.shutdown(wait=True)
         if self.options.socket_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.socket_path)
@@ -615,18 +610,6 @@ class _Connection:
                 with contextlib.suppress(Exception):
                     peer.close()
             release_packs()  # descriptors stay flat however many threads served requests
-
-
-def _node_threads(jobs: int) -> ThreadPoolExecutor:
-    """The cluster fan-out's threads for every request (cluster/peer.share_pool): each of
-    the `-J` request slots may use a few at once."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from annextui.proxycore.cluster.peer import share_pool
-
-    pool = ThreadPoolExecutor(max_workers=4 * max(1, jobs), thread_name_prefix="node")
-    share_pool(pool)
-    return pool
 
 
 def _negotiate(peer: Peer, api: ApiRequest) -> None:

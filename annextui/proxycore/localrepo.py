@@ -4,7 +4,8 @@ Start-up cost matters (the shell runs once per ssh connection): git config is re
 `git config` call, and dulwich (`backend.repo.Repository`) is imported only when `full()` is
 asked for, which is when the branch must be written.
 
-`full()` opens the dulwich repository once per thread and keeps it: opening one (and parsing
+In a long-running server (`keep_repositories()`), `full()` opens the dulwich repository once
+per thread and keeps it: opening one (and parsing
 its config) was half of a p2phttp cluster request. One per thread, because dulwich's object
 store keeps an unlocked cache of open packs, refreshed (packs opened, closed and evicted) by
 any read that misses: two threads sharing it could read a pack another has just closed. A
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 _TRUE = {"true", "yes", "on", "1", ""}
 _opened = threading.local()  # .repos: the dulwich repositories this thread keeps (full())
+_keeping = False  # keep_repositories(): a long-running server
 
 
 class RepoError(Exception):
@@ -189,6 +191,10 @@ class LocalRepo:
     def full(self) -> Repository:
         """This thread's dulwich-backed `Repository` (imported on demand: it is slow to
         import), opened at the first call on the thread and kept (see the module's note)."""
+        if not _keeping:
+            from annextui.backend.repo import Repository
+
+            return Repository(self.gitdir if self.bare else self.top)
         repo: Repository | None = getattr(self._per_thread, "full", None)
         if repo is None:
             from annextui.backend.repo import Repository
@@ -206,6 +212,14 @@ class LocalRepo:
         self.config = _git_config(self.gitdir)
         self._store = None
         self._per_thread = threading.local()  # the kept repositories read the old config
+
+
+def keep_repositories() -> None:
+    """From now on `full()` keeps its repository per thread (a long-running server; the shell
+    opens one per call, as a session is short: keeping them there hung a two-gateway cluster
+    test, not understood yet)."""
+    global _keeping
+    _keeping = True
 
 
 def release_packs() -> None:

@@ -3,6 +3,16 @@
 Start-up cost matters (the shell runs once per ssh connection): git config is read with one
 `git config` call, and dulwich (`backend.repo.Repository`) is imported only when `full()` is
 asked for, which is when the branch must be written.
+
+In a long-running server (`keep_repositories()`), `full()` opens the dulwich repository once
+per thread and keeps it: opening one (and parsing
+its config) was half of a p2phttp cluster request. One per thread, because dulwich's object
+store keeps an unlocked cache of open packs, refreshed (packs opened, closed and evicted) by
+any read that misses: two threads sharing it could read a pack another has just closed. A
+long-running server replaces the `LocalRepo` when the git config changes (repocache.py), so
+the kept repositories never outlive the config they read, and calls `release_packs()` after
+each request: the open pack files (four descriptors each) are closed, so descriptors do not
+grow with the number of threads; the next read reopens what it needs.
 """
 
 from __future__ import annotations
@@ -10,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +31,8 @@ if TYPE_CHECKING:
     from annextui.backend.repo import Repository
 
 _TRUE = {"true", "yes", "on", "1", ""}
+_opened = threading.local()  # .repos: the dulwich repositories this thread keeps (full())
+_keeping = False  # keep_repositories(): a long-running server
 
 
 class RepoError(Exception):
@@ -78,6 +92,7 @@ class LocalRepo:
         self.config = config
         self.bare = self.config_bool("core.bare", default=False) and top == gitdir
         self._store: ObjectStore | None = None
+        self._per_thread = threading.local()  # .full: this thread's dulwich Repository
 
     @classmethod
     def open(cls, directory: str) -> LocalRepo:
@@ -174,14 +189,46 @@ class LocalRepo:
         return self._store
 
     def full(self) -> Repository:
-        """The dulwich-backed `Repository` (imported on demand: it is slow to import)."""
-        from annextui.backend.repo import Repository
+        """This thread's dulwich-backed `Repository` (imported on demand: it is slow to
+        import), opened at the first call on the thread and kept (see the module's note)."""
+        if not _keeping:
+            from annextui.backend.repo import Repository
 
-        return Repository(self.gitdir if self.bare else self.top)
+            return Repository(self.gitdir if self.bare else self.top)
+        repo: Repository | None = getattr(self._per_thread, "full", None)
+        if repo is None:
+            from annextui.backend.repo import Repository
+
+            repo = self._per_thread.full = Repository(self.gitdir if self.bare else self.top)
+            kept: list[tuple[weakref.ref[LocalRepo], Repository]] | None = getattr(
+                _opened, "repos", None
+            )
+            if kept is None:
+                kept = _opened.repos = []
+            kept.append((weakref.ref(self), repo))
+        return repo
 
     def reload(self) -> None:
         self.config = _git_config(self.gitdir)
         self._store = None
+        self._per_thread = threading.local()  # the kept repositories read the old config
+
+
+def keep_repositories() -> None:
+    """From now on `full()` keeps its repository per thread (a long-running server; the shell
+    opens one per call, as a session is short: keeping them there hung a two-gateway cluster
+    test, not understood yet)."""
+    global _keeping
+    _keeping = True
+
+
+def release_packs() -> None:
+    """Close the pack files of every repository this thread keeps (they stay usable: dulwich
+    reopens packs on the next read). Those of `LocalRepo`s no longer in use are let go."""
+    kept: list[tuple[weakref.ref[LocalRepo], Repository]] = getattr(_opened, "repos", None) or []
+    for _, repo in kept:
+        repo.git.object_store.close()
+    _opened.repos = [(owner, repo) for owner, repo in kept if owner() is not None]
 
 
 def _unreadable(directory: str) -> str:

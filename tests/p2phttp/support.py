@@ -9,12 +9,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
+import http.server
 import json
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -181,3 +184,24 @@ def point_at(world: World, served: Served) -> None:
     )
     env.git(client, "fetch", "-q", "origin")
     env.annex(client, "merge", "-q")
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def dumb_http(directory: Path) -> Iterator[str]:
+    """`directory` served read-only over HTTP on loopback (git's dumb HTTP protocol once
+    `git update-server-info` has run in it); yields its URL."""
+    handler = functools.partial(_QuietFiles, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, name="dumb-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

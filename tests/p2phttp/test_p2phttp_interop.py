@@ -211,3 +211,42 @@ def test_updateproxy_served_without_restart(world: tuple[World, Served]) -> None
     env.git(w.gw, "config", "remote.px2.annex-proxy", "false")
     env.annex(w.gw, "updateproxy")
     assert served.request("POST", path, b"")[0] == 404
+
+
+def test_branch_changes_beside_the_server_are_seen(world: tuple[World, Served]) -> None:
+    """A server that has answered requests keeps repositories and a `git cat-file --batch` per
+    repository open (one keep-alive connection: the same thread, the same kept objects); what
+    git-annex changes beside it, in the gateway's branch or on a node, is answered at once."""
+    w, served = world
+    env, client = w.env, w.client
+    env.add_files(client, {"k.txt": "kept objects, fresh answers\n"})
+    env.annex(client, "copy", "--to", "origin-mycluster", "k.txt")
+    key = _key(env, client, "k.txt")
+    conn = served.conn()
+
+    def present(uuid: str) -> bool:
+        conn.request("POST", f"/git-annex/{uuid}/v4/checkpresent?key={key}&clientuuid={CLIENT}")
+        reply = conn.getresponse()
+        body = reply.read()
+        assert reply.status == 200, body
+        return bool(json.loads(body)["present"])
+
+    try:
+        assert present(w.cluster_uuid)
+        assert present(N1)
+        # the gateway's git-annex says no node has it, committed to its branch
+        for node in (N1, N2):
+            env.annex(w.gw, "setpresentkey", key, node, "0")
+        env.annex(w.gw, "merge", "-q")  # commits the journal
+        assert not present(w.cluster_uuid)
+        for node in (N1, N2):
+            env.annex(w.gw, "setpresentkey", key, node, "1")
+        env.annex(w.gw, "merge", "-q")
+        assert present(w.cluster_uuid)
+        # git-annex drops the content on the nodes themselves
+        for node in w.nodes.values():
+            env.annex(node, "drop", "--force", "--key", key)
+        assert not present(N1)
+        assert not present(w.cluster_uuid)
+    finally:
+        conn.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annextui.proxycore.http.routes import HttpError
-from annextui.proxycore.localrepo import LocalRepo, RepoError
+from annextui.proxycore.localrepo import LocalRepo, RepoError, keep_repositories
 from annextui.proxycore.peer import Peer, PeerFatal
 from annextui.proxycore.repocache import RepoCache, share
 
@@ -36,6 +36,7 @@ class ServedRepos:
         self._directories = directories
         self._cache = RepoCache()
         share(self._cache)  # cluster nodes in this process are opened through it too
+        keep_repositories()  # dulwich repositories kept per thread (localrepo.py)
         self._by_uuid: dict[str, str] = {}
         self._mutex = threading.Lock()
         self.rescan()

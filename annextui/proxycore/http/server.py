@@ -48,6 +48,7 @@ from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
+from annextui.proxycore.localrepo import release_packs
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
@@ -608,6 +609,7 @@ class _Connection:
             if not session.keeps_peer:
                 with contextlib.suppress(Exception):
                     peer.close()
+            release_packs()  # descriptors stay flat however many threads served requests
 
 
 def _negotiate(peer: Peer, api: ApiRequest) -> None:

@@ -1,0 +1,152 @@
+"""cProfile of single `annextui p2phttp` requests to a cluster, in process.
+
+Builds the p2phttp test topology (tests/p2phttp/support.py: a bare gateway, two local cluster
+nodes) with the real git-annex, puts files on the cluster with a real client through a served
+`annextui p2phttp`, then runs the server's own per-request path (`ServedRepos.target`, the
+implicit VERSION, `endpoints.run`, `Peer.close`) for cluster GETs and drops here, under cProfile.
+The HTTP framing (h11) is left out: it costs the same for every endpoint.
+
+    python bench/httpprofile.py [--count 30] [--top 25] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.gateway.topology import CLIENT  # noqa: E402
+from tests.p2phttp import support as S  # noqa: E402
+from tests.support import annex as annex_support  # noqa: E402
+from tests.support.annex import AnnexEnv  # noqa: E402
+
+
+class _Empty:
+    def readinto(self, buf: memoryview) -> int:
+        return 0
+
+
+class _Sink:
+    """A Reply that keeps only the status and the byte count."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.sent = 0
+
+    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.status = status
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.sent += len(data)
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        return 0
+
+    def end(self) -> None:
+        pass
+
+
+def _request(server: object, method: str, target: str) -> int:
+    from annextui.proxycore.http import endpoints
+    from annextui.proxycore.http.routes import parse_target
+    from annextui.proxycore.http.server import P2PHttpServer, _negotiate
+    from annextui.proxycore.localrepo import release_packs
+
+    assert isinstance(server, P2PHttpServer)
+    api = parse_target(method, target)
+    peer = server.repos.target(api.uuid, api.client_uuid())()
+    reply = _Sink()
+    try:
+        _negotiate(peer, api)
+        endpoints.run(api, endpoints.Session(peer, server.locks), _Empty(), reply, None)
+    finally:
+        peer.close()
+        release_packs()
+    return reply.status
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=30, help="files (requests of each kind)")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--out", type=Path, help="keep the .prof files here")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of unprofiled timings")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="httpprof-"))
+    binary = shutil.which("git-annex")
+    assert binary is not None, "git-annex is not on PATH"
+    env = AnnexEnv.create(
+        tmp, bin_dir=Path(binary).parent, magic=annex_support.magic_db(Path(binary))
+    )
+    try:
+        world = S.build(env, tmp)
+        names = {f"f{i:03d}": f"content {i}\n" for i in range(args.count)}
+        env.add_files(world.client, names)
+        with S.serve(env, world.gw, ["--wideopen"]) as served:
+            S.point_at(world, served)
+            env.annex(world.client, "copy", "-q", "--to", "origin-mycluster", *names)
+        keys = [env.annex(world.client, "lookupkey", n).stdout.strip() for n in names]
+        os.environ.update(env.env)  # git run by the server sees the test's HOME and PATH
+        os.chdir(world.gw)
+        from annextui.proxycore.http.server import P2PHttpServer, ServerOptions
+
+        server = P2PHttpServer(ServerOptions([str(world.gw)]))
+        server.commits.start()  # journal commits handed off, as in the running server
+        base = f"/git-annex/{world.cluster_uuid}/v4"
+        _request(server, "GET", f"{base}/key/{keys[0]}?clientuuid={CLIENT}")  # warm up
+        for label, method, path in (
+            ("get", "GET", base + "/key/{k}?clientuuid=" + CLIENT),
+            ("checkpresent", "POST", base + "/checkpresent?key={k}&clientuuid=" + CLIENT),
+            ("remove", "POST", base + "/remove?key={k}&clientuuid=" + CLIENT),
+        ):
+            prof = cProfile.Profile()
+            t = time.perf_counter()
+            for k in keys[1:]:
+                status = prof.runcall(_request, server, method, path.format(k=k))
+                assert status == 200, (label, status)
+            per = (time.perf_counter() - t) / (len(keys) - 1) * 1000
+            out = io.StringIO()
+            stats = pstats.Stats(prof, stream=out)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            print(f"=== cluster {label}: {per:.1f} ms per request (profiled)")
+            print(out.getvalue())
+            if args.out:
+                args.out.mkdir(parents=True, exist_ok=True)
+                stats.dump_stats(args.out / f"{label}.prof")
+        # unprofiled: checkpresent and GET repeated (best of the rounds: the machine is shared)
+        timings: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for label, path in (
+                ("checkpresent", base + "/checkpresent?key={k}&clientuuid=" + CLIENT),
+                ("get", base + "/key/{k}?clientuuid=" + CLIENT),
+            ):
+                method = "GET" if label == "get" else "POST"
+                t = time.perf_counter()
+                for k in keys:
+                    _request(server, method, path.format(k=k))
+                ms = (time.perf_counter() - t) / len(keys) * 1000
+                timings.setdefault(label, []).append(ms)
+        for name, values in timings.items():
+            mid = sorted(values)[len(values) // 2]
+            print(f"unprofiled {name}: best {min(values):.2f} ms, median {mid:.2f} ms")
+        server.shutdown()
+    finally:
+        env.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,14 +25,9 @@ from pathlib import Path
 
 from tests.gateway.topology import CLIENT, CLUSTER_NAME, GW, N1, N2, PX
 from tests.support.annex import AnnexEnv
+from tests.support.sshd import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

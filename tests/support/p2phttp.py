@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tests.support import procs
 from tests.support.annex import AnnexEnv
+from tests.support.sshd import free_port
 
 # the two implementations, by the argv that starts them inside a repository
 SERVERS: dict[str, tuple[str, ...]] = {
@@ -46,13 +47,6 @@ def implemented(kind: str, env: Mapping[str, str]) -> bool:
     except OSError:
         return False
     return done.returncode == 0
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the kernel's pick; the server binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

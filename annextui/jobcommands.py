@@ -127,11 +127,6 @@ def _open(args: argparse.Namespace) -> Repository:
     return repo
 
 
-def _throttle_rate(args: argparse.Namespace) -> int | None:
-    rate: int | None = args.bwlimit  # parsed by argparse (_rate)
-    return rate
-
-
 def _rate(text: str) -> int:
     """A `--bwlimit` that does not parse is a usage error (exit 2), reported by argparse."""
     from annextui.backend.units import SizeError, parse_size
@@ -166,7 +161,7 @@ def _drain(args: argparse.Namespace) -> int:
     from annextui.operations.drain import drain_lines, leave_clusters, plan_drain, resolve_node
     from annextui.operations.jobs import Job, JobState, job_id
 
-    rate = _throttle_rate(args)
+    rate: int | None = args.bwlimit  # parsed by argparse (_rate)
     with _session(args) as (nodes, store):
         drained = _already_drained(nodes, store, args.node)
         if drained is not None and not args.dry_run:
@@ -217,7 +212,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     from annextui.operations.jobs import Job, job_id
     from annextui.operations.rebalance import plan_rebalance, rebalance_lines
 
-    rate = _throttle_rate(args)
+    rate: int | None = args.bwlimit  # parsed by argparse (_rate)
     with _session(args) as (nodes, store):
         _label, _kind, members = resolve_members(nodes.repo, nodes.state, args.group)
         # one job per set of nodes, however they are named (cluster name, remote, UUID, group)

@@ -34,8 +34,8 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         "--proxyconnections",
         type=int,
         default=None,
-        help="idle connections kept to proxied "
-        "remotes (accepted for compatibility: each request opens its own)",
+        help="idle ssh connections to nodes and proxied remotes kept open between sessions "
+        "(default 8; one per host carries any number of sessions)",
     )
     sp.add_argument(
         "--clusterjobs",
@@ -69,6 +69,13 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="SECONDS",
         help="commit a repository's journal once it has been idle this long (default 1)",
+    )
+    sp.add_argument(
+        "--relay-socket",
+        default=None,
+        metavar="PATH",
+        help="also serve ssh connections handed over by annextui-relay on this unix socket "
+        "(mode 0600); without --port, --bind or --socket, serve only those",
     )
     sp.add_argument(
         "--directory",
@@ -131,15 +138,25 @@ def run(args: argparse.Namespace) -> int:
         commit_after=max(0.0, args.commit_after),
         json=bool(getattr(args, "json", False)),
         queue_limit=-1 if args.max_queue == 0 else max(0, args.max_queue or 0),
+        relay_socket=args.relay_socket,
+        http=not args.relay_socket or any(
+            v is not None for v in (args.port, args.bind, args.socket)
+        ),
     )
+    if args.proxyconnections is not None:
+        options.proxyconnections = max(0, args.proxyconnections)
     server = P2PHttpServer(options)
     try:
         addresses = server.listen()
-    except ValueError as exc:
+    except ValueError as exc:  # RelaySocketError included
         return _fail(str(exc))
     install_signals(server)
     served = ", ".join(sorted(server.repos.uuids())) or "(none yet)"
     server.log(f"p2phttp: listening on {' '.join(addresses)}; serving {served}")
+    if args.relay_socket:
+        from annextui.proxycore.relay import client
+
+        server.log(f"p2phttp: relay forced command: {sys.executable} -I -S {client.__file__}")
     server.serve_forever()
     server.log("p2phttp: stopped")
     return 0

@@ -12,24 +12,37 @@ other sessions write the journal is safe.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _active: CommitLater | None = None
+_thread = threading.local()  # .now: this thread's sessions commit when they end
 
 
 def defer(annexdir: Path, commit: Callable[[], object]) -> bool:
     """Hand the commit of this repository's journal to the process's CommitLater; False when
-    there is none (the caller commits now). `commit` must open its own repository objects:
-    it runs on another thread."""
+    there is none, or this thread serves whole sessions (`commit_at_session_end`): the caller
+    commits now. `commit` must open its own repository objects: it runs on another thread."""
     later = _active
-    if later is None:
+    if later is None or getattr(_thread, "now", False):
         return False
     later.add(str(annexdir), commit)
     return True
+
+
+@contextlib.contextmanager
+def commit_at_session_end() -> Iterator[None]:
+    """Sessions on this thread commit as annextui-shell's do, when they end (a relayed ssh
+    connection is a whole session, not one HTTP request: its client may fetch right after)."""
+    _thread.now = True
+    try:
+        yield
+    finally:
+        _thread.now = False
 
 
 class CommitLater:

@@ -70,6 +70,23 @@ def ssh_pool() -> SshPool:
         return _pool
 
 
+def prune_ssh_pool(idle: float, keep: int) -> int:
+    """A long-running server's housekeeping: close node transports idle for `idle` seconds or
+    beyond `keep` idle ones (nothing happens, and nothing is imported, without a pool)."""
+    with _pool_lock:
+        pool = _pool
+    return pool.prune(idle, keep) if pool is not None else 0
+
+
+def close_ssh_pool() -> None:
+    """Close every node transport (a server's shutdown)."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()
+
+
 def annex_jobs(value: str | None) -> int:
     """`annex.jobs`: a number, or `cpus` for the core count; 1 when unset or unparsable."""
     if not value:
@@ -399,11 +416,14 @@ class GatewayTarget:
     gateway: Gateway
     target: Target
 
+    def peer(self) -> Peer:
+        """The Peer that serves this target for one session."""
+        return build_peer(self.gateway, self.target)
+
     def serve(self, *, mode: ServerMode, debug: bool = False) -> ServeResult:
         from annextui.proxycore.server import serve_stdio
 
-        peer = build_peer(self.gateway, self.target)
-        return serve_stdio(peer, mode=mode, debug=debug)
+        return serve_stdio(self.peer(), mode=mode, debug=debug)
 
 
 def open_gateway(

@@ -95,9 +95,10 @@ class LocalRepo:
         self._per_thread = threading.local()  # .full: this thread's dulwich Repository
 
     @classmethod
-    def open(cls, directory: str) -> LocalRepo:
-        """Find the repository at `directory` as git-annex-shell does (fromAbsPath + config)."""
-        path = expand_repo_path(directory)
+    def open(cls, directory: str, home: str | None = None) -> LocalRepo:
+        """Find the repository at `directory` as git-annex-shell does (fromAbsPath + config);
+        `~` and relative paths from `home` (default $HOME)."""
+        path = expand_repo_path(directory, home)
         canon = path.rstrip("/") or "/"
         if canon.endswith("/.git") and not os.path.isdir(os.path.join(canon, ".git")):
             path = os.path.dirname(canon)

@@ -78,18 +78,39 @@ class Transport(Protocol):
 
 
 class FdTransport:
-    """Two file descriptors (ssh's stdin/stdout, a pipe pair, a socket twice)."""
+    """Two file descriptors (ssh's stdin/stdout, a pipe pair, a socket twice).
 
-    def __init__(self, infd: int, outfd: int, *, pipe_size: int = PIPE_SIZE) -> None:
+    `stop_fd` (a long-running server's relayed sessions): when it becomes readable, reading
+    sees EOF, so the session ends as if the client had hung up."""
+
+    def __init__(
+        self, infd: int, outfd: int, *, pipe_size: int = PIPE_SIZE, stop_fd: int | None = None
+    ) -> None:
         self.infd = infd
         self.outfd = outfd
         self._sendfile_ok = True
+        self._stop_fd = stop_fd
+        self._poll = None
+        if stop_fd is not None:
+            import select  # poll, not select: a server's descriptors pass FD_SETSIZE
+
+            self._poll = select.poll()
+            self._poll.register(infd, select.POLLIN)
+            self._poll.register(stop_fd, select.POLLIN)
         for fd in (infd, outfd):
             _grow_pipe(fd, pipe_size)
+
+    def _stopped(self) -> bool:
+        """Wait until there is input (or hang-up) or the server stops; True for the latter."""
+        assert self._poll is not None
+        ready = {fd for fd, _ in self._poll.poll()}
+        return self._stop_fd in ready and self.infd not in ready
 
     def read(self, n: int) -> bytes:
         while True:
             try:
+                if self._stop_fd is not None and self._stopped():
+                    return b""
                 return os.read(self.infd, n)
             except InterruptedError:
                 continue
@@ -97,6 +118,8 @@ class FdTransport:
     def readinto(self, buf: memoryview) -> int:
         while True:
             try:
+                if self._stop_fd is not None and self._stopped():
+                    return 0
                 return os.readv(self.infd, [buf])
             except InterruptedError:
                 continue
@@ -503,12 +526,24 @@ def serve(
 
 
 def serve_stdio(
-    peer: Peer, *, mode: ServerMode = ServerMode.READWRITE, debug: bool = False
+    peer: Peer,
+    *,
+    mode: ServerMode = ServerMode.READWRITE,
+    debug: bool = False,
+    transport: Transport | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> ServeResult:
-    """`p2pstdio`: the protocol on stdin/stdout, diagnostics on stderr."""
+    """`p2pstdio`: the protocol on stdin/stdout (or a relayed session's `transport`),
+    diagnostics on stderr (or through `warn`)."""
 
     def log(line: str) -> None:
-        sys.stderr.write(f"[annextui-shell] {line}\n")
+        text = f"[annextui-shell] {line}\n"
+        if warn is not None:
+            warn(text)
+            return
+        sys.stderr.write(text)
         sys.stderr.flush()
 
-    return serve(peer, FdTransport(0, 1), mode=mode, debug=log if debug else None)
+    return serve(
+        peer, transport or FdTransport(0, 1), mode=mode, debug=log if debug else None
+    )

@@ -6,6 +6,10 @@ protocol and the local peer (dulwich only once the git-annex branch must be writ
 
 Errors are printed as git-annex-shell prints them: `<program>: <message>` and a blank line on
 stderr, exit status 1, before any protocol output.
+
+A session's environment and byte streams are a `ShellSession`: the process's own for an ssh
+connection, or those a relay handed to the long-running server (proxycore/relay/), so the
+`GIT_ANNEX_SHELL_*` restrictions are decided here and only here for both.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn
 from annextui.proxycore import shellargs
 
 if TYPE_CHECKING:
+    from annextui.backend.state import AnnexState
     from annextui.proxycore.gateway import GatewayTarget
     from annextui.proxycore.localrepo import LocalRepo
 
@@ -31,13 +36,65 @@ class ShellExit(Exception):
     """Stop with this message on stderr and exit status 1."""
 
 
+class ShellSession:
+    """What one shell session reads, writes and is restricted by: the environment its
+    `GIT_ANNEX_SHELL_*` variables come from, the protocol's input and output descriptors, and
+    where its own messages go. The default is this process's (an ssh connection)."""
+
+    __slots__ = ("environ", "infd", "outfd", "stderr_fd")
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        infd: int = 0,
+        outfd: int = 1,
+        stderr_fd: int = 2,
+    ) -> None:
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.infd = infd
+        self.outfd = outfd
+        self.stderr_fd = stderr_fd
+
+    def warn(self, text: str) -> None:
+        """Write `text` to the session's stderr (a client that is gone is not an error)."""
+        if self.stderr_fd == 2:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            return
+        data = text.encode("utf-8", "surrogateescape")
+        try:
+            while data:
+                data = data[os.write(self.stderr_fd, data) :]
+        except OSError:
+            pass
+
+    @property
+    def home(self) -> str | None:
+        return self.environ.get("HOME") or None
+
+    def open_repo(self, directory: str) -> LocalRepo:
+        """The repository a command names (a long-running server keeps them open)."""
+        from annextui.proxycore.localrepo import LocalRepo
+
+        return LocalRepo.open(directory, home=self.home)
+
+    def gateway_state(self, repo: LocalRepo) -> AnnexState | None:
+        """The branch's state when the caller keeps it (a server caches it per branch tip);
+        None: read it now."""
+        return None
+
+    def stop_fd(self) -> int | None:
+        """A descriptor that becomes readable when the session must end (server shutdown)."""
+        return None
+
+
 def env_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
     """checkEnvSet: set and non-empty."""
     return bool((environ if environ is not None else os.environ).get(name))
 
 
-def check_env(name: str) -> None:
-    if env_set(name):
+def check_env(name: str, environ: Mapping[str, str] | None = None) -> None:
+    if env_set(name, environ):
         raise ShellExit(f"Action blocked by {name}")
 
 
@@ -88,7 +145,11 @@ def _fail(message: str) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    prog = _program()
+    return run(args, ShellSession(), _program())
+
+
+def run(args: list[str], session: ShellSession, prog: str) -> int:
+    """One shell command line served on `session`; the exit status."""
     names = shellargs.PROGRAM_NAMES | {prog}
     try:
         try:
@@ -97,17 +158,25 @@ def main(argv: list[str] | None = None) -> int:
             raise ShellExit("bad parameters\n\n" + shellargs.usage("git-annex-shell")) from None
         if isinstance(cmd, shellargs.Passthrough):
             return run_passthrough(cmd)
-        return run_builtin(cmd)
+        return run_builtin(cmd, session)
     except shellargs.OptionError as exc:
-        sys.stderr.write(f"{exc.message}\n\n{shellargs.option_usage(prog, exc.command)}\n")
-        sys.stderr.flush()
+        session.warn(f"{exc.message}\n\n{shellargs.option_usage(prog, exc.command)}\n")
         return 1
     except ShellExit as exc:
-        sys.stderr.write(f"{prog}: {exc}\n\n")
-        sys.stderr.flush()
+        session.warn(f"{prog}: {exc}\n\n")
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def is_p2pstdio(args: list[str], prog: str = "annextui-shell") -> bool:
+    """Whether this command line asks for a P2P session (`p2pstdio`): what a relay's server
+    serves in its own process; every other command runs in an annextui-shell of its own."""
+    try:
+        cmd = shellargs.parse_argv(args, program_names=shellargs.PROGRAM_NAMES | {prog})
+    except (shellargs.BadParameters, shellargs.OptionError):
+        return False
+    return isinstance(cmd, shellargs.Builtin) and cmd.command == "p2pstdio"
 
 
 # -- git passthrough ------------------------------------------------------------------------------
@@ -131,23 +200,25 @@ def run_passthrough(cmd: shellargs.Passthrough) -> int:
 # -- built-ins ------------------------------------------------------------------------------------
 
 
-def run_builtin(cmd: shellargs.Builtin) -> int:
+def run_builtin(cmd: shellargs.Builtin, session: ShellSession | None = None) -> int:
+    session = session or ShellSession()
+    env = session.environ
     if cmd.command not in shellargs.READONLY_COMMANDS:
-        check_env(READONLY_ENV)
+        check_env(READONLY_ENV, env)
     if cmd.command not in shellargs.APPENDONLY_COMMANDS:
-        check_env(APPENDONLY_ENV)
-    check_directory(cmd.directory)
+        check_env(APPENDONLY_ENV, env)
+    check_directory(cmd.directory, env)
 
-    from annextui.proxycore.localrepo import LocalRepo, RepoError
+    from annextui.proxycore.localrepo import RepoError
 
     try:
-        repo = LocalRepo.open(cmd.directory)
+        repo = session.open_repo(cmd.directory)
     except RepoError as exc:
         raise ShellExit(str(exc)) from None
     proxy = None
     if cmd.uuid is not None:
         client = cmd.params[0] if cmd.command == "p2pstdio" and len(cmd.params) == 1 else ""
-        proxy = check_target(repo, cmd.uuid, cmd.command, client)
+        proxy = check_target(repo, cmd.uuid, cmd.command, client, session.gateway_state(repo))
     if cmd.command == "configlist":
         return configlist(repo, cmd)
     if cmd.command == "gcryptsetup":  # dontCheck repoExists: it makes the repository one
@@ -155,7 +226,7 @@ def run_builtin(cmd: shellargs.Builtin) -> int:
     if not repo.is_initialized() and not repo.gcrypt_id:
         raise ShellExit("Not a git-annex or gcrypt repository.")
     if cmd.command == "p2pstdio":
-        return p2pstdio(repo, cmd, proxy)
+        return p2pstdio(repo, cmd, proxy, session)
     if cmd.command == "notifychanges":
         if cmd.params:
             raise ShellExit("This command takes no parameters.")
@@ -190,7 +261,11 @@ def run_legacy(repo: LocalRepo, cmd: shellargs.Builtin) -> int:
 
 
 def check_target(
-    repo: LocalRepo, expected: str, command: str, client_uuid: str = ""
+    repo: LocalRepo,
+    expected: str,
+    command: str,
+    client_uuid: str = "",
+    state: AnnexState | None = None,
 ) -> GatewayTarget | None:
     """The `--uuid` check of git-annex-shell: our own UUID (None), a proxied remote or cluster
     this gateway may serve (p2pstdio only), else refuse as git-annex refuses."""
@@ -213,7 +288,7 @@ def check_target(
     from annextui.proxycore.targets import TargetRefused
 
     try:
-        target = open_gateway(repo, expected, client_uuid)
+        target = open_gateway(repo, expected, client_uuid, state)
     except TargetRefused as exc:
         raise ShellExit(str(exc)) from None
     if target is None:
@@ -253,7 +328,14 @@ def autoinit(repo: LocalRepo) -> str | None:
     return repo.uuid
 
 
-def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin, proxy: GatewayTarget | None = None) -> int:
+def p2pstdio(
+    repo: LocalRepo,
+    cmd: shellargs.Builtin,
+    proxy: GatewayTarget | None = None,
+    session: ShellSession | None = None,
+) -> int:
+    session = session or ShellSession()
+    env = session.environ
     if len(cmd.params) != 1:
         raise ShellExit("missing UUID parameter")
     if not repo.uuid:
@@ -264,35 +346,33 @@ def p2pstdio(repo: LocalRepo, cmd: shellargs.Builtin, proxy: GatewayTarget | Non
                 "this is a gcrypt repository: its content is reached through the gcrypt "
                 "remote (inannex, sendkey, recvkey, dropkey), not p2pstdio"
             )
-        if env_set(READONLY_ENV):
+        if env_set(READONLY_ENV, env):
             raise ShellExit("Not a git-annex or gcrypt repository.")
         autoinit(repo)
     from annextui.proxycore.local import LocalPeer
     from annextui.proxycore.peer import PeerFatal
-    from annextui.proxycore.server import ServerMode, serve_stdio
+    from annextui.proxycore.server import FdTransport, ServerMode, serve_stdio
 
-    if env_set(READONLY_ENV):
+    if env_set(READONLY_ENV, env):
         mode = ServerMode.READONLY
-    elif env_set(APPENDONLY_ENV):
+    elif env_set(APPENDONLY_ENV, env):
         mode = ServerMode.APPENDONLY
     else:
         mode = ServerMode.READWRITE
-    if proxy is not None:
-        # A proxied remote or a cluster: the gateway relays (gateway.py).
-        try:
-            result = proxy.serve(mode=mode, debug=cmd.debug)
-        except PeerFatal as exc:
-            raise ShellExit(str(exc)) from None
-    else:
-        try:
+    transport = FdTransport(session.infd, session.outfd, stop_fd=session.stop_fd())
+    log = session.warn if session.stderr_fd != 2 else None
+    try:
+        if proxy is not None:
+            # A proxied remote or a cluster: the gateway relays (gateway.py).
+            peer = proxy.peer()
+        else:
             peer = LocalPeer(repo, client_uuid=cmd.params[0])
-        except PeerFatal as exc:
-            raise ShellExit(str(exc)) from None
-        result = serve_stdio(peer, mode=mode, debug=cmd.debug)
+    except PeerFatal as exc:
+        raise ShellExit(str(exc)) from None
+    result = serve_stdio(peer, mode=mode, debug=cmd.debug, transport=transport, warn=log)
     if result.error:
         # A failure inside the command is reported the way git-annex reports a failed command.
-        sys.stderr.write(f"git-annex: {result.error}\np2pstdio: 1 failed\n")
-        sys.stderr.flush()
+        session.warn(f"git-annex: {result.error}\np2pstdio: 1 failed\n")
         return 1
     return 0
 

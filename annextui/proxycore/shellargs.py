@@ -43,7 +43,8 @@ DESCRIPTIONS = {
     "sendkey": "runs rsync in server mode to send content",
 }
 
-PROGRAM_NAMES = frozenset({"git-annex-shell", "annextui-shell"})
+# annextui-relay too: a relay that falls back runs annextui-shell with its own command line
+PROGRAM_NAMES = frozenset({"git-annex-shell", "annextui-shell", "annextui-relay"})
 
 _FLAGS = {
     "--force": "force",

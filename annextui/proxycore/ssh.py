@@ -19,7 +19,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from annextui.proxycore.sshconfig import (
@@ -62,8 +63,14 @@ CONNECT_TIMEOUT = 30.0
 class SshChannel:
     """A byte stream to one remote command: read/write/close, stderr passed through."""
 
-    def __init__(self, channel: paramiko.Channel, stderr: BinaryIO | None = None) -> None:
+    def __init__(
+        self,
+        channel: paramiko.Channel,
+        stderr: BinaryIO | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.channel = channel
+        self._on_close = on_close  # the pool counts the channels open on a transport
         self._stderr: BinaryIO = stderr if stderr is not None else sys.stderr.buffer
         self._stderr_thread = threading.Thread(target=self._pump_stderr, daemon=True)
         self._stderr_thread.start()
@@ -95,10 +102,26 @@ class SshChannel:
 
     def close(self) -> int:
         """Close our side and return the remote command's exit status."""
-        self.channel.shutdown_write()
-        status = self.channel.recv_exit_status()
-        self.channel.close()
+        try:
+            self.channel.shutdown_write()
+            status = self.channel.recv_exit_status()
+            self.channel.close()
+        finally:
+            self.released()
         return int(status)
+
+    def kill(self) -> None:
+        """Abandon the channel without waiting for the remote command."""
+        try:
+            self.channel.close()
+        finally:
+            self.released()
+
+    def released(self) -> None:
+        """Tell the pool (once) that this channel no longer uses its transport."""
+        done, self._on_close = self._on_close, None
+        if done is not None:
+            done()
 
 
 class _Hop:
@@ -109,6 +132,8 @@ class _Hop:
         self.verified = verified  # how the host key was verified, for ssh-check
         self.auth = auth
         self.proxy: subprocess.Popen[bytes] | None = None
+        self.channels = 0  # sessions open on it now (SshPool.open)
+        self.last_used = time.monotonic()
 
     def close(self) -> None:
         self.transport.close()
@@ -119,7 +144,11 @@ class _Hop:
 
 class SshPool:
     """One authenticated transport per resolved host, reused for every channel of the process;
-    a transport that died (the node's sshd restarted, the network dropped) is replaced."""
+    a transport that died (the node's sshd restarted, the network dropped) is replaced.
+
+    A long-running server (`annextui p2phttp`) keeps them across client sessions, so a session
+    opens a channel (one round trip) instead of a connection (TCP, key exchange,
+    authentication: ~100 ms); `prune` closes the ones idle too long or beyond a bound."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -273,8 +302,52 @@ class SshPool:
                 if attempt == 2:
                     raise SshError(f"{host.known_hosts_name}: {exc}") from exc
                 continue
-            return SshChannel(ch, stderr)
+            return SshChannel(ch, stderr, self._using(host))
         raise AssertionError("unreachable")
+
+    def _using(self, host: ResolvedHost) -> Callable[[], None]:
+        """Count a channel on `host`'s transport; the callable ends the count."""
+        with self._lock:
+            hop = self._hops.get(host)
+            if hop is None:
+                return lambda: None
+            hop.channels += 1
+            hop.last_used = time.monotonic()
+
+        def release() -> None:
+            with self._lock:
+                hop.channels = max(0, hop.channels - 1)
+                hop.last_used = time.monotonic()
+
+        return release
+
+    def prune(self, idle: float, keep: int, now: float | None = None) -> int:
+        """Close the transports without a channel for `idle` seconds, and the least recently
+        used idle ones beyond `keep`; a jump host still carrying another kept transport stays.
+        How many were closed."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            unused = sorted(
+                (h for h, hop in self._hops.items() if hop.channels == 0),
+                key=lambda h: self._hops[h].last_used,
+                reverse=True,  # most recently used first: those are kept
+            )
+            doomed = [
+                h
+                for i, h in enumerate(unused)
+                if i >= keep or now - self._hops[h].last_used >= idle
+            ]
+            carriers = {h.via for h in self._hops if h not in doomed and h.via is not None}
+            doomed = [h for h in doomed if h not in carriers]
+            hops = [self._hops.pop(h) for h in doomed]
+        for hop in hops:
+            hop.close()
+        return len(hops)
+
+    def size(self) -> int:
+        """Transports open now."""
+        with self._lock:
+            return len(self._hops)
 
     def open_stream(
         self, target: SshTarget, command: str, opts: SshOptions | None = None
@@ -370,7 +443,7 @@ class SshStream:
 
     def kill(self) -> None:
         """Abandon the connection without waiting for the node (it may be stuck or gone)."""
-        self.channel.channel.close()
+        self.channel.kill()
 
 
 def shell_command(program: str, *args: str, uuid: str | None = None) -> str:

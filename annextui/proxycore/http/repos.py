@@ -178,6 +178,12 @@ def _signature(gitdir: Path) -> tuple[object, ...]:
 _states = _StateCache()
 
 
+def branch_state(repo: LocalRepo) -> AnnexState:
+    """The repository's branch state, read again only when its branch, config or journalled
+    top-level logs changed (shared by HTTP requests and relayed ssh sessions)."""
+    return _states.get(repo)
+
+
 def _proxied_target(repo: LocalRepo, uuid: str, client_uuid: str) -> Callable[[], Peer] | None:
     from annextui.proxycore.gateway import build_peer, open_gateway
     from annextui.proxycore.remote import NodeError

@@ -22,6 +22,12 @@ Bounds (never hang, never leak):
 Each Peer is closed after its request; its journal is committed by `commits.CommitLater` once
 the repository has been idle for a second, not per request. SIGTERM/SIGINT stop accepting, end
 every connection, release the locks, commit every journal, and return.
+
+With `relay_socket`, ssh connections handed over by `annextui-relay` are served too, each a
+connection of the same bounded pool (proxycore/relay/session.py; a relay finding the pool full
+is told to fall back to annextui-shell). ssh transports to nodes are kept between sessions
+(gateway.ssh_pool), at most `proxyconnections` of them idle, none idle longer than `ssh_idle`
+seconds, all closed at shutdown.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from typing import TextIO, cast
 import h11
 
 from annextui.proxycore.commits import CommitLater
+from annextui.proxycore.gateway import close_ssh_pool, prune_ssh_pool
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.locks import LockRegistry
@@ -52,6 +59,7 @@ from annextui.proxycore.localrepo import release_packs
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
+HTTP, HTTPS, RELAY = "http", "https", "relay"  # what a listening socket serves
 RECV = 1 << 18
 HEADER_LIMIT = 64 * 1024
 
@@ -76,6 +84,10 @@ class ServerOptions:
     json: bool = False  # log lines and status as JSON objects
     header_timeout: float = 60.0
     body_timeout: float = 120.0
+    http: bool = True  # False: the relay socket only
+    relay_socket: str | None = None
+    proxyconnections: int = 8  # idle ssh transports to nodes kept between sessions
+    ssh_idle: float = 60.0  # seconds an unused ssh transport is kept
 
     def connections(self) -> int:
         return self.max_connections or (8 * self.jobs + self.lockedfiles)
@@ -154,10 +166,11 @@ class P2PHttpServer:
         self._transfers: dict[int, _Transfer] = {}
         self._mutex = threading.Lock()
         self._stop = threading.Event()
-        self._listeners: list[tuple[socket.socket, bool]] = []
+        self._listeners: list[tuple[socket.socket, str]] = []  # (socket, HTTP/HTTPS/RELAY)
         self._tls: ssl.SSLContext | None = None
         self._threads: set[threading.Thread] = set()
         self.commits = CommitLater(options.commit_after)
+        self._stop_pipe: tuple[int, int] | None = None  # readable once stopping (relay sessions)
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:
@@ -169,13 +182,27 @@ class P2PHttpServer:
                     "You must use both --certfile and --privatekeyfile options to enable HTTPS."
                 )
             self._tls = tls_context(o.certfile, o.privatekeyfile, o.chainfiles)
+        out: list[str] = []
+        if o.relay_socket:
+            from annextui.proxycore.relay.listener import bind_relay_socket
+
+            self._listeners.append((bind_relay_socket(o.relay_socket), RELAY))
+            self._stop_pipe = os.pipe()
+            out.append(f"relay:{o.relay_socket}")
+        if o.http:
+            out.insert(0, self._listen_http())
+        return out
+
+    def _listen_http(self) -> str:
+        o = self.options
         secure = self._tls is not None
+        kind = HTTPS if secure else HTTP
         if o.socket_path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.bind(o.socket_path)
             sock.listen(socket.SOMAXCONN)
-            self._listeners.append((sock, secure))
-            return [f"unix:{o.socket_path}"]
+            self._listeners.append((sock, kind))
+            return f"unix:{o.socket_path}"
         if o.bind:
             sock = socket.create_server((o.bind, o.port), backlog=socket.SOMAXCONN)
         elif socket.has_dualstack_ipv6():
@@ -187,10 +214,9 @@ class P2PHttpServer:
             )
         else:
             sock = socket.create_server(("0.0.0.0", o.port), backlog=socket.SOMAXCONN)
-        self._listeners.append((sock, secure))
+        self._listeners.append((sock, kind))
         host, port = sock.getsockname()[:2]
-        scheme = "https" if secure else "http"
-        return [f"{scheme}://{host}:{port}"]
+        return f"{kind}://{host}:{port}"
 
     @property
     def port(self) -> int:
@@ -200,9 +226,9 @@ class P2PHttpServer:
     def serve_forever(self) -> None:
         self.commits.start()
         sel = selectors.DefaultSelector()
-        for sock, secure in self._listeners:
+        for sock, kind in self._listeners:
             sock.setblocking(False)
-            sel.register(sock, selectors.EVENT_READ, secure)
+            sel.register(sock, selectors.EVENT_READ, kind)
         reaper = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -217,10 +243,11 @@ class P2PHttpServer:
                         self.log(f"accept failed: {exc}")
                         time.sleep(0.1)
                         continue
-                    self._admit(conn, addr, bool(sk.data))
+                    self._admit(conn, addr, str(sk.data))
                 if time.monotonic() - reaper > 5:
                     reaper = time.monotonic()
                     self.locks.expire()
+                    prune_ssh_pool(self.options.ssh_idle, self.options.proxyconnections)
         finally:
             sel.close()
             self.shutdown()
@@ -231,6 +258,8 @@ class P2PHttpServer:
     def shutdown(self) -> None:
         """End every connection (their threads release what they hold), then the locks."""
         self._stop.set()
+        if self._stop_pipe is not None:
+            os.write(self._stop_pipe[1], b"x")  # relayed sessions see their input end
         for sock, _ in self._listeners:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -244,16 +273,30 @@ class P2PHttpServer:
             t.join(timeout=10)
         self.locks.release_all()
         self.commits.stop()  # the journals, committed before the process ends
-        if self.options.socket_path:
-            with contextlib.suppress(OSError):
-                os.unlink(self.options.socket_path)
+        close_ssh_pool()
+        for path in (self.options.socket_path, self.options.relay_socket):
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        if self._stop_pipe is not None:
+            for fd in self._stop_pipe:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._stop_pipe = None
 
-    def _admit(self, conn: socket.socket, addr: object, secure: bool) -> None:
+    def _admit(self, conn: socket.socket, addr: object, kind: str) -> None:
         conn.setblocking(True)
         if conn.family in (socket.AF_INET, socket.AF_INET6):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._mutex:
             full = len(self._threads) >= self.options.connections()
+        if full and kind == RELAY:
+            with contextlib.suppress(OSError):
+                conn.settimeout(1)
+                conn.sendall(b"fallback\n")  # the relay serves it with its own shell
+            conn.close()
+            self.log("relay: all workers busy, the relay falls back to annextui-shell")
+            return
         if full:
             with contextlib.suppress(OSError):
                 conn.settimeout(1)
@@ -264,25 +307,29 @@ class P2PHttpServer:
             conn.close()
             self.log("503 too many connections")
             return
-        peer = _peer_name(addr)
-        t = threading.Thread(target=self._connection, args=(conn, peer, secure), daemon=True)
+        peer = _peer_name(addr) if kind != RELAY else "relay"
+        t = threading.Thread(target=self._connection, args=(conn, peer, kind), daemon=True)
         with self._mutex:
             self._threads.add(t)
         t.start()
 
-    def _connection(self, raw: socket.socket, peer: str, secure: bool) -> None:
+    def _connection(self, raw: socket.socket, peer: str, kind: str) -> None:
         ident = threading.get_ident()
         sock: socket.socket = raw
         try:
             with self._mutex:
                 self._conns[ident] = _Conn(peer, time.monotonic())
-                self._socks[ident] = raw
+                if kind != RELAY:  # a relayed session ends through the stop pipe instead
+                    self._socks[ident] = raw
+            if kind == RELAY:
+                self._relayed(raw)
+                return
             raw.settimeout(self.options.header_timeout)
             if self._tls is not None:
                 sock = self._tls.wrap_socket(raw, server_side=True)
                 with self._mutex:
                     self._socks[ident] = sock
-            _Connection(self, sock, peer, secure).run()
+            _Connection(self, sock, peer, kind == HTTPS).run()
         except (OSError, ssl.SSLError, h11.ProtocolError):
             pass
         finally:
@@ -294,6 +341,14 @@ class P2PHttpServer:
                 self._transfers.pop(ident, None)
                 self._threads.discard(threading.current_thread())
 
+    def _relayed(self, conn: socket.socket) -> None:
+        """One ssh connection handed over by annextui-relay, served to its end."""
+        from annextui.proxycore.relay.session import serve_relayed
+
+        stop = self._stop_pipe[0] if self._stop_pipe is not None else None
+        out = serve_relayed(conn, stop_fd=stop, started=self.set_request)
+        self.log_request("relay", "SSH", out.command, out.status, 0, out.seconds)
+
     # -- observability -----------------------------------------------------------------------------
     def log(self, line: str) -> None:
         with self._log_mutex, contextlib.suppress(OSError, ValueError):
@@ -301,7 +356,7 @@ class P2PHttpServer:
             self._log.flush()
 
     def log_request(
-        self, peer: str, method: str, target: str, status: int, moved: int, seconds: float
+        self, peer: str, method: str, target: str, status: int | str, moved: int, seconds: float
     ) -> None:
         """One line per request: client, method, path, status, body bytes, seconds."""
         if self.options.json:

@@ -139,9 +139,8 @@ def run(args: argparse.Namespace) -> int:
         json=bool(getattr(args, "json", False)),
         queue_limit=-1 if args.max_queue == 0 else max(0, args.max_queue or 0),
         relay_socket=args.relay_socket,
-        http=not args.relay_socket or any(
-            v is not None for v in (args.port, args.bind, args.socket)
-        ),
+        http=not args.relay_socket
+        or any(v is not None for v in (args.port, args.bind, args.socket)),
     )
     if args.proxyconnections is not None:
         options.proxyconnections = max(0, args.proxyconnections)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import SHELLS, Transfer, table_rows, write_files  # noqa: E402
+from common import SHELLS, Transfer, table_rows, time_to_auth, write_files  # noqa: E402
 
 from tests.support import annex as annex_support  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
@@ -179,29 +179,10 @@ def _startup(
 ) -> list[Measurement]:
     """Each shell started `runs` times on the served repository (no ssh), alternating, timed
     from spawn to its `AUTH-SUCCESS` line: what every client connection pays first."""
-    import subprocess
-
-    out: list[Measurement] = []
-    for rnd in range(runs):
-        order = list(programs) if rnd % 2 == 0 else list(reversed(programs))
-        for name in order:
-            t = time.perf_counter()
-            proc = subprocess.Popen(
-                [programs[name], "p2pstdio", str(repo), client_uuid],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-            )
-            assert proc.stdout is not None
-            assert proc.stdin is not None
-            line = proc.stdout.readline()
-            took = time.perf_counter() - t
-            proc.stdin.close()
-            proc.wait(timeout=30)
-            if not line.startswith(b"AUTH-SUCCESS "):
-                raise RuntimeError(f"{name} did not greet: {line!r}")
-            out.append(Measurement("startup", "auth", name, took, 0, 1, 0, 1))
-    return out
+    return [
+        Measurement("startup", "auth", name, took, 0, 1, 0, 1)
+        for name, took in time_to_auth(programs, repo, client_uuid, runs, env)
+    ]
 
 
 def _startup_line(results: list[Measurement]) -> str | None:

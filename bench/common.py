@@ -315,3 +315,31 @@ def table_rows(
                 if m is not None:
                     med = median[(case, direction, shell)]
                     yield Row(case, direction, shell, m, med, theirs, theirs_med)
+
+
+def time_to_auth(
+    programs: Mapping[str, str], repo: Path, client_uuid: str, runs: int, env: Mapping[str, str]
+) -> list[tuple[str, float]]:
+    """Each program started `runs` times as `PROGRAM p2pstdio REPO CLIENT` (no ssh), in
+    alternating order, timed from spawn to its `AUTH-SUCCESS` line: (name, seconds) each."""
+    out: list[tuple[str, float]] = []
+    for rnd in range(runs):
+        order = list(programs) if rnd % 2 == 0 else list(reversed(list(programs)))
+        for name in order:
+            t = time.perf_counter()
+            proc = subprocess.Popen(
+                [programs[name], "p2pstdio", str(repo), client_uuid],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=dict(env),
+            )
+            assert proc.stdout is not None
+            assert proc.stdin is not None
+            line = proc.stdout.readline()
+            took = time.perf_counter() - t
+            proc.stdin.close()
+            proc.wait(timeout=30)
+            if not line.startswith(b"AUTH-SUCCESS "):
+                raise RuntimeError(f"{name} did not greet: {line!r}")
+            out.append((name, took))
+    return out

@@ -544,6 +544,4 @@ def serve_stdio(
         sys.stderr.write(text)
         sys.stderr.flush()
 
-    return serve(
-        peer, transport or FdTransport(0, 1), mode=mode, debug=log if debug else None
-    )
+    return serve(peer, transport or FdTransport(0, 1), mode=mode, debug=log if debug else None)

@@ -346,8 +346,12 @@ class P2PHttpServer:
         from annextui.proxycore.relay.session import serve_relayed
 
         stop = self._stop_pipe[0] if self._stop_pipe is not None else None
-        out = serve_relayed(conn, stop_fd=stop, started=self.set_request)
-        self.log_request("relay", "SSH", out.command, out.status, 0, out.seconds)
+        serve_relayed(
+            conn,
+            stop_fd=stop,
+            started=self.set_request,
+            finished=lambda o: self.log_request("relay", "SSH", o.command, o.status, 0, o.seconds),
+        )
 
     # -- observability -----------------------------------------------------------------------------
     def log(self, line: str) -> None:

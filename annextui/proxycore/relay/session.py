@@ -83,11 +83,14 @@ def serve_relayed(
     *,
     stop_fd: int | None,
     started: Callable[[str], None] = lambda command: None,
-) -> Outcome:
-    """Serve one accepted relay connection to its end; what happened. `started` is told the
-    command once the header is read (the server's status shows it)."""
+    finished: Callable[[Outcome], None] = lambda outcome: None,
+) -> None:
+    """Serve one accepted relay connection to its end. `started` is told the command once the
+    header is read (the server's status shows it), `finished` what came of it, before the relay
+    is answered (so the server's log line precedes the client's next step)."""
     out = Outcome()
     fds: list[int] = []
+    answer = b""
     try:
         if peer_uid(conn) != os.getuid():
             raise HeaderError("relay from another user refused")
@@ -98,10 +101,8 @@ def serve_relayed(
         started(out.command)
         args = list(header.args)
         if not shell.is_p2pstdio(args):
-            _close(fds)
-            _reply(conn, b"fallback\n")
-            out.status = "fallback"
-            return out
+            out.status, answer = "fallback", b"fallback\n"
+            return
         from annextui.proxycore.commits import commit_at_session_end
         from annextui.proxycore.localrepo import release_packs
 
@@ -110,18 +111,17 @@ def serve_relayed(
             with commit_at_session_end():
                 code = shell.run(args, session, PROGRAM)
         finally:
-            _close(fds)
             release_packs()
-        out.status = f"exit {code}"
-        _reply(conn, b"exit %d\n" % code)
+        out.status, answer = f"exit {code}", b"exit %d\n" % code
     except HeaderError as exc:
-        _close(fds)
-        out.status = f"error {exc}"
-        _reply(conn, f"error {exc}\n".encode())
+        out.status, answer = f"error {exc}", f"error {exc}\n".encode()
     except OSError:
-        _close(fds)
-        out.status = out.status if out.status.startswith("exit") else "gone"
-    return out
+        out.status = "gone"
+    finally:
+        _close(fds)  # before the answer: sshd sees the session end when the relay exits
+        finished(out)
+        if answer:
+            _reply(conn, answer)
 
 
 def receive(conn: socket.socket) -> tuple[list[int], RelayHeader]:

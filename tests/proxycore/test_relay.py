@@ -1,0 +1,219 @@
+"""annextui-relay beside annextui-shell: same command lines and environment, same answers.
+
+A real `annextui p2phttp --relay-socket` serves a repository made by git-annex; the relay
+(tests/support/relay.py: client.py run as `python -I -S`) and annextui-shell get the same argv,
+`GIT_ANNEX_SHELL_*` variables and protocol input, and must answer with the same stdout, stderr
+and exit status, whether the server serves the command itself (p2pstdio) or tells the relay to
+become annextui-shell (everything else). The header's strict parsing and the socket's creation
+rules are tested here too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from annextui.proxycore.relay.client import MAGIC, MAX_HEADER, encode_header
+from annextui.proxycore.relay.header import HeaderError, header_size, parse_header
+from tests.proxycore.test_shell import CLIENT, OURS, U
+from tests.support import p2phttp
+from tests.support.annex import AnnexEnv
+from tests.support.relay import relay_options, write_relay_program
+
+KEY = "SHA256E-s3--ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+# -- the header ------------------------------------------------------------------------------------
+
+
+def test_header_round_trip() -> None:
+    args = ["p2pstdio", "/srv/gw", CLIENT, "--uuid", U, "with\nnewline", ""]
+    env = [("GIT_ANNEX_SHELL_READONLY", "1"), ("HOME", "/home/x"), ("SSH_CONNECTION", "a b")]
+    data = encode_header(args, env)
+    assert header_size(data) == len(data)
+    parsed = parse_header(data)
+    assert list(parsed.args) == args
+    assert parsed.environ == dict(env)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", "not an annextui-relay connection"),
+        (b"annextui-relay 2\n3\nAx\0", "not an annextui-relay connection"),
+        (MAGIC + b"x\n", "bad header length"),
+        (MAGIC + b"99999999\n", "bad header length"),
+        (MAGIC + str(MAX_HEADER + 1).encode() + b"\n", "more than"),
+        (MAGIC + b"2\nAx", "unterminated"),
+        (MAGIC + b"3\nQx\0", "unknown header item"),
+        (MAGIC + b"7\nEPATH=\0", "PATH is not relayed"),
+        (MAGIC + b"6\nEHOME\0", "without NAME="),
+        (MAGIC + b"15\nEHOME=a\0EHOME=\0", "given twice"),
+        (MAGIC + b"11\nEHOME=a\0Ax\0", "arguments after the environment"),
+        (MAGIC + b"5\nAx\0", "incomplete header"),
+    ],
+)
+def test_header_refused(data: bytes, message: str) -> None:
+    with pytest.raises(HeaderError, match=message):
+        parse_header(data)
+
+
+def test_header_item_bound() -> None:
+    with pytest.raises(HeaderError, match="header items"):
+        parse_header(encode_header(["x"] * 300, []))
+
+
+# -- the relay next to annextui-shell ------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    env: AnnexEnv
+    repo: Path
+    relay: Path
+    server: p2phttp.P2PHttpServer
+    socket: Path
+
+    def run(self, argv: list[str], extra: dict[str, str], stdin: bytes) -> tuple[int, str, str]:
+        done = subprocess.run(
+            argv, input=stdin, env={**self.env.env, **extra}, capture_output=True, timeout=60
+        )
+        return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+    def served(self) -> int:
+        return self.server.stderr().count("relay SSH ")
+
+
+@pytest.fixture
+def served(annex_env: AnnexEnv) -> Iterator[Served]:
+    repo = annex_env.make_annex_repo("served.git", U, "served", bare=True)
+    tmp = Path(tempfile.mkdtemp(prefix="arl-", dir="/tmp"))
+    sock = tmp / "relay.sock"
+    relay = write_relay_program(tmp / "annextui-relay", sock)
+    server = p2phttp.P2PHttpServer("annextui", repo, dict(annex_env.env), relay_options(sock))
+    try:
+        server.start()
+        yield Served(annex_env, repo, relay, server, sock)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+PUT = f"VERSION 1\nPUT file {KEY}\n".encode()
+REMOVE = f"VERSION 1\nREMOVE {KEY}\n".encode()
+
+
+def _cases(repo: Path) -> list[tuple[str, list[str], dict[str, str], bytes, bool]]:
+    """(name, argv, environment, stdin, served by the server itself)."""
+    d = str(repo)
+    p2p = ["p2pstdio", d, CLIENT]
+    return [
+        ("plain", p2p, {}, b"VERSION 1\n", True),
+        ("readonly put", p2p, {"GIT_ANNEX_SHELL_READONLY": "1"}, PUT, True),
+        ("appendonly remove", p2p, {"GIT_ANNEX_SHELL_APPENDONLY": "1"}, REMOVE, True),
+        ("directory elsewhere", p2p, {"GIT_ANNEX_SHELL_DIRECTORY": "/elsewhere"}, b"", True),
+        ("directory same", p2p, {"GIT_ANNEX_SHELL_DIRECTORY": d + "/"}, b"VERSION 1\n", True),
+        ("limited p2p", p2p, {"GIT_ANNEX_SHELL_LIMITED": "1"}, b"VERSION 1\n", True),
+        ("wrong uuid", [*p2p, "--uuid", CLIENT], {}, b"", True),
+        ("no such repo", ["p2pstdio", d + "-nope", CLIENT], {}, b"", True),
+        (
+            "limited git",
+            ["-c", f"git-upload-pack '{d}'"],
+            {"GIT_ANNEX_SHELL_LIMITED": "1"},
+            b"",
+            False,
+        ),
+        ("bad parameters", ["p2pstdio"], {}, b"", False),
+        ("configlist", ["configlist", d], {}, b"", False),
+        (
+            "forced command",
+            [],
+            {"SSH_ORIGINAL_COMMAND": f"git-annex-shell 'p2pstdio' '{d}' '{CLIENT}'"},
+            b"VERSION 1\n",
+            True,
+        ),
+    ]
+
+
+CASE_NAMES = [c[0] for c in _cases(Path("/x"))]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_relay_answers_as_the_shell(served: Served, name: str) -> None:
+    (_, argv, extra, stdin, in_server) = next(c for c in _cases(served.repo) if c[0] == name)
+    shell_argv = argv if argv else ["-c", extra["SSH_ORIGINAL_COMMAND"]]
+    ours = served.run([*OURS, *shell_argv], extra, stdin)
+    before = served.served()
+    relayed = served.run([str(served.relay), *argv], extra, stdin)
+    assert relayed == ours
+    log = served.server.stderr()
+    assert served.served() == before + 1, log
+    last = [ln for ln in log.splitlines() if ln.startswith("relay SSH ")][-1]
+    assert ("fallback" not in last) == in_server, last
+
+
+def test_bad_header_refused_and_server_goes_on(served: Served) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(served.socket))
+        s.sendall(MAGIC + b"7\nEPATH=\0")
+        assert s.recv(4096).startswith(b"error environment variable PATH is not relayed")
+    code, out, _ = served.run(
+        [str(served.relay), "p2pstdio", str(served.repo), CLIENT], {}, b"VERSION 1\n"
+    )
+    assert code == 0
+    assert out == f"AUTH-SUCCESS {U}\nVERSION 1\n"
+
+
+def test_header_without_descriptors_refused(served: Served) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(served.socket))
+        s.sendall(encode_header(["p2pstdio", str(served.repo), CLIENT], []))
+        assert s.recv(4096) == b"error expected the session's stdin, stdout and stderr\n"
+
+
+def test_socket_is_private(served: Served) -> None:
+    st = os.lstat(served.socket)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+
+
+def _p2phttp(env: AnnexEnv, repo: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["annextui", "p2phttp", *options],
+        cwd=repo,
+        env=env.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_refuses_a_path_that_is_not_a_socket(annex_env: AnnexEnv, tmp_path: Path) -> None:
+    repo = annex_env.make_annex_repo("r.git", U, "r", bare=True)
+    victim = tmp_path / "important"
+    victim.write_text("keep me\n")
+    done = _p2phttp(annex_env, repo, "--relay-socket", str(victim))
+    assert done.returncode == 1
+    assert "exists and is not a socket" in done.stderr
+    assert victim.read_text() == "keep me\n"
+
+
+def test_refuses_a_socket_in_use(served: Served) -> None:
+    done = _p2phttp(served.env, served.repo, "--relay-socket", str(served.socket))
+    assert done.returncode == 1
+    assert "in use by a running server" in done.stderr
+    # the running server still relays
+    code, _, _ = served.run(
+        [str(served.relay), "p2pstdio", str(served.repo), CLIENT], {}, b"VERSION 1\n"
+    )
+    assert code == 0

@@ -217,3 +217,27 @@ def test_refuses_a_socket_in_use(served: Served) -> None:
         [str(served.relay), "p2pstdio", str(served.repo), CLIENT], {}, b"VERSION 1\n"
     )
     assert code == 0
+
+
+def test_sigterm_ends_relayed_sessions(served: Served) -> None:
+    """A session waiting for its client's next request ends when the server is stopped: the
+    relay gets its exit status (0, as when a client hangs up) and the server stops cleanly."""
+    relay = subprocess.Popen(
+        [str(served.relay), "p2pstdio", str(served.repo), CLIENT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=served.env.env,
+    )
+    assert relay.stdin is not None
+    assert relay.stdout is not None
+    try:
+        assert relay.stdout.readline() == f"AUTH-SUCCESS {U}\n".encode()
+        served.server.stop()  # SIGTERM; the client keeps its end open
+        assert relay.wait(timeout=60) == 0
+    finally:
+        relay.kill()
+        relay.wait()
+        relay.stdin.close()
+        relay.stdout.close()
+    assert "p2phttp: stopped" in served.server.stderr()

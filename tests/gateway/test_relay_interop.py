@@ -301,3 +301,29 @@ def test_killed_client_frees_worker_and_fds(relayed: Relayed, direction: str) ->
         env.annex(cl, "copy", "-q", "--to", "relay", path)
         assert key in objects(topo.gw)
     env.annex(cl, "drop", "-q", "--force", "--from", "relay", path)
+
+
+def test_two_gateways_through_one_relay_server(relayed: Relayed) -> None:
+    """Both gateways of the cluster served by the one relay server: client2 -> gw2 (relayed),
+    gw2 -> gw (relayed, the same server process, its cluster half) and back, without loops;
+    the repositories the server keeps per thread must not deadlock the nested sessions."""
+    topo = relayed.topo
+    if topo.gw2 is None:
+        T.add_second_gateway(topo, shell=str(relayed.program))
+    assert topo.client2 is not None
+    env, cl2 = topo.env, topo.client2
+    files = {f"two/f{i}.bin": os.urandom(3000 + i) for i in range(3)}
+    keys = env.add_files(cl2, files)
+    before = len(relayed.sessions("exit 0"))
+    env.annex(cl2, "copy", "-q", "--to", "gw2-mycluster", "two", timeout=300)
+    for k in keys.values():
+        held = {n for n, path in topo.nodes.items() if k in objects(path)}
+        assert "node4" in held
+        assert len(held) == 2, held  # node4, and one of node1-3 chosen by gw's balanced rule
+    env.annex(cl2, "drop", "-q", "two")
+    env.annex(cl2, "get", "-q", "--from", "gw2-mycluster", "two", timeout=300)
+    assert all((cl2 / f).read_bytes() == b for f, b in files.items())
+    env.annex(cl2, "drop", "-q", "--from", "gw2-mycluster", "two", timeout=300)
+    assert not any(k in objects(p) for k in keys.values() for p in topo.nodes.values())
+    # the client's sessions to gw2 and gw2's sessions to gw were all relayed
+    assert len(relayed.sessions("exit 0")) >= before + 6

@@ -37,6 +37,7 @@ SOCKET_ENV = "ANNEXTUI_RELAY_SOCKET"
 SHELL_ENV = "ANNEXTUI_RELAY_SHELL"
 DEFAULT_SHELL = "annextui-shell"
 REPLY_LIMIT = 4096
+CONNECT_TIMEOUT = 10.0
 
 
 def default_socket() -> str:
@@ -92,14 +93,22 @@ def main() -> int:
         return 1
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
+        sock.settimeout(CONNECT_TIMEOUT)  # a server that does not accept (stopped): fall back
         sock.connect(os.environ.get(SOCKET_ENV) or default_socket())
         fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
         sent = sock.sendmsg([header], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        if sent < len(header):
-            sock.sendall(header[sent:])
     except OSError:
         sock.close()
         return _fallback(args)  # no server (or it refuses): serve this connection ourselves
+    try:
+        # The server holds our descriptors now: from here on, never serve them twice.
+        if sent < len(header):
+            sock.sendall(header[sent:])
+        sock.settimeout(None)  # the session lasts as long as the client wants
+    except OSError as exc:
+        sock.close()
+        _say(f"cannot pass the session to the server: {exc}")
+        return 1
     reply = b""
     while not reply.endswith(b"\n") and len(reply) < REPLY_LIMIT:
         try:

@@ -65,7 +65,7 @@ class RelayedSession(shell.ShellSession):
         return self._stop_fd
 
 
-class Outcome:
+class SessionReport:
     """What a relayed connection came to, for the server's log line."""
 
     def __init__(self) -> None:
@@ -83,12 +83,12 @@ def serve_relayed(
     *,
     stop_fd: int | None,
     started: Callable[[str], None] = lambda command: None,
-    finished: Callable[[Outcome], None] = lambda outcome: None,
+    finished: Callable[[SessionReport], None] = lambda outcome: None,
 ) -> None:
     """Serve one accepted relay connection to its end. `started` is told the command once the
     header is read (the server's status shows it), `finished` what came of it, before the relay
     is answered (so the server's log line precedes the client's next step)."""
-    out = Outcome()
+    out = SessionReport()
     fds: list[int] = []
     answer = b""
     try:

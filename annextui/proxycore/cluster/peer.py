@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -261,18 +260,13 @@ class ClusterPeer(Peer):
         ]
         if len(local) > 1:
             self.rng.shuffle(local)  # ties are random, as in `_holders`
-        busy: Counter[str] | None = None
         for n in local:
             try:
                 held = self._peer(n).holds(key)
             except PeerFatal as exc:
                 self.warn(str(exc))  # now down: the log's choice skips it too
                 continue
-            if not held:
-                continue
-            if busy is None:
-                busy = self.records.busy()
-            if not busy.get(n.uuid):
+            if held and not self.records.busy(n.uuid):
                 return n
         return None
 

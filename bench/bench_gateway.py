@@ -18,10 +18,11 @@ git-annex-shell per local node and an ssh client per ssh node) is sampled from /
 
 `--profile` measures small-file GETs only: the files are copied to the cluster once, then each
 round times `git annex get` of all of them from `ours-mycluster`, `theirs-mycluster`, straight
-from the ssh node (`direct-ssh`: node3 through git-annex-shell) and straight from a local node
-(`direct-local`: node1 as a path remote), in alternating order; a last get from `ours-mycluster`
-runs annextui-shell under cProfile (bench/shellprofile.py: a wrapper named as the remote's
-annex-shell, so the shell's own path carries no profiling code) and prints per-GET figures.
+from the ssh node (`direct-ssh`: node3 through git-annex-shell) and straight from a local
+repository (`direct-local`: px, outside the cluster, as a path remote), in alternating order;
+a last get from `ours-mycluster` runs annextui-shell under cProfile (bench/shellprofile.py: a
+wrapper named as the remote's annex-shell, so the shell's own path carries no profiling code)
+and prints per-GET figures.
 
 With `--baseline DIR` (a checkout of another annextui commit, e.g. made by
 `git archive COMMIT | tar -x -C DIR`), a remote `base` serves the same cluster with that
@@ -254,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-DIRECT = {"direct-ssh": "node3", "direct-local": "node1"}
+# The direct paths' remotes: node3 (a cluster node, reached over ssh: the gateway serves it
+# by the log, so extra copies there change nothing) and px (a local repository outside the
+# cluster: copies on node1 would all be served by the gateway's local fast path).
+DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
 def profile_gets(
@@ -268,7 +272,7 @@ def profile_gets(
     cluster = f"ours-{topology.CLUSTER_NAME}"
     env.annex(cl, "copy", "-q", "--to", cluster, "small", timeout=3600)
     for name, node in DIRECT.items():
-        path = topo.nodes[node]
+        path = topo.px if node == "px" else topo.nodes[node]
         url = str(path) if name == "direct-local" else f"ssh://n3host{path}"
         env.git(cl, "remote", "add", name, url)
         env.git(cl, "config", f"remote.{name}.fetch", "")

@@ -137,7 +137,7 @@ class LocalPeer(Peer):
 
     def holds(self, key: Key) -> bool | None:
         try:
-            return self.store.present(key) is not None
+            return self.store.has_object(key)
         except (OSError, UnsafePath):  # UnstorableKey included: let the GET itself say so
             return None
 

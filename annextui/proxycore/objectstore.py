@@ -218,6 +218,17 @@ class ObjectStore:
             return c
         return None
 
+    def has_object(self, key: Key) -> bool:
+        """Whether a regular file is at one of the key's locations: one lstat where it is
+        (a hint for choosing a source; `present` does the checks a request relies on)."""
+        for c in self.candidates(key):
+            try:
+                if stat.S_ISREG(os.lstat(c.object).st_mode):
+                    return True
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return False
+
     def content_size(self, key: Key) -> int | None:
         kp = self.present(key)
         if kp is None:

@@ -26,7 +26,8 @@ and prints per-GET figures.
 
 With `--baseline DIR` (a checkout of another annextui commit, e.g. made by
 `git archive COMMIT | tar -x -C DIR`), a remote `base` serves the same cluster with that
-checkout's annextui-shell, so a before/after comparison runs side by side.
+checkout's annextui-shell, so a before/after comparison runs side by side; a last get from
+`base-mycluster` is profiled the same way, for the per-GET profile before and after.
 
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
                                   [--baseline DIR]
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                 env.git(cl, "fetch", "-q", "base")
                 env.annex(cl, "info", "-q", "base")
             size = args.small_kib << 10
-            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size))
+            base_root = args.baseline.resolve() if args.baseline is not None else None
+            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size, base_root))
             return 0
         cases = transfer_cases(args)
         for case in args.cases.split(","):
@@ -262,9 +264,16 @@ DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
 def profile_gets(
-    env: AnnexEnv, topo: topology.Topology, tmp: Path, rounds: int, count: int, size: int
+    env: AnnexEnv,
+    topo: topology.Topology,
+    tmp: Path,
+    rounds: int,
+    count: int,
+    size: int,
+    baseline: Path | None = None,
 ) -> str:
-    """Small GETs through each path (timed side by side), then one profiled gateway GET run."""
+    """Small GETs through each path (timed side by side), then one profiled gateway GET run
+    (and one of the baseline checkout's, served as `base`)."""
     cl = topo.client
     write_files(cl, "small", count, size)
     env.annex(cl, "add", "-q", "--force-large", "small")
@@ -302,15 +311,19 @@ def profile_gets(
             f"{remote:<18} {m.seconds:8.2f} {median[('small', 'get', remote)]:8.2f} "
             f"{m.seconds / count * 1000:8.2f}"
         )
-    prof_dir = tmp / "profiles"
-    wrapper = write_wrapper(tmp / "annextui-shell-profiled", ROOT, prof_dir)
-    env.git(cl, "config", "remote.ours.annex-shell", str(wrapper))
-    try:
-        dt = get(cluster)
-    finally:
-        env.git(cl, "config", "remote.ours.annex-shell", SHELLS["ours"])
-    lines.append(f"profiled {cluster}: {dt:.2f}s (cProfile overhead included)")
-    lines.append(summary(prof_dir, count))
+    profiled = [("ours", ROOT, SHELLS["ours"])]
+    if baseline is not None:
+        profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))
+    for remote, root, shell in profiled:
+        prof_dir = tmp / f"profiles-{remote}"
+        wrapper = write_wrapper(tmp / f"annextui-shell-profiled-{remote}", root, prof_dir)
+        env.git(cl, "config", f"remote.{remote}.annex-shell", str(wrapper))
+        try:
+            dt = get(f"{remote}-{topology.CLUSTER_NAME}")
+        finally:
+            env.git(cl, "config", f"remote.{remote}.annex-shell", shell)
+        lines.append(f"profiled {remote}-{topology.CLUSTER_NAME} ({root}): {dt:.2f}s (cProfile)")
+        lines.append(summary(prof_dir, count))
     return "\n".join(lines)
 
 

@@ -296,8 +296,9 @@ def _parse_transfer_file(direction: str, uuid: str, name: str) -> Transfer | Non
 
 
 def _iter_info_files(base: Path, uuid: str | None = None) -> Iterator[tuple[Transfer, Path]]:
+    # Plain strings until a file is found: a cluster GET asks this of one node every time.
     for direction in (Direction.UPLOAD, Direction.DOWNLOAD):
-        ddir = base / direction.value
+        ddir = os.path.join(base, direction.value)
         if uuid is not None:
             uuids = [uuid]
         else:
@@ -308,14 +309,15 @@ def _iter_info_files(base: Path, uuid: str | None = None) -> Iterator[tuple[Tran
         for u in uuids:
             if direction is Direction.DOWNLOAD and u == "lck":
                 continue
+            udir = os.path.join(ddir, u)
             try:
-                names = sorted(os.listdir(ddir / u))
+                names = sorted(os.listdir(udir))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for name in names:
                 t = _parse_transfer_file(direction.value, u, name)
                 if t is not None:
-                    yield t, ddir / u / name
+                    yield t, Path(udir, name)
 
 
 def list_transfers(annexdir: Path, uuid: str | None = None) -> list[LiveTransfer]:

@@ -18,14 +18,16 @@ git-annex-shell per local node and an ssh client per ssh node) is sampled from /
 
 `--profile` measures small-file GETs only: the files are copied to the cluster once, then each
 round times `git annex get` of all of them from `ours-mycluster`, `theirs-mycluster`, straight
-from the ssh node (`direct-ssh`: node3 through git-annex-shell) and straight from a local node
-(`direct-local`: node1 as a path remote), in alternating order; a last get from `ours-mycluster`
-runs annextui-shell under cProfile (bench/shellprofile.py: a wrapper named as the remote's
-annex-shell, so the shell's own path carries no profiling code) and prints per-GET figures.
+from the ssh node (`direct-ssh`: node3 through git-annex-shell) and straight from a local
+repository (`direct-local`: px, outside the cluster, as a path remote), in alternating order;
+a last get from `ours-mycluster` runs annextui-shell under cProfile (bench/shellprofile.py: a
+wrapper named as the remote's annex-shell, so the shell's own path carries no profiling code)
+and prints per-GET figures.
 
 With `--baseline DIR` (a checkout of another annextui commit, e.g. made by
 `git archive COMMIT | tar -x -C DIR`), a remote `base` serves the same cluster with that
-checkout's annextui-shell, so a before/after comparison runs side by side.
+checkout's annextui-shell, so a before/after comparison runs side by side; a last get from
+`base-mycluster` is profiled the same way, for the per-GET profile before and after.
 
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
                                   [--baseline DIR]
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                 env.git(cl, "fetch", "-q", "base")
                 env.annex(cl, "info", "-q", "base")
             size = args.small_kib << 10
-            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size))
+            base_root = args.baseline.resolve() if args.baseline is not None else None
+            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size, base_root))
             return 0
         cases = transfer_cases(args)
         for case in args.cases.split(","):
@@ -254,13 +257,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-DIRECT = {"direct-ssh": "node3", "direct-local": "node1"}
+# The direct paths' remotes: node3 (a cluster node, reached over ssh: the gateway serves it
+# by the log, so extra copies there change nothing) and px (a local repository outside the
+# cluster: copies on node1 would all be served by the gateway's local fast path).
+DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
 def profile_gets(
-    env: AnnexEnv, topo: topology.Topology, tmp: Path, rounds: int, count: int, size: int
+    env: AnnexEnv,
+    topo: topology.Topology,
+    tmp: Path,
+    rounds: int,
+    count: int,
+    size: int,
+    baseline: Path | None = None,
 ) -> str:
-    """Small GETs through each path (timed side by side), then one profiled gateway GET run."""
+    """Small GETs through each path (timed side by side), then one profiled gateway GET run
+    (and one of the baseline checkout's, served as `base`)."""
     cl = topo.client
     write_files(cl, "small", count, size)
     env.annex(cl, "add", "-q", "--force-large", "small")
@@ -268,7 +281,7 @@ def profile_gets(
     cluster = f"ours-{topology.CLUSTER_NAME}"
     env.annex(cl, "copy", "-q", "--to", cluster, "small", timeout=3600)
     for name, node in DIRECT.items():
-        path = topo.nodes[node]
+        path = topo.px if node == "px" else topo.nodes[node]
         url = str(path) if name == "direct-local" else f"ssh://n3host{path}"
         env.git(cl, "remote", "add", name, url)
         env.git(cl, "config", f"remote.{name}.fetch", "")
@@ -298,15 +311,19 @@ def profile_gets(
             f"{remote:<18} {m.seconds:8.2f} {median[('small', 'get', remote)]:8.2f} "
             f"{m.seconds / count * 1000:8.2f}"
         )
-    prof_dir = tmp / "profiles"
-    wrapper = write_wrapper(tmp / "annextui-shell-profiled", ROOT, prof_dir)
-    env.git(cl, "config", "remote.ours.annex-shell", str(wrapper))
-    try:
-        dt = get(cluster)
-    finally:
-        env.git(cl, "config", "remote.ours.annex-shell", SHELLS["ours"])
-    lines.append(f"profiled {cluster}: {dt:.2f}s (cProfile overhead included)")
-    lines.append(summary(prof_dir, count))
+    profiled = [("ours", ROOT, SHELLS["ours"])]
+    if baseline is not None:
+        profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))
+    for remote, root, shell in profiled:
+        prof_dir = tmp / f"profiles-{remote}"
+        wrapper = write_wrapper(tmp / f"annextui-shell-profiled-{remote}", root, prof_dir)
+        env.git(cl, "config", f"remote.{remote}.annex-shell", str(wrapper))
+        try:
+            dt = get(f"{remote}-{topology.CLUSTER_NAME}")
+        finally:
+            env.git(cl, "config", f"remote.{remote}.annex-shell", shell)
+        lines.append(f"profiled {remote}-{topology.CLUSTER_NAME} ({root}): {dt:.2f}s (cProfile)")
+        lines.append(summary(prof_dir, count))
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ private journal appended; then the blob of every *unmerged* `*/git-annex` ref ap
 
 from __future__ import annotations
 
-import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +64,15 @@ class BranchView:
         self.git = repo.git
         self.journal_dir = repo.annexdir / "journal"
         self.private_dir = repo.annexdir / "journal-private"
+        # The same directories as strings: a lookup probes both per path (os-level, no pathlib).
+        self._journal_prefix = os.path.join(self.journal_dir, "")
+        self._private_prefix = os.path.join(self.private_dir, "")
+        common = self.git.commondir()
+        self._branch_files = (
+            os.path.join(common, BRANCH_REF.decode()),
+            os.path.join(common, "packed-refs"),
+        )
+        self._head_stamp = self._branch_stamp()  # before the read: a later move is seen
         self.head = self._ref_sha(BRANCH_REF)
         self._trees: dict[bytes, Tree] = {}
         # Another way to read COMMIT:PATH (e.g. a long-lived `git cat-file --batch`,
@@ -74,8 +83,21 @@ class BranchView:
     # -- refs --------------------------------------------------------------------------------
     def follow_branch(self) -> None:
         """Read the branch from where it is now: a long-lived view (a gateway's session) sees
-        what another process committed meanwhile (its journal files are gone by then)."""
+        what another process committed meanwhile (its journal files are gone by then).
+
+        The ref is read again only when its file or packed-refs changed: git, git-annex and
+        dulwich all move a ref by renaming a new file into place, so every move gives the
+        file a new inode (and ctime), whatever the clock's granularity. Without either file
+        (a reftable repository, no branch yet) there is nothing to compare: always read."""
+        stamp = self._branch_stamp()
+        if stamp is not None and stamp == self._head_stamp:
+            return
         self.head = self._ref_sha(BRANCH_REF)
+        self._head_stamp = stamp
+
+    def _branch_stamp(self) -> tuple[tuple[int, int, int, int] | None, ...] | None:
+        stamps = tuple(_file_stamp(f) for f in self._branch_files)
+        return None if stamps == (None, None) else stamps
 
     def _ref_sha(self, name: bytes) -> bytes | None:
         try:
@@ -176,10 +198,7 @@ class BranchView:
 
     # -- content -----------------------------------------------------------------------------
     def journal_content(self, path: str) -> bytes | None:
-        try:
-            return (self.journal_dir / journal_name(path)).read_bytes()
-        except FileNotFoundError:
-            return None
+        return _read_if_there(self._journal_prefix + journal_name(path))
 
     def staged(self, path: str) -> bytes:
         """Journal or branch content: what a change to `path` starts from."""
@@ -191,8 +210,9 @@ class BranchView:
     def read(self, path: str) -> bytes:
         """What git-annex reads for `path`: staged + private journal + unmerged refs."""
         parts = [self.staged(path)]
-        with contextlib.suppress(FileNotFoundError):
-            parts.append((self.private_dir / journal_name(path)).read_bytes())
+        private = _read_if_there(self._private_prefix + journal_name(path))
+        if private is not None:
+            parts.append(private)
         for ref in self.unmerged:
             blob = self.blob_at(ref.sha, path)
             if blob:
@@ -225,6 +245,24 @@ class BranchView:
     def blob(self, sha: bytes) -> bytes:
         obj = self.git[sha]
         return obj.as_raw_string() if isinstance(obj, Blob) else b""
+
+
+def _file_stamp(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_if_there(path: str) -> bytes | None:
+    """The file's bytes, or None when there is no such file (the common case of a journal
+    probe, so no pathlib on the way)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 def _terminated(data: bytes) -> bytes:

@@ -362,7 +362,8 @@ def cluster_nodes(gw: Gateway, cluster_uuid: str) -> Callable[[frozenset[str]], 
             def connect(offer: int, bp: frozenset[str], r: Remote = r) -> Peer:
                 return node_peer(gw, r, offer=offer, bypass=bp)
 
-            out.append(NodeSpec(r.uuid, r.name, r.cost, connect))
+            local = _reached_by(r) is _Reach.IN_PROCESS
+            out.append(NodeSpec(r.uuid, r.name, r.cost, connect, in_process=local))
         return out
 
     return specs

@@ -135,6 +135,12 @@ class LocalPeer(Peer):
         except UnstorableKey:
             return False  # no file can have that name: it cannot be here
 
+    def holds(self, key: Key) -> bool | None:
+        try:
+            return self.store.has_object(key)
+        except (OSError, UnsafePath):  # UnstorableKey included: let the GET itself say so
+            return None
+
     def lock_content(self, key: Key) -> ContentLock | None:
         def go() -> ContentLock | None:
             kp = self.store.present(key)

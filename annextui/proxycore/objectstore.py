@@ -108,6 +108,7 @@ class ObjectStore:
         self.gitdir = Path(gitdir)
         self.annexdir = self.gitdir / "annex"
         self.objects = self.annexdir / "objects"
+        self._objects_prefix = os.path.join(self.objects, "")
         self.tmpdir = self.annexdir / "tmp"
         self.othertmp = self.annexdir / "othertmp"
         self.bare = bare
@@ -136,12 +137,16 @@ class ObjectStore:
         mixed = hashdir_mixed(key, self.hash_levels)
         return [lower, mixed] if self.bare else [mixed, lower]
 
-    def candidates(self, key: Key) -> list[KeyPaths]:
-        """Every location git-annex would look at, the one for new content first."""
+    @staticmethod
+    def _key_file(key: Key) -> str:
         try:
-            kf = safe_key_file(key)
+            return safe_key_file(key)
         except KeyError_ as exc:
             raise UnstorableKey(str(exc)) from exc
+
+    def candidates(self, key: Key) -> list[KeyPaths]:
+        """Every location git-annex would look at, the one for new content first."""
+        kf = self._key_file(key)
         return [KeyPaths(kf, self.objects / h / kf) for h in self._hashdirs(key)]
 
     def locate(self, key: Key) -> KeyPaths:
@@ -155,11 +160,7 @@ class ObjectStore:
         return cands[0]
 
     def tmp_path(self, key: Key) -> Path:
-        try:
-            kf = safe_key_file(key)
-        except KeyError_ as exc:
-            raise UnstorableKey(str(exc)) from exc
-        path = self.tmpdir / kf
+        path = self.tmpdir / self._key_file(key)
         self._check_under(path.parent, self.tmpdir)
         return path
 
@@ -217,6 +218,18 @@ class ObjectStore:
             self._check_under(c.dir.parent, self.objects)
             return c
         return None
+
+    def has_object(self, key: Key) -> bool:
+        """Whether a regular file is at one of the key's locations: one lstat where it is
+        (a hint for choosing a source; `present` does the checks a request relies on)."""
+        kf = self._key_file(key)
+        for h in self._hashdirs(key):  # plain strings: a cluster GET asks this of each node
+            try:
+                if stat.S_ISREG(os.lstat(f"{self._objects_prefix}{h}{kf}/{kf}").st_mode):
+                    return True
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return False
 
     def content_size(self, key: Key) -> int | None:
         kp = self.present(key)

@@ -183,6 +183,13 @@ class Peer(abc.ABC):
     def timestamp(self) -> int:
         """`GETTIMESTAMP`: whole seconds of this peer's monotonic clock."""
 
+    def holds(self, key: Key) -> bool | None:
+        """Whether the content is here, answered cheaply and without a round trip to another
+        process (a repository in this process stats its object file); None when this peer
+        cannot tell so (a peer behind ssh, or trouble that the real request would report).
+        A cluster uses it to serve a GET without reading the location log first."""
+        return None
+
     def negotiate_version(self, offered: int) -> int:
         """`VERSION`: the version to answer, given the client's offer capped at ours. A
         repository speaks what is offered; a proxy answers what the peer behind it said."""

@@ -295,30 +295,36 @@ def _parse_transfer_file(direction: str, uuid: str, name: str) -> Transfer | Non
     return Transfer(d, uuid, key)
 
 
-def _iter_info_files(base: Path) -> Iterator[tuple[Transfer, Path]]:
+def _iter_info_files(base: Path, uuid: str | None = None) -> Iterator[tuple[Transfer, Path]]:
+    # Plain strings until a file is found: a cluster GET asks this of one node every time.
     for direction in (Direction.UPLOAD, Direction.DOWNLOAD):
-        ddir = base / direction.value
-        try:
-            uuids = sorted(os.listdir(ddir))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        ddir = os.path.join(base, direction.value)
+        if uuid is not None:
+            uuids = [uuid]
+        else:
+            try:
+                uuids = sorted(os.listdir(ddir))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
         for u in uuids:
             if direction is Direction.DOWNLOAD and u == "lck":
                 continue
+            udir = os.path.join(ddir, u)
             try:
-                names = sorted(os.listdir(ddir / u))
+                names = sorted(os.listdir(udir))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for name in names:
                 t = _parse_transfer_file(direction.value, u, name)
                 if t is not None:
-                    yield t, ddir / u / name
+                    yield t, Path(udir, name)
 
 
-def list_transfers(annexdir: Path) -> list[LiveTransfer]:
-    """Transfers running now in this repository (info files whose lock is held)."""
+def list_transfers(annexdir: Path, uuid: str | None = None) -> list[LiveTransfer]:
+    """Transfers running now in this repository (info files whose lock is held); with
+    `uuid`, only those with that repository (its two directories are all that is read)."""
     out = []
-    for t, f in _iter_info_files(annexdir / "transfer"):
+    for t, f in _iter_info_files(annexdir / "transfer", uuid):
         paths = transfer_paths(annexdir, t)
         # A lock this process holds is never probed: opening and closing the lock file here
         # would drop the process's POSIX lock on it (a long-running server's other transfer).

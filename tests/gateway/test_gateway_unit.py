@@ -545,6 +545,79 @@ def test_cluster_with_local_repository_nodes(
         assert annex_env.annex(path, "whereis", "--key", str(key)).stdout.count(N[i]) == 1
 
 
+def test_cluster_get_from_a_local_node_reads_the_log_only_to_fail_over(
+    annex_env: annex_support.AnnexEnv, gw_repo: Repository, nodes: list[FakeNode]
+) -> None:
+    """An idle in-process node of the lowest cost whose file is there serves a GET without a
+    location lookup; the failover list is read from the log only when it breaks mid-body."""
+    import os
+
+    from annextui.proxycore.cluster import NodeSpec
+    from annextui.proxycore.local import LocalPeer
+    from annextui.proxycore.localrepo import LocalRepo
+    from annextui.proxycore.peer import Outgoing
+
+    path = annex_env.make_annex_repo("fastn0.git", N[0], "n0", bare=True)
+    shrink: set[str] = set()  # keys whose object shrinks to half once a GET has opened it
+
+    class ShrinkingPeer(LocalPeer):
+        def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
+            out = super().get(key, offset, associated_file)
+            kp = self.store.present(key)
+            if out is not None and kp is not None and str(key) in shrink:
+                os.chmod(kp.object, 0o644)
+                os.truncate(kp.object, os.stat(kp.object).st_size // 2)
+            return out
+
+    local = NodeSpec(
+        N[0],
+        "n0",
+        100.0,
+        lambda o, b: ShrinkingPeer(LocalRepo.open(str(path)), client_uuid=GW),
+        in_process=True,
+    )
+    far = nodes[1]  # cost 101: behind the local node in any ranking
+    records = GatewayRecords(gw_repo, clusters={CU: frozenset({N[0], far.uuid})})
+    lookups: list[str] = []
+    real = records.locations
+
+    def counted(key: Key | str) -> set[str]:
+        lookups.append(str(key))
+        return real(key)
+
+    records.locations = counted  # type: ignore[method-assign]
+
+    def cluster() -> ClusterPeer:
+        return ClusterPeer(
+            uuid=CU, gateway_uuid=GW, nodes=lambda bypass: [local, far.spec()], records=records
+        )
+
+    (k1, d1), (k2, d2) = _content(3_000_000), _content(3_000_000)
+    s = Served(cluster())
+    s.version()
+    for key, data in ((k1, d1), (k2, d2)):
+        _, final = s.put(str(key), data, None)
+        assert set(final.uuids) == {N[0], far.uuid}  # type: ignore[attr-defined]
+    assert s.close().error is None
+    lookups.clear()
+    far.streams.clear()
+    s = Served(cluster())
+    s.version()
+    assert isinstance(s.request(p.CheckPresent(str(k1))), p.Success)  # opens the local node
+    assert lookups == [str(k1)]
+    lookups.clear()
+    assert s.get(str(k1)) == (d1, True)
+    assert lookups == []  # served by n0, no lookup
+    assert far.streams == []  # never contacted
+    shrink.add(str(k2))
+    assert s.get(str(k2)) == (d2, True)
+    assert lookups == [str(k2)]  # read once, when n0's file broke off mid-body
+    resumed = [line for line in far.sent if line.startswith(b"GET ")]
+    assert len(resumed) == 1
+    assert int(resumed[0].split()[1]) > 0
+    s.close()
+
+
 def test_gateway_keeps_its_own_copy_when_it_wants_the_key(
     annex_env: annex_support.AnnexEnv, nodes: list[FakeNode]
 ) -> None:

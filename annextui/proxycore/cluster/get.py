@@ -88,7 +88,7 @@ class ClusterOutgoing(OutgoingSpan):
         self,
         cluster: GetCluster,
         source: Source,
-        rest: list[Node | Peer],
+        rest: list[Node | Peer] | Callable[[], list[Node | Peer]],
         key: Key,
         offset: int,
         af: str | None,
@@ -96,7 +96,10 @@ class ClusterOutgoing(OutgoingSpan):
         super().__init__(offset, source.out.length)
         self.cluster = cluster
         self.source = source
-        self.rest = rest
+        # The other holders, or how to find them (read from the location log only when the
+        # first source fails: a GET served at once never reads it).
+        self.rest: list[Node | Peer] | None = rest if isinstance(rest, list) else None
+        self._find_rest = None if isinstance(rest, list) else rest
         self.key = key
         self.af = af
         self.sent = 0
@@ -142,6 +145,9 @@ class ClusterOutgoing(OutgoingSpan):
         self.progress.finish(False)
         at = self._offset + self.sent
         need = self._length - self.sent
+        if self.rest is None:
+            assert self._find_rest is not None
+            self.rest = self._find_rest()
         while self.rest:
             out, rest, _last = self.cluster.open_get(self.rest, self.key, at, self.af)
             self.rest = rest

@@ -21,6 +21,8 @@ class NodeSpec:
     name: str
     cost: float
     connect: Callable[[int, frozenset[str]], Peer]  # (offered version, bypass) -> peer
+    # Served in this process (a path remote): asking it whether it holds a key is a stat.
+    in_process: bool = False
 
 
 class Node:

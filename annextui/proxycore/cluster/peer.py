@@ -19,6 +19,9 @@ Request by request, as upstream's `Annex/Cluster.hs` + `P2P/Proxy.hs` do (proxy-
   random pick*: the least busy node first (relayed transfers in flight, from every process of
   this gateway), then the cheapest; a node that errors before or *while* sending is replaced by
   the next one (`GET` resumed at the offset reached), so the client sees no failure.
+  *Faster*: a GET skips the log when its answer is certain without it (`_certain_holder`: the
+  gateway's own copy, or an idle in-process node of the lowest cost, holding the file); the
+  log is read only if that source fails, for the failover list.
 * `REMOVE`/`REMOVE-BEFORE`: every node (the log may be stale), with the client's deadline
   translated into each node's clock from the last `GETTIMESTAMP`; PLUS replies as upstream.
 * `GETTIMESTAMP`: one node → its answer; several → ask all, answer the gateway's own clock.
@@ -59,6 +62,11 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+# In-process nodes not opened yet are opened to ask whether they hold a key only from a
+# session's WARM_GETS-th GET on: opening one reads its git config (a fork, 5-20 ms), which a
+# batch of GETs repays at once (each saves a location-log lookup) and a single GET never does.
+WARM_GETS = 4
 
 
 class Preferences(Protocol):
@@ -108,6 +116,8 @@ class ClusterPeer(Peer):
         self.preferences = preferences
         self._own_factory = own
         self._own: Peer | None = None
+        self._own_error: str | None = None
+        self._gets = 0
         self._stored = stored
         self.warn = warn
         self.rng = rng or random.Random()
@@ -189,13 +199,18 @@ class ClusterPeer(Peer):
             self._stored(key, uuids)
 
     # -- the gateway's own copy -------------------------------------------------------------------
-    def _own_peer(self) -> Peer | None:
+    def _own_peer(self, *, quiet: bool = False) -> Peer | None:
+        """The gateway's own repository; `quiet`: a look that warns of no failure (a GET's
+        fast path asks whether it holds a key it may not even be logged to have)."""
         if self._own is None and self._own_factory is not None:
             try:
                 self._own = self._own_factory()
             except Exception as exc:
-                self.warn(f"the gateway's own copy is unavailable: {exc}")
+                self._own_error = f"the gateway's own copy is unavailable: {exc}"
                 self._own_factory = None
+        if self._own_error is not None and not quiet:
+            self.warn(self._own_error)
+            self._own_error = None
         return self._own
 
     def _own_wants(self, key: Key, af: str | None, present: frozenset[str]) -> bool:
@@ -223,6 +238,38 @@ class ClusterPeer(Peer):
             nodes = [t[3] for t in ranked]
         return order + nodes
 
+    def _certain_holder(self, key: Key) -> Node | Peer | None:
+        """Where `_holders` would send a GET, found without reading the location log, when
+        that choice is certain: the gateway's own copy if its file is there (the log puts it
+        first whenever logged), else an idle in-process node of the cluster's lowest cost
+        whose object file is there (the log ranks holders by transfers in flight, then cost,
+        then at random, so nothing could come before it). None: the log decides."""
+        self._gets += 1
+        own = self._own_peer(quiet=True)
+        if own is not None and own.holds(key):
+            return own
+        nodes = [n for n in self.nodes() if n.down is None]
+        if not nodes:
+            return None
+        cheapest = min(n.cost for n in nodes)
+        warm = self._gets >= WARM_GETS
+        local = [
+            n
+            for n in nodes
+            if n.spec.in_process and n.cost == cheapest and (warm or n.opened is not None)
+        ]
+        if len(local) > 1:
+            self.rng.shuffle(local)  # ties are random, as in `_holders`
+        for n in local:
+            try:
+                held = self._peer(n).holds(key)
+            except PeerFatal as exc:
+                self.warn(str(exc))  # now down: the log's choice skips it too
+                continue
+            if held and not self.records.busy(n.uuid):
+                return n
+        return None
+
     def _source(self, place: Node | Peer) -> Peer:
         return self._peer(place) if isinstance(place, Node) else place
 
@@ -249,13 +296,25 @@ class ClusterPeer(Peer):
         return None
 
     def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
-        places = self._holders(key)
-        out, rest, last = self.open_get(places, key, offset, associated_file)
+        first = self._certain_holder(key)
+        refused: str | None = None
+        if first is not None:
+            out, _, refused = self.open_get([first], key, offset, associated_file)
+            if out is not None:
+
+                def rest() -> list[Node | Peer]:
+                    # Read only if `first` fails: the failover list, as the log ranks it.
+                    return [p for p in self._holders(key) if p is not first]
+
+                return ClusterOutgoing(self, out, rest, key, offset, associated_file)
+        places = [p for p in self._holders(key) if p is not first]
+        out, later, last = self.open_get(places, key, offset, associated_file)
         if out is None:
+            last = last or refused
             if last is not None:
                 raise RequestRefused(last)
             return None
-        return ClusterOutgoing(self, out, rest, key, offset, associated_file)
+        return ClusterOutgoing(self, out, later, key, offset, associated_file)
 
     def open_get(
         self, places: list[Node | Peer], key: Key, offset: int, af: str | None

@@ -13,10 +13,19 @@ long-running server replaces the `LocalRepo` when the git config changes (repoca
 the kept repositories never outlive the config they read, and calls `release_packs()` after
 each request: the open pack files (four descriptors each) are closed, so descriptors do not
 grow with the number of threads; the next read reopens what it needs.
+
+Every kept repository's packs are also closed at exit (`atexit`, while modules still exist).
+Left open, dulwich closes them in `__del__` during the interpreter's teardown, after
+`sys.modules` is emptied, so its `import warnings` runs the import machinery again and needs
+the global import lock. A daemon thread stopped by the shutdown in the middle of an import
+(annextui-shell's ssh-prewarm thread importing paramiko while a short session ends) owns that
+lock for ever: the exiting process then waits on a lock whose owner no longer exists. That was
+the hang of a two-gateway cluster test with repositories kept in the shell.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import subprocess
@@ -33,6 +42,9 @@ if TYPE_CHECKING:
 _TRUE = {"true", "yes", "on", "1", ""}
 _opened = threading.local()  # .repos: the dulwich repositories this thread keeps (full())
 _keeping = False  # keep_repositories(): a long-running server
+# every kept repository, whatever thread keeps it: closed at exit
+_every_kept: weakref.WeakSet[Repository] = weakref.WeakSet()
+_every_kept_mutex = threading.Lock()
 
 
 class RepoError(Exception):
@@ -206,6 +218,8 @@ class LocalRepo:
             if kept is None:
                 kept = _opened.repos = []
             kept.append((weakref.ref(self), repo))
+            with _every_kept_mutex:
+                _every_kept.add(repo)
         return repo
 
     def reload(self) -> None:
@@ -215,11 +229,21 @@ class LocalRepo:
 
 
 def keep_repositories() -> None:
-    """From now on `full()` keeps its repository per thread (a long-running server; the shell
-    opens one per call, as a session is short: keeping them there hung a two-gateway cluster
-    test, not understood yet)."""
+    """From now on `full()` keeps its repository per thread, and their packs are closed at
+    exit (see the module's note)."""
     global _keeping
+    if not _keeping:
+        atexit.register(close_kept_repositories)
     _keeping = True
+
+
+def close_kept_repositories() -> None:
+    """Close the pack files of every kept repository, on any thread (at exit: nothing reads
+    them any more; a later read would reopen them)."""
+    with _every_kept_mutex:
+        repos = list(_every_kept)
+    for repo in repos:
+        repo.git.object_store.close()
 
 
 def release_packs() -> None:

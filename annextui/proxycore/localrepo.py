@@ -14,13 +14,14 @@ the kept repositories never outlive the config they read, and calls `release_pac
 each request: the open pack files (four descriptors each) are closed, so descriptors do not
 grow with the number of threads; the next read reopens what it needs.
 
-Every kept repository's packs are also closed at exit (`atexit`, while modules still exist).
-Left open, dulwich closes them in `__del__` during the interpreter's teardown, after
-`sys.modules` is emptied, so its `import warnings` runs the import machinery again and needs
-the global import lock. A daemon thread stopped by the shutdown in the middle of an import
-(annextui-shell's ssh-prewarm thread importing paramiko while a short session ends) owns that
-lock for ever: the exiting process then waits on a lock whose owner no longer exists. That was
-the hang of a two-gateway cluster test with repositories kept in the shell.
+Every repository `full()` opened that is still alive at exit (kept or not) has its packs
+closed then (`atexit`, while modules still exist). Left open, dulwich closes them in
+`__del__` during the interpreter's teardown, after `sys.modules` is emptied, so its
+`import warnings` runs the import machinery again and needs the global import lock. A daemon
+thread stopped by the shutdown in the middle of an import (annextui-shell's ssh-prewarm thread
+importing paramiko while a short session ends) owns that lock for ever: the exiting process
+then waits on a lock whose owner no longer exists. That was the hang of the two-gateway
+cluster test with repositories kept in the shell (they all lived until the teardown).
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ if TYPE_CHECKING:
 _TRUE = {"true", "yes", "on", "1", ""}
 _opened = threading.local()  # .repos: the dulwich repositories this thread keeps (full())
 _keeping = False  # keep_repositories(): a long-running server
-# every kept repository, whatever thread keeps it: closed at exit
-_every_kept: weakref.WeakSet[Repository] = weakref.WeakSet()
-_every_kept_mutex = threading.Lock()
+# every repository full() opened and still alive, whatever thread has it: closed at exit
+_opened_anywhere: weakref.WeakSet[Repository] = weakref.WeakSet()
+_opened_mutex = threading.Lock()
+_closing_at_exit = False  # close_opened_repositories registered with atexit
 
 
 class RepoError(Exception):
@@ -202,24 +204,26 @@ class LocalRepo:
 
     def full(self) -> Repository:
         """This thread's dulwich-backed `Repository` (imported on demand: it is slow to
-        import), opened at the first call on the thread and kept (see the module's note)."""
+        import); in a long-running server opened at the first call on the thread and kept
+        (see the module's note)."""
         if not _keeping:
-            from annextui.backend.repo import Repository
-
-            return Repository(self.gitdir if self.bare else self.top)
+            return self._open_full()
         repo: Repository | None = getattr(self._per_thread, "full", None)
         if repo is None:
-            from annextui.backend.repo import Repository
-
-            repo = self._per_thread.full = Repository(self.gitdir if self.bare else self.top)
+            repo = self._per_thread.full = self._open_full()
             kept: list[tuple[weakref.ref[LocalRepo], Repository]] | None = getattr(
                 _opened, "repos", None
             )
             if kept is None:
                 kept = _opened.repos = []
             kept.append((weakref.ref(self), repo))
-            with _every_kept_mutex:
-                _every_kept.add(repo)
+        return repo
+
+    def _open_full(self) -> Repository:
+        from annextui.backend.repo import Repository
+
+        repo = Repository(self.gitdir if self.bare else self.top)
+        _close_at_exit(repo)
         return repo
 
     def reload(self) -> None:
@@ -229,19 +233,28 @@ class LocalRepo:
 
 
 def keep_repositories() -> None:
-    """From now on `full()` keeps its repository per thread, and their packs are closed at
-    exit (see the module's note)."""
+    """From now on `full()` keeps its repository per thread (a long-running server). Not in
+    annextui-shell: a session calls `full()` about once per repository (the gateway's state,
+    each node's journal), so keeping saves nothing measurable there (bench_gateway --profile,
+    200 x 4 KiB get: best 3.62 s kept, 3.39 s not, side by side)."""
     global _keeping
-    if not _keeping:
-        atexit.register(close_kept_repositories)
     _keeping = True
 
 
-def close_kept_repositories() -> None:
-    """Close the pack files of every kept repository, on any thread (at exit: nothing reads
-    them any more; a later read would reopen them)."""
-    with _every_kept_mutex:
-        repos = list(_every_kept)
+def _close_at_exit(repo: Repository) -> None:
+    global _closing_at_exit
+    with _opened_mutex:
+        if not _closing_at_exit:
+            atexit.register(close_opened_repositories)
+            _closing_at_exit = True
+        _opened_anywhere.add(repo)
+
+
+def close_opened_repositories() -> None:
+    """Close the pack files of every repository `full()` opened that is still alive, on any
+    thread (at exit: nothing reads them any more; a later read would reopen them)."""
+    with _opened_mutex:
+        repos = list(_opened_anywhere)
     for repo in repos:
         repo.git.object_store.close()
 

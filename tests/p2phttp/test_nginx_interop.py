@@ -10,9 +10,12 @@ verification, and gets its password from a git credential store after nginx's 40
 from __future__ import annotations
 
 import base64
+import grp
 import os
 import re
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +37,8 @@ SENDFILE_EAGAIN = (
     "client does), see tests/p2phttp/test_transports.py::test_unix_socket_slow_reader"
 )
 SOCKET_MODES = {"annextui": 0o770, "git-annex": 0o700}  # under DOC_UMASK
+# nginx's workers as an unprivileged user in the socket's group (the doc's www-data in annex)
+WORKER_USER, WORKER_GROUP = "nobody", "nogroup"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
@@ -179,6 +184,66 @@ def test_copy_get_drop_move_fsck_through_nginx_with_tls_and_basic_auth(
         assert puts, log[-3000:]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("umask", "reached"), [(DOC_UMASK, True), (0o022, False)])
+def test_unprivileged_nginx_workers_reach_the_socket(
+    front: Front, umask: int, reached: bool
+) -> None:
+    """docs/deployment.md's socket permissions, for real: nginx's workers run as an
+    unprivileged user whose group is the socket's, the socket in a directory only that group
+    may enter (0750; setgid, so the socket gets the group, as the doc's service gives it its
+    own). With the doc's umask a real client's copy goes through; with the usual 0022 (a
+    socket `srwxr-xr-x`) nginx is refused and says why in its error log."""
+    if os.geteuid() != 0:
+        pytest.skip("nginx's workers switch to another user only when it starts as root")
+    topo, env = front.topo, front.topo.env
+    shared = Path(tempfile.mkdtemp(prefix="annextui-socket-"))  # outside pytest's 0700 dirs
+    try:
+        shared.chmod(0o755)  # as /run: anyone may enter
+        run = shared / "annextui"
+        run.mkdir()
+        os.chown(run, -1, grp.getgrnam(WORKER_GROUP).gr_gid)
+        run.chmod(0o2750)
+        htpasswd = nginx.write_htpasswd(shared / "htpasswd", {USER: PASSWORD})
+        htpasswd.chmod(0o644)  # the workers read it
+        options = ("--wideopen", "-J2")
+        server = H.P2PHttpServer(
+            "annextui", topo.gw, dict(env.env), options, unix_socket=run / "p2phttp.sock"
+        )
+        previous = os.umask(umask)  # inherited by the server's process
+        try:
+            server.start()
+        finally:
+            os.umask(previous)
+        worker = f"{WORKER_USER} {WORKER_GROUP}"
+        upstreams: dict[str, int | Path] = {"socket": run / "p2phttp.sock"}
+        try:
+            with nginx.front(shared / "nginx", upstreams, front.tls, htpasswd, worker) as proxy:
+                remote = f"unprivileged-{umask:o}"
+                url = f"annex+https://127.0.0.1:{proxy.ports['socket']}/git-annex/"
+                H.point_client(
+                    env,
+                    topo.client,
+                    remote,
+                    url,
+                    git_url=str(topo.gw),
+                    credentials=(USER, PASSWORD),
+                    ca_file=front.tls.ca,
+                )
+                name = f"{remote}/f.txt"
+                env.add_files(topo.client, {name: f"{remote}\n".encode()})
+                copied = env.annex(topo.client, "copy", "--to", remote, name, check=False)
+                if reached:
+                    assert copied.returncode == 0, copied.stderr
+                    assert T.GW in _whereis(env, topo.client, name)[name]
+                else:
+                    assert copied.returncode != 0
+                    assert "(13: Permission denied)" in proxy.logs()
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -184,6 +184,8 @@ class Nginx:
     prefix: Path
     sites: dict[str, str]
     ports: dict[str, int]
+    # `user` of nginx.conf (as root): who the workers run as; root by default
+    worker_user: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -206,7 +208,7 @@ class Nginx:
             site.write_text(text)
             includes.append(f"    include {site};\n")
         # as root, workers would switch to nobody, who cannot enter the tests' 0700 temp dirs
-        user = "user root;\n" if os.geteuid() == 0 else ""
+        user = f"user {self.worker_user or 'root'};\n" if os.geteuid() == 0 else ""
         conf = self.prefix / "nginx.conf"
         conf.write_text(MAIN_CONF.format(prefix=self.prefix, user=user, includes="".join(includes)))
         with open(self.prefix / "stderr.log", "wb") as err:
@@ -253,7 +255,11 @@ class Nginx:
 
 @contextlib.contextmanager
 def front(
-    prefix: Path, upstreams: Mapping[str, int | Path], tls: Tls, htpasswd: Path
+    prefix: Path,
+    upstreams: Mapping[str, int | Path],
+    tls: Tls,
+    htpasswd: Path,
+    worker_user: str | None = None,
 ) -> Iterator[Nginx]:
     """nginx with one site per upstream (name -> the p2phttp server's port or unix socket),
     each on a free loopback port of its own."""
@@ -262,7 +268,7 @@ def front(
         name: render_site(port=ports[name], tls=tls, htpasswd=htpasswd, upstream=up)
         for name, up in upstreams.items()
     }
-    server = Nginx(prefix, sites, ports)
+    server = Nginx(prefix, sites, ports, worker_user)
     try:
         yield server.start()
     finally:

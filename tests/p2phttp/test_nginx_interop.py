@@ -10,6 +10,7 @@ verification, and gets its password from a git credential store after nginx's 40
 from __future__ import annotations
 
 import base64
+import contextlib
 import grp
 import os
 import re
@@ -110,6 +111,28 @@ def _start_with_docs_umask(server: H.P2PHttpServer) -> None:
         assert stat.S_IMODE(mode) == SOCKET_MODES[server.kind], oct(mode)
 
 
+@contextlib.contextmanager
+def _remote_through_nginx(front: Front, kind: str, transport: str, name: str) -> Iterator[str]:
+    """Server `kind` on `transport` behind nginx, started with the doc's umask, and the
+    client's remote `name` reaching it (its cluster is NAME-mycluster, its px NAME-px)."""
+    server = _served(front, kind, transport)
+    url = f"annex+https://127.0.0.1:{front.proxy.ports[_site(kind, transport)]}/git-annex/"
+    try:
+        _start_with_docs_umask(server)
+        H.point_client(
+            front.topo.env,
+            front.topo.client,
+            name,
+            url,
+            git_url=str(front.topo.gw),
+            credentials=(USER, PASSWORD),
+            ca_file=front.tls.ca,
+        )
+        yield name
+    finally:
+        server.stop()
+
+
 def _whereis(env: annex_support.AnnexEnv, repo: Path, *args: str) -> dict[str, set[str]]:
     return {
         r["file"]: {w["uuid"] for w in r["whereis"]}
@@ -132,21 +155,8 @@ def test_copy_get_drop_move_fsck_through_nginx_with_tls_and_basic_auth(
             )
         )
     topo, env = front.topo, front.topo.env
-    server = _served(front, kind, transport)
     site = _site(kind, transport)
-    remote = f"tls-{site}"
-    url = f"annex+https://127.0.0.1:{front.proxy.ports[site]}/git-annex/"
-    try:
-        _start_with_docs_umask(server)
-        H.point_client(
-            env,
-            topo.client,
-            remote,
-            url,
-            git_url=str(topo.gw),
-            credentials=(USER, PASSWORD),
-            ca_file=front.tls.ca,
-        )
+    with _remote_through_nginx(front, kind, transport, f"tls-{site}") as remote:
         files: dict[str, bytes] = {
             f"{site}/big.bin": bytes(range(256)) * 4096 * 3,
             f"{site}/small.txt": f"{site}\n".encode(),
@@ -182,8 +192,30 @@ def test_copy_get_drop_move_fsck_through_nginx_with_tls_and_basic_auth(
         log = front.proxy.access_log.read_text()
         puts = [line for line in log.splitlines() if f" {USER} " in line and "/v4/put?" in line]
         assert puts, log[-3000:]
-    finally:
-        server.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_interrupted_get_resumes_through_nginx(front: Front, kind: str) -> None:
+    """A real client's get from the cluster that was cut off (its partial object left in
+    annex/tmp) resumes through nginx: the request nginx passes on asks for the rest only
+    (`offset=`), and the object the client ends with is verified."""
+    topo, env = front.topo, front.topo.env
+    name = f"resume-{kind}/r.bin"
+    data = bytes(range(256)) * 8192 + kind.encode()  # 2 MiB, a key of its own per server
+    done = 1_000_000
+    with _remote_through_nginx(front, kind, "tcp", f"resume-{kind}") as remote:
+        env.add_files(topo.client, {name: data})
+        env.annex(topo.client, "move", "--to", f"{remote}-mycluster", name)
+        key = env.annex(topo.client, "lookupkey", name).stdout.strip()
+        partial = topo.client / ".git" / "annex" / "tmp" / key
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data[:done])
+        env.annex(topo.client, "get", "--from", f"{remote}-mycluster", name)
+        assert (topo.client / name).read_bytes() == data
+        env.annex(topo.client, "fsck", name)
+    log = front.proxy.access_log.read_text().splitlines()
+    gets = [line for line in log if f"GET /git-annex/{topo.cluster_uuid}/v4/key/{key}" in line]
+    assert [f"offset={done}" in line for line in gets] == [True], gets
 
 
 @pytest.mark.parametrize(("umask", "reached"), [(DOC_UMASK, True), (0o022, False)])

@@ -14,19 +14,12 @@ the kept repositories never outlive the config they read, and calls `release_pac
 each request: the open pack files (four descriptors each) are closed, so descriptors do not
 grow with the number of threads; the next read reopens what it needs.
 
-Every repository `full()` opened that is still alive at exit (kept or not) has its packs
-closed then (`atexit`, while modules still exist). Left open, dulwich closes them in
-`__del__` during the interpreter's teardown, after `sys.modules` is emptied, so its
-`import warnings` runs the import machinery again and needs the global import lock. A daemon
-thread stopped by the shutdown in the middle of an import (annextui-shell's ssh-prewarm thread
-importing paramiko while a short session ends) owns that lock for ever: the exiting process
-then waits on a lock whose owner no longer exists. That was the hang of the two-gateway
-cluster test with repositories kept in the shell (they all lived until the teardown).
+Kept or not, their packs are closed at exit (backend/repo.py says why: the hang of the
+two-gateway cluster test, with repositories kept in the shell).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import subprocess
@@ -43,10 +36,6 @@ if TYPE_CHECKING:
 _TRUE = {"true", "yes", "on", "1", ""}
 _opened = threading.local()  # .repos: the dulwich repositories this thread keeps (full())
 _keeping = False  # keep_repositories(): a long-running server
-# every repository full() opened and still alive, whatever thread has it: closed at exit
-_opened_anywhere: weakref.WeakSet[Repository] = weakref.WeakSet()
-_opened_mutex = threading.Lock()
-_closing_at_exit = False  # close_opened_repositories registered with atexit
 
 
 class RepoError(Exception):
@@ -222,9 +211,7 @@ class LocalRepo:
     def _open_full(self) -> Repository:
         from annextui.backend.repo import Repository
 
-        repo = Repository(self.gitdir if self.bare else self.top)
-        _close_at_exit(repo)
-        return repo
+        return Repository(self.gitdir if self.bare else self.top)
 
     def reload(self) -> None:
         self.config = _git_config(self.gitdir)
@@ -239,24 +226,6 @@ def keep_repositories() -> None:
     200 x 4 KiB get: best 3.62 s kept, 3.39 s not, side by side)."""
     global _keeping
     _keeping = True
-
-
-def _close_at_exit(repo: Repository) -> None:
-    global _closing_at_exit
-    with _opened_mutex:
-        if not _closing_at_exit:
-            atexit.register(close_opened_repositories)
-            _closing_at_exit = True
-        _opened_anywhere.add(repo)
-
-
-def close_opened_repositories() -> None:
-    """Close the pack files of every repository `full()` opened that is still alive, on any
-    thread (at exit: nothing reads them any more; a later read would reopen them)."""
-    with _opened_mutex:
-        repos = list(_opened_anywhere)
-    for repo in repos:
-        repo.git.object_store.close()
 
 
 def release_packs() -> None:

@@ -2,19 +2,36 @@
 
 Reading goes through dulwich (no subprocess on the shell's hot path); writing git config goes
 through `git config`, which takes git's own `config.lock`.
+
+Every object store a `Repository` opened that is still alive at exit has its pack files closed
+then (`atexit`, while modules still exist). dulwich's object store outlives its `Repo` (it
+sits in a reference cycle, freed only by the garbage collector), and left to the interpreter's
+teardown its `__del__` closes the packs after an `import warnings` that, `sys.modules` being
+emptied by then, needs the global import lock. A daemon thread stopped by the shutdown in the
+middle of an import (annextui-shell's ssh-prewarm thread importing paramiko while a short
+session ends) owns that lock for ever, and the exiting process waits on it for ever: the hang
+of the two-gateway cluster test (py-spy: the main thread in `PackBasedObjectStore.__del__` ->
+`_get_module_lock`; gdb: the import lock's owner was the ssh-prewarm thread, gone).
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import re
 import subprocess
+import threading
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dulwich.repo import Repo
+
+if TYPE_CHECKING:
+    from dulwich.object_store import BaseObjectStore
 
 
 class NotAnnexRepository(Exception):
@@ -104,6 +121,29 @@ class Remote:
         return 100.0 if self.is_local_path else 200.0
 
 
+_open_stores: weakref.WeakSet[BaseObjectStore] = weakref.WeakSet()
+_open_stores_mutex = threading.Lock()
+_closing_at_exit = False  # close_open_stores registered with atexit
+
+
+def _close_at_exit(store: BaseObjectStore) -> None:
+    global _closing_at_exit
+    with _open_stores_mutex:
+        if not _closing_at_exit:
+            atexit.register(close_open_stores)
+            _closing_at_exit = True
+        _open_stores.add(store)
+
+
+def close_open_stores() -> None:
+    """Close the pack files of every object store still alive, whatever thread opened it (at
+    exit: nothing reads them any more; a later read would reopen them)."""
+    with _open_stores_mutex:
+        stores = list(_open_stores)
+    for store in stores:
+        store.close()
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
@@ -116,6 +156,7 @@ class Repository:
             self.git = Repo(str(path))
         except Exception as exc:  # dulwich raises NotGitRepository and OSError variants
             raise NotAnnexRepository(f"{path}: not a git repository") from exc
+        _close_at_exit(self.git.object_store)
         self.gitdir = Path(self.git.controldir()).resolve()
         self.bare = self.git.bare
         self.top = Path(self.git.path).resolve()

@@ -13,6 +13,9 @@ long-running server replaces the `LocalRepo` when the git config changes (repoca
 the kept repositories never outlive the config they read, and calls `release_packs()` after
 each request: the open pack files (four descriptors each) are closed, so descriptors do not
 grow with the number of threads; the next read reopens what it needs.
+
+Kept or not, their packs are closed at exit (backend/repo.py says why: the hang of the
+two-gateway cluster test, with repositories kept in the shell).
 """
 
 from __future__ import annotations
@@ -191,16 +194,13 @@ class LocalRepo:
 
     def full(self) -> Repository:
         """This thread's dulwich-backed `Repository` (imported on demand: it is slow to
-        import), opened at the first call on the thread and kept (see the module's note)."""
+        import); in a long-running server opened at the first call on the thread and kept
+        (see the module's note)."""
         if not _keeping:
-            from annextui.backend.repo import Repository
-
-            return Repository(self.gitdir if self.bare else self.top)
+            return self._open_full()
         repo: Repository | None = getattr(self._per_thread, "full", None)
         if repo is None:
-            from annextui.backend.repo import Repository
-
-            repo = self._per_thread.full = Repository(self.gitdir if self.bare else self.top)
+            repo = self._per_thread.full = self._open_full()
             kept: list[tuple[weakref.ref[LocalRepo], Repository]] | None = getattr(
                 _opened, "repos", None
             )
@@ -209,6 +209,11 @@ class LocalRepo:
             kept.append((weakref.ref(self), repo))
         return repo
 
+    def _open_full(self) -> Repository:
+        from annextui.backend.repo import Repository
+
+        return Repository(self.gitdir if self.bare else self.top)
+
     def reload(self) -> None:
         self.config = _git_config(self.gitdir)
         self._store = None
@@ -216,9 +221,10 @@ class LocalRepo:
 
 
 def keep_repositories() -> None:
-    """From now on `full()` keeps its repository per thread (a long-running server; the shell
-    opens one per call, as a session is short: keeping them there hung a two-gateway cluster
-    test, not understood yet)."""
+    """From now on `full()` keeps its repository per thread (a long-running server). Not in
+    annextui-shell: a session calls `full()` about once per repository (the gateway's state,
+    each node's journal), so keeping saves nothing measurable there (bench_gateway --profile,
+    200 x 4 KiB get: best 3.62 s kept, 3.39 s not, side by side)."""
     global _keeping
     _keeping = True
 

@@ -66,9 +66,22 @@ def test_cluster_and_proxied_remote(world: tuple[World, Served]) -> None:
     env.annex(client, "get", "--from", "origin-mycluster", "c.txt")
     env.annex(client, "get", "--from", "origin-px", "p.txt")
     assert (client / "c.txt").read_text() == "to the cluster\n"
+    env.annex(client, "fsck", "--from", "origin-mycluster", "c.txt")  # content checksummed
     env.annex(client, "drop", "--from", "origin-mycluster", "c.txt")
     assert not {N1, N2} & _whereis(env, client, "c.txt")
+    env.annex(client, "move", "--to", "origin-mycluster", "c.txt")
+    assert {N1, N2} <= _whereis(env, client, "c.txt")
+    assert not (client / "c.txt").exists()  # moved: the client's copy went
+    for node in w.nodes.values():  # each node's own git-annex agrees
+        env.annex(node, "fsck", "-q", "--all")
+    env.annex(client, "move", "--from", "origin-mycluster", "c.txt")
+    assert not {N1, N2} & _whereis(env, client, "c.txt")
+    assert (client / "c.txt").read_text() == "to the cluster\n"
     env.annex(client, "move", "--from", "origin-px", "p.txt")
+    assert PX not in _whereis(env, client, "p.txt")
+    env.annex(client, "copy", "--to", "origin-px", "p.txt")
+    env.annex(w.px, "fsck", "-q", "--all")  # px's own git-annex agrees
+    env.annex(client, "drop", "--from", "origin-px", "p.txt")
     assert PX not in _whereis(env, client, "p.txt")
 
 
@@ -172,6 +185,28 @@ def test_interrupted_get_resumes(world: tuple[World, Served]) -> None:
     assert body == data[1000:]
     env.annex(client, "get", "--from", "origin", "g.bin")
     assert (client / "g.bin").read_bytes() == data
+
+
+def test_interrupted_get_resumes_through_the_cluster(world: tuple[World, Served]) -> None:
+    """A real client whose get from the cluster was cut off (its partial object left in
+    annex/tmp, as a killed `git annex get` leaves it) resumes it: it asks the cluster for the
+    rest only (`offset=`), and the object it ends with is verified."""
+    w, served = world
+    env, client = w.env, w.client
+    data = bytes(range(256)) * 8192  # 2 MiB
+    env.add_files(client, {"rc.bin": data})
+    env.annex(client, "move", "--to", "origin-mycluster", "rc.bin")
+    key = _key(env, client, "rc.bin")
+    done = 1_000_000
+    partial = client / ".git" / "annex" / "tmp" / key
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(data[:done])
+    env.annex(client, "get", "--from", "origin-mycluster", "rc.bin")
+    assert (client / "rc.bin").read_bytes() == data
+    env.annex(client, "fsck", "rc.bin")
+    gets = [line for line in served.log_text().splitlines() if f"/v4/key/{key}" in line]
+    assert [f"offset={done}" in line for line in gets] == [True], gets
+    assert f"/git-annex/{w.cluster_uuid}/" in gets[0]
 
 
 def test_sigterm_commits(annex_env: AnnexEnv) -> None:

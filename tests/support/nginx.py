@@ -3,7 +3,9 @@
 The site is docs/deployment.md's nginx block, kept as tests/data/nginx/p2phttp-site.conf; a
 test renders it by swapping the doc's example values (port 443, certificate paths, htpasswd,
 upstream) for the test's, each of which must occur exactly once, so the doc and the test
-cannot drift apart silently. nginx runs in the foreground (`daemon off`) under its own prefix
+cannot drift apart silently. A server on a unix socket (`--socket`) is reached through the
+doc's socket variant of the `proxy_pass` line (tests/data/nginx/p2phttp-socket-upstream.conf),
+put in place of the loopback one. nginx runs in the foreground (`daemon off`) under its own prefix
 (pid, logs, temp dirs), on a high loopback port, and is stopped by PID at the end.
 """
 
@@ -34,6 +36,9 @@ DOC_CERT = "/etc/ssl/annex.example.org/fullchain.pem"
 DOC_KEY = "/etc/ssl/annex.example.org/privkey.pem"
 DOC_HTPASSWD = "/etc/nginx/annex.htpasswd"
 DOC_UPSTREAM = "http://127.0.0.1:9417"
+SOCKET_UPSTREAM_TEMPLATE = DATA / "nginx" / "p2phttp-socket-upstream.conf"
+DOC_PROXY_PASS = f"        proxy_pass {DOC_UPSTREAM};\n"
+DOC_SOCKET = "/run/annextui/p2phttp.sock"
 
 MAIN_CONF = """\
 daemon off;
@@ -141,20 +146,34 @@ def write_htpasswd(path: Path, users: Mapping[str, str]) -> Path:
     return path
 
 
-def render_site(*, port: int, tls: Tls, htpasswd: Path, upstream_port: int) -> str:
-    """The doc's site with this test's port, certificate, users and upstream."""
+def _swap_once(text: str, old: str, new: str, where: Path) -> str:
+    count = text.count(old)
+    assert count == 1, f"{where} has {old!r} {count} times, not once"
+    return text.replace(old, new)
+
+
+def render_site(*, port: int, tls: Tls, htpasswd: Path, upstream: int | Path) -> str:
+    """The doc's site with this test's port, certificate, users and upstream: a loopback
+    port, or a unix socket through the doc's socket variant of `proxy_pass`."""
     text = SITE_TEMPLATE.read_text()
+    if isinstance(upstream, Path):
+        socket_line = _swap_once(
+            SOCKET_UPSTREAM_TEMPLATE.read_text(),
+            DOC_SOCKET,
+            str(upstream),
+            SOCKET_UPSTREAM_TEMPLATE,
+        )
+        text = _swap_once(text, DOC_PROXY_PASS, socket_line, SITE_TEMPLATE)
+    else:
+        text = _swap_once(text, DOC_UPSTREAM, f"http://127.0.0.1:{upstream}", SITE_TEMPLATE)
     swaps = {
         DOC_LISTEN: f"listen 127.0.0.1:{port} ssl;",
         DOC_CERT: str(tls.cert),
         DOC_KEY: str(tls.key),
         DOC_HTPASSWD: str(htpasswd),
-        DOC_UPSTREAM: f"http://127.0.0.1:{upstream_port}",
     }
     for old, new in swaps.items():
-        count = text.count(old)
-        assert count == 1, f"{SITE_TEMPLATE} has {old!r} {count} times, not once"
-        text = text.replace(old, new)
+        text = _swap_once(text, old, new, SITE_TEMPLATE)
     return text
 
 
@@ -165,6 +184,8 @@ class Nginx:
     prefix: Path
     sites: dict[str, str]
     ports: dict[str, int]
+    # `user` of nginx.conf (as root): who the workers run as; root by default
+    worker_user: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -187,7 +208,7 @@ class Nginx:
             site.write_text(text)
             includes.append(f"    include {site};\n")
         # as root, workers would switch to nobody, who cannot enter the tests' 0700 temp dirs
-        user = "user root;\n" if os.geteuid() == 0 else ""
+        user = f"user {self.worker_user or 'root'};\n" if os.geteuid() == 0 else ""
         conf = self.prefix / "nginx.conf"
         conf.write_text(MAIN_CONF.format(prefix=self.prefix, user=user, includes="".join(includes)))
         with open(self.prefix / "stderr.log", "wb") as err:
@@ -233,15 +254,21 @@ class Nginx:
 
 
 @contextlib.contextmanager
-def front(prefix: Path, upstreams: Mapping[str, int], tls: Tls, htpasswd: Path) -> Iterator[Nginx]:
-    """nginx with one site per upstream (name -> the p2phttp server's port), each on a free
-    loopback port of its own."""
+def front(
+    prefix: Path,
+    upstreams: Mapping[str, int | Path],
+    tls: Tls,
+    htpasswd: Path,
+    worker_user: str | None = None,
+) -> Iterator[Nginx]:
+    """nginx with one site per upstream (name -> the p2phttp server's port or unix socket),
+    each on a free loopback port of its own."""
     ports = {name: free_port() for name in upstreams}
     sites = {
-        name: render_site(port=ports[name], tls=tls, htpasswd=htpasswd, upstream_port=up)
+        name: render_site(port=ports[name], tls=tls, htpasswd=htpasswd, upstream=up)
         for name, up in upstreams.items()
     }
-    server = Nginx(prefix, sites, ports)
+    server = Nginx(prefix, sites, ports, worker_user)
     try:
         yield server.start()
     finally:

@@ -426,17 +426,28 @@ class _SocketBody:
         return n
 
     def _direct(self, reader: _LengthReader, buf: memoryview) -> int:
-        """Fill `buf` from the socket, up to what is left of the body."""
+        """Body bytes from the socket into `buf`, up to what is left of the body: one read
+        that waits, then (plain sockets) whatever more is there without waiting, so blocks
+        are large but bytes that arrived are never held back waiting for more (a client that
+        stalls and dies keeps them for its resume)."""
+        sock = self._c.sock
         want = min(len(buf), reader._remaining)
-        got = 0
-        while got < want:
-            n = self._c.sock.recv_into(buf[got:want])
-            if not n:
-                if got:
-                    break  # what came is still body; the next call reports the hang-up
-                raise ConnectionResetError("client closed the connection inside a body")
-            got += n
-            reader._remaining -= n
+        got = sock.recv_into(buf[:want])
+        if not got:
+            raise ConnectionResetError("client closed the connection inside a body")
+        # A socket with a timeout has a non-blocking descriptor underneath: a plain read of
+        # it returns at once (socket methods would first wait for the timeout).
+        if not isinstance(sock, ssl.SSLSocket) and not sock.getblocking():
+            fd = sock.fileno()
+            while got < want:
+                try:
+                    n = os.readv(fd, [buf[got:want]])
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not n:
+                    break  # the hang-up is for the next call to report
+                got += n
+        reader._remaining -= got
         self.received += got
         return got
 

@@ -52,7 +52,7 @@ from annextui.proxycore.localrepo import release_packs
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
-RECV = 1 << 18
+RECV = 1 << 16  # headers and small bodies: a large body is read past h11 (_SocketBody)
 HEADER_LIMIT = 64 * 1024
 
 

@@ -34,6 +34,7 @@ import math
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ from bench_gateway import (  # noqa: E402
     bench_world,
     transfer_cases,
 )
-from common import SHELLS, Transfer, table_rows  # noqa: E402
+from common import SHELLS, Transfer, cpu_seconds, table_rows  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -71,6 +72,7 @@ DIRECT = {"direct-local": "node1", "direct-ssh": "node3"}
 class Measurement(Transfer):
     peak_server_kib: int
     client_cpu: float = 0.0  # user + system seconds of the client command and its children
+    server_cpu: float = math.nan  # the same of the HTTP server's process tree meanwhile
 
 
 class NoSampler(TreeSampler):
@@ -126,17 +128,26 @@ def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callab
 
 
 def _timed(
-    sampler: Callable[[], TreeSampler], env: AnnexEnv, repo: Path, *args: str, t: float
-) -> tuple[float, int, float]:
-    """`git annex -q ARGS` in REPO: its wall time, the server's peak RSS (KiB) meanwhile, and
-    the client's CPU seconds."""
+    sampler: Callable[[], TreeSampler],
+    server: H.P2PHttpServer | None,
+    env: AnnexEnv,
+    repo: Path,
+    *args: str,
+    t: float,
+) -> tuple[float, int, float, float]:
+    """`git annex -q ARGS` in REPO: its wall time, the server's peak RSS (KiB) meanwhile, the
+    client's CPU seconds and the HTTP server's (NaN without one): CPU seconds are what the
+    load of a shared machine disturbs least."""
+    tree = server.tree() if server is not None else []
     with sampler() as s:
         cpu = _children_cpu()
+        srv = cpu_seconds(tree)
         start = time.perf_counter()
         env.annex(repo, args[0], "-q", *args[1:], timeout=t)
         seconds = time.perf_counter() - start
         cpu = _children_cpu() - cpu
-    return seconds, s.peak_tree, cpu
+        srv = cpu_seconds(tree) - srv if server is not None else math.nan
+    return seconds, s.peak_tree, cpu, srv
 
 
 def _restart(servers: dict[str, H.P2PHttpServer], kind: str) -> None:
@@ -262,17 +273,20 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     remote = _remote(name)
                     sampler = _sampler(name, servers, topo.gw)
+                    server = servers.get(PATHS.get(name, ""))
                     try:
-                        up, peak, cpu = _timed(
-                            sampler, env, cl, "copy", "--to", remote, case, t=args.timeout
-                        )
-                        results.append(Measurement(case, "copy", name, up, total, count, peak, cpu))
-                        env.annex(cl, "drop", "-q", "--force", case)
-                        down, peak, cpu = _timed(
-                            sampler, env, cl, "get", "--from", remote, case, t=args.timeout
+                        up, peak, cpu, srv = _timed(
+                            sampler, server, env, cl, "copy", "--to", remote, case, t=args.timeout
                         )
                         results.append(
-                            Measurement(case, "get", name, down, total, count, peak, cpu)
+                            Measurement(case, "copy", name, up, total, count, peak, cpu, srv)
+                        )
+                        env.annex(cl, "drop", "-q", "--force", case)
+                        down, peak, cpu, srv = _timed(
+                            sampler, server, env, cl, "get", "--from", remote, case, t=args.timeout
+                        )
+                        results.append(
+                            Measurement(case, "get", name, down, total, count, peak, cpu, srv)
                         )
                         env.annex(cl, "drop", "-q", "--force", "--from", remote, case)
                     except annex_support.CommandFailed as e:
@@ -330,6 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _by_cell(
+    results: list[Measurement], value: Callable[[Measurement], float]
+) -> dict[tuple[str, str, str], list[float]]:
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for m in results:
+        cells.setdefault((m.case, m.direction, m.shell), []).append(value(m))
+    return cells
+
+
 def report(
     results: list[Measurement],
     many: dict[str, tuple[int, float]],
@@ -343,14 +366,21 @@ def report(
     lines = [
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"{'case':<6} {'op':<5} {'path':<12} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
-        f"{'files/s':>8} {'client cpu':>10} {'srv RSS':>9} {'/theirs':>8} {'(median)':>8}",
+        f"{'files/s':>8} {'client cpu':>10} {'srv cpu':>8} {'srv RSS':>9} {'/theirs':>8} "
+        f"{'(median)':>8}",
     ]
+    srv_cpu = {
+        k: statistics.median(v)
+        for k, v in _by_cell(results, lambda m: m.server_cpu).items()
+        if not math.isnan(v[0])
+    }
     for r in table_rows(results, ("copy", "get"), shells=tuple(paths or PATHS)):
         m = r.best
         ratio = m.seconds / r.theirs_best.seconds if r.theirs_best else math.nan
         lines.append(
             f"{r.case:<6} {r.direction:<5} {r.shell:<12} {m.seconds:8.2f} {r.median:8.2f} "
             f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} {m.client_cpu:10.2f} "
+            f"{srv_cpu.get((r.case, r.direction, r.shell), math.nan):8.2f} "
             f"{peak[(r.case, r.direction, r.shell)] / 1024:7.1f}Mi "
             f"{ratio:8.2f} {r.median / r.theirs_median:8.2f}"
         )
@@ -359,7 +389,8 @@ def report(
         "/theirs = wall time over git annex p2phttp's, best (and median) of the rounds; "
         "goal <= 0.7. srv RSS = the server's process tree (ssh: the gateway shell's tree); "
         "direct-local / direct-ssh = straight to node1 (path) / node3 (git-annex-shell), no "
-        "server: the floor; client cpu = user+system s of the client command (best run)"
+        "server: the floor; client cpu = user+system s of the client command (best run); "
+        "srv cpu = the HTTP server tree's user+system s meanwhile (median)"
     )
     for name, (kib, seconds) in many.items():
         lines.append(

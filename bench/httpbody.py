@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import cpu_seconds  # noqa: E402
+
 from tests.support import annex as annex_support  # noqa: E402
 from tests.support import p2phttp as H  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
@@ -42,18 +44,6 @@ SERVER_OPTIONS = ("--wideopen", "-J8")
 REPO_UUID = "b0d10000-0000-4000-8000-000000000001"
 CLIENT_UUID = "c11e0000-0000-4000-8000-0000000000b0"
 BLOCK = 1 << 20
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
 
 
 def _make_content(path: Path, mib: int) -> str:
@@ -111,11 +101,11 @@ def _remove(server: H.P2PHttpServer, key: str) -> None:
 
 def _timed(server: H.P2PHttpServer, fn: object, *args: object) -> tuple[float, float]:
     tree = server.tree()
-    cpu = _cpu_seconds(tree)
+    cpu = cpu_seconds(tree)
     t = time.perf_counter()
     fn(*args)  # type: ignore[operator]
     wall = time.perf_counter() - t
-    return wall, _cpu_seconds(tree) - cpu
+    return wall, cpu_seconds(tree) - cpu
 
 
 def _pyspy(server: H.P2PHttpServer, out: Path, what: str, fn: object, *args: object) -> Path:

@@ -38,13 +38,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO, cast
+from typing import TextIO, cast
 
 import h11
 
 from annextui.proxycore.commits import CommitLater
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
+from annextui.proxycore.http.body import SocketBody
 from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
@@ -52,7 +53,7 @@ from annextui.proxycore.localrepo import release_packs
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
-RECV = 1 << 16  # headers and small bodies: a large body is read past h11 (_SocketBody)
+RECV = 1 << 16  # headers and small bodies: a large body is read past h11 (body.py)
 HEADER_LIMIT = 64 * 1024
 
 
@@ -384,88 +385,6 @@ class P2PHttpServer:
         self.log("\n".join(lines))
 
 
-class _SocketBody:
-    """A request body read through h11 (`endpoints.Body`).
-
-    A body framed by Content-Length goes from the socket straight into the caller's buffer
-    once h11 has handed over what it had buffered with the headers: h11 would copy every
-    byte three times (into its receive buffer, out of it, into ours), the largest cost of a
-    big PUT. Its reader is told how many bytes went by (`_remaining`), so h11 ends the message
-    and its state stays exactly as if it had parsed them. Chunked bodies, and an h11 whose
-    reader differs from the one this knows, take the ordinary path.
-    """
-
-    def __init__(self, conn: _Connection) -> None:
-        self._c = conn
-        self._pending = memoryview(b"")
-        self.done = False
-        self.received = 0
-
-    def readinto(self, buf: memoryview) -> int:
-        c = self._c
-        while not self._pending:
-            if self.done:
-                return 0
-            ev = c.h.next_event()
-            if ev is h11.NEED_DATA:
-                reader = _length_reader(c.h)
-                if reader is None:
-                    c.receive()
-                    continue
-                return self._direct(reader, buf)
-            if isinstance(ev, h11.Data):
-                self._pending = memoryview(ev.data)
-            elif isinstance(ev, h11.EndOfMessage):
-                self.done = True
-            else:
-                raise ConnectionResetError("client closed the connection inside a body")
-        n = min(len(buf), len(self._pending))
-        buf[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        self.received += n
-        return n
-
-    def _direct(self, reader: _LengthReader, buf: memoryview) -> int:
-        """Body bytes from the socket into `buf`, up to what is left of the body: one read
-        that waits, then (plain sockets) whatever more is there without waiting, so blocks
-        are large but bytes that arrived are never held back waiting for more (a client that
-        stalls and dies keeps them for its resume)."""
-        sock = self._c.sock
-        want = min(len(buf), reader._remaining)
-        got = sock.recv_into(buf[:want])
-        if not got:
-            raise ConnectionResetError("client closed the connection inside a body")
-        # A socket with a timeout has a non-blocking descriptor underneath: a plain read of
-        # it returns at once (socket methods would first wait for the timeout).
-        if not isinstance(sock, ssl.SSLSocket) and not sock.getblocking():
-            fd = sock.fileno()
-            while got < want:
-                try:
-                    n = os.readv(fd, [buf[got:want]])
-                except (BlockingIOError, InterruptedError):
-                    break
-                if not n:
-                    break  # the hang-up is for the next call to report
-                got += n
-        reader._remaining -= got
-        self.received += got
-        return got
-
-
-class _LengthReader(Protocol):
-    _remaining: int
-
-
-def _length_reader(h: h11.Connection) -> _LengthReader | None:
-    """h11's reader of a Content-Length body, when it is the one `_SocketBody` knows."""
-    reader = getattr(h, "_reader", None)
-    if type(reader).__name__ == "ContentLengthReader" and isinstance(
-        getattr(reader, "_remaining", None), int
-    ):
-        return cast(_LengthReader, reader)
-    return None
-
-
 class _FileSlice:
     """A body piece h11 frames without seeing its bytes (they go by sendfile)."""
 
@@ -592,7 +511,7 @@ class _Connection:
         headers = {k.decode("ascii").lower(): v.decode("latin-1") for k, v in req.headers}
         srv = self.server
         srv.set_request(f"{method} {target}")
-        body = _SocketBody(self)
+        body = SocketBody(self.sock, self.h, self.receive)
         reply = _SocketReply(self)
         try:
             self._dispatch(method, target, headers, body, reply)
@@ -642,7 +561,7 @@ class _Connection:
         method: str,
         target: str,
         headers: dict[str, str],
-        body: _SocketBody,
+        body: SocketBody,
         reply: _SocketReply,
     ) -> None:
         srv = self.server

@@ -2,8 +2,9 @@
 
 No cluster and no git-annex client: a bare repository (made by git-annex) is served by both
 servers side by side (`--wideopen -J8`, each on its own loopback port), and a stdlib client
-PUTs one `--mib` MiB key (SHA256E, so both servers verify it) with `v4/put`, GETs it back
-with `v4/key`, and removes it, `--rounds` times, alternating which server goes first. Per
+PUTs one `--mib` MiB key (SHA256E, so both servers verify it; chunked as git-annex sends it)
+with `v4/put`, GETs it back with `v4/key`, and removes it, `--rounds` times, alternating which
+server goes first. Per
 transfer: wall seconds and the server's CPU seconds (user + system of its process tree, from
 /proc), which the load of a shared machine disturbs far less than wall time.
 
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +46,7 @@ SERVER_OPTIONS = ("--wideopen", "-J8")
 REPO_UUID = "b0d10000-0000-4000-8000-000000000001"
 CLIENT_UUID = "c11e0000-0000-4000-8000-0000000000b0"
 BLOCK = 1 << 20
+GIT_ANNEX_CHUNK = 32752
 
 
 def _make_content(path: Path, mib: int) -> str:
@@ -58,21 +61,28 @@ def _make_content(path: Path, mib: int) -> str:
 
 
 def _put(server: H.P2PHttpServer, key: str, content: Path) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600, blocksize=BLOCK)
+    """The body chunked in git-annex's pieces (a lazy ByteString's 32752 bytes), as it
+    sends one."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
     size = content.stat().st_size
-    with open(content, "rb") as body:
-        conn.request(
-            "POST",
-            f"/git-annex/{REPO_UUID}/v4/put?key={key}&clientuuid={CLIENT_UUID}&offset=0",
-            body=body,
-            headers={
-                "Content-Length": str(size),
-                "X-git-annex-data-length": str(size),
-                "Content-Type": "application/octet-stream",
-            },
-        )
-        resp = conn.getresponse()
-        answer = resp.read()
+
+    def pieces() -> Iterator[bytes]:
+        with open(content, "rb") as fh:
+            while block := fh.read(GIT_ANNEX_CHUNK):
+                yield block
+
+    conn.request(
+        "POST",
+        f"/git-annex/{REPO_UUID}/v4/put?key={key}&clientuuid={CLIENT_UUID}&offset=0",
+        body=pieces(),
+        headers={
+            "X-git-annex-data-length": str(size),
+            "Content-Type": "application/octet-stream",
+        },
+        encode_chunked=True,
+    )
+    resp = conn.getresponse()
+    answer = resp.read()
     conn.close()
     if resp.status != 200 or b'"stored":true' not in answer:
         raise RuntimeError(f"{server.kind} PUT: {resp.status} {answer!r}")

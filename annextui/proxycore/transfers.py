@@ -339,7 +339,7 @@ def list_transfers(annexdir: Path) -> list[LiveTransfer]:
         if pid is None and not held_here:
             continue
         info = None
-        for _ in range(3):  # a progress rewrite truncates first: look again
+        for _ in range(3):  # git-annex truncates before it rewrites progress: look again
             try:
                 info = parse_transfer_info(f.read_bytes())
             except OSError:

@@ -24,6 +24,7 @@ the cluster at once through each server, and that peak is reported too.
     python bench/bench_p2phttp.py [--rounds 3] [--big-count 8] [--big-mib 64]
                                   [--small-count 500] [--small-kib 4] [--clients 20]
                                   [--clients-files 20] [--timeout 900] [--json out.json]
+                                  [--no-floor] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -228,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also copy/get straight to a node (direct-local, direct-ssh): no server at all",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another annextui commit (git archive COMMIT | tar -x -C DIR): "
+        "its annextui p2phttp serves the same cluster as remote `base`, side by side",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     ap.add_argument(
@@ -251,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
         cl = topo.client
         env.git(cl, "remote", "rename", "origin", "ssh")
+        if args.baseline:
+            # another checkout's annextui p2phttp, run from its own tree, as remote `base`
+            H.SERVERS["base"] = (sys.executable, "-m", "annextui", "p2phttp")
+            PATHS["base"] = "base"
         for kind in H.SERVERS:
-            servers[kind] = H.P2PHttpServer(kind, topo.gw, dict(env.env), SERVER_OPTIONS).start()
+            server_env = dict(env.env)
+            if kind == "base":
+                server_env["PYTHONPATH"] = str(args.baseline.resolve())
+            servers[kind] = H.P2PHttpServer(kind, topo.gw, server_env, SERVER_OPTIONS).start()
         for name, kind in PATHS.items():
             if kind:
                 H.point_client(env, cl, name, servers[kind].url, git_url=str(topo.gw))

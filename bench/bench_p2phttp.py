@@ -11,6 +11,12 @@ gateway: `ours` (annexUrl -> annextui p2phttp), `theirs` (annexUrl -> git annex 
 empties the cluster with `drop --from`; the order of the remotes alternates between rounds.
 Best and median of `--rounds` per cell; ratios against `theirs`.
 
+The floor (`--floor`, on by default): the same copy and get straight to one cluster node, with
+no server at all: `direct-local` (node1 as a path remote) and `direct-ssh` (node3 through
+git-annex-shell over ssh), as bench_gateway.py --profile has them. With the client's CPU time
+(user + system of `git annex` and its children) beside each wall time, they show how much of a
+transfer is the client's own hashing and copying, which no server can take away.
+
 Server memory: each server's process tree is sampled from /proc every 20 ms during its runs
 (peak summed RSS); then `--clients` clients (20) get `--clients-files` (20) small files from
 the cluster at once through each server, and that peak is reported too.
@@ -18,6 +24,7 @@ the cluster at once through each server, and that peak is reported too.
     python bench/bench_p2phttp.py [--rounds 3] [--big-count 8] [--big-mib 64]
                                   [--small-count 500] [--small-kib 4] [--clients 20]
                                   [--clients-files 20] [--timeout 900] [--json out.json]
+                                  [--no-floor] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -45,7 +54,7 @@ from bench_gateway import (  # noqa: E402
     bench_world,
     transfer_cases,
 )
-from common import SHELLS, Transfer, table_rows  # noqa: E402
+from common import SHELLS, Transfer, cpu_seconds, table_rows  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -56,11 +65,43 @@ from tests.support.annex import AnnexEnv  # noqa: E402
 SERVER_OPTIONS = ("--wideopen", "-J8")
 # remote name -> server kind (tests/support/p2phttp.SERVERS); "ssh" is the ssh gateway
 PATHS = {"ours": "annextui", "theirs": "git-annex", "ssh": ""}
+# the floor: straight to a cluster node, no server (path name -> node of tests/gateway/topology)
+DIRECT = {"direct-local": "node1", "direct-ssh": "node3"}
 
 
 @dataclass
 class Measurement(Transfer):
     peak_server_kib: int
+    client_cpu: float = 0.0  # user + system seconds of the client command and its children
+    server_cpu: float = math.nan  # the same of the HTTP server's process tree meanwhile
+
+
+class NoSampler(TreeSampler):
+    """No server to sample (the direct paths)."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/"))
+
+    def _run(self) -> None:
+        pass
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _remote(name: str) -> str:
+    """The client's remote for a path: the cluster through a gateway, or a node itself."""
+    return name if name in DIRECT else f"{name}-{topology.CLUSTER_NAME}"
+
+
+def _add_direct(env: AnnexEnv, topo: topology.Topology, name: str) -> None:
+    path = topo.nodes[DIRECT[name]]
+    url = str(path) if name == "direct-local" else f"ssh://n3host{path}"
+    env.git(topo.client, "remote", "add", name, url)
+    env.git(topo.client, "config", f"remote.{name}.fetch", "")
+    env.annex(topo.client, "info", "-q", name)  # learn the UUID outside the timings
 
 
 class PidTreeSampler(TreeSampler):
@@ -79,6 +120,8 @@ class PidTreeSampler(TreeSampler):
 
 
 def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callable[[], TreeSampler]:
+    if name in DIRECT:
+        return NoSampler
     if PATHS[name]:
         pid = servers[PATHS[name]].pid
         return lambda: PidTreeSampler(pid)
@@ -86,14 +129,26 @@ def _sampler(name: str, servers: dict[str, H.P2PHttpServer], gw: Path) -> Callab
 
 
 def _timed(
-    sampler: Callable[[], TreeSampler], env: AnnexEnv, repo: Path, *args: str, t: float
-) -> tuple[float, int]:
-    """`git annex -q ARGS` in REPO: its wall time and the server's peak RSS (KiB) meanwhile."""
+    sampler: Callable[[], TreeSampler],
+    server: H.P2PHttpServer | None,
+    env: AnnexEnv,
+    repo: Path,
+    *args: str,
+    t: float,
+) -> tuple[float, int, float, float]:
+    """`git annex -q ARGS` in REPO: its wall time, the server's peak RSS (KiB) meanwhile, the
+    client's CPU seconds and the HTTP server's (NaN without one): CPU seconds are what the
+    load of a shared machine disturbs least."""
+    tree = server.tree() if server is not None else []
     with sampler() as s:
+        cpu = _children_cpu()
+        srv = cpu_seconds(tree)
         start = time.perf_counter()
         env.annex(repo, args[0], "-q", *args[1:], timeout=t)
         seconds = time.perf_counter() - start
-    return seconds, s.peak_tree
+        cpu = _children_cpu() - cpu
+        srv = cpu_seconds(tree) - srv if server is not None else math.nan
+    return seconds, s.peak_tree, cpu, srv
 
 
 def _restart(servers: dict[str, H.P2PHttpServer], kind: str) -> None:
@@ -168,6 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--clients-files", type=int, default=20, help="small files each gets")
     ap.add_argument("--cases", default="big,small")
+    ap.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also copy/get straight to a node (direct-local, direct-ssh): no server at all",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another annextui commit (git archive COMMIT | tar -x -C DIR): "
+        "its annextui p2phttp serves the same cluster as remote `base`, side by side",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     ap.add_argument(
@@ -191,40 +258,57 @@ def main(argv: list[str] | None = None) -> int:
         topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
         cl = topo.client
         env.git(cl, "remote", "rename", "origin", "ssh")
+        if args.baseline:
+            # another checkout's annextui p2phttp, run from its own tree, as remote `base`
+            H.SERVERS["base"] = (sys.executable, "-m", "annextui", "p2phttp")
+            PATHS["base"] = "base"
         for kind in H.SERVERS:
-            servers[kind] = H.P2PHttpServer(kind, topo.gw, dict(env.env), SERVER_OPTIONS).start()
+            server_env = dict(env.env)
+            if kind == "base":
+                server_env["PYTHONPATH"] = str(args.baseline.resolve())
+            servers[kind] = H.P2PHttpServer(kind, topo.gw, server_env, SERVER_OPTIONS).start()
         for name, kind in PATHS.items():
             if kind:
                 H.point_client(env, cl, name, servers[kind].url, git_url=str(topo.gw))
             env.annex(cl, "info", "-q", name)  # learn the UUID outside the timings
+        paths = list(PATHS)
+        if args.floor:
+            for name in DIRECT:
+                _add_direct(env, topo, name)
+            paths += list(DIRECT)
         cases = transfer_cases(args)
         for case in args.cases.split(","):
             count, size = cases[case]
             total = add_case(env, cl, case, count, size)
             for rnd in range(args.rounds):
-                order = list(PATHS) if rnd % 2 == 0 else list(reversed(PATHS))
+                order = paths if rnd % 2 == 0 else paths[::-1]
                 for name in order:
                     if name in hung_paths:
                         continue
-                    remote = f"{name}-{topology.CLUSTER_NAME}"
+                    remote = _remote(name)
                     sampler = _sampler(name, servers, topo.gw)
+                    server = servers.get(PATHS.get(name, ""))
                     try:
-                        up, peak = _timed(
-                            sampler, env, cl, "copy", "--to", remote, case, t=args.timeout
+                        up, peak, cpu, srv = _timed(
+                            sampler, server, env, cl, "copy", "--to", remote, case, t=args.timeout
                         )
-                        results.append(Measurement(case, "copy", name, up, total, count, peak))
+                        results.append(
+                            Measurement(case, "copy", name, up, total, count, peak, cpu, srv)
+                        )
                         env.annex(cl, "drop", "-q", "--force", case)
-                        down, peak = _timed(
-                            sampler, env, cl, "get", "--from", remote, case, t=args.timeout
+                        down, peak, cpu, srv = _timed(
+                            sampler, server, env, cl, "get", "--from", remote, case, t=args.timeout
                         )
-                        results.append(Measurement(case, "get", name, down, total, count, peak))
+                        results.append(
+                            Measurement(case, "get", name, down, total, count, peak, cpu, srv)
+                        )
                         env.annex(cl, "drop", "-q", "--force", "--from", remote, case)
                     except annex_support.CommandFailed as e:
                         # a hung server: say so, give it a fresh start, leave it out from now
                         hung.append(f"{case} round {rnd} {name}: {str(e).splitlines()[0]}")
                         print(f"  HUNG {hung[-1]}", file=sys.stderr)
                         hung_paths.add(name)
-                        _restart(servers, PATHS[name])
+                        _restart(servers, PATHS.get(name, ""))
                         env.annex(cl, "get", "-q", "--from", "ssh-mycluster", case, check=False)
                         env.annex(cl, "drop", "-q", "--force", "--from", "ssh-mycluster", case)
                         continue
@@ -257,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(report(results, many, args.clients))
+    print(report(results, many, args.clients, paths))
     for line in hung:
         print(f"hung (timed out after {args.timeout:.0f} s, path left out of that case): {line}")
     if args.json:
@@ -274,29 +358,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(results: list[Measurement], many: dict[str, tuple[int, float]], clients: int) -> str:
+def _by_cell(
+    results: list[Measurement], value: Callable[[Measurement], float]
+) -> dict[tuple[str, str, str], list[float]]:
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for m in results:
+        cells.setdefault((m.case, m.direction, m.shell), []).append(value(m))
+    return cells
+
+
+def report(
+    results: list[Measurement],
+    many: dict[str, tuple[int, float]],
+    clients: int,
+    paths: list[str] | None = None,
+) -> str:
     peak: dict[tuple[str, str, str], int] = {}
     for m in results:
         k = (m.case, m.direction, m.shell)
         peak[k] = max(peak.get(k, 0), m.peak_server_kib)
     lines = [
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        f"{'case':<6} {'op':<5} {'path':<7} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
-        f"{'files/s':>8} {'srv RSS':>9} {'/theirs':>8} {'(median)':>8}",
+        f"{'case':<6} {'op':<5} {'path':<12} {'best s':>8} {'median s':>8} {'MiB/s':>8} "
+        f"{'files/s':>8} {'client cpu':>10} {'srv cpu':>8} {'srv RSS':>9} {'/theirs':>8} "
+        f"{'(median)':>8}",
     ]
-    for r in table_rows(results, ("copy", "get"), shells=tuple(PATHS)):
+    srv_cpu = {
+        k: statistics.median(v)
+        for k, v in _by_cell(results, lambda m: m.server_cpu).items()
+        if not math.isnan(v[0])
+    }
+    for r in table_rows(results, ("copy", "get"), shells=tuple(paths or PATHS)):
         m = r.best
         ratio = m.seconds / r.theirs_best.seconds if r.theirs_best else math.nan
         lines.append(
-            f"{r.case:<6} {r.direction:<5} {r.shell:<7} {m.seconds:8.2f} {r.median:8.2f} "
-            f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} "
+            f"{r.case:<6} {r.direction:<5} {r.shell:<12} {m.seconds:8.2f} {r.median:8.2f} "
+            f"{m.mib_per_s:8.1f} {m.files / m.seconds:8.1f} {m.client_cpu:10.2f} "
+            f"{srv_cpu.get((r.case, r.direction, r.shell), math.nan):8.2f} "
             f"{peak[(r.case, r.direction, r.shell)] / 1024:7.1f}Mi "
             f"{ratio:8.2f} {r.median / r.theirs_median:8.2f}"
         )
     lines.append(
         "ours = annextui p2phttp, theirs = git annex p2phttp, ssh = annextui-shell over ssh; "
         "/theirs = wall time over git annex p2phttp's, best (and median) of the rounds; "
-        "goal <= 0.7. srv RSS = the server's process tree (ssh: the gateway shell's tree)"
+        "goal <= 0.7. srv RSS = the server's process tree (ssh: the gateway shell's tree); "
+        "direct-local / direct-ssh = straight to node1 (path) / node3 (git-annex-shell), no "
+        "server: the floor; client cpu = user+system s of the client command (best run); "
+        "srv cpu = the HTTP server tree's user+system s meanwhile (median)"
     )
     for name, (kib, seconds) in many.items():
         lines.append(

@@ -217,15 +217,24 @@ class TransferRecorder:
         return rec
 
     def _write(self, info: TransferInfo, *, atomic: bool = False) -> None:
-        """Create the info file atomically (writeLogFile); rewrite progress in place."""
+        """Create the info file atomically (writeLogFile); rewrite progress in place.
+
+        In place means over the old bytes, cut only when shorter, never `O_TRUNC`: ext4 flushes
+        a file truncated to zero when it is closed (auto_da_alloc), about 1 ms per rewrite
+        against 5 us, and a transfer rewrites its record a hundred times."""
         data = format_transfer_info(info)
         target = self.paths.info
-        path = target.with_name(f"{target.name}.tmp{os.getpid()}") if atomic else target
-        fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, self._mode
-        )
+        if atomic:
+            path = target.with_name(f"{target.name}.tmp{os.getpid()}")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        else:
+            path = target
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, self._mode)
         try:
-            os.write(fd, data)
+            os.pwrite(fd, data, 0)
+            if not atomic and os.fstat(fd).st_size > len(data):
+                os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
         if atomic:
@@ -336,7 +345,7 @@ def list_transfers(annexdir: Path, uuid: str | None = None) -> list[LiveTransfer
         if pid is None and not held_here:
             continue
         info = None
-        for _ in range(3):  # a progress rewrite truncates first: look again
+        for _ in range(3):  # git-annex truncates before it rewrites progress: look again
             try:
                 info = parse_transfer_info(f.read_bytes())
             except OSError:

@@ -551,6 +551,13 @@ def test_progress_is_written_per_one_percent(tmp_path: Path) -> None:
     rec.progress(200)
     again = parse_transfer_info(info.read_bytes())
     assert again == TransferInfo(first.started, 200, "a b.txt")
+    # progress is rewritten in place (no truncate-to-zero: ext4 flushes such a file on close),
+    # and a longer file found there is cut to the new record
+    inode = info.stat().st_ino
+    info.write_bytes(info.read_bytes() + b"x" * 100)
+    rec.progress(400)
+    assert info.stat().st_ino == inode
+    assert info.read_bytes() == format_transfer_info(TransferInfo(first.started, 400, "a b.txt"))
     assert (annexdir / "transfer" / "upload" / CLIENT / f"lck.{key}").exists()
     # a second writer of the same upload is "already in progress" -- unless it ignores locks
     assert TransferRecorder.start(annexdir, Transfer(Direction.UPLOAD, CLIENT, key)) is None

@@ -90,7 +90,7 @@ class _Writer(threading.Thread):
                 part.fail(exc)
 
 
-def _feed(part: Participant, chunk: bytes, state: _Writer) -> None:
+def _feed(part: Participant, chunk: bytes | memoryview, state: _Writer) -> None:
     if state.skip:
         if state.skip >= len(chunk):
             state.skip -= len(chunk)
@@ -155,15 +155,16 @@ class ClusterIncoming:
             pt.writer.start()
 
     def write(self, data: bytes | memoryview) -> None:
-        chunk = bytes(data) if isinstance(data, memoryview) else data
         w = self._inline
         if w is not None:
             if w.part.failed is None:
                 try:
-                    _feed(w.part, chunk, w)
+                    _feed(w.part, data, w)  # written before this returns: no copy needed
                 except Exception as exc:
                     w.part.fail(exc)
             return
+        # the writers hold it after this returns: a copy the caller's buffer cannot change
+        chunk = bytes(data) if isinstance(data, memoryview) else data
         for pt in self.parts:
             assert pt.writer is not None
             if pt.failed is None:

@@ -23,6 +23,7 @@ from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError
 from annextui.proxycore.peer import AlreadyHave, Incoming, Outcome, Outgoing, Peer, PeerFatal
 
 BLOCK = 1 << 20
+DRAIN_BLOCK = 1 << 14
 DATA_LENGTH = "X-git-annex-data-length"
 JSON_TYPE = "application/json;charset=utf-8"
 OCTETS = "application/octet-stream"
@@ -88,8 +89,11 @@ def _plus(req: ApiRequest, result: dict[str, object], plus: tuple[str, ...] | No
 
 
 def drain(body: Body) -> int:
-    """Read and drop the rest of the body (so the connection can serve the next request)."""
-    buf = memoryview(bytearray(BLOCK))
+    """Read and drop the rest of the body (so the connection can serve the next request).
+
+    Most requests have none: a small buffer, as every one of them allocates it (a megabyte
+    per request stayed resident in each thread's malloc arena, 20 clients at once)."""
+    buf = memoryview(bytearray(DRAIN_BLOCK))
     total = 0
     while n := body.readinto(buf):
         total += n
@@ -168,7 +172,7 @@ def _send(out: Outgoing, reply: Reply, progress: Callable[[int], None]) -> bool:
     fd = out.fileno()
     pos = out.offset
     held = max(0, length - 1)
-    buf = memoryview(bytearray(max(1, min(BLOCK, length))))
+    buf: memoryview | None = None  # only when sendfile cannot: the body leaves the file by it
     sent = 0
     while sent < held:
         want = min(BLOCK, held - sent)
@@ -177,6 +181,8 @@ def _send(out: Outgoing, reply: Reply, progress: Callable[[int], None]) -> bool:
             out.advance(n)
         else:
             fd = None  # not possible here (TLS): read and write instead
+            if buf is None:
+                buf = memoryview(bytearray(min(BLOCK, length)))
             n = out.readinto(buf[:want])
             if n <= 0:
                 raise PeerFatal("content ended before its announced length")
@@ -189,8 +195,9 @@ def _send(out: Outgoing, reply: Reply, progress: Callable[[int], None]) -> bool:
             last = os.pread(fd, 1, pos + held)
             out.advance(len(last))
         else:
-            n = out.readinto(buf[:1])
-            last = bytes(buf[:n])
+            one = bytearray(1)
+            n = out.readinto(memoryview(one))
+            last = bytes(one[:n])
     out.body_sent()
     valid = out.valid() and len(last) == (1 if length else 0)
     if valid and last:
@@ -307,7 +314,7 @@ def _receive(
             return Outcome(False)
         want = length - skip
         inc.begin(want)
-        buf = memoryview(bytearray(BLOCK))
+        buf = memoryview(bytearray(min(BLOCK, max(length, DRAIN_BLOCK))))
         got = 0
         extra = 0
         while n := body.readinto(buf):

@@ -52,6 +52,7 @@ from annextui.proxycore.commits import CommitLater
 from annextui.proxycore.gateway import close_ssh_pool, prune_ssh_pool
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
+from annextui.proxycore.http.body import SocketBody
 from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
@@ -60,7 +61,7 @@ from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
 HTTP, HTTPS, RELAY = "http", "https", "relay"  # what a listening socket serves
-RECV = 1 << 18
+RECV = 1 << 16  # headers and small bodies: a large body is read past h11 (body.py)
 HEADER_LIMIT = 64 * 1024
 
 
@@ -443,33 +444,6 @@ class P2PHttpServer:
         self.log("\n".join(lines))
 
 
-class _SocketBody:
-    """A request body read through h11 (`endpoints.Body`)."""
-
-    def __init__(self, conn: _Connection) -> None:
-        self._c = conn
-        self._pending = memoryview(b"")
-        self.done = False
-        self.received = 0
-
-    def readinto(self, buf: memoryview) -> int:
-        while not self._pending:
-            if self.done:
-                return 0
-            ev = self._c.next_event()
-            if isinstance(ev, h11.Data):
-                self._pending = memoryview(ev.data)
-            elif isinstance(ev, h11.EndOfMessage):
-                self.done = True
-            else:
-                raise ConnectionResetError("client closed the connection inside a body")
-        n = min(len(buf), len(self._pending))
-        buf[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        self.received += n
-        return n
-
-
 class _FileSlice:
     """A body piece h11 frames without seeing its bytes (they go by sendfile)."""
 
@@ -548,15 +522,20 @@ class _Connection:
         self.secure = secure
         self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_LIMIT)
         self._buf = bytearray(RECV)
+        self._view = memoryview(self._buf)
 
     def next_event(self) -> object:
         while True:
             ev = self.h.next_event()
             if ev is h11.NEED_DATA:
-                n = self.sock.recv_into(self._buf)
-                self.h.receive_data(bytes(memoryview(self._buf)[:n]))
+                self.receive()
                 continue
             return ev
+
+    def receive(self) -> None:
+        """One read from the socket into h11 (which copies it: the buffer is reused)."""
+        n = self.sock.recv_into(self._buf)
+        self.h.receive_data(cast(bytes, self._view[:n]))  # h11 takes any buffer
 
     def send(self, event: h11.Event) -> None:
         data = self.h.send(event)
@@ -591,7 +570,7 @@ class _Connection:
         headers = {k.decode("ascii").lower(): v.decode("latin-1") for k, v in req.headers}
         srv = self.server
         srv.set_request(f"{method} {target}")
-        body = _SocketBody(self)
+        body = SocketBody(self.sock, self.h, self.receive)
         reply = _SocketReply(self)
         try:
             self._dispatch(method, target, headers, body, reply)
@@ -641,7 +620,7 @@ class _Connection:
         method: str,
         target: str,
         headers: dict[str, str],
-        body: _SocketBody,
+        body: SocketBody,
         reply: _SocketReply,
     ) -> None:
         srv = self.server

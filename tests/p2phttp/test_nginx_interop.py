@@ -32,11 +32,6 @@ USER, PASSWORD = "alice", "s3cret-for-nginx"
 KINDS = list(H.SERVERS)
 TRANSPORTS = ["tcp", "socket"]
 DOC_UMASK = 0o007  # docs/deployment.md's unit for --socket: UMask=0007
-SENDFILE_EAGAIN = (
-    "server bug: a GET body sent with os.sendfile on a socket in timeout mode stops at "
-    "EAGAIN once the socket buffer is full (a unix socket's ~200 KiB; nginx reads as its "
-    "client does), see tests/p2phttp/test_transports.py::test_unix_socket_slow_reader"
-)
 SOCKET_MODES = {"annextui": 0o770, "git-annex": 0o700}  # under DOC_UMASK
 # nginx's workers as an unprivileged user in the socket's group (the doc's www-data in annex)
 WORKER_USER, WORKER_GROUP = "nobody", "nogroup"
@@ -143,17 +138,10 @@ def _whereis(env: annex_support.AnnexEnv, repo: Path, *args: str) -> dict[str, s
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_copy_get_drop_move_fsck_through_nginx_with_tls_and_basic_auth(
-    front: Front, kind: str, transport: str, request: pytest.FixtureRequest
+    front: Front, kind: str, transport: str
 ) -> None:
     """copy/get/drop/move/fsck/whereis against the gateway itself, its proxied remote and the
     cluster, through nginx to the server on a loopback port or a unix socket."""
-    if (kind, transport) == ("annextui", "socket"):
-        # not strict: whether nginx drains the socket in time varies from run to run
-        request.applymarker(
-            pytest.mark.xfail(
-                reason=SENDFILE_EAGAIN, strict=False, raises=annex_support.CommandFailed
-            )
-        )
     topo, env = front.topo, front.topo.env
     site = _site(kind, transport)
     with _remote_through_nginx(front, kind, transport, f"tls-{site}") as remote:

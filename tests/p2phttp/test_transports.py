@@ -146,12 +146,6 @@ def test_unix_socket(annex_env: AnnexEnv) -> None:
     assert not Path(sock_path).exists()  # removed at shutdown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: _SocketReply.sendfile calls os.sendfile on a socket in timeout mode "
-    "(non-blocking underneath), so EAGAIN on a full socket buffer ends the response; the "
-    "body path's owners fix it, then this marker goes",
-)
 def test_unix_socket_slow_reader(annex_env: AnnexEnv) -> None:
     """A GET body bigger than the socket's buffer reaches a reader that starts reading only
     once the server has had every chance to write (nginx relaying into a slower TLS client

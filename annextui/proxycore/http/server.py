@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -488,7 +489,13 @@ class _SocketReply:
         sock.sendall(head)
         done = 0
         while done < count:
-            n = os.sendfile(sock.fileno(), fd, offset + done, count - done)
+            try:
+                n = os.sendfile(sock.fileno(), fd, offset + done, count - done)
+            except BlockingIOError:
+                # A socket with a timeout is non-blocking underneath: a full send buffer (a
+                # slow reader, nginx relaying to one) means wait until it drains, not the end.
+                _wait_writable(sock)
+                continue
             if n == 0:
                 raise ConnectionResetError("file shrank while it was sent")
             done += n
@@ -498,6 +505,15 @@ class _SocketReply:
 
     def end(self) -> None:
         self._c.send(h11.EndOfMessage())
+
+
+def _wait_writable(sock: socket.socket) -> None:
+    """Block until `sock` can take more bytes, for at most its timeout (as sendall would)."""
+    timeout = sock.gettimeout()
+    poller = select.poll()  # not select(): a busy server's descriptors pass 1024
+    poller.register(sock, select.POLLOUT)
+    if not poller.poll(None if timeout is None else timeout * 1000):
+        raise TimeoutError("the client stopped reading")
 
 
 _SERVER_HEADERS = [("Server", "annextui-p2phttp")]

@@ -32,16 +32,17 @@ def add_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--wideopen", action="store_true", help="anonymous users get full access")
     sp.add_argument(
         "--proxyconnections",
-        type=int,
-        default=None,
-        help="idle connections kept to proxied "
-        "remotes (accepted for compatibility: each request opens its own)",
+        type=_non_negative,
+        default=1,
+        metavar="N",
+        help="idle connections kept open to each cluster node for reuse (default 1)",
     )
     sp.add_argument(
         "--clusterjobs",
-        type=int,
-        default=None,
-        help="accepted for compatibility: a cluster's fan-out follows annex.jobs, as over ssh",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="nodes of a cluster one request works on at once (default 1)",
     )
     sp.add_argument("--cpus", type=int, default=None, help="accepted for compatibility")
     sp.add_argument(
@@ -131,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         commit_after=max(0.0, args.commit_after),
         json=bool(getattr(args, "json", False)),
         queue_limit=-1 if args.max_queue == 0 else max(0, args.max_queue or 0),
+        proxy_connections=args.proxyconnections,
+        cluster_jobs=args.clusterjobs,
     )
     server = P2PHttpServer(options)
     try:
@@ -148,3 +151,20 @@ def run(args: argparse.Namespace) -> int:
 def _fail(message: str) -> int:
     sys.stderr.write(f"annextui p2phttp: {message}\n")
     return 1
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value

@@ -28,11 +28,18 @@ from annextui.proxycore.repocache import RepoCache, share
 
 if TYPE_CHECKING:
     from annextui.backend.state import AnnexState
+    from annextui.proxycore.gateway import ServerSide
 
 
 class ServedRepos:
-    def __init__(self, repositories: list[str], directories: list[str]) -> None:
+    def __init__(
+        self,
+        repositories: list[str],
+        directories: list[str],
+        server_side: ServerSide | None = None,
+    ) -> None:
         self._fixed = repositories
+        self._server_side = server_side
         self._directories = directories
         self._cache = RepoCache()
         share(self._cache)  # cluster nodes in this process are opened through it too
@@ -97,7 +104,7 @@ class ServedRepos:
             repo = self._open(path)
             if repo is None:
                 continue
-            proxied = _proxied_target(repo, uuid, client_uuid)
+            proxied = _proxied_target(repo, uuid, client_uuid, self._server_side)
             if proxied is not None:
                 return proxied
         return None
@@ -178,7 +185,9 @@ def _signature(gitdir: Path) -> tuple[object, ...]:
 _states = _StateCache()
 
 
-def _proxied_target(repo: LocalRepo, uuid: str, client_uuid: str) -> Callable[[], Peer] | None:
+def _proxied_target(
+    repo: LocalRepo, uuid: str, client_uuid: str, server_side: ServerSide | None
+) -> Callable[[], Peer] | None:
     from annextui.proxycore.gateway import build_peer, open_gateway
     from annextui.proxycore.remote import NodeError
     from annextui.proxycore.targets import TargetRefused
@@ -192,7 +201,7 @@ def _proxied_target(repo: LocalRepo, uuid: str, client_uuid: str) -> Callable[[]
 
     def make() -> Peer:
         try:
-            return build_peer(target.gateway, target.target)
+            return build_peer(target.gateway, target.target, server_side)
         except (NodeError, PeerFatal) as exc:
             raise HttpError(502, str(exc)) from exc
 

@@ -37,18 +37,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TextIO, cast
 
 import h11
 
 from annextui.proxycore.commits import CommitLater
+from annextui.proxycore.gateway import ServerSide
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
 from annextui.proxycore.localrepo import release_packs
+from annextui.proxycore.nodepool import NodePool
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
@@ -76,6 +79,9 @@ class ServerOptions:
     json: bool = False  # log lines and status as JSON objects
     header_timeout: float = 60.0
     body_timeout: float = 120.0
+    proxy_connections: int = 1  # idle connections kept per node (--proxyconnections)
+    cluster_jobs: int = 1  # nodes a cluster request works on at once (--clusterjobs)
+    proxy_idle: float = 10.0  # seconds an idle node connection is kept
 
     def connections(self) -> int:
         return self.max_connections or (8 * self.jobs + self.lockedfiles)
@@ -144,7 +150,18 @@ class Slots:
 class P2PHttpServer:
     def __init__(self, options: ServerOptions, *, log: TextIO | None = None) -> None:
         self.options = options
-        self.repos = ServedRepos(options.repositories, options.directories)
+        self.nodes = NodePool(options.proxy_connections, options.proxy_idle)
+        # One executor for every request's cluster fan-out: each request runs one of its
+        # `cluster_jobs` node calls itself, so at most `cluster_jobs - 1` per running request.
+        self.fanout = ThreadPoolExecutor(
+            max_workers=max(1, (options.cluster_jobs - 1) * options.jobs),
+            thread_name_prefix="node",
+        )
+        self.repos = ServedRepos(
+            options.repositories,
+            options.directories,
+            ServerSide(self.nodes, max(1, options.cluster_jobs), self.fanout),
+        )
         self.locks = LockRegistry(options.lockedfiles)
         self.slots = Slots(options.jobs, options.queued(), options.queue_wait)
         self._log = log if log is not None else sys.stderr
@@ -221,6 +238,7 @@ class P2PHttpServer:
                 if time.monotonic() - reaper > 5:
                     reaper = time.monotonic()
                     self.locks.expire()
+                    self.nodes.reap()
         finally:
             sel.close()
             self.shutdown()
@@ -243,6 +261,8 @@ class P2PHttpServer:
         for t in threads:
             t.join(timeout=10)
         self.locks.release_all()
+        self.fanout.shutdown(wait=True)
+        self.nodes.close()  # the nodes' shells commit their journals as they exit
         self.commits.stop()  # the journals, committed before the process ends
         if self.options.socket_path:
             with contextlib.suppress(OSError):
@@ -360,6 +380,7 @@ class P2PHttpServer:
             ],
             "transfers": transfers,
             "queued": self.slots.waiting,
+            "idle_node_connections": self.nodes.idle(),
             "uncommitted": self.commits.pending(),
             "served": sorted(self.repos.uuids()),
         }
@@ -372,7 +393,8 @@ class P2PHttpServer:
         lines = [
             f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
             f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
-            f"{st['queued']} queued, {st['uncommitted']} journals to commit"
+            f"{st['queued']} queued, {st['uncommitted']} journals to commit, "
+            f"{st['idle_node_connections']} idle node connections"
         ]
         for c in st["connections"]:  # type: ignore[attr-defined]
             lines.append(f"  connection {c['peer']} {c['seconds']}s {c['request']}")

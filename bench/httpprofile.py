@@ -32,9 +32,17 @@ from tests.support import annex as annex_support  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 
 
-class _Empty:
+class _Body:
+    """A request body from bytes (`endpoints.Body`)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._data = memoryview(data)
+
     def readinto(self, buf: memoryview) -> int:
-        return 0
+        n = min(len(buf), len(self._data))
+        buf[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
 
 
 class _Sink:
@@ -57,7 +65,7 @@ class _Sink:
         pass
 
 
-def _request(server: object, method: str, target: str) -> int:
+def _request(server: object, method: str, target: str, body: bytes | None = None) -> int:
     from annextui.proxycore.http import endpoints
     from annextui.proxycore.http.routes import parse_target
     from annextui.proxycore.http.server import P2PHttpServer, _negotiate
@@ -69,7 +77,9 @@ def _request(server: object, method: str, target: str) -> int:
     reply = _Sink()
     try:
         _negotiate(peer, api)
-        endpoints.run(api, endpoints.Session(peer, server.locks), _Empty(), reply, None)
+        length = None if body is None else str(len(body))
+        session = endpoints.Session(peer, server.locks)
+        endpoints.run(api, session, _Body(body or b""), reply, length)
     finally:
         peer.close()
         release_packs()
@@ -98,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             S.point_at(world, served)
             env.annex(world.client, "copy", "-q", "--to", "origin-mycluster", *names)
         keys = [env.annex(world.client, "lookupkey", n).stdout.strip() for n in names]
+        # files the cluster does not have yet, for the PUTs
+        fresh = {f"p{i:03d}": f"put content {i}\n" for i in range(args.count)}
+        env.add_files(world.client, fresh)
+        put_keys = {
+            env.annex(world.client, "lookupkey", n).stdout.strip(): v for n, v in fresh.items()
+        }
         os.environ.update(env.env)  # git run by the server sees the test's HOME and PATH
         os.chdir(world.gw)
         from annextui.proxycore.http.server import P2PHttpServer, ServerOptions
@@ -106,17 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         server.commits.start()  # journal commits handed off, as in the running server
         base = f"/git-annex/{world.cluster_uuid}/v4"
         _request(server, "GET", f"{base}/key/{keys[0]}?clientuuid={CLIENT}")  # warm up
-        for label, method, path in (
-            ("get", "GET", base + "/key/{k}?clientuuid=" + CLIENT),
-            ("checkpresent", "POST", base + "/checkpresent?key={k}&clientuuid=" + CLIENT),
-            ("remove", "POST", base + "/remove?key={k}&clientuuid=" + CLIENT),
+        put_list = list(put_keys)
+        for label, method, path, todo in (
+            ("get", "GET", base + "/key/{k}?clientuuid=" + CLIENT, keys[1:]),
+            ("checkpresent", "POST", base + "/checkpresent?key={k}&clientuuid=" + CLIENT, keys[1:]),
+            ("put", "POST", base + "/put?key={k}&clientuuid=" + CLIENT, put_list),
+            ("remove", "POST", base + "/remove?key={k}&clientuuid=" + CLIENT, keys[1:]),
         ):
             prof = cProfile.Profile()
             t = time.perf_counter()
-            for k in keys[1:]:
-                status = prof.runcall(_request, server, method, path.format(k=k))
+            for k in todo:
+                body = put_keys[k].encode() if label == "put" else None
+                status = prof.runcall(_request, server, method, path.format(k=k), body)
                 assert status == 200, (label, status)
-            per = (time.perf_counter() - t) / (len(keys) - 1) * 1000
+            per = (time.perf_counter() - t) / len(todo) * 1000
             out = io.StringIO()
             stats = pstats.Stats(prof, stream=out)
             stats.sort_stats("cumulative").print_stats(args.top)

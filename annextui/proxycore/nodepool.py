@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from annextui.backend.keys import Key
     from annextui.proxycore.peer import AlreadyHave, ContentLock, Incoming, Outcome, Outgoing
 
+
 class NodePool:
     def __init__(self, idle_limit: int = 1, idle_seconds: float = 10.0) -> None:
         self.idle_limit = max(0, idle_limit)

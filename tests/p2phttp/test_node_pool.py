@@ -159,7 +159,8 @@ def test_node_killed_between_requests_is_reconnected(world: T.Topology) -> None:
         assert _checkpresent(server, world, key)
         assert _get(server, world, key) == (world.client / "killed.txt").read_bytes()
         after = _node3_shells(world)
-        assert len(after) == 1 and after[0] != before
+        assert len(after) == 1
+        assert after[0] != before
     finally:
         server.stop()
 
@@ -176,7 +177,8 @@ def test_clusterjobs_copy_drop_and_fsck(world: T.Topology) -> None:
         env.annex(client, "copy", "-q", "--to", f"{REMOTE}-mycluster", *names)
         for node in ("node1", "node2", "node3"):
             fsck = env.annex_json(world.nodes[node], "fsck", "--fast", "--json")
-            assert fsck and all(r["success"] for r in fsck), (node, fsck)
+            assert fsck, node
+            assert all(r["success"] for r in fsck), (node, fsck)
         (where,) = env.annex_json(client, "whereis", "--json", "jobs0.txt")
         held = {w["uuid"] for w in where["whereis"]}
         assert {T.N1, T.N2, T.N3} <= held, held  # no preferred content: every node took it

@@ -168,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--clients-files", type=int, default=20, help="small files each gets")
     ap.add_argument("--cases", default="big,small")
+    ap.add_argument(
+        "--retry-hung",
+        action="store_true",
+        help="a server that hung is restarted and kept in the later rounds",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     ap.add_argument(
@@ -221,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
                         env.annex(cl, "drop", "-q", "--force", "--from", remote, case)
                     except annex_support.CommandFailed as e:
                         # a hung server: say so, give it a fresh start, leave it out from now
+                        # (with --retry-hung: only this round)
                         hung.append(f"{case} round {rnd} {name}: {str(e).splitlines()[0]}")
                         print(f"  HUNG {hung[-1]}", file=sys.stderr)
-                        hung_paths.add(name)
+                        if not args.retry_hung:
+                            hung_paths.add(name)
                         _restart(servers, PATHS[name])
                         env.annex(cl, "get", "-q", "--from", "ssh-mycluster", case, check=False)
                         env.annex(cl, "drop", "-q", "--force", "--from", "ssh-mycluster", case)

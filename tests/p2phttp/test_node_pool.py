@@ -34,10 +34,9 @@ SETTLE = 60.0  # bound for the server's background closing of surplus connection
 def world(
     tmp_path_factory: pytest.TempPathFactory, git_annex_bin: Path, sshd: Sshd
 ) -> Iterator[T.Topology]:
-    with annex_support.ssh_world(tmp_path_factory, "nodepool", git_annex_bin, sshd) as (
-        root,
-        env,
-    ):
+    # no preferred content: a PUT to the cluster goes to every node (the widest fan-out)
+    ssh_world = annex_support.ssh_world(tmp_path_factory, "nodepool", git_annex_bin, sshd)
+    with ssh_world as (root, env):
         yield T.build(env, sshd, root, balanced=False)
 
 

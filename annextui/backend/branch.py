@@ -84,6 +84,9 @@ class BranchView:
         self.head = self._ref_sha(BRANCH_REF)
 
     def _ref_sha(self, name: bytes) -> bytes | None:
+        loose = _loose_ref(self.repo.gitdir, name)
+        if loose is not None:
+            return loose
         try:
             return bytes(self.git.refs[name])
         except KeyError:
@@ -109,9 +112,12 @@ class BranchView:
     def _merged_shas(self) -> set[bytes]:
         out: set[bytes] = set()
         for fname in ("mergedrefs", "ignoredrefs"):
-            f = self.repo.annexdir / fname
-            if f.exists():
-                for line in f.read_bytes().splitlines():
+            try:
+                data = (self.repo.annexdir / fname).read_bytes()
+            except FileNotFoundError:
+                continue
+            if data:
+                for line in data.splitlines():
                     sha = line.split(b"\t", 1)[0].strip()
                     if sha:
                         out.add(sha)
@@ -290,6 +296,23 @@ class _Lru(Generic[_K, _V]):
 _parsed_trees: _Lru[bytes, Tree] = _Lru(128)
 _roots: _Lru[bytes, bytes] = _Lru(256)
 _ancestry: _Lru[tuple[bytes, bytes], bool] = _Lru(1024)
+
+
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def _loose_ref(gitdir: Path, name: bytes) -> bytes | None:
+    """The sha a loose ref file holds, read directly (dulwich's lookup builds several paths
+    per ref; a server reads the branch ref at every request). None for anything else (packed,
+    symbolic, missing, unreadable): the caller asks dulwich."""
+    try:
+        with open(os.path.join(os.fsencode(gitdir), name), "rb") as f:
+            data = f.read(128).strip()
+    except OSError:
+        return None
+    if len(data) == 40 and _HEX.issuperset(data):
+        return data
+    return None
 
 
 def _annex_ref_names(gitdir: Path) -> list[bytes] | None:

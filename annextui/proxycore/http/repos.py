@@ -15,6 +15,7 @@ added while the server runs is found at its first request.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -161,25 +162,35 @@ _TOP_LOGS = (
 def _signature(gitdir: Path) -> tuple[object, ...]:
     """What the state is read from: the branch ref (loose or packed), git config, and the
     journal files of the top-level logs, by content or modification time."""
+    branch, *stamped = _signature_paths(str(gitdir))
     out: list[object] = []
-    for f in (gitdir / "refs" / "heads" / "git-annex", gitdir / "packed-refs", gitdir / "config"):
+    for f in stamped:
         try:
             st = os.stat(f)
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
         except OSError:
             out.append(None)
     try:
-        out.append((gitdir / "refs" / "heads" / "git-annex").read_bytes())
+        with open(branch, "rb") as fh:
+            out.append(fh.read())
     except OSError:
         out.append(None)
-    journal = gitdir / "annex" / "journal"
-    for name in _TOP_LOGS:
-        try:
-            st = os.stat(journal / name)
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            out.append(None)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_paths(gitdir: str) -> tuple[str, ...]:
+    """The files `_signature` reads, as strings, made once per repository (the signature is
+    taken at every request)."""
+    branch = os.path.join(gitdir, "refs", "heads", "git-annex")
+    journal = os.path.join(gitdir, "annex", "journal")
+    return (
+        branch,
+        branch,
+        os.path.join(gitdir, "packed-refs"),
+        os.path.join(gitdir, "config"),
+        *(os.path.join(journal, name) for name in _TOP_LOGS),
+    )
 
 
 _states = _StateCache()

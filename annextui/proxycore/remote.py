@@ -557,5 +557,17 @@ class RemoteIncoming:
         if self._spent:
             return
         self._spent = True
-        if self._peer._busy is self:
-            self._peer._drop()  # no in-band abort exists: hang up, the node keeps its partial
+        peer = self._peer
+        if peer._busy is not self:
+            return
+        if not self._begun:
+            # Nothing sent yet (a p2phttp `putoffset` asks only for the offset): ERROR is the
+            # client's in-band "not sending" after PUT-FROM; the node answers nothing, keeps
+            # what it has for a resume, and the connection stays usable (pooled, nodepool.py).
+            peer._release(self)
+            try:
+                peer._send(p.Error("put not sent"))
+            except NodeError:
+                pass  # dropped by _send
+            return
+        peer._drop()  # mid-body, no in-band abort exists: hang up, the node keeps its partial

@@ -9,6 +9,7 @@ cluster request for it talks to node3 and to no other node.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -181,11 +182,45 @@ def test_clusterjobs_copy_drop_and_fsck(world: T.Topology) -> None:
         (where,) = env.annex_json(client, "whereis", "--json", "jobs0.txt")
         held = {w["uuid"] for w in where["whereis"]}
         assert {T.N1, T.N2, T.N3} <= held, held  # no preferred content: every node took it
+        key0 = env.annex(client, "lookupkey", "jobs0.txt").stdout.strip()
+        for node in ("node1", "node2", "node3"):
+            assert (
+                env.annex(world.nodes[node], "contentlocation", key0, check=False).returncode == 0
+            )
         env.annex(client, "drop", "-q", "--from", f"{REMOTE}-mycluster", *names)
         for node in ("node1", "node2", "node3"):
             for name in names:
                 key = env.annex(client, "lookupkey", name).stdout.strip()
-                out = env.annex(world.nodes[node], "checkpresentkey", key, check=False)
-                assert out.returncode != 0, (node, name)
+                # git-annex's plumbing: exit status 1 when the content is not here
+                out = env.annex(world.nodes[node], "contentlocation", key, check=False)
+                assert out.returncode == 1, (node, name, out.stdout)
+    finally:
+        server.stop()
+
+
+def test_putoffset_leaves_the_node_connection_usable(world: T.Topology) -> None:
+    """`putoffset` opens a PUT on every node only to learn the offsets; the nodes are told
+    in-band (ERROR after PUT-FROM), so the pooled connection to node3 is reused by the PUT
+    that follows, which git-annex on node3 then holds intact."""
+    env, client = world.env, world.client
+    server = _server(world, "-J2").start()
+    try:
+        seed = _key_on_node3(world, server, "offset-seed.txt", 100)
+        assert _checkpresent(server, world, seed)  # the pooled connection to node3 is open
+        (shell,) = _node3_shells(world)
+        env.add_files(client, {"offset.txt": "resumable\n" * 100})
+        key = env.annex(client, "lookupkey", "offset.txt").stdout.strip()
+        reply = server.endpoint.request(
+            "POST",
+            f"/git-annex/{world.cluster_uuid}/v4/putoffset?key={key}&clientuuid={T.CLIENT}",
+            timeout=120,
+        )
+        assert reply.status == 200, reply
+        assert json.loads(reply.body) == {"offset": 0}
+        assert _node3_shells(world) == [shell]
+        env.annex(client, "copy", "-q", "--to", f"{REMOTE}-mycluster", "offset.txt")
+        assert _node3_shells(world) == [shell]
+        (fsck,) = env.annex_json(world.nodes["node3"], "fsck", "--json", "--key", key)
+        assert fsck["success"], fsck
     finally:
         server.stop()

@@ -209,11 +209,21 @@ class BranchView:
     def blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
         if self.blob_reader is not None and commit_sha is not None:
             return self.blob_reader(commit_sha, path)
-        sha = self.blob_sha(commit_sha, path)
-        if sha is None:
+        if commit_sha is None:
             return None
-        obj = self.git[sha]
-        return obj.as_raw_string() if isinstance(obj, Blob) else None
+        # A commit's content never changes: a server asked about one key several times
+        # (checkpresent, then GET) walks the branch for it once.
+        hit = _blobs_at.get((commit_sha, path))
+        if hit is not None:
+            return hit[0]
+        sha = self.blob_sha(commit_sha, path)
+        data: bytes | None = None
+        if sha is not None:
+            obj = self.git[sha]
+            data = obj.as_raw_string() if isinstance(obj, Blob) else None
+        if data is None or len(data) <= _BLOB_CACHED_MAX:
+            _blobs_at.put((commit_sha, path), (data,))
+        return data
 
     # -- content -----------------------------------------------------------------------------
     def journal_content(self, path: str) -> bytes | None:
@@ -294,6 +304,9 @@ class _Lru(Generic[_K, _V]):
 # Bounded by count: a git-annex branch tree has at most 1024 entries (hash directories), so
 # 128 trees stay within a few tens of MiB even in the worst case.
 _parsed_trees: _Lru[bytes, Tree] = _Lru(128)
+# (commit, path) -> the blob there (None: no file); small blobs only (location logs)
+_blobs_at: _Lru[tuple[bytes, str], tuple[bytes | None]] = _Lru(4096)
+_BLOB_CACHED_MAX = 16 * 1024
 _roots: _Lru[bytes, bytes] = _Lru(256)
 _ancestry: _Lru[tuple[bytes, bytes], bool] = _Lru(1024)
 

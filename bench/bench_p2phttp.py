@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--retry-hung",
         action="store_true",
-        help="a server that hung is restarted and kept in the later rounds",
+        help="a server that hung is restarted and kept in the later rounds; after a copy "
+        "that hung, the cluster is filled through the ssh gateway and its get still timed",
     )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
@@ -214,10 +215,23 @@ def main(argv: list[str] | None = None) -> int:
                     remote = f"{name}-{topology.CLUSTER_NAME}"
                     sampler = _sampler(name, servers, topo.gw)
                     try:
-                        up, peak = _timed(
-                            sampler, env, cl, "copy", "--to", remote, case, t=args.timeout
-                        )
-                        results.append(Measurement(case, "copy", name, up, total, count, peak))
+                        try:
+                            up, peak = _timed(
+                                sampler, env, cl, "copy", "--to", remote, case, t=args.timeout
+                            )
+                        except annex_support.CommandFailed as e:
+                            if not args.retry_hung:
+                                raise
+                            # the copy hung: restart the server, fill the cluster through the
+                            # ssh gateway, and still time this server's get
+                            hung.append(f"{case} round {rnd} {name}: {str(e).splitlines()[0]}")
+                            print(f"  HUNG {hung[-1]}", file=sys.stderr)
+                            _restart(servers, PATHS[name])
+                            sampler = _sampler(name, servers, topo.gw)
+                            env.annex(cl, "copy", "-q", "--to", "ssh-mycluster", case)
+                            up = math.nan
+                        else:
+                            results.append(Measurement(case, "copy", name, up, total, count, peak))
                         env.annex(cl, "drop", "-q", "--force", case)
                         down, peak = _timed(
                             sampler, env, cl, "get", "--from", remote, case, t=args.timeout

@@ -565,9 +565,7 @@ class RemoteIncoming:
             # client's in-band "not sending" after PUT-FROM; the node answers nothing, keeps
             # what it has for a resume, and the connection stays usable (pooled, nodepool.py).
             peer._release(self)
-            try:
+            with contextlib.suppress(NodeError):  # a broken connection: _send dropped it
                 peer._send(p.Error("put not sent"))
-            except NodeError:
-                pass  # dropped by _send
             return
         peer._drop()  # mid-body, no in-band abort exists: hang up, the node keeps its partial

@@ -32,16 +32,17 @@ def add_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--wideopen", action="store_true", help="anonymous users get full access")
     sp.add_argument(
         "--proxyconnections",
-        type=int,
-        default=None,
-        help="idle ssh connections to nodes and proxied remotes kept open between sessions "
-        "(default 8; one per host carries any number of sessions)",
+        type=_non_negative,
+        default=1,
+        metavar="N",
+        help="idle connections kept open to each cluster node for reuse (default 1)",
     )
     sp.add_argument(
         "--clusterjobs",
-        type=int,
-        default=None,
-        help="accepted for compatibility: a cluster's fan-out follows annex.jobs, as over ssh",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="nodes of a cluster one request works on at once (default 1)",
     )
     sp.add_argument("--cpus", type=int, default=None, help="accepted for compatibility")
     sp.add_argument(
@@ -141,9 +142,9 @@ def run(args: argparse.Namespace) -> int:
         relay_socket=args.relay_socket,
         http=not args.relay_socket
         or any(v is not None for v in (args.port, args.bind, args.socket)),
+        proxy_connections=args.proxyconnections,
+        cluster_jobs=args.clusterjobs,
     )
-    if args.proxyconnections is not None:
-        options.proxyconnections = max(0, args.proxyconnections)
     server = P2PHttpServer(options)
     try:
         addresses = server.listen()
@@ -164,3 +165,20 @@ def run(args: argparse.Namespace) -> int:
 def _fail(message: str) -> int:
     sys.stderr.write(f"annextui p2phttp: {message}\n")
     return 1
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value

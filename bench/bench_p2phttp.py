@@ -235,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a checkout of another annextui commit (git archive COMMIT | tar -x -C DIR): "
         "its annextui p2phttp serves the same cluster as remote `base`, side by side",
     )
+    ap.add_argument(
+        "--retry-hung",
+        action="store_true",
+        help="a server that hung is restarted and kept in the later rounds; after a copy "
+        "that hung, the cluster is filled through the ssh gateway and its get still timed",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     ap.add_argument(
@@ -289,12 +295,26 @@ def main(argv: list[str] | None = None) -> int:
                     sampler = _sampler(name, servers, topo.gw)
                     server = servers.get(PATHS.get(name, ""))
                     try:
-                        up, peak, cpu, srv = _timed(
-                            sampler, server, env, cl, "copy", "--to", remote, case, t=args.timeout
-                        )
-                        results.append(
-                            Measurement(case, "copy", name, up, total, count, peak, cpu, srv)
-                        )
+                        try:
+                            up, peak, cpu, srv = _timed(
+                                sampler, server, env, cl, "copy", "--to", remote, case,
+                                t=args.timeout,
+                            )
+                        except annex_support.CommandFailed as e:
+                            if not args.retry_hung:
+                                raise
+                            # the copy hung: restart the server, fill the cluster through the
+                            # ssh gateway, and still time this server's get
+                            hung.append(f"{case} round {rnd} {name}: {str(e).splitlines()[0]}")
+                            print(f"  HUNG {hung[-1]}", file=sys.stderr)
+                            _restart(servers, PATHS.get(name, ""))
+                            sampler = _sampler(name, servers, topo.gw)
+                            server = servers.get(PATHS.get(name, ""))
+                            env.annex(cl, "copy", "-q", "--to", "ssh-mycluster", case)
+                        else:
+                            results.append(
+                                Measurement(case, "copy", name, up, total, count, peak, cpu, srv)
+                            )
                         env.annex(cl, "drop", "-q", "--force", case)
                         down, peak, cpu, srv = _timed(
                             sampler, server, env, cl, "get", "--from", remote, case, t=args.timeout
@@ -305,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
                         env.annex(cl, "drop", "-q", "--force", "--from", remote, case)
                     except annex_support.CommandFailed as e:
                         # a hung server: say so, give it a fresh start, leave it out from now
+                        # (with --retry-hung: only this round)
                         hung.append(f"{case} round {rnd} {name}: {str(e).splitlines()[0]}")
                         print(f"  HUNG {hung[-1]}", file=sys.stderr)
-                        hung_paths.add(name)
+                        if not args.retry_hung:
+                            hung_paths.add(name)
                         _restart(servers, PATHS.get(name, ""))
                         env.annex(cl, "get", "-q", "--from", "ssh-mycluster", case, check=False)
                         env.annex(cl, "drop", "-q", "--force", "--from", "ssh-mycluster", case)

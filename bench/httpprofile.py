@@ -6,7 +6,11 @@ nodes) with the real git-annex, puts files on the cluster with a real client thr
 implicit VERSION, `endpoints.run`, `Peer.close`) for cluster GETs and drops here, under cProfile.
 The HTTP framing (h11) is left out: it costs the same for every endpoint.
 
-    python bench/httpprofile.py [--count 30] [--top 25] [--out DIR]
+    python bench/httpprofile.py [--count 30] [--top 25] [--out DIR] [--http-rounds 4]
+
+First (`--http-rounds`), the same cluster checkpresent and GET requests go over HTTP to
+`annextui p2phttp` and `git annex p2phttp` in turn, for the servers' whole per-request cost
+side by side.
 """
 
 from __future__ import annotations
@@ -32,9 +36,17 @@ from tests.support import annex as annex_support  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 
 
-class _Empty:
+class _Body:
+    """A request body from bytes (`endpoints.Body`)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._data = memoryview(data)
+
     def readinto(self, buf: memoryview) -> int:
-        return 0
+        n = min(len(buf), len(self._data))
+        buf[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
 
 
 class _Sink:
@@ -57,7 +69,7 @@ class _Sink:
         pass
 
 
-def _request(server: object, method: str, target: str) -> int:
+def _request(server: object, method: str, target: str, body: bytes | None = None) -> int:
     from annextui.proxycore.http import endpoints
     from annextui.proxycore.http.routes import parse_target
     from annextui.proxycore.http.server import P2PHttpServer, _negotiate
@@ -69,11 +81,57 @@ def _request(server: object, method: str, target: str) -> int:
     reply = _Sink()
     try:
         _negotiate(peer, api)
-        endpoints.run(api, endpoints.Session(peer, server.locks), _Empty(), reply, None)
+        length = None if body is None else str(len(body))
+        session = endpoints.Session(peer, server.locks)
+        endpoints.run(api, session, _Body(body or b""), reply, length)
     finally:
         peer.close()
         release_packs()
     return reply.status
+
+
+def _over_http(env: AnnexEnv, world: S.World, keys: list[str], rounds: int) -> None:
+    """Cluster checkpresent and GET over HTTP (one keep-alive connection) through `annextui
+    p2phttp` and `git annex p2phttp` side by side, the order alternating between rounds:
+    the server's whole per-request path, h11 and the sockets included."""
+    from tests.support import p2phttp as H
+
+    server_env = {**env.env, "PYTHONPATH": str(ROOT)}
+    servers = {
+        kind: H.P2PHttpServer(kind, world.gw, server_env, ("--wideopen", "-J2")).start()
+        for kind in ("annextui", "git-annex")
+    }
+    base = f"/git-annex/{world.cluster_uuid}/v4"
+    times: dict[tuple[str, str], list[float]] = {}
+    try:
+        for rnd in range(rounds):
+            order = sorted(servers) if rnd % 2 == 0 else sorted(servers, reverse=True)
+            for kind in order:
+                conn = servers[kind].endpoint.connection(timeout=120)
+                for label, method, path in (
+                    ("checkpresent", "POST", base + "/checkpresent?key={k}&clientuuid=" + CLIENT),
+                    ("get", "GET", base + "/key/{k}?clientuuid=" + CLIENT),
+                ):
+                    t = time.perf_counter()
+                    for k in keys:
+                        conn.request(method, path.format(k=k), headers={"Content-Length": "0"})
+                        resp = conn.getresponse()
+                        resp.read()
+                        assert resp.status == 200, (kind, label, resp.status)
+                    ms = (time.perf_counter() - t) / len(keys) * 1000
+                    times.setdefault((kind, label), []).append(ms)
+                conn.close()
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    for label in ("checkpresent", "get"):
+        row = []
+        for kind in ("annextui", "git-annex"):
+            values = sorted(times[(kind, label)])
+            row.append((kind, values[0], values[len(values) // 2]))
+        ratio = row[0][2] / row[1][2]
+        cells = ", ".join(f"{k} best {b:.2f} ms median {m:.2f} ms" for k, b, m in row)
+        print(f"over HTTP, cluster {label}: {cells}; ours/theirs (median) {ratio:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", type=Path, help="keep the .prof files here")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of unprofiled timings")
+    ap.add_argument(
+        "--http-rounds",
+        type=int,
+        default=4,
+        help="rounds of requests over HTTP, ours and git annex p2phttp alternating (0: none)",
+    )
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="httpprof-"))
@@ -98,6 +162,14 @@ def main(argv: list[str] | None = None) -> int:
             S.point_at(world, served)
             env.annex(world.client, "copy", "-q", "--to", "origin-mycluster", *names)
         keys = [env.annex(world.client, "lookupkey", n).stdout.strip() for n in names]
+        # files the cluster does not have yet, for the PUTs
+        fresh = {f"p{i:03d}": f"put content {i}\n" for i in range(args.count)}
+        env.add_files(world.client, fresh)
+        put_keys = {
+            env.annex(world.client, "lookupkey", n).stdout.strip(): v for n, v in fresh.items()
+        }
+        if args.http_rounds:
+            _over_http(env, world, keys, args.http_rounds)
         os.environ.update(env.env)  # git run by the server sees the test's HOME and PATH
         os.chdir(world.gw)
         from annextui.proxycore.http.server import P2PHttpServer, ServerOptions
@@ -106,17 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         server.commits.start()  # journal commits handed off, as in the running server
         base = f"/git-annex/{world.cluster_uuid}/v4"
         _request(server, "GET", f"{base}/key/{keys[0]}?clientuuid={CLIENT}")  # warm up
-        for label, method, path in (
-            ("get", "GET", base + "/key/{k}?clientuuid=" + CLIENT),
-            ("checkpresent", "POST", base + "/checkpresent?key={k}&clientuuid=" + CLIENT),
-            ("remove", "POST", base + "/remove?key={k}&clientuuid=" + CLIENT),
+        put_list = list(put_keys)
+        for label, method, path, todo in (
+            ("get", "GET", base + "/key/{k}?clientuuid=" + CLIENT, keys[1:]),
+            ("checkpresent", "POST", base + "/checkpresent?key={k}&clientuuid=" + CLIENT, keys[1:]),
+            ("put", "POST", base + "/put?key={k}&clientuuid=" + CLIENT, put_list),
+            ("remove", "POST", base + "/remove?key={k}&clientuuid=" + CLIENT, keys[1:]),
         ):
             prof = cProfile.Profile()
             t = time.perf_counter()
-            for k in keys[1:]:
-                status = prof.runcall(_request, server, method, path.format(k=k))
+            for k in todo:
+                body = put_keys[k].encode() if label == "put" else None
+                status = prof.runcall(_request, server, method, path.format(k=k), body)
                 assert status == 200, (label, status)
-            per = (time.perf_counter() - t) / (len(keys) - 1) * 1000
+            per = (time.perf_counter() - t) / len(todo) * 1000
             out = io.StringIO()
             stats = pstats.Stats(prof, stream=out)
             stats.sort_stats("cumulative").print_stats(args.top)

@@ -8,15 +8,20 @@ private journal appended; then the blob of every *unmerged* `*/git-annex` ref ap
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from dulwich.objects import Blob, Commit, Tree
 
 from annextui.backend.repo import Repository
 
 BRANCH_REF = b"refs/heads/git-annex"
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def journal_name(branch_path: str) -> str:
@@ -100,6 +105,9 @@ class BranchView:
         return None if stamps == (None, None) else stamps
 
     def _ref_sha(self, name: bytes) -> bytes | None:
+        loose = _loose_ref(self.repo.gitdir, name)
+        if loose is not None:
+            return loose
         try:
             return bytes(self.git.refs[name])
         except KeyError:
@@ -109,7 +117,10 @@ class BranchView:
         """Every ref ending in `/git-annex` except our own branch, deduplicated by sha."""
         seen: set[bytes] = set()
         out = []
-        for name in sorted(self.git.refs.allkeys()):
+        names = _annex_ref_names(self.repo.gitdir)
+        if names is None:
+            names = [n for n in self.git.refs.allkeys() if n.endswith(b"/git-annex")]
+        for name in sorted(names):
             if not name.endswith(b"/git-annex") or name == BRANCH_REF:
                 continue
             sha = self._ref_sha(name)
@@ -122,9 +133,12 @@ class BranchView:
     def _merged_shas(self) -> set[bytes]:
         out: set[bytes] = set()
         for fname in ("mergedrefs", "ignoredrefs"):
-            f = self.repo.annexdir / fname
-            if f.exists():
-                for line in f.read_bytes().splitlines():
+            try:
+                data = (self.repo.annexdir / fname).read_bytes()
+            except FileNotFoundError:
+                continue
+            if data:
+                for line in data.splitlines():
                     sha = line.split(b"\t", 1)[0].strip()
                     if sha:
                         out.add(sha)
@@ -138,9 +152,17 @@ class BranchView:
         return [r for r in refs if not self.is_ancestor(r.sha, self.head)]
 
     def is_ancestor(self, sha: bytes, of: bytes) -> bool:
-        """Whether commit `sha` is reachable from `of`."""
+        """Whether commit `sha` is reachable from `of` (commits never change: the answer is
+        remembered for the process)."""
         if sha == of:
             return True
+        known = _ancestry.get((sha, of))
+        if known is None:
+            known = self._walk_ancestry(sha, of)
+            _ancestry.put((sha, of), known)
+        return known
+
+    def _walk_ancestry(self, sha: bytes, of: bytes) -> bool:
         seen: set[bytes] = set()
         stack = [of]
         while stack:
@@ -161,11 +183,27 @@ class BranchView:
             return None
         tree = self._trees.get(commit_sha)
         if tree is None:
-            commit = self.git[commit_sha]
-            assert isinstance(commit, Commit)
-            obj = self.git[commit.tree]
-            assert isinstance(obj, Tree)
+            tree_sha = _roots.get(commit_sha)
+            if tree_sha is None:
+                commit = self.git[commit_sha]
+                assert isinstance(commit, Commit)
+                tree_sha = commit.tree
+                _roots.put(commit_sha, tree_sha)
+            obj = self._tree(tree_sha)
+            assert obj is not None
             tree = self._trees[commit_sha] = obj
+        return tree
+
+    def _tree(self, sha: bytes) -> Tree | None:
+        """A tree object, parsed once per process (objects never change; a long-running
+        server looks keys up in the same few trees request after request)."""
+        tree = _parsed_trees.get(sha)
+        if tree is None:
+            obj = self.git[sha]
+            if not isinstance(obj, Tree):
+                return None
+            tree = obj
+            _parsed_trees.put(sha, tree)
         return tree
 
     def blob_sha(self, commit_sha: bytes | None, path: str) -> bytes | None:
@@ -181,20 +219,32 @@ class BranchView:
                 return None
             if i == len(parts) - 1:
                 return None if mode & 0o40000 else bytes(sha)
-            obj = self.git[sha]
-            if not isinstance(obj, Tree):
+            if not mode & 0o40000:
                 return None
-            tree = obj
+            sub = self._tree(sha)
+            if sub is None:
+                return None
+            tree = sub
         return None
 
     def blob_at(self, commit_sha: bytes | None, path: str) -> bytes | None:
         if self.blob_reader is not None and commit_sha is not None:
             return self.blob_reader(commit_sha, path)
-        sha = self.blob_sha(commit_sha, path)
-        if sha is None:
+        if commit_sha is None:
             return None
-        obj = self.git[sha]
-        return obj.as_raw_string() if isinstance(obj, Blob) else None
+        # A commit's content never changes: a server asked about one key several times
+        # (checkpresent, then GET) walks the branch for it once.
+        hit = _blobs_at.get((commit_sha, path))
+        if hit is not None:
+            return hit[0]
+        sha = self.blob_sha(commit_sha, path)
+        data: bytes | None = None
+        if sha is not None:
+            obj = self.git[sha]
+            data = obj.as_raw_string() if isinstance(obj, Blob) else None
+        if data is None or len(data) <= _BLOB_CACHED_MAX:
+            _blobs_at.put((commit_sha, path), (data,))
+        return data
 
     # -- content -----------------------------------------------------------------------------
     def journal_content(self, path: str) -> bytes | None:
@@ -263,6 +313,88 @@ def _read_if_there(path: str) -> bytes | None:
             return f.read()
     except FileNotFoundError:
         return None
+
+
+class _Lru(Generic[_K, _V]):
+    """A small thread-safe least-recently-used map (for immutable git objects)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def get(self, key: _K) -> _V | None:
+        with self._mutex:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: _K, value: _V) -> None:
+        with self._mutex:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+# Bounded by count: a git-annex branch tree has at most 1024 entries (hash directories), so
+# 128 trees stay within a few tens of MiB even in the worst case.
+_parsed_trees: _Lru[bytes, Tree] = _Lru(128)
+# (commit, path) -> the blob there (None: no file); small blobs only (location logs)
+_blobs_at: _Lru[tuple[bytes, str], tuple[bytes | None]] = _Lru(4096)
+_BLOB_CACHED_MAX = 16 * 1024
+_roots: _Lru[bytes, bytes] = _Lru(256)
+_ancestry: _Lru[tuple[bytes, bytes], bool] = _Lru(1024)
+
+
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def _loose_ref(gitdir: Path, name: bytes) -> bytes | None:
+    """The sha a loose ref file holds, read directly (dulwich's lookup builds several paths
+    per ref; a server reads the branch ref at every request). None for anything else (packed,
+    symbolic, missing, unreadable): the caller asks dulwich."""
+    try:
+        with open(os.path.join(os.fsencode(gitdir), name), "rb") as f:
+            data = f.read(128).strip()
+    except OSError:
+        return None
+    if len(data) == 40 and _HEX.issuperset(data):
+        return data
+    return None
+
+
+def _annex_ref_names(gitdir: Path) -> list[bytes] | None:
+    """Names of the refs ending in `/git-annex`, read from `refs/` and `packed-refs` directly
+    (dulwich's `allkeys` parses every ref's path; this runs per request in a server). None for
+    a repository whose refs live elsewhere (a linked worktree's `commondir`): ask dulwich."""
+    if (gitdir / "commondir").exists():
+        return None
+    names: set[bytes] = set()
+    stack = [gitdir / "refs"]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                stack.append(Path(e.path))
+            elif e.name == "git-annex":
+                names.add(os.fsencode(os.path.relpath(e.path, gitdir)))
+    try:
+        packed = (gitdir / "packed-refs").read_bytes()
+    except OSError:
+        packed = b""
+    for line in packed.splitlines():
+        if line[:1] in (b"#", b"^"):
+            continue
+        _, _, name = line.partition(b" ")
+        if name.endswith(b"/git-annex"):
+            names.add(name.strip())
+    return sorted(names)
 
 
 def _terminated(data: bytes) -> bytes:

@@ -43,10 +43,13 @@ from annextui.proxycore.records import GatewayRecords
 from annextui.proxycore.remote import NodeError, RemotePeer
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from annextui.backend.preferred import Evaluator, World
     from annextui.backend.repo import Remote, Repository
     from annextui.backend.state import AnnexState
     from annextui.proxycore.localrepo import LocalRepo
+    from annextui.proxycore.nodepool import NodePool
     from annextui.proxycore.remote import ByteStream
     from annextui.proxycore.server import ServeResult, ServerMode
     from annextui.proxycore.ssh import SshPool
@@ -192,6 +195,12 @@ def _delegated_node(
 
 
 def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
+    from annextui.proxycore.nodepeer import NodePeer
+
+    return NodePeer(_local_repo(gw, remote, uuid), client_uuid=gw.uuid)
+
+
+def _local_repo(gw: Gateway, remote: Remote, uuid: str) -> LocalRepo:
     from annextui.proxycore.localrepo import RepoError
     from annextui.proxycore.repocache import open_repo
 
@@ -205,9 +214,40 @@ def _local_node(gw: Gateway, remote: Remote, uuid: str) -> Peer:
         raise NodeError(
             f"{remote.name}: expected repository UUID {uuid} but found UUID {node.uuid}"
         )
-    from annextui.proxycore.nodepeer import NodePeer
+    return node
 
-    return NodePeer(node, client_uuid=gw.uuid)
+
+def leased_node_peer(
+    gw: Gateway, remote: Remote, pool: NodePool, *, offer: int, bypass: frozenset[str]
+) -> Peer:
+    """`node_peer` through a server's pool of idle node connections (nodepool.py): the key is
+    everything the connection is set up with, so a reused one is what a new one would be."""
+    uuid = remote.uuid
+    if not uuid:
+        raise NodeError(f"{remote.name} has no known annex-uuid")
+    how = _reached_by(remote)
+    if how is _Reach.IN_PROCESS:
+        # the LocalRepo in the key: a changed git config (a new LocalRepo) means new peers
+        node = _local_repo(gw, remote, uuid)
+
+        def local() -> Peer:
+            from annextui.proxycore.nodepeer import NodePeer
+
+            return NodePeer(node, client_uuid=gw.uuid)
+
+        return pool.lease((how, node, gw.uuid), local)
+    key = (
+        how,
+        remote.name,
+        remote.url,
+        uuid,
+        tuple(sorted(remote.options.items())),
+        gw.uuid,
+        gw.client_uuid if how is _Reach.GIT_ANNEX_SHELL else "",
+        offer,
+        bypass,
+    )
+    return pool.lease(key, lambda: node_peer(gw, remote, offer=offer, bypass=bypass))
 
 
 def _ssh_node(
@@ -351,15 +391,19 @@ def repo_sizes(repo: Repository, state: AnnexState | None = None) -> dict[str, i
 # -- building the peer for a target --------------------------------------------------------------
 
 
-def cluster_nodes(gw: Gateway, cluster_uuid: str) -> Callable[[frozenset[str]], list[NodeSpec]]:
-    from annextui.proxycore.targets import cluster_node_remotes
+def cluster_nodes(
+    gw: Gateway, cluster_uuid: str, pool: NodePool | None = None
+) -> Callable[[frozenset[str]], list[NodeSpec]]:
+    """The cluster's nodes after the client's BYPASS; with a pool, their peers are leased."""
 
     def specs(bypass: frozenset[str]) -> list[NodeSpec]:
         out = []
-        for r in cluster_node_remotes(gw.repo, gw.state, cluster_uuid, bypass):
+        for r in _node_remotes(gw, cluster_uuid, bypass):
             assert r.uuid is not None
 
             def connect(offer: int, bp: frozenset[str], r: Remote = r) -> Peer:
+                if pool is not None:
+                    return leased_node_peer(gw, r, pool, offer=offer, bypass=bp)
                 return node_peer(gw, r, offer=offer, bypass=bp)
 
             local = _reached_by(r) is _Reach.IN_PROCESS
@@ -369,7 +413,42 @@ def cluster_nodes(gw: Gateway, cluster_uuid: str) -> Callable[[frozenset[str]], 
     return specs
 
 
-def build_peer(gw: Gateway, target: Target) -> Peer:
+_remotes_memo: dict[tuple[int, str, str, frozenset[str]], tuple[AnnexState, list[Remote]]] = {}
+_memo_lock = threading.Lock()
+_MEMO_SIZE = 64
+
+
+def _node_remotes(gw: Gateway, cluster_uuid: str, bypass: frozenset[str]) -> list[Remote]:
+    """targets.cluster_node_remotes, remembered per branch state (a long-running server keeps
+    one `AnnexState` until the branch, git config or a top-level log changes; the entry holds
+    that state, so its id is not reused while the entry lives)."""
+    from annextui.proxycore.targets import cluster_node_remotes
+
+    memo_key = (id(gw.state), str(gw.local.gitdir), cluster_uuid, bypass)
+    with _memo_lock:
+        hit = _remotes_memo.get(memo_key)
+    if hit is not None and hit[0] is gw.state:
+        return hit[1]
+    remotes = cluster_node_remotes(gw.repo, gw.state, cluster_uuid, bypass)
+    with _memo_lock:
+        if len(_remotes_memo) >= _MEMO_SIZE:
+            _remotes_memo.clear()
+        _remotes_memo[memo_key] = (gw.state, remotes)
+    return remotes
+
+
+@dataclass(frozen=True)
+class ServerSide:
+    """How a long-running server (`annextui p2phttp`) builds cluster peers: node connections
+    leased from its pool, the fan-out on its one bounded executor, `cluster_jobs` nodes at once
+    per request (`--clusterjobs`), and no ssh pre-warming (pooled connections stay up)."""
+
+    pool: NodePool
+    cluster_jobs: int = 1
+    executor: Executor | None = None
+
+
+def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) -> Peer:
     from annextui.proxycore.local import LocalPeer
     from annextui.proxycore.targets import ClusterTarget, LocalTarget, RemoteTarget
 
@@ -390,9 +469,8 @@ def build_peer(gw: Gateway, target: Target) -> Peer:
             gateway=gw.uuid,
         )
     assert isinstance(target, ClusterTarget)
-    from annextui.proxycore.targets import cluster_node_remotes
-
-    prewarm_ssh(cluster_node_remotes(gw.repo, gw.state, target.uuid))
+    if server is None:
+        prewarm_ssh(_node_remotes(gw, target.uuid, frozenset()))
     prefs = BranchPreferences(gw, records)
 
     def own() -> Peer:
@@ -401,9 +479,10 @@ def build_peer(gw: Gateway, target: Target) -> Peer:
     return ClusterPeer(
         uuid=target.uuid,
         gateway_uuid=gw.uuid,
-        nodes=cluster_nodes(gw, target.uuid),
+        nodes=cluster_nodes(gw, target.uuid, server.pool if server else None),
         records=records,
-        jobs=annex_jobs(gw.repo.config_get("annex.jobs")),
+        jobs=server.cluster_jobs if server else annex_jobs(gw.repo.config_get("annex.jobs")),
+        executor=server.executor if server else None,
         preferences=prefs,
         own=own,
         stored=prefs.stored,

@@ -339,6 +339,16 @@ class LocalPeer(Peer):
             repo, lambda: self.journal, self._warn, apart=lambda: _journal_of(repo).commit()
         )
 
+    def park(self) -> bool:
+        """The session's end as `close` does it; then nothing of it is kept that is tied to
+        the thread that served it (the journal's dulwich repository, the keys database's
+        sqlite connection), so another request's thread can use this peer."""
+        self.close()
+        self._journal = None
+        self._worktree = None
+        self._changed = False
+        return True
+
     # -- helpers used by the transfer objects ------------------------------------------------------
     @property
     def journal(self) -> Journal:

@@ -218,3 +218,9 @@ class Peer(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """End of the session (also after errors): flush and commit whatever is pending."""
+
+    def park(self) -> bool:
+        """End this client's session and keep the peer for another one (a long-running
+        server's pool, nodepool.py): True when it stays usable, False when it cannot be
+        reused (the pool then closes it). By default a peer is not reused."""
+        return False

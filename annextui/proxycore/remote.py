@@ -113,6 +113,9 @@ class ProcessStream:
             self.proc.kill()
         self.close()
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
 
 class RemotePeer(Peer):
     """One connection (opened on demand) to a P2P server reached through `opener`.
@@ -143,6 +146,7 @@ class RemotePeer(Peer):
         self._wire: p.BlockingConnection | None = None  # _conn driven over _stream
         self._busy: object | None = None  # the transfer or lock holding the connection
         self._requested = False  # a request went over this connection (BYPASS is too late)
+        self._reused = False  # taken idle from a pool: its first request may find it dead
 
     # -- connection -------------------------------------------------------------------------------
     @property
@@ -219,6 +223,20 @@ class RemotePeer(Peer):
             else:
                 stream.close()
 
+    # -- pooling (nodepool.py) ------------------------------------------------------------------
+    def park(self) -> bool:
+        """Reusable when connected and idle (no transfer or lock holds the connection)."""
+        return self._conn is not None and self._busy is None
+
+    def alive(self) -> bool:
+        """Whether the connection still looks usable without asking the node (a stream that
+        cannot tell is assumed alive; the first request finds out)."""
+        check = getattr(self._stream, "alive", None)
+        return self._conn is not None and (not callable(check) or bool(check()))
+
+    def mark_reused(self) -> None:
+        self._reused = True
+
     def close(self) -> None:
         """End the session: EOF to the node, which then exits (and commits its journal)."""
         stream, self._stream, self._conn, self._wire = self._stream, None, None, None
@@ -284,9 +302,21 @@ class RemotePeer(Peer):
         return ev
 
     def _request(self, msg: p.Message) -> p.Message:
+        reused, self._reused = self._reused, False
         self._connection()
         if self._busy is not None:
             raise RequestRefused(f"{self.name}: connection busy with another transfer")
+        self._requested = True
+        try:
+            self._send(msg)
+            return self._message()
+        except NodeError:
+            if not reused:
+                raise
+        # A pooled connection that died while idle (the node's shell killed, sshd restarted):
+        # nothing of this request reached a live node, so it goes once more on a new one.
+        self._drop()
+        self._connection()
         self._requested = True
         self._send(msg)
         return self._message()
@@ -527,5 +557,15 @@ class RemoteIncoming:
         if self._spent:
             return
         self._spent = True
-        if self._peer._busy is self:
-            self._peer._drop()  # no in-band abort exists: hang up, the node keeps its partial
+        peer = self._peer
+        if peer._busy is not self:
+            return
+        if not self._begun:
+            # Nothing sent yet (a p2phttp `putoffset` asks only for the offset): ERROR is the
+            # client's in-band "not sending" after PUT-FROM; the node answers nothing, keeps
+            # what it has for a resume, and the connection stays usable (pooled, nodepool.py).
+            peer._release(self)
+            with contextlib.suppress(NodeError):  # a broken connection: _send dropped it
+                peer._send(p.Error("put not sent"))
+            return
+        peer._drop()  # mid-body, no in-band abort exists: hang up, the node keeps its partial

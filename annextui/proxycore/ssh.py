@@ -445,6 +445,11 @@ class SshStream:
         """Abandon the connection without waiting for the node (it may be stuck or gone)."""
         self.channel.kill()
 
+    def alive(self) -> bool:
+        """No EOF, exit status or close seen from the node's side."""
+        ch = self.channel.channel
+        return not (ch.closed or ch.eof_received or ch.exit_status_ready())
+
 
 def shell_command(program: str, *args: str, uuid: str | None = None) -> str:
     """The remote command line git-annex builds: program raw, arguments single-quoted."""

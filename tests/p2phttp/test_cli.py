@@ -46,3 +46,14 @@ def test_busy_port_and_half_tls(tmp_path: Path) -> None:
     r = run(["--directory", str(tmp_path), "--certfile", "c.pem"], tmp_path)
     assert r.returncode == 1
     assert "--privatekeyfile" in r.stderr
+
+
+def test_bad_pool_sizes_are_usage_errors(tmp_path: Path) -> None:
+    for args, word in (
+        (["--clusterjobs", "0"], "--clusterjobs"),
+        (["--clusterjobs", "many"], "--clusterjobs"),
+        (["--proxyconnections", "-1"], "--proxyconnections"),
+    ):
+        r = run(["--directory", str(tmp_path), *args], tmp_path)
+        assert r.returncode == 2, (args, r.stderr)
+        assert word in r.stderr

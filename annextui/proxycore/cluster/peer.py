@@ -58,7 +58,7 @@ from annextui.proxycore.peer import (
 from annextui.proxycore.records import GatewayRecords, outcome_uuids
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Executor, ThreadPoolExecutor
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -102,6 +102,7 @@ class ClusterPeer(Peer):
         nodes: Callable[[frozenset[str]], Sequence[NodeSpec]],
         records: GatewayRecords,
         jobs: int = 1,
+        executor: Executor | None = None,
         preferences: Preferences | None = None,
         own: Callable[[], Peer] | None = None,
         stored: Callable[[Key, Sequence[str]], None] | None = None,
@@ -124,6 +125,7 @@ class ClusterPeer(Peer):
         self.client_version = 0
         self._bypass: frozenset[str] = frozenset()
         self._nodes: list[Node] | None = None
+        self._executor = executor  # a server's one bounded pool; else this session's own
         self._pool: ThreadPoolExecutor | None = None
         self._timestamps: dict[str, int] = {}
         self._local_timestamp: int | None = None
@@ -157,9 +159,11 @@ class ClusterPeer(Peer):
         return node.peer(self.client_version, self.bypass_set)
 
     def fan_out(self, items: Sequence[_T], fn: Callable[[_T], _R]) -> list[_R]:
-        """fn over items, at most `annex.jobs` at once, results in order."""
+        """fn over items, at most `jobs` at once, results in order."""
         if len(items) <= 1 or self.jobs <= 1:
             return [fn(i) for i in items]
+        if self._executor is not None:
+            return _waves(self._executor, self.jobs, items, fn)
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor  # only with annex.jobs > 1
 
@@ -177,8 +181,12 @@ class ClusterPeer(Peer):
                     except Exception as exc:
                         self.warn(f"closing {n.name}: {exc}")
 
-                # Nodes commit their journals as they close: do it side by side.
-                if len(opened) > 1:
+                if self._executor is not None:
+                    # a server's nodes go back to its pool (closing, if any, is off this thread)
+                    for n in opened:
+                        shut(n)
+                elif len(opened) > 1:
+                    # Nodes commit their journals as they close: do it side by side.
                     from concurrent.futures import ThreadPoolExecutor
 
                     with ThreadPoolExecutor(max_workers=len(opened)) as ex:
@@ -524,3 +532,16 @@ class ClusterPeer(Peer):
         self._timestamps = {n.uuid: t for n, t in zip(nodes, times, strict=True) if t is not None}
         self._local_timestamp = local
         return local
+
+
+def _waves(executor: Executor, jobs: int, items: Sequence[_T], fn: Callable[[_T], _R]) -> list[_R]:
+    """fn over items on a shared executor, `jobs` at a time: each wave's first item runs on
+    the calling thread (which would only wait otherwise), the rest on the executor."""
+    out: list[_R] = []
+    for start in range(0, len(items), jobs):
+        wave = items[start : start + jobs]
+        futures = [executor.submit(fn, item) for item in wave[1:]]
+        first = fn(wave[0])
+        out.append(first)
+        out.extend(f.result() for f in futures)
+    return out

@@ -15,6 +15,7 @@ added while the server runs is found at its first request.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -28,11 +29,18 @@ from annextui.proxycore.repocache import RepoCache, share
 
 if TYPE_CHECKING:
     from annextui.backend.state import AnnexState
+    from annextui.proxycore.gateway import ServerSide
 
 
 class ServedRepos:
-    def __init__(self, repositories: list[str], directories: list[str]) -> None:
+    def __init__(
+        self,
+        repositories: list[str],
+        directories: list[str],
+        server_side: ServerSide | None = None,
+    ) -> None:
         self._fixed = repositories
+        self._server_side = server_side
         self._directories = directories
         self._cache = RepoCache()
         share(self._cache)  # cluster nodes in this process are opened through it too
@@ -97,7 +105,7 @@ class ServedRepos:
             repo = self._open(path)
             if repo is None:
                 continue
-            proxied = _proxied_target(repo, uuid, client_uuid)
+            proxied = _proxied_target(repo, uuid, client_uuid, self._server_side)
             if proxied is not None:
                 return proxied
         return None
@@ -154,25 +162,35 @@ _TOP_LOGS = (
 def _signature(gitdir: Path) -> tuple[object, ...]:
     """What the state is read from: the branch ref (loose or packed), git config, and the
     journal files of the top-level logs, by content or modification time."""
+    branch, *stamped = _signature_paths(str(gitdir))
     out: list[object] = []
-    for f in (gitdir / "refs" / "heads" / "git-annex", gitdir / "packed-refs", gitdir / "config"):
+    for f in stamped:
         try:
             st = os.stat(f)
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
         except OSError:
             out.append(None)
     try:
-        out.append((gitdir / "refs" / "heads" / "git-annex").read_bytes())
+        with open(branch, "rb") as fh:
+            out.append(fh.read())
     except OSError:
         out.append(None)
-    journal = gitdir / "annex" / "journal"
-    for name in _TOP_LOGS:
-        try:
-            st = os.stat(journal / name)
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            out.append(None)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_paths(gitdir: str) -> tuple[str, ...]:
+    """The files `_signature` reads, as strings, made once per repository (the signature is
+    taken at every request)."""
+    branch = os.path.join(gitdir, "refs", "heads", "git-annex")
+    journal = os.path.join(gitdir, "annex", "journal")
+    return (
+        branch,
+        branch,
+        os.path.join(gitdir, "packed-refs"),
+        os.path.join(gitdir, "config"),
+        *(os.path.join(journal, name) for name in _TOP_LOGS),
+    )
 
 
 _states = _StateCache()
@@ -184,7 +202,9 @@ def branch_state(repo: LocalRepo) -> AnnexState:
     return _states.get(repo)
 
 
-def _proxied_target(repo: LocalRepo, uuid: str, client_uuid: str) -> Callable[[], Peer] | None:
+def _proxied_target(
+    repo: LocalRepo, uuid: str, client_uuid: str, server_side: ServerSide | None
+) -> Callable[[], Peer] | None:
     from annextui.proxycore.gateway import build_peer, open_gateway
     from annextui.proxycore.remote import NodeError
     from annextui.proxycore.targets import TargetRefused
@@ -198,7 +218,7 @@ def _proxied_target(repo: LocalRepo, uuid: str, client_uuid: str) -> Callable[[]
 
     def make() -> Peer:
         try:
-            return build_peer(target.gateway, target.target)
+            return build_peer(target.gateway, target.target, server_side)
         except (NodeError, PeerFatal) as exc:
             raise HttpError(502, str(exc)) from exc
 

@@ -26,7 +26,7 @@ every connection, release the locks, commit every journal, and return.
 With `relay_socket`, ssh connections handed over by `annextui-relay` are served too, each a
 connection of the same bounded pool (proxycore/relay/session.py; a relay finding the pool full
 is told to fall back to annextui-shell). ssh transports to nodes are kept between sessions
-(gateway.ssh_pool), at most `proxyconnections` of them idle, none idle longer than `ssh_idle`
+(gateway.ssh_pool), at most `ssh_keep` of them idle, none idle longer than `ssh_idle`
 seconds, all closed at shutdown.
 """
 
@@ -44,13 +44,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TextIO, cast
 
 import h11
 
 from annextui.proxycore.commits import CommitLater
-from annextui.proxycore.gateway import close_ssh_pool, prune_ssh_pool
+from annextui.proxycore.gateway import ServerSide, close_ssh_pool, prune_ssh_pool
 from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.body import SocketBody
@@ -58,6 +59,7 @@ from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
 from annextui.proxycore.localrepo import release_packs
+from annextui.proxycore.nodepool import NodePool
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
 DEFAULT_PORT = 9417
@@ -88,8 +90,11 @@ class ServerOptions:
     body_timeout: float = 120.0
     http: bool = True  # False: the relay socket only
     relay_socket: str | None = None
-    proxyconnections: int = 8  # idle ssh transports to nodes kept between sessions
+    ssh_keep: int = 8  # idle ssh transports (one per host, any number of channels) kept
     ssh_idle: float = 60.0  # seconds an unused ssh transport is kept
+    proxy_connections: int = 1  # idle connections kept per node (--proxyconnections)
+    cluster_jobs: int = 1  # nodes a cluster request works on at once (--clusterjobs)
+    proxy_idle: float = 10.0  # seconds an idle node connection is kept
 
     def connections(self) -> int:
         return self.max_connections or (8 * self.jobs + self.lockedfiles)
@@ -158,7 +163,18 @@ class Slots:
 class P2PHttpServer:
     def __init__(self, options: ServerOptions, *, log: TextIO | None = None) -> None:
         self.options = options
-        self.repos = ServedRepos(options.repositories, options.directories)
+        self.nodes = NodePool(options.proxy_connections, options.proxy_idle)
+        # One executor for every request's cluster fan-out: each request runs one of its
+        # `cluster_jobs` node calls itself, so at most `cluster_jobs - 1` per running request.
+        self.fanout = ThreadPoolExecutor(
+            max_workers=max(1, (options.cluster_jobs - 1) * options.jobs),
+            thread_name_prefix="node",
+        )
+        self.repos = ServedRepos(
+            options.repositories,
+            options.directories,
+            ServerSide(self.nodes, max(1, options.cluster_jobs), self.fanout),
+        )
         self.locks = LockRegistry(options.lockedfiles)
         self.slots = Slots(options.jobs, options.queued(), options.queue_wait)
         self._log = log if log is not None else sys.stderr
@@ -249,7 +265,8 @@ class P2PHttpServer:
                 if time.monotonic() - reaper > 5:
                     reaper = time.monotonic()
                     self.locks.expire()
-                    prune_ssh_pool(self.options.ssh_idle, self.options.proxyconnections)
+                    prune_ssh_pool(self.options.ssh_idle, self.options.ssh_keep)
+                    self.nodes.reap()
         finally:
             sel.close()
             self.shutdown()
@@ -274,6 +291,8 @@ class P2PHttpServer:
         for t in threads:
             t.join(timeout=10)
         self.locks.release_all()
+        self.fanout.shutdown(wait=True)
+        self.nodes.close()  # the nodes' shells commit their journals as they exit
         self.commits.stop()  # the journals, committed before the process ends
         close_ssh_pool()
         for path in (self.options.socket_path, self.options.relay_socket):
@@ -421,6 +440,7 @@ class P2PHttpServer:
             ],
             "transfers": transfers,
             "queued": self.slots.waiting,
+            "idle_node_connections": self.nodes.idle(),
             "uncommitted": self.commits.pending(),
             "served": sorted(self.repos.uuids()),
         }
@@ -433,7 +453,8 @@ class P2PHttpServer:
         lines = [
             f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
             f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
-            f"{st['queued']} queued, {st['uncommitted']} journals to commit"
+            f"{st['queued']} queued, {st['uncommitted']} journals to commit, "
+            f"{st['idle_node_connections']} idle node connections"
         ]
         for c in st["connections"]:  # type: ignore[attr-defined]
             lines.append(f"  connection {c['peer']} {c['seconds']}s {c['request']}")

@@ -1,0 +1,192 @@
+"""Connections to cluster nodes kept open between the requests of a long-running server.
+
+`annextui p2phttp` runs one short P2P session per HTTP request. Opening a node per request
+costs an ssh channel plus a `git-annex-shell` start on the node (and its exit, which commits
+the node's journal), or for a node on this machine a `LocalPeer` set up again. The server
+owns one `NodePool` and the cluster leases its node peers from it (gateway.py
+`leased_node_peer`): a request takes an idle connection of the same kind when there is one,
+and gives it back when the request ends.
+
+What is pooled is keyed by everything the connection was set up with (which node, how it is
+reached, the offered protocol version, the BYPASS it was sent), so a reused connection is
+exactly what a fresh one would be. As `--proxyconnections` means in git-annex
+(`P2P/Http/State.hs`), the bound is on *idle* connections: at most `idle_limit` per key are
+kept; more requests at once each open their own, and the surplus is closed when given back.
+Connections idle longer than `idle_seconds` are closed (by `reap`, which the server calls
+periodically), so a node's git-annex-shell commits its journal soon after the traffic stops;
+`close` ends every idle one at shutdown. Closing happens off the request's thread: an ssh
+node's shell commits its journal before it exits.
+
+A connection that broke while idle (node killed, sshd restarted) is dropped at lease time when
+the stream says so, and otherwise detected by its first request, which `RemotePeer` then
+repeats once on a fresh connection (`mark_reused`).
+
+Without a server (`annextui-shell`: one process per client) there is no pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING
+
+from annextui.proxycore.peer import Peer
+
+if TYPE_CHECKING:
+    from annextui.backend.keys import Key
+    from annextui.proxycore.peer import AlreadyHave, ContentLock, Incoming, Outcome, Outgoing
+
+
+class NodePool:
+    def __init__(self, idle_limit: int = 1, idle_seconds: float = 10.0) -> None:
+        self.idle_limit = max(0, idle_limit)
+        self.idle_seconds = idle_seconds
+        self._idle: dict[Hashable, list[tuple[float, Peer]]] = {}
+        self._mutex = threading.Lock()
+        self._closed = False
+        self.opened = 0  # connections made (for the status and the tests)
+
+    def lease(self, key: Hashable, connect: Callable[[], Peer]) -> Peer:
+        """A peer for `key`: an idle one (most recently used first) or `connect()`'s. Closing
+        the returned peer gives it back."""
+        while True:
+            with self._mutex:
+                idle = self._idle.get(key)
+                entry = idle.pop() if idle else None
+            if entry is None:
+                break
+            peer = entry[1]
+            if _alive(peer):
+                mark = getattr(peer, "mark_reused", None)
+                if callable(mark):
+                    mark()
+                return _Leased(self, key, peer)
+            _close_later([peer])
+        peer = connect()
+        with self._mutex:
+            self.opened += 1
+        return _Leased(self, key, peer)
+
+    def give_back(self, key: Hashable, peer: Peer) -> None:
+        """The request is done with `peer`: kept idle when it is reusable and there is room,
+        closed otherwise."""
+        try:
+            keep = peer.park()
+        except Exception:
+            keep = False
+        surplus: list[Peer] = []
+        with self._mutex:
+            if keep and not self._closed and self.idle_limit:
+                idle = self._idle.setdefault(key, [])
+                idle.append((time.monotonic(), peer))
+                while len(idle) > self.idle_limit:
+                    surplus.append(idle.pop(0)[1])  # the least recently used goes
+            else:
+                surplus.append(peer)
+        _close_later(surplus)
+
+    def idle(self) -> int:
+        with self._mutex:
+            return sum(len(v) for v in self._idle.values())
+
+    def reap(self) -> None:
+        """Close the connections idle for longer than `idle_seconds`."""
+        due = time.monotonic() - self.idle_seconds
+        stale: list[Peer] = []
+        with self._mutex:
+            for key, idle in list(self._idle.items()):
+                keep = [(t, p) for t, p in idle if t > due]
+                stale += [p for t, p in idle if t <= due]
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+        _close_later(stale)
+
+    def close(self) -> None:
+        """Close every idle connection now and keep none from here on (shutdown)."""
+        with self._mutex:
+            self._closed = True
+            peers = [p for idle in self._idle.values() for _, p in idle]
+            self._idle.clear()
+        _close_all(peers)
+
+
+def _alive(peer: Peer) -> bool:
+    check = getattr(peer, "alive", None)
+    return bool(check()) if callable(check) else True
+
+
+def _close_quietly(peer: Peer) -> None:
+    with contextlib.suppress(Exception):
+        peer.close()
+
+
+def _close_all(peers: list[Peer]) -> None:
+    for p in peers:
+        _close_quietly(p)
+
+
+def _close_later(peers: list[Peer]) -> None:
+    if peers:
+        threading.Thread(target=_close_all, args=(peers,), name="node-close", daemon=True).start()
+
+
+class _Leased(Peer):
+    """A pooled peer as one request holds it: every call goes to the peer; `close` gives it
+    back to the pool instead of closing it."""
+
+    def __init__(self, pool: NodePool, key: Hashable, peer: Peer) -> None:
+        self._pool = pool
+        self._key = key
+        self.inner: Peer | None = peer
+
+    def _p(self) -> Peer:
+        peer = self.inner
+        assert peer is not None, "used after close"
+        return peer
+
+    @property
+    def uuid(self) -> str:
+        return self._p().uuid
+
+    def check_present(self, key: Key) -> bool:
+        return self._p().check_present(key)
+
+    def lock_content(self, key: Key) -> ContentLock | None:
+        return self._p().lock_content(key)
+
+    def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
+        return self._p().get(key, offset, associated_file)
+
+    def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
+        return self._p().put(key, associated_file)
+
+    def remove(self, key: Key, *, before: int | None = None) -> Outcome:
+        return self._p().remove(key, before=before)
+
+    def timestamp(self) -> int:
+        return self._p().timestamp()
+
+    def negotiate_version(self, offered: int) -> int:
+        return self._p().negotiate_version(offered)
+
+    def open(self, offer: int) -> int:
+        return self._p().open(offer)
+
+    def bypass(self, uuids: tuple[str, ...]) -> None:
+        self._p().bypass(uuids)
+
+    @property
+    def relays(self) -> bool:
+        return self._p().relays
+
+    def pass_bypass(self, uuids: frozenset[str]) -> None:
+        self._p().pass_bypass(uuids)
+
+    def close(self) -> None:
+        peer, self.inner = self.inner, None
+        if peer is not None:
+            self._pool.give_back(self._key, peer)

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -260,6 +261,18 @@ def main(argv: list[str] | None = None) -> int:
 # The direct paths' remotes: node3 (a cluster node, reached over ssh: the gateway serves it
 # by the log, so extra copies there change nothing) and px (a local repository outside the
 # cluster: copies on node1 would all be served by the gateway's local fast path).
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat: user, nice,
+    system, irq, softirq, steal) since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    ticks = [int(x) for x in fields]
+    busy = (
+        ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + (ticks[7] if len(ticks) > 7 else 0)
+    )
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
@@ -292,11 +305,16 @@ def profile_gets(
         paths.insert(1, f"base-{topology.CLUSTER_NAME}")
     results: list[Transfer] = []
 
+    busy: dict[str, list[float]] = {p: [] for p in paths}
+
     def get(remote: str) -> float:
         env.annex(cl, "drop", "-q", "--force", "small")
+        cpu = machine_busy_seconds()
         t = time.perf_counter()
         env.annex(cl, "get", "-q", "--from", remote, "small", timeout=3600)
-        return time.perf_counter() - t
+        dt = time.perf_counter() - t
+        busy[remote].append(machine_busy_seconds() - cpu)
+        return dt
 
     for rnd in range(rounds):
         for remote in paths if rnd % 2 == 0 else reversed(paths):
@@ -304,12 +322,18 @@ def profile_gets(
             results.append(Transfer("small", "get", remote, dt, count * size, count))
             print(f"  round {rnd} {remote}: get {dt:.2f}s", file=sys.stderr)
     best, median = best_and_median(results)
-    lines = [f"{'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8}"]
+    # CPU s: the whole machine's busy CPU seconds during the get (median of the rounds), all
+    # processes of every path (client, sshd, shells, ssh hops); `busy` = CPU s / (wall x cores):
+    # near 1.0 the path is CPU-bound, and its wall time cannot drop below its CPU work / cores.
+    cores = os.cpu_count() or 1
+    lines = [f"{'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8} {'CPU s':>8} {'busy':>6}"]
     for remote in paths:
         m = best[("small", "get", remote)]
+        med = median[("small", "get", remote)]
+        cpu = statistics.median(busy[remote])
         lines.append(
-            f"{remote:<18} {m.seconds:8.2f} {median[('small', 'get', remote)]:8.2f} "
-            f"{m.seconds / count * 1000:8.2f}"
+            f"{remote:<18} {m.seconds:8.2f} {med:8.2f} "
+            f"{m.seconds / count * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f}"
         )
     profiled = [("ours", ROOT, SHELLS["ours"])]
     if baseline is not None:

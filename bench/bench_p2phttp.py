@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                             sampler = _sampler(name, servers, topo.gw)
                             server = servers.get(PATHS.get(name, ""))
                             env.annex(cl, "copy", "-q", "--to", "ssh-mycluster", case)
+                            up = math.nan  # printed as nan: this copy has no time
                         else:
                             results.append(
                                 Measurement(case, "copy", name, up, total, count, peak, cpu, srv)

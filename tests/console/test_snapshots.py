@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,26 +41,32 @@ def render(key: str, *, readonly: bool = False, size: tuple[int, int] = SIZE) ->
     return asyncio.run(main())
 
 
-def check(name: str, svg: str) -> None:
+def check(name: str, draw: Callable[[], str]) -> None:
+    """The view drawn equals its snapshot. A loaded machine can take the screenshot before the
+    last layout pass (seen once in CI at 80x24): a mismatch is drawn once more, and only a
+    second mismatch fails; a real change differs both times."""
     path = SNAPSHOTS / f"{name}.svg"
+    svg = draw()
     if os.environ.get("UPDATE_SNAPSHOTS"):
         path.write_text(svg)
     assert path.exists(), f"no snapshot {path.name}: run with UPDATE_SNAPSHOTS=1"
+    if svg != path.read_text():
+        svg = draw()
     assert svg == path.read_text(), f"{name} differs from {path} (UPDATE_SNAPSHOTS=1 to accept)"
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS))
 def test_view_snapshot(view: str) -> None:
-    check(view, render(VIEWS[view]))
+    check(view, lambda: render(VIEWS[view]))
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS))
 def test_view_snapshot_80x24(view: str) -> None:
-    check(f"{view}-80x24", render(VIEWS[view], size=(80, 24)))
+    check(f"{view}-80x24", lambda: render(VIEWS[view], size=(80, 24)))
 
 
 def test_readonly_snapshot_greys_out_edits() -> None:
-    check("clusters-readonly", render("3", readonly=True))
+    check("clusters-readonly", lambda: render("3", readonly=True))
 
 
 def test_snapshots_are_stable() -> None:

@@ -35,7 +35,7 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=1,
         metavar="N",
-        help="idle connections kept open to each cluster node for reuse (default 1)",
+        help="idle connections kept open to each cluster node or proxied remote (default 1)",
     )
     sp.add_argument(
         "--clusterjobs",

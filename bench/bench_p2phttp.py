@@ -24,7 +24,10 @@ the cluster at once through each server, and that peak is reported too.
     python bench/bench_p2phttp.py [--rounds 3] [--big-count 8] [--big-mib 64]
                                   [--small-count 500] [--small-kib 4] [--clients 20]
                                   [--clients-files 20] [--timeout 900] [--json out.json]
-                                  [--no-floor] [--baseline DIR]
+                                  [--no-floor] [--baseline DIR] [--target node3]
+
+`--target node3` (or `px`) copies to and gets from that proxied remote of the gateway instead
+of the cluster: the per-request cost of a proxied remote through each server.
 """
 
 from __future__ import annotations
@@ -91,9 +94,10 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _remote(name: str) -> str:
-    """The client's remote for a path: the cluster through a gateway, or a node itself."""
-    return name if name in DIRECT else f"{name}-{topology.CLUSTER_NAME}"
+def _remote(name: str, target: str = topology.CLUSTER_NAME) -> str:
+    """The client's remote for a path: the target (the cluster, or one of the gateway's
+    proxied remotes) through a gateway, or a node itself."""
+    return name if name in DIRECT else f"{name}-{target}"
 
 
 def _add_direct(env: AnnexEnv, topo: topology.Topology, name: str) -> None:
@@ -224,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients-files", type=int, default=20, help="small files each gets")
     ap.add_argument("--cases", default="big,small")
     ap.add_argument(
+        "--target",
+        default=topology.CLUSTER_NAME,
+        help="what the gateways serve the client: the cluster (default) or a proxied remote "
+        "of the gateway (node3: over ssh, px: on the gateway's machine)",
+    )
+    ap.add_argument(
         "--floor",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -291,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     if name in hung_paths:
                         continue
-                    remote = _remote(name)
+                    remote = _remote(name, args.target)
                     sampler = _sampler(name, servers, topo.gw)
                     server = servers.get(PATHS.get(name, ""))
                     try:

@@ -218,11 +218,17 @@ def _local_repo(gw: Gateway, remote: Remote, uuid: str) -> LocalRepo:
 
 
 def leased_node_peer(
-    gw: Gateway, remote: Remote, pool: NodePool, *, offer: int, bypass: frozenset[str]
+    gw: Gateway,
+    remote: Remote,
+    pool: NodePool,
+    *,
+    offer: int,
+    bypass: frozenset[str],
+    uuid: str | None = None,
 ) -> Peer:
     """`node_peer` through a server's pool of idle node connections (nodepool.py): the key is
     everything the connection is set up with, so a reused one is what a new one would be."""
-    uuid = remote.uuid
+    uuid = uuid or remote.uuid
     if not uuid:
         raise NodeError(f"{remote.name} has no known annex-uuid")
     how = _reached_by(remote)
@@ -247,7 +253,19 @@ def leased_node_peer(
         offer,
         bypass,
     )
-    return pool.lease(key, lambda: node_peer(gw, remote, offer=offer, bypass=bypass))
+    return pool.lease(key, lambda: node_peer(gw, remote, uuid=uuid, offer=offer, bypass=bypass))
+
+
+def leased_proxied_peer(gw: Gateway, remote: Remote, uuid: str, pool: NodePool) -> Peer:
+    """A proxied remote's connection for a server's request: leased from the pool, as a
+    cluster node's is, once the client's version is known (nodepool.LeasedWhenOpened)."""
+    from annextui.proxycore.nodepool import LeasedWhenOpened
+
+    def lease(offer: int, bypass: frozenset[str]) -> Peer:
+        return leased_node_peer(gw, remote, pool, offer=offer, bypass=bypass, uuid=uuid)
+
+    relays = _reached_by(remote) is not _Reach.IN_PROCESS
+    return LeasedWhenOpened(lease, uuid=uuid, relays=relays)
 
 
 def _ssh_node(
@@ -439,9 +457,10 @@ def _node_remotes(gw: Gateway, cluster_uuid: str, bypass: frozenset[str]) -> lis
 
 @dataclass(frozen=True)
 class ServerSide:
-    """How a long-running server (`annextui p2phttp`) builds cluster peers: node connections
-    leased from its pool, the fan-out on its one bounded executor, `cluster_jobs` nodes at once
-    per request (`--clusterjobs`), and no ssh pre-warming (pooled connections stay up)."""
+    """How a long-running server (`annextui p2phttp`) builds cluster and proxied peers:
+    connections to nodes and proxied remotes leased from its pool, the fan-out on its one
+    bounded executor, `cluster_jobs` nodes at once per request (`--clusterjobs`), and no ssh
+    pre-warming (pooled connections stay up)."""
 
     pool: NodePool
     cluster_jobs: int = 1
@@ -458,8 +477,12 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         gw.repo, clusters=gw.state.clusters, file_mode=gw.local.store.file_mode()
     )
     if isinstance(target, RemoteTarget):
-        prewarm_ssh([target.remote])
-        inner = node_peer(gw, target.remote, uuid=target.uuid, offer=0)
+        inner: Peer
+        if server is None:
+            prewarm_ssh([target.remote])
+            inner = node_peer(gw, target.remote, uuid=target.uuid, offer=0)
+        else:  # pooled connections stay up: nothing to pre-warm
+            inner = leased_proxied_peer(gw, target.remote, target.uuid, server.pool)
         return ProxiedPeer(
             inner,
             uuid=target.uuid,

@@ -1,11 +1,13 @@
-"""Connections to cluster nodes kept open between the requests of a long-running server.
+"""Connections to cluster nodes and proxied remotes kept open between the requests of a
+long-running server.
 
 `annextui p2phttp` runs one short P2P session per HTTP request. Opening a node per request
 costs an ssh channel plus a `git-annex-shell` start on the node (and its exit, which commits
 the node's journal), or for a node on this machine a `LocalPeer` set up again. The server
-owns one `NodePool` and the cluster leases its node peers from it (gateway.py
-`leased_node_peer`): a request takes an idle connection of the same kind when there is one,
-and gives it back when the request ends.
+owns one `NodePool`; the cluster leases its node peers from it (gateway.py
+`leased_node_peer`), and a proxied remote's `ProxiedPeer` leases its connection when the
+client's version is known (`LeasedWhenOpened`): a request takes an idle connection of the same
+kind when there is one, and gives it back when the request ends.
 
 What is pooled is keyed by everything the connection was set up with (which node, how it is
 reached, the offered protocol version, the BYPASS it was sent), so a reused connection is
@@ -33,6 +35,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from annextui.proxycore.peer import Peer
+from annextui.proxycore.protocol import MAX_VERSION
 
 if TYPE_CHECKING:
     from annextui.backend.keys import Key
@@ -134,19 +137,11 @@ def _close_later(peers: list[Peer]) -> None:
         threading.Thread(target=_close_all, args=(peers,), name="node-close", daemon=True).start()
 
 
-class _Leased(Peer):
-    """A pooled peer as one request holds it: every call goes to the peer; `close` gives it
-    back to the pool instead of closing it."""
-
-    def __init__(self, pool: NodePool, key: Hashable, peer: Peer) -> None:
-        self._pool = pool
-        self._key = key
-        self.inner: Peer | None = peer
+class _Delegating(Peer):
+    """Every Peer call goes to the peer `_p()` returns (the pooled wrappers below)."""
 
     def _p(self) -> Peer:
-        peer = self.inner
-        assert peer is not None, "used after close"
-        return peer
+        raise NotImplementedError
 
     @property
     def uuid(self) -> str:
@@ -186,7 +181,76 @@ class _Leased(Peer):
     def pass_bypass(self, uuids: frozenset[str]) -> None:
         self._p().pass_bypass(uuids)
 
+
+class _Leased(_Delegating):
+    """A pooled peer as one request holds it: every call goes to the peer; `close` gives it
+    back to the pool instead of closing it."""
+
+    def __init__(self, pool: NodePool, key: Hashable, peer: Peer) -> None:
+        self._pool = pool
+        self._key = key
+        self.inner: Peer | None = peer
+
+    def _p(self) -> Peer:
+        peer = self.inner
+        assert peer is not None, "used after close"
+        return peer
+
     def close(self) -> None:
         peer, self.inner = self.inner, None
         if peer is not None:
             self._pool.give_back(self._key, peer)
+
+
+class LeasedWhenOpened(_Delegating):
+    """A proxied remote's connection as one request holds it, leased from the pool only when
+    it is opened: the version the client offered and the BYPASS sent at connection time are
+    part of what is pooled (git-annex keys its pool by server, client, bypass and version,
+    P2P/Http/State.hs `proxyConnectionPoolKey`), and neither is known when the request's Peer
+    is made. `lease(offer, bypass)` gives a pooled peer (gateway.py `leased_node_peer`).
+
+    A BYPASS that arrives after the connection was opened (ProxiedPeer passes the client's on
+    its first request) is not sent on it: a pooled connection may have served requests already,
+    after which a BYPASS no longer counts. The connection goes back to the pool and one opened
+    with that BYPASS is leased instead, at the next `open`."""
+
+    def __init__(
+        self, lease: Callable[[int, frozenset[str]], Peer], *, uuid: str, relays: bool
+    ) -> None:
+        self._lease = lease
+        self._uuid = uuid
+        self._relays = relays
+        self._offer = MAX_VERSION  # until open() says otherwise
+        self._bypass: frozenset[str] = frozenset()
+        self._leased: Peer | None = None
+
+    def _p(self) -> Peer:
+        if self._leased is None:
+            self._leased = self._lease(self._offer, self._bypass)
+        return self._leased
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    @property
+    def relays(self) -> bool:
+        return self._relays
+
+    def open(self, offer: int) -> int:
+        if self._leased is None:
+            self._offer = offer
+        return self._p().open(self._offer)
+
+    def pass_bypass(self, uuids: frozenset[str]) -> None:
+        if uuids == self._bypass:
+            return
+        self._bypass = uuids
+        leased, self._leased = self._leased, None
+        if leased is not None:
+            leased.close()  # back to the pool, under the key it was opened with
+
+    def close(self) -> None:
+        leased, self._leased = self._leased, None
+        if leased is not None:
+            leased.close()

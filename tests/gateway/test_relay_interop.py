@@ -245,13 +245,7 @@ def _settled_fds(server: p2phttp.P2PHttpServer, baseline: int) -> int:
 
 def _status_connections(server: p2phttp.P2PHttpServer) -> int:
     """The server's own count of connections (SIGUSR1 prints its status)."""
-    before = server.stderr().count("status:")
-    os.kill(server.pid, signal.SIGUSR1)
-    deadline = time.monotonic() + WAIT
-    while server.stderr().count("status:") == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    last = [ln for ln in server.stderr().splitlines() if ln.startswith("status:")][-1]
-    return int(last.split()[1])
+    return int(server.status_line(WAIT).split()[1])
 
 
 @pytest.mark.parametrize("direction", ["get", "copy"])

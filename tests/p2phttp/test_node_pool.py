@@ -9,6 +9,7 @@ cluster request for it talks to node3 and to no other node.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -63,11 +64,14 @@ def _settled(topo: T.Topology, most: int) -> list[int]:
 
 def _key_on_node3(topo: T.Topology, server: H.P2PHttpServer, name: str, size: int) -> str:
     """A file of `size` bytes stored on node3 only, through the gateway's proxy of node3
-    (so the gateway's location log says node3 holds it); its key."""
+    (so the gateway's location log says node3 holds it); its key. The copy goes over ssh
+    (`origin-node3`, a one-session shell), not through `server`, which would keep its pooled
+    connection to node3 as a proxied remote, a second shell on node3 beside the cluster's."""
     env, client = topo.env, topo.client
     _point(topo, server)
     env.add_files(client, {name: os.urandom(size // 2).hex()})
-    env.annex(client, "copy", "-q", "--to", f"{REMOTE}-node3", name)
+    env.annex(client, "copy", "-q", "--to", "origin-node3", name)
+    assert _settled(topo, 0) == []  # the ssh session's node3 shell has ended
     return env.annex(client, "lookupkey", name).stdout.strip()
 
 
@@ -224,3 +228,109 @@ def test_putoffset_leaves_the_node_connection_usable(world: T.Topology) -> None:
         assert fsck["success"], fsck
     finally:
         server.stop()
+
+
+# -- proxied remotes: pooled as cluster nodes are --------------------------------------------------
+# node3 is also a proxied remote of the gateway (every cluster node is), reached over ssh; px is a
+# plain proxied remote on this machine, served in the server's process (no shell to count: the
+# server's status says how many connections its pool has opened).
+PROXIED = {"node3": T.N3, "px": T.PX}
+
+
+def _opened(server: H.P2PHttpServer) -> int:
+    """Connections the server's pool has opened since it started (its SIGUSR1 status)."""
+    words = server.status_line().split(", ")
+    (opened,) = [w for w in words if w.endswith("node connections opened")]
+    return int(opened.split()[0])
+
+
+def _requests_for(server: H.P2PHttpServer, uuid: str) -> int:
+    """Requests to `uuid` the server has logged (one line per request)."""
+    return sum(1 for ln in server.stderr().splitlines() if f" /git-annex/{uuid}/" in ln)
+
+
+@contextlib.contextmanager
+def _sampled_shells(topo: T.Topology) -> Iterator[set[int]]:
+    """Every node3 shell seen while the block runs (sampled by a thread until it ends): a
+    server opening a connection per request shows a new shell for each."""
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen.update(_node3_shells(topo))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        sampler.join()
+
+
+@pytest.mark.parametrize("name", sorted(PROXIED))
+def test_proxied_remote_copy_get_drop_over_one_connection(world: T.Topology, name: str) -> None:
+    """A real client's copy, drop, get, fsck and drop through `viahttp-NAME`: every request
+    to the proxied remote is served by one pooled connection (one git-annex-shell on node3),
+    and git-annex judges the outcome (fsck --from, whereis)."""
+    env, client = world.env, world.client
+    uuid, remote = PROXIED[name], f"{REMOTE}-{name}"
+    server = _server(world, "-J4", "--proxyconnections", "1").start()
+    try:
+        _point(world, server)
+        names = {f"pooled-{name}-{i}.txt": f"pooled {name} {i}\n" for i in range(10)}
+        files = sorted(names)
+        env.add_files(client, names)
+        with _sampled_shells(world) as shells:
+            env.annex(client, "copy", "-q", "--to", remote, *files)
+            env.annex(client, "drop", "-q", *files)  # the remote's copy locked meanwhile
+            env.annex(client, "get", "-q", "--from", remote, *files)
+            env.annex(client, "fsck", "-q", "--from", remote, *files)  # downloads each
+            env.annex(client, "drop", "-q", "--from", remote, *files[:5])
+        assert _requests_for(server, uuid) >= 50, server.stderr()
+        if name == "node3":
+            assert len(shells) == 1, shells
+        assert _opened(server) == 1, server.stderr()
+        fsck = env.annex_json(client, "fsck", "--from", remote, "--json", *files[5:])
+        assert len(fsck) == 5, fsck
+        assert all(r["success"] for r in fsck), fsck
+        for where in env.annex_json(client, "whereis", "--json", *files):
+            held = {w["uuid"] for w in where["whereis"]}
+            assert (uuid in held) == (where["file"] in files[5:]), where
+            assert T.CLIENT in held, where
+        # and the remote itself agrees: git-annex's plumbing on it (exit 1: not here)
+        there = world.px if name == "px" else world.nodes[name]
+        for f in files:
+            key = env.annex(client, "lookupkey", f).stdout.strip()
+            located = env.annex(there, "contentlocation", key, check=False)
+            assert (located.returncode == 0) == (f in files[5:]), f
+    finally:
+        server.stop()
+    if name == "node3":
+        assert _settled(world, 0) == []  # closed at shutdown
+
+
+def test_proxied_ssh_remote_killed_shell_is_reconnected(world: T.Topology) -> None:
+    env, client = world.env, world.client
+    remote = f"{REMOTE}-node3"
+    server = _server(world, "-J2").start()
+    try:
+        _point(world, server)
+        env.add_files(client, {"proxied-killed.txt": "killed between requests\n"})
+        env.annex(client, "copy", "-q", "--to", remote, "proxied-killed.txt")
+        (before,) = _node3_shells(world)
+        os.kill(before, signal.SIGKILL)
+        assert _settled(world, 0) == []
+        # the pooled connection is dead: dropped and replaced, the client sees nothing of it
+        env.annex(client, "drop", "-q", "proxied-killed.txt")
+        env.annex(client, "get", "-q", "--from", remote, "proxied-killed.txt")
+        after = _node3_shells(world)
+        assert len(after) == 1, after
+        assert after[0] != before, (before, after)
+        assert _opened(server) == 2, server.stderr()
+        (fsck,) = env.annex_json(client, "fsck", "--from", remote, "--json", "proxied-killed.txt")
+        assert fsck["success"], fsck
+    finally:
+        server.stop()
+

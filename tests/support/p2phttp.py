@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import shlex
@@ -35,6 +36,7 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "annextui": ("annextui", "p2phttp"),
 }
 READY_TIMEOUT = 60.0
+_LOG_SERIALS = itertools.count()
 # loopback is a private address to git-annex's HTTP client: allow it for the test remotes
 ALLOW_LOOPBACK = ("annex.security.allowed-ip-addresses", "all")
 
@@ -162,7 +164,10 @@ class P2PHttpServer:
         if self.unix_socket is None and not self.port:
             self.port = free_port()
         if self.log_path is None:
-            self.log_path = self.repo.parent / f"p2phttp-{self.kind}-{os.getpid()}.log"
+            # one file per server: two servers of one repository (a test starting a second
+            # beside a fixture's) must not truncate each other's log
+            serial = next(_LOG_SERIALS)
+            self.log_path = self.repo.parent / f"p2phttp-{self.kind}-{os.getpid()}-{serial}.log"
         with open(self.log_path, "wb") as log:
             # a session of its own: stop() ends the server and everything it started
             self.proc = subprocess.Popen(
@@ -202,6 +207,18 @@ class P2PHttpServer:
         raise AssertionError(
             f"{self.argv} not answering after {timeout}s ({last}):\n{self.stderr()}"
         )
+
+    def status_line(self, timeout: float = 60.0) -> str:
+        """The summary line of the server's own status (`annextui p2phttp` prints it on
+        SIGUSR1): `status: N connections, ...`; waits for it within `timeout`."""
+        before = self.stderr().count("status:")
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while self.stderr().count("status:") == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [ln for ln in self.stderr().splitlines() if ln.startswith("status:")]
+        assert len(lines) > before, f"no status after SIGUSR1:\n{self.stderr()}"
+        return lines[-1]
 
     def fd_count(self) -> int:
         """Open descriptors of the server process (its own, not its children's)."""

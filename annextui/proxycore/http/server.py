@@ -441,6 +441,7 @@ class P2PHttpServer:
             "transfers": transfers,
             "queued": self.slots.waiting,
             "idle_node_connections": self.nodes.idle(),
+            "node_connections_opened": self.nodes.opened,
             "uncommitted": self.commits.pending(),
             "served": sorted(self.repos.uuids()),
         }
@@ -454,7 +455,8 @@ class P2PHttpServer:
             f"status: {len(st['connections'])} connections, "  # type: ignore[arg-type]
             f"{len(st['locks'])} locks, {len(st['transfers'])} transfers, "  # type: ignore[arg-type]
             f"{st['queued']} queued, {st['uncommitted']} journals to commit, "
-            f"{st['idle_node_connections']} idle node connections"
+            f"{st['idle_node_connections']} idle node connections, "
+            f"{st['node_connections_opened']} node connections opened"
         ]
         for c in st["connections"]:  # type: ignore[attr-defined]
             lines.append(f"  connection {c['peer']} {c['seconds']}s {c['request']}")

@@ -78,6 +78,10 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         help="also serve ssh connections handed over by annextui-relay on this unix socket "
         "(mode 0600); without --port, --bind or --socket, serve only those",
     )
+    # Not documented: the tests' handles on the server's housekeeping (ssh transports
+    # closed after --ssh-idle seconds unused, checked every --housekeeping seconds).
+    sp.add_argument("--ssh-idle", type=_seconds, default=60.0, help=argparse.SUPPRESS)
+    sp.add_argument("--housekeeping", type=_seconds, default=5.0, help=argparse.SUPPRESS)
     sp.add_argument(
         "--directory",
         action="append",
@@ -144,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         or any(v is not None for v in (args.port, args.bind, args.socket)),
         proxy_connections=args.proxyconnections,
         cluster_jobs=args.clusterjobs,
+        ssh_idle=args.ssh_idle,
+        housekeeping=args.housekeeping,
     )
     server = P2PHttpServer(options)
     try:
@@ -181,4 +187,15 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (a finite float: `nan` and `inf` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value

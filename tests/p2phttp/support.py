@@ -12,7 +12,6 @@ import contextlib
 import functools
 import http.client
 import http.server
-import json
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from tests.gateway.topology import CLIENT, CLUSTER_NAME, GW, N1, N2, PX
 from tests.support.annex import AnnexEnv
+from tests.support.p2phttp import Endpoint
 from tests.support.sshd import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,19 +57,7 @@ class Served:
     def keep_locked(self, key: str, uuid: str = GW) -> tuple[str, socket.socket]:
         """lockcontent, then a keeplocked request whose body stays open (the lock id and its
         socket: send `{"unlock":true}` and the last chunk on it, or close it, to end it)."""
-        base = f"/git-annex/{uuid}/v4"
-        status, _, body = self.request(
-            "POST", f"{base}/lockcontent?key={key}&clientuuid={CLIENT}", b""
-        )
-        assert status == 200
-        lockid = str(json.loads(body)["lockid"])
-        sock = socket.create_connection(("127.0.0.1", self.port))
-        sock.sendall(
-            f"POST {base}/keeplocked?lockid={lockid}&clientuuid={CLIENT} HTTP/1.1\r\n"
-            "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-            + b'10\r\n{"unlock":false}\r\n'
-        )
-        return lockid, sock
+        return Endpoint(self.port).keep_locked(uuid, key, CLIENT)
 
     def stop(self) -> int:
         if self.proc.poll() is None:

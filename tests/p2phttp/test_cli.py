@@ -53,6 +53,10 @@ def test_bad_pool_sizes_are_usage_errors(tmp_path: Path) -> None:
         (["--clusterjobs", "0"], "--clusterjobs"),
         (["--clusterjobs", "many"], "--clusterjobs"),
         (["--proxyconnections", "-1"], "--proxyconnections"),
+        # the tests' hidden housekeeping options
+        (["--ssh-idle", "0"], "--ssh-idle"),
+        (["--ssh-idle", "nan"], "--ssh-idle"),
+        (["--housekeeping", "soon"], "--housekeeping"),
     ):
         r = run(["--directory", str(tmp_path), *args], tmp_path)
         assert r.returncode == 2, (args, r.stderr)

@@ -334,3 +334,51 @@ def test_proxied_ssh_remote_killed_shell_is_reconnected(world: T.Topology) -> No
     finally:
         server.stop()
 
+
+# -- the ssh transports under the node connections: closed once idle -------------------------------
+
+
+def _ssh_connections(server: H.P2PHttpServer, topo: T.Topology) -> int:
+    """TCP connections the server process holds to the private sshd (one per ssh transport)."""
+    return procs.tcp_connections(server.pid, topo.sshd.port)
+
+
+def _ssh_settled(server: H.P2PHttpServer, topo: T.Topology, want: int) -> int:
+    deadline = time.monotonic() + SETTLE
+    count = _ssh_connections(server, topo)
+    while count != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+        count = _ssh_connections(server, topo)
+    return count
+
+
+def test_idle_ssh_transport_is_closed_and_reopened(world: T.Topology) -> None:
+    """The server's housekeeping closes an ssh transport nothing has used for `--ssh-idle`
+    seconds (prune_ssh_pool); the next request to the ssh node opens a new one. Hidden test
+    options make the idle time and the housekeeping tick short; `--proxyconnections 0` keeps no
+    node connection (no channel) on the transport between requests."""
+    server = _server(
+        world, "-J2", "--proxyconnections", "0", "--ssh-idle", "1", "--housekeeping", "0.2"
+    ).start()
+    try:
+        key = _key_on_node3(world, server, "ssh-idle.txt", 1000)
+        assert _ssh_connections(server, world) == 0  # nothing reached node3 yet
+        # node3's copy locked through its proxied remote (a cluster does not lock content) and
+        # kept locked: node3's channel, so its transport, is in use
+        _, held = server.endpoint.keep_locked(T.N3, key, T.CLIENT)
+        try:
+            assert _ssh_settled(server, world, 1) == 1
+            assert len(_node3_shells(world)) == 1
+        finally:
+            held.sendall(b'f\r\n{"unlock":true}\r\n0\r\n\r\n')
+            held.recv(1024)  # the keeplocked answer: the lock is released
+            held.close()
+        # unused now: closed after the idle time, at a housekeeping tick
+        assert _ssh_settled(server, world, 0) == 0, server.stderr()
+        assert _settled(world, 0) == []  # node3's shell ended with its transport
+        # the next request (to the cluster, which finds the key on node3 alone) reconnects
+        assert _checkpresent(server, world, key)
+        assert _get(server, world, key) == (world.client / "ssh-idle.txt").read_bytes()
+        assert _ssh_settled(server, world, 0) == 0
+    finally:
+        server.stop()

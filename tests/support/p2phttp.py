@@ -111,6 +111,26 @@ class Endpoint:
         finally:
             conn.close()
 
+    def keep_locked(
+        self, uuid: str, key: str, client: str, *, timeout: float = 60.0
+    ) -> tuple[str, socket.socket]:
+        """lockcontent, then a keeplocked request whose body stays open (loopback TCP): the
+        lock id and its socket (send `{"unlock":true}` and the last chunk on it, or close it,
+        to end it)."""
+        base = f"/git-annex/{uuid}/v4"
+        reply = self.request(
+            "POST", f"{base}/lockcontent?key={key}&clientuuid={client}", timeout=timeout
+        )
+        assert reply.status == 200, reply
+        lockid = str(json.loads(reply.body)["lockid"])
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        sock.sendall(
+            f"POST {base}/keeplocked?lockid={lockid}&clientuuid={client} HTTP/1.1\r\n"
+            "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            + b'10\r\n{"unlock":false}\r\n'
+        )
+        return lockid, sock
+
     def checkpresent(self, uuid: str, key: str, client: str, *, timeout: float) -> bool:
         reply = self.request(
             "POST",

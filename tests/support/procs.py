@@ -127,3 +127,32 @@ def kill_pids(pids: Iterable[int], timeout: float = 3.0, sig: int = signal.SIGTE
     for pid in pending:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+_TCP_ESTABLISHED = "01"
+
+
+def tcp_connections(pid: int, remote_port: int) -> int:
+    """Established TCP connections that process `pid` holds to `remote_port` (IPv4 or IPv6):
+    its socket descriptors matched by inode against the kernel's tables of its network
+    namespace (/proc/PID/net/tcp, tcp6)."""
+    inodes: set[str] = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(_PROC / str(pid) / "fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(_PROC / str(pid) / "fd" / fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (_PROC / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            port = int(fields[2].rsplit(":", 1)[1], 16)
+            if port == remote_port and fields[3] == _TCP_ESTABLISHED and fields[9] in inodes:
+                count += 1
+    return count

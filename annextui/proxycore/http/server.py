@@ -95,6 +95,7 @@ class ServerOptions:
     proxy_connections: int = 1  # idle connections kept per node (--proxyconnections)
     cluster_jobs: int = 1  # nodes a cluster request works on at once (--clusterjobs)
     proxy_idle: float = 10.0  # seconds an idle node connection is kept
+    housekeeping: float = 5.0  # seconds between closing what has been idle too long
 
     def connections(self) -> int:
         return self.max_connections or (8 * self.jobs + self.lockedfiles)
@@ -250,7 +251,7 @@ class P2PHttpServer:
         reaper = time.monotonic()
         try:
             while not self._stop.is_set():
-                for sk, _ in sel.select(timeout=0.5):
+                for sk, _ in sel.select(timeout=min(0.5, self.options.housekeeping)):
                     lsock = sk.fileobj
                     assert isinstance(lsock, socket.socket)
                     try:
@@ -262,7 +263,7 @@ class P2PHttpServer:
                         time.sleep(0.1)
                         continue
                     self._admit(conn, addr, str(sk.data))
-                if time.monotonic() - reaper > 5:
+                if time.monotonic() - reaper > self.options.housekeeping:
                     reaper = time.monotonic()
                     self.locks.expire()
                     prune_ssh_pool(self.options.ssh_idle, self.options.ssh_keep)

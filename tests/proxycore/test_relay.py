@@ -11,10 +11,12 @@ rules are tested here too.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -247,3 +249,93 @@ def test_sigterm_ends_relayed_sessions(served: Served) -> None:
         relay.stdin.close()
         relay.stdout.close()
     assert "p2phttp: stopped" in served.server.stderr()
+
+
+# -- another user ----------------------------------------------------------------------------------
+
+
+def _interpreter_for(uid: int, gid: int) -> str | None:
+    """A python3 that user `uid` may run (ours may live under root's private home)."""
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if not candidate:
+            continue
+        try:
+            done = subprocess.run(
+                [candidate, "-I", "-S", "-c", "pass"],
+                user=uid,
+                group=gid,
+                extra_groups=[],
+                cwd="/",
+                capture_output=True,
+                timeout=60,
+            )
+        except OSError:
+            continue
+        if done.returncode == 0:
+            return candidate
+    return None
+
+
+def test_relay_from_another_user_refused(served: Served) -> None:
+    """The server refuses a relay connection from another uid (SO_PEERCRED), and goes on
+    serving its own user's. The relay runs as `nobody` against the server's socket.
+
+    The socket is made 0600, so another user's connect() fails (EACCES) and its relay falls
+    back to the shell before the server sees anything: to reach the uid check at all, this
+    test loosens the socket's mode to 0666 (and lets `nobody` through its directory) after
+    the server made it."""
+    if os.geteuid() != 0:
+        pytest.skip("running the relay as another user (nobody) needs root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user `nobody` to run the relay as")
+    python = _interpreter_for(nobody.pw_uid, nobody.pw_gid)
+    if python is None:
+        pytest.skip("no python3 that `nobody` may run")
+    os.chmod(served.socket.parent, 0o711)
+    os.chmod(served.socket, 0o666)  # what the server never does: see the docstring
+    public = Path(tempfile.mkdtemp(prefix="arl-nobody-", dir="/tmp"))
+    try:
+        public.chmod(0o755)
+        relay = write_relay_program(public / "annextui-relay", served.socket)
+        relay.chmod(0o755)
+        # had the relay fallen back (it does when the server hangs up before the header is
+        # sent), this stand-in shell would say so
+        fallback = public / "fallback-shell"
+        fallback.write_text("#!/bin/sh\necho fallback\nexit 97\n")
+        fallback.chmod(0o755)
+        done = subprocess.run(
+            [python, "-I", "-S", str(relay), "p2pstdio", str(served.repo), CLIENT],
+            input=b"VERSION 1\n",
+            env={"PATH": "/usr/bin:/bin", "ANNEXTUI_RELAY_SHELL": str(fallback)},
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+    log = served.server.stderr()
+    # nothing served: no AUTH-SUCCESS; the server logs the refusal as the session's outcome
+    assert b"AUTH-SUCCESS" not in done.stdout, (done, log)
+    refused = [ln for ln in log.splitlines() if "error relay from another user refused" in ln]
+    assert len(refused) == 1, log
+    assert refused[0].startswith("relay SSH "), refused
+    # what the relay sees: the server's refusal (exit 1), or, had the server hung up before
+    # the relay sent its header, a fallback to its own shell, run as `nobody`
+    if done.returncode == 97:
+        assert done.stdout == b"fallback\n", done
+    else:
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1,
+            b"",
+            b"annextui-relay: relay from another user refused\n",
+        ), done
+    # and the server's own user is still served
+    code, out, _ = served.run(
+        [str(served.relay), "p2pstdio", str(served.repo), CLIENT], {}, b"VERSION 1\n"
+    )
+    assert (code, out) == (0, f"AUTH-SUCCESS {U}\nVERSION 1\n")

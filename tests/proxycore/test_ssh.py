@@ -3,8 +3,11 @@ host keys verified, unknown and changed keys refused."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -104,6 +107,39 @@ def test_a_node_connection_does_not_import_invoke(ssh_hosts: Sshd) -> None:
     first, later = p.stdout.split("\n")[:2]
     assert first == "False True"
     assert later in ("importable", "ImportError")  # not left blocked for the process
+
+
+def test_one_ssh_g_answers_threads_asking_at_once(
+    ssh_hosts: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prewarm thread and a session's first request resolve the same host: OpenSSH is
+    asked once, and both get its answer."""
+    from annextui.proxycore import sshconfig
+
+    ssh_hosts.add_host("nodehost")
+    log = tmp_path / "asked"
+    real = shutil.which("ssh")
+    assert real is not None
+    wrapper = tmp_path / "ssh"
+    # slow to answer, so that every thread asks while the first question is open
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nsleep 0.3\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(sshconfig, "SSH_PROGRAM", str(wrapper))
+    sshconfig.forget_resolutions()
+    target = parse_ssh_url("ssh://nodehost/tmp")
+    assert target is not None
+    start = threading.Barrier(4)
+
+    def resolve() -> sshconfig.ResolvedHost:
+        start.wait()
+        return sshconfig.resolve_host(target, _opts(ssh_hosts))
+
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        hosts = list(ex.map(lambda _: resolve(), range(4)))
+    sshconfig.forget_resolutions()
+    assert len(set(hosts)) == 1
+    assert hosts[0].port == ssh_hosts.port
+    assert len(log.read_text().splitlines()) == 1
 
 
 def test_unknown_host_key_is_refused(ssh_hosts: Sshd, tmp_path: Path) -> None:

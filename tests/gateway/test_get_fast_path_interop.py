@@ -165,3 +165,53 @@ def test_busy_local_holder_is_skipped(topo: T.Topology, busy: str, idle: str) ->
                 obj.write_bytes(tested[name])
     fsck_node(topo, topo.nodes[busy])
     fsck_node(topo, topo.nodes[idle])
+
+
+def test_unlogged_copy_on_the_ssh_node_is_served(topo: T.Topology) -> None:
+    """No in-process node has the file, node3 (the cluster's one ssh node) does, and the
+    gateway's log has lost it: node3 is asked without the log (_sole_remote) and serves it,
+    as git-annex-shell on node3 would."""
+    env, cl = topo.env, topo.client
+    files = _files("n3unlogged", {"y.bin": os.urandom(45_000)})
+    keys = _place(topo, files, {"y.bin": ["node3"]})
+    key = keys["n3unlogged/y.bin"]
+    env.annex(topo.gw, "setpresentkey", key, T.N3, "0")
+    assert gateway_whereis(topo, topo.gw, key) == set()
+    assert holders(topo, key) == {T.N3}
+    rc, out = _get(topo, "n3unlogged")
+    assert rc == 0, out
+    for f, data in files.items():
+        assert (cl / f).read_bytes() == data, f
+    assert all(r["success"] for r in env.annex_json(cl, "fsck", "n3unlogged"))
+    env.annex(topo.gw, "setpresentkey", key, T.N3, "1")  # as it really is
+    fsck_node(topo, topo.nodes["node3"])
+
+
+def test_key_nobody_has_fails_and_the_session_goes_on(topo: T.Topology) -> None:
+    """Logged on node2, whose file is gone, and on no other node: node3 is asked first and
+    answers no content (DATA 0, INVALID), node2 by the log has none either, so that file
+    fails; the next files of the same session (on node3 and node1) still come."""
+    env, cl = topo.env, topo.client
+    tested = {"a-lost.bin": os.urandom(20_000), "b3.bin": os.urandom(21_000)}
+    tested["c1.bin"] = os.urandom(22_000)
+    files = _files("lost", tested)
+    where = {"a-lost.bin": ["node2"], "b3.bin": ["node3"], "c1.bin": ["node1"]}
+    keys = _place(topo, files, where)
+    lost = keys["lost/a-lost.bin"]
+    obj = _object(topo, "node2", lost)
+    with _writable(obj):
+        obj.unlink()
+    assert holders(topo, lost) == set()
+    assert T.N2 in gateway_whereis(topo, topo.gw, lost)
+    try:
+        rc, out = _get(topo, "lost")
+        assert rc != 0, out
+        assert not (cl / "lost/a-lost.bin").exists()  # its symlink points at no content
+        came = [f for f in files if f != "lost/a-lost.bin"]
+        for f in came:
+            assert (cl / f).read_bytes() == files[f], f
+        assert all(r["success"] for r in env.annex_json(cl, "fsck", *came))
+    finally:
+        env.annex(topo.gw, "setpresentkey", lost, T.N2, "0")  # as it now really is
+    fsck_node(topo, topo.nodes["node3"])
+    fsck_node(topo, topo.nodes["node1"])

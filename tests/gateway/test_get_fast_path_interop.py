@@ -20,7 +20,7 @@ import pytest
 from annextui.proxycore.cluster.peer import WARM_GETS
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
 from tests.gateway import topology as T
-from tests.gateway.test_gateway_interop import fsck_node, gateway_whereis, holders, objects
+from tests.gateway.test_gateway_interop import fsck_node, gateway_whereis, holders
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -85,23 +85,28 @@ def _busy(topo: T.Topology, node_uuid: str) -> Iterator[None]:
         rec.finish(True)
 
 
-def test_unlogged_copy_on_a_local_node_is_served(topo: T.Topology) -> None:
-    """The gateway's log says node1 dropped the key, its object file says otherwise: the file
-    is the truth a GET can use (git-annex-shell on node1 would serve it too)."""
+@pytest.mark.parametrize("node", ["node1", "node3"])
+def test_unlogged_copy_is_served(topo: T.Topology, node: str) -> None:
+    """The gateway's log says the node dropped the key, its object file says otherwise: the
+    file is the truth a GET can use (git-annex-shell on the node would serve it too). node1
+    is found by its stat; node3, the cluster's one ssh node, is asked without the log when no
+    in-process node has the file (_sole_remote)."""
     env, cl = topo.env, topo.client
-    files = _files("unlogged", {"z.bin": os.urandom(50_000)})
-    keys = _place(topo, files, {"z.bin": ["node1"]})
-    key = keys["unlogged/z.bin"]
-    env.annex(topo.gw, "setpresentkey", key, T.N1, "0")
+    uuid = topo.uuids[node]
+    prefix = f"unlogged-{node}"
+    files = _files(prefix, {"z.bin": os.urandom(50_000)})
+    keys = _place(topo, files, {"z.bin": [node]})
+    key = keys[f"{prefix}/z.bin"]
+    env.annex(topo.gw, "setpresentkey", key, uuid, "0")
     assert gateway_whereis(topo, topo.gw, key) == set()
-    assert key in objects(topo.nodes["node1"])
-    rc, out = _get(topo, "unlogged")
+    assert holders(topo, key) == {uuid}
+    rc, out = _get(topo, prefix)
     assert rc == 0, out
     for f, data in files.items():
         assert (cl / f).read_bytes() == data, f
-    assert all(r["success"] for r in env.annex_json(cl, "fsck", "unlogged"))
-    env.annex(topo.gw, "setpresentkey", key, T.N1, "1")  # as it really is, for fsck
-    fsck_node(topo, topo.nodes["node1"])
+    assert all(r["success"] for r in env.annex_json(cl, "fsck", prefix))
+    env.annex(topo.gw, "setpresentkey", key, uuid, "1")  # as it really is, for fsck
+    fsck_node(topo, topo.nodes[node])
 
 
 def test_copy_removed_behind_our_back_fails_over_to_the_ssh_node(topo: T.Topology) -> None:
@@ -165,26 +170,6 @@ def test_busy_local_holder_is_skipped(topo: T.Topology, busy: str, idle: str) ->
                 obj.write_bytes(tested[name])
     fsck_node(topo, topo.nodes[busy])
     fsck_node(topo, topo.nodes[idle])
-
-
-def test_unlogged_copy_on_the_ssh_node_is_served(topo: T.Topology) -> None:
-    """No in-process node has the file, node3 (the cluster's one ssh node) does, and the
-    gateway's log has lost it: node3 is asked without the log (_sole_remote) and serves it,
-    as git-annex-shell on node3 would."""
-    env, cl = topo.env, topo.client
-    files = _files("n3unlogged", {"y.bin": os.urandom(45_000)})
-    keys = _place(topo, files, {"y.bin": ["node3"]})
-    key = keys["n3unlogged/y.bin"]
-    env.annex(topo.gw, "setpresentkey", key, T.N3, "0")
-    assert gateway_whereis(topo, topo.gw, key) == set()
-    assert holders(topo, key) == {T.N3}
-    rc, out = _get(topo, "n3unlogged")
-    assert rc == 0, out
-    for f, data in files.items():
-        assert (cl / f).read_bytes() == data, f
-    assert all(r["success"] for r in env.annex_json(cl, "fsck", "n3unlogged"))
-    env.annex(topo.gw, "setpresentkey", key, T.N3, "1")  # as it really is
-    fsck_node(topo, topo.nodes["node3"])
 
 
 def test_key_nobody_has_fails_and_the_session_goes_on(topo: T.Topology) -> None:

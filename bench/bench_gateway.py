@@ -24,13 +24,19 @@ a last get from `ours-mycluster` runs annextui-shell under cProfile (bench/shell
 wrapper named as the remote's annex-shell, so the shell's own path carries no profiling code)
 and prints per-GET figures.
 
+`--split` (with `--profile`) times the files by where the cluster keeps them instead of all at
+once: each round gets the files held by a local node (node1/node2, served in the gateway's
+process), then those held by node3 (one more ssh hop from the gateway), through every path
+side by side, so the gap to the direct path is seen per class: a local key costs the gateway
+only its own work, a node3 key also the second hop that the direct path does not take.
+
 With `--baseline DIR` (a checkout of another annextui commit, e.g. made by
 `git archive COMMIT | tar -x -C DIR`), a remote `base` serves the same cluster with that
 checkout's annextui-shell, so a before/after comparison runs side by side; a last get from
 `base-mycluster` is profiled the same way, for the per-GET profile before and after.
 
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
-                                  [--baseline DIR]
+                                  [--baseline DIR] [--split]
 """
 
 from __future__ import annotations
@@ -182,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="with --profile: also time base-mycluster, served by this annextui checkout",
     )
+    ap.add_argument(
+        "--split",
+        action="store_true",
+        help="with --profile: time local-node keys and node3 keys separately",
+    )
     args = ap.parse_args(argv)
 
     world = bench_world("bgw-")
@@ -209,7 +220,18 @@ def main(argv: list[str] | None = None) -> int:
                 env.annex(cl, "info", "-q", "base")
             size = args.small_kib << 10
             base_root = args.baseline.resolve() if args.baseline is not None else None
-            print(profile_gets(env, topo, tmp, args.rounds, args.small_count, size, base_root))
+            print(
+                profile_gets(
+                    env,
+                    topo,
+                    tmp,
+                    args.rounds,
+                    args.small_count,
+                    size,
+                    base_root,
+                    split=args.split,
+                )
+            )
             return 0
         cases = transfer_cases(args)
         for case in args.cases.split(","):
@@ -276,6 +298,21 @@ def machine_busy_seconds() -> float:
 DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
+def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[str, list[str]]:
+    """The client's files of CASE by where the cluster keeps them: "local" (node1, node2: served
+    in the gateway's process) and "node3" (the ssh node). Read while the client holds them all."""
+    out = env.annex(topo.client, "find", "--format=${key}\t${file}\n", case).stdout
+    file_of = dict(line.split("\t", 1) for line in out.splitlines() if line)
+    classes: dict[str, list[str]] = {"local": [], "node3": []}
+    for name, repo in topo.nodes.items():
+        for obj in (repo / "annex" / "objects").rglob("*"):
+            if obj.is_file() and obj.name in file_of:
+                classes["node3" if name == "node3" else "local"].append(file_of[obj.name])
+    for files in classes.values():
+        files.sort()
+    return classes
+
+
 def profile_gets(
     env: AnnexEnv,
     topo: topology.Topology,
@@ -284,15 +321,19 @@ def profile_gets(
     count: int,
     size: int,
     baseline: Path | None = None,
+    *,
+    split: bool = False,
 ) -> str:
     """Small GETs through each path (timed side by side), then one profiled gateway GET run
-    (and one of the baseline checkout's, served as `base`)."""
+    (and one of the baseline checkout's, served as `base`). `split`: the files held by local
+    nodes and those held by node3 are timed separately (a class per table)."""
     cl = topo.client
     write_files(cl, "small", count, size)
     env.annex(cl, "add", "-q", "--force-large", "small")
     env.git(cl, "commit", "-q", "-m", "small")
     cluster = f"ours-{topology.CLUSTER_NAME}"
     env.annex(cl, "copy", "-q", "--to", cluster, "small", timeout=3600)
+    classes = files_by_class(env, topo, "small") if split else {"all": ["small"]}
     for name, node in DIRECT.items():
         path = topo.px if node == "px" else topo.nodes[node]
         url = str(path) if name == "direct-local" else f"ssh://n3host{path}"
@@ -305,36 +346,47 @@ def profile_gets(
         paths.insert(1, f"base-{topology.CLUSTER_NAME}")
     results: list[Transfer] = []
 
-    busy: dict[str, list[float]] = {p: [] for p in paths}
+    busy: dict[tuple[str, str], list[float]] = {}
 
-    def get(remote: str) -> float:
+    def get(remote: str, cls: str = "all") -> float:
         env.annex(cl, "drop", "-q", "--force", "small")
         cpu = machine_busy_seconds()
         t = time.perf_counter()
-        env.annex(cl, "get", "-q", "--from", remote, "small", timeout=3600)
+        env.annex(cl, "get", "-q", "--from", remote, *classes.get(cls, ["small"]), timeout=3600)
         dt = time.perf_counter() - t
-        busy[remote].append(machine_busy_seconds() - cpu)
+        busy.setdefault((cls, remote), []).append(machine_busy_seconds() - cpu)
         return dt
 
     for rnd in range(rounds):
-        for remote in paths if rnd % 2 == 0 else reversed(paths):
-            dt = get(remote)
-            results.append(Transfer("small", "get", remote, dt, count * size, count))
-            print(f"  round {rnd} {remote}: get {dt:.2f}s", file=sys.stderr)
+        for cls, files in classes.items():
+            n = count if cls == "all" else len(files)
+            for remote in paths if rnd % 2 == 0 else reversed(paths):
+                dt = get(remote, cls)
+                results.append(Transfer(cls, "get", remote, dt, n * size, n))
+                print(f"  round {rnd} {cls} {remote}: get {dt:.2f}s", file=sys.stderr)
     best, median = best_and_median(results)
     # CPU s: the whole machine's busy CPU seconds during the get (median of the rounds), all
     # processes of every path (client, sshd, shells, ssh hops); `busy` = CPU s / (wall x cores):
     # near 1.0 the path is CPU-bound, and its wall time cannot drop below its CPU work / cores.
     cores = os.cpu_count() or 1
-    lines = [f"{'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8} {'CPU s':>8} {'busy':>6}"]
-    for remote in paths:
-        m = best[("small", "get", remote)]
-        med = median[("small", "get", remote)]
-        cpu = statistics.median(busy[remote])
+    lines: list[str] = []
+    for cls, files in classes.items():
+        n = count if cls == "all" else len(files)
         lines.append(
-            f"{remote:<18} {m.seconds:8.2f} {med:8.2f} "
-            f"{m.seconds / count * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f}"
+            f"{cls + f' ({n})':<12} {'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8} "
+            f"{'CPU s':>8} {'busy':>6} {'/direct-ssh':>11}"
         )
+        floor = median[(cls, "get", "direct-ssh")]
+        for remote in paths:
+            m = best[(cls, "get", remote)]
+            med = median[(cls, "get", remote)]
+            cpu = statistics.median(busy[(cls, remote)])
+            lines.append(
+                f"{'':<12} {remote:<18} {m.seconds:8.2f} {med:8.2f} "
+                f"{med / max(n, 1) * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f} "
+                f"{med / floor:11.2f}"
+            )
+    lines.append("ms/file and /direct-ssh: by the median of the rounds")
     profiled = [("ours", ROOT, SHELLS["ours"])]
     if baseline is not None:
         profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))

@@ -60,6 +60,26 @@ _NEVER_REKEY = 1 << 62  # bytes or packets: the server decides when to rekey (se
 CONNECT_TIMEOUT = 30.0
 
 
+def load_paramiko() -> None:
+    """Import paramiko (once) without the optional `invoke` package it pulls in.
+
+    paramiko.config imports invoke (and through it unittest.mock, yaml, inspect) only to run
+    `Match exec` lines of an ssh config file parsed by paramiko's own SSHConfig, which is never
+    used here (sshconfig.py asks OpenSSH itself, `ssh -G`). That import was a third of
+    paramiko's import time, paid by every shell session that reaches an ssh node, on the
+    client's critical path (the first GET of a key on that node waits for it)."""
+    if "paramiko" in sys.modules:
+        return
+    blocked = "invoke" not in sys.modules
+    if blocked:
+        sys.modules["invoke"] = None  # type: ignore[assignment]  # import invoke -> ImportError
+    try:
+        import paramiko  # noqa: F401
+    finally:
+        if blocked and "invoke" in sys.modules and sys.modules["invoke"] is None:
+            del sys.modules["invoke"]  # a later `import invoke` elsewhere still works
+
+
 class SshChannel:
     """A byte stream to one remote command: read/write/close, stderr passed through."""
 
@@ -228,6 +248,7 @@ class SshPool:
         return sock, None
 
     def _connect(self, host: ResolvedHost) -> _Hop:
+        load_paramiko()
         import paramiko
 
         from annextui.proxycore import knownhosts
@@ -282,6 +303,7 @@ class SshPool:
         opts: SshOptions | None = None,
         stderr: BinaryIO | None = None,
     ) -> SshChannel:
+        load_paramiko()
         import paramiko
 
         host = resolve_host(target, opts or SshOptions())
@@ -389,6 +411,7 @@ def _transport_class() -> type[OrderedTransport]:
     paramiko is imported only when an ssh node is)."""
     global _TransportClass
     if _TransportClass is None:
+        load_paramiko()
         import paramiko
 
         class Ordered(paramiko.Transport):

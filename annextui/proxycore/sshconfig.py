@@ -165,14 +165,35 @@ class ResolvedHost:
 
 _cache: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
 _cache_lock = threading.Lock()
+# Questions to `ssh -G` being answered now: a second thread asking the same (a session's first
+# request for a node while the shell's ssh prewarm is resolving it) waits for that answer
+# instead of running ssh once more.
+_asking: dict[tuple[str, ...], threading.Event] = {}
 
 
 def ssh_g(argv_tail: list[str]) -> dict[str, tuple[str, ...]]:
     """`ssh -G ARGS`: OpenSSH's evaluated configuration, keyword -> values (cached)."""
     key = tuple(argv_tail)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
+    while True:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+            asking = _asking.get(key)
+            if asking is None:
+                _asking[key] = threading.Event()
+                break
+        asking.wait()  # then the cache has it, or that run failed and we ask ourselves
+    try:
+        cfg = _ask_ssh(key)
+        with _cache_lock:
+            _cache[key] = cfg
+        return cfg
+    finally:
+        with _cache_lock:
+            _asking.pop(key).set()
+
+
+def _ask_ssh(argv_tail: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     program = shutil.which(SSH_PROGRAM)
     if program is None:
         raise SshError("reading the ssh configuration needs OpenSSH's ssh on PATH")
@@ -188,10 +209,7 @@ def ssh_g(argv_tail: list[str]) -> dict[str, tuple[str, ...]]:
     for line in res.stdout.splitlines():
         k, _, v = line.partition(" ")
         out.setdefault(k.lower(), []).append(v)
-    cfg = {k: tuple(v) for k, v in out.items()}
-    with _cache_lock:
-        _cache[key] = cfg
-    return cfg
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def forget_resolutions() -> None:

@@ -20,7 +20,7 @@ import pytest
 from annextui.proxycore.cluster.peer import WARM_GETS
 from annextui.proxycore.transfers import Direction, Transfer, TransferRecorder
 from tests.gateway import topology as T
-from tests.gateway.test_gateway_interop import fsck_node, gateway_whereis, holders, objects
+from tests.gateway.test_gateway_interop import fsck_node, gateway_whereis, holders
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -85,23 +85,28 @@ def _busy(topo: T.Topology, node_uuid: str) -> Iterator[None]:
         rec.finish(True)
 
 
-def test_unlogged_copy_on_a_local_node_is_served(topo: T.Topology) -> None:
-    """The gateway's log says node1 dropped the key, its object file says otherwise: the file
-    is the truth a GET can use (git-annex-shell on node1 would serve it too)."""
+@pytest.mark.parametrize("node", ["node1", "node3"])
+def test_unlogged_copy_is_served(topo: T.Topology, node: str) -> None:
+    """The gateway's log says the node dropped the key, its object file says otherwise: the
+    file is the truth a GET can use (git-annex-shell on the node would serve it too). node1
+    is found by its stat; node3, the cluster's one ssh node, is asked without the log when no
+    in-process node has the file (_sole_remote)."""
     env, cl = topo.env, topo.client
-    files = _files("unlogged", {"z.bin": os.urandom(50_000)})
-    keys = _place(topo, files, {"z.bin": ["node1"]})
-    key = keys["unlogged/z.bin"]
-    env.annex(topo.gw, "setpresentkey", key, T.N1, "0")
+    uuid = topo.uuids[node]
+    prefix = f"unlogged-{node}"
+    files = _files(prefix, {"z.bin": os.urandom(50_000)})
+    keys = _place(topo, files, {"z.bin": [node]})
+    key = keys[f"{prefix}/z.bin"]
+    env.annex(topo.gw, "setpresentkey", key, uuid, "0")
     assert gateway_whereis(topo, topo.gw, key) == set()
-    assert key in objects(topo.nodes["node1"])
-    rc, out = _get(topo, "unlogged")
+    assert holders(topo, key) == {uuid}
+    rc, out = _get(topo, prefix)
     assert rc == 0, out
     for f, data in files.items():
         assert (cl / f).read_bytes() == data, f
-    assert all(r["success"] for r in env.annex_json(cl, "fsck", "unlogged"))
-    env.annex(topo.gw, "setpresentkey", key, T.N1, "1")  # as it really is, for fsck
-    fsck_node(topo, topo.nodes["node1"])
+    assert all(r["success"] for r in env.annex_json(cl, "fsck", prefix))
+    env.annex(topo.gw, "setpresentkey", key, uuid, "1")  # as it really is, for fsck
+    fsck_node(topo, topo.nodes[node])
 
 
 def test_copy_removed_behind_our_back_fails_over_to_the_ssh_node(topo: T.Topology) -> None:
@@ -165,3 +170,33 @@ def test_busy_local_holder_is_skipped(topo: T.Topology, busy: str, idle: str) ->
                 obj.write_bytes(tested[name])
     fsck_node(topo, topo.nodes[busy])
     fsck_node(topo, topo.nodes[idle])
+
+
+def test_key_nobody_has_fails_and_the_session_goes_on(topo: T.Topology) -> None:
+    """Logged on node2, whose file is gone, and on no other node: node3 is asked first and
+    answers no content (DATA 0, INVALID), node2 by the log has none either, so that file
+    fails; the next files of the same session (on node3 and node1) still come."""
+    env, cl = topo.env, topo.client
+    tested = {"a-lost.bin": os.urandom(20_000), "b3.bin": os.urandom(21_000)}
+    tested["c1.bin"] = os.urandom(22_000)
+    files = _files("lost", tested)
+    where = {"a-lost.bin": ["node2"], "b3.bin": ["node3"], "c1.bin": ["node1"]}
+    keys = _place(topo, files, where)
+    lost = keys["lost/a-lost.bin"]
+    obj = _object(topo, "node2", lost)
+    with _writable(obj):
+        obj.unlink()
+    assert holders(topo, lost) == set()
+    assert T.N2 in gateway_whereis(topo, topo.gw, lost)
+    try:
+        rc, out = _get(topo, "lost")
+        assert rc != 0, out
+        assert not (cl / "lost/a-lost.bin").exists()  # its symlink points at no content
+        came = [f for f in files if f != "lost/a-lost.bin"]
+        for f in came:
+            assert (cl / f).read_bytes() == files[f], f
+        assert all(r["success"] for r in env.annex_json(cl, "fsck", *came))
+    finally:
+        env.annex(topo.gw, "setpresentkey", lost, T.N2, "0")  # as it now really is
+    fsck_node(topo, topo.nodes["node3"])
+    fsck_node(topo, topo.nodes["node1"])

@@ -3,7 +3,11 @@ host keys verified, unknown and changed keys refused."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,6 +72,74 @@ def test_channels_share_one_transport(ssh_hosts: Sshd) -> None:
         assert t.remote_cipher.startswith("aes128-gcm")
     finally:
         pool.close()
+
+
+def test_a_node_connection_does_not_import_invoke(ssh_hosts: Sshd) -> None:
+    """paramiko's optional `invoke` import (a third of paramiko's import time) is skipped: a
+    fresh process reaches a real sshd without it, and can still import invoke afterwards."""
+    ssh_hosts.add_host("nodehost")
+    code = (
+        "import sys\n"
+        "from annextui.proxycore.ssh import SshOptions, SshPool, parse_ssh_url\n"
+        "pool = SshPool()\n"
+        "target = parse_ssh_url('ssh://nodehost/tmp')\n"
+        "ch = pool.open(target, 'echo hi', SshOptions.parse(sys.argv[1]))\n"
+        "data = b''\n"
+        "while chunk := ch.read():\n"
+        "    data += chunk\n"
+        "assert ch.close() == 0 and data == b'hi\\n', data\n"
+        "pool.close()\n"
+        "import paramiko.config\n"
+        "print('invoke' in sys.modules, paramiko.config.invoke is None)\n"
+        "try:\n"
+        "    import invoke\n"
+        "    print('importable')\n"
+        "except ImportError as exc:\n"
+        "    print('ImportError' if 'None in sys.modules' not in str(exc) else 'blocked')\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, f"-F {ssh_hosts.config_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    first, later = p.stdout.split("\n")[:2]
+    assert first == "False True"
+    assert later in ("importable", "ImportError")  # not left blocked for the process
+
+
+def test_one_ssh_g_answers_threads_asking_at_once(
+    ssh_hosts: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prewarm thread and a session's first request resolve the same host: OpenSSH is
+    asked once, and both get its answer."""
+    from annextui.proxycore import sshconfig
+
+    ssh_hosts.add_host("nodehost")
+    log = tmp_path / "asked"
+    real = shutil.which("ssh")
+    assert real is not None
+    wrapper = tmp_path / "ssh"
+    # slow to answer, so that every thread asks while the first question is open
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nsleep 0.3\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(sshconfig, "SSH_PROGRAM", str(wrapper))
+    sshconfig.forget_resolutions()
+    target = parse_ssh_url("ssh://nodehost/tmp")
+    assert target is not None
+    start = threading.Barrier(4)
+
+    def resolve() -> sshconfig.ResolvedHost:
+        start.wait()
+        return sshconfig.resolve_host(target, _opts(ssh_hosts))
+
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        hosts = list(ex.map(lambda _: resolve(), range(4)))
+    sshconfig.forget_resolutions()
+    assert len(set(hosts)) == 1
+    assert hosts[0].port == ssh_hosts.port
+    assert len(log.read_text().splitlines()) == 1
 
 
 def test_unknown_host_key_is_refused(ssh_hosts: Sshd, tmp_path: Path) -> None:

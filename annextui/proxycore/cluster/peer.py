@@ -20,8 +20,9 @@ Request by request, as upstream's `Annex/Cluster.hs` + `P2P/Proxy.hs` do (proxy-
   this gateway), then the cheapest; a node that errors before or *while* sending is replaced by
   the next one (`GET` resumed at the offset reached), so the client sees no failure.
   *Faster*: a GET skips the log when its answer is certain without it (`_certain_holder`: the
-  gateway's own copy, or an idle in-process node of the lowest cost, holding the file); the
-  log is read only if that source fails, for the failover list.
+  gateway's own copy, or an idle in-process node of the lowest cost, holding the file, or,
+  when no in-process node holds it, the cluster's one ssh node); the log is read only if that
+  source fails, for the failover list.
 * `REMOVE`/`REMOVE-BEFORE`: every node (the log may be stale), with the client's deadline
   translated into each node's clock from the last `GETTIMESTAMP`; PLUS replies as upstream.
 * `GETTIMESTAMP`: one node → its answer; several → ask all, answer the gateway's own clock.
@@ -251,10 +252,13 @@ class ClusterPeer(Peer):
         that choice is certain: the gateway's own copy if its file is there (the log puts it
         first whenever logged), else an idle in-process node of the cluster's lowest cost
         whose object file is there (the log ranks holders by transfers in flight, then cost,
-        then at random, so nothing could come before it). None: the log decides."""
+        then at random, so nothing could come before it), else, when no in-process node has
+        the file, the cluster's one node behind another process (`_sole_remote`). None: the
+        log decides."""
         self._gets += 1
         own = self._own_peer(quiet=True)
-        if own is not None and own.holds(key):
+        own_holds = own.holds(key) if own is not None else False
+        if own_holds:
             return own
         nodes = [n for n in self.nodes() if n.down is None]
         if not nodes:
@@ -268,6 +272,7 @@ class ClusterPeer(Peer):
         ]
         if len(local) > 1:
             self.rng.shuffle(local)  # ties are random, as in `_holders`
+        lacking: set[str] = set()
         for n in local:
             try:
                 held = self._peer(n).holds(key)
@@ -276,7 +281,33 @@ class ClusterPeer(Peer):
                 continue
             if held and not self.records.busy(n.uuid):
                 return n
+            if held is False:
+                lacking.add(n.uuid)
+        if warm and own_holds is False:
+            return self._sole_remote(key, nodes, lacking)
         return None
+
+    def _sole_remote(self, key: Key, nodes: list[Node], lacking: set[str]) -> Node | None:
+        """The cluster's one live node behind another process (an ssh node), when every
+        in-process node says it has no file for the key (`lacking`: those already asked).
+        Whatever the log says, no other place could send the content: a logged in-process
+        node without the file would answer no content, and the log would then send the GET
+        here (or nowhere, when it does not list this node: asking it anyway costs a node a
+        round trip on a GET the client should not have sent, and serves a copy the log
+        lost). So the log is read only if this node has no copy either."""
+        remote = [n for n in nodes if not n.spec.in_process]
+        if len(remote) != 1:
+            return None
+        for n in nodes:
+            if not n.spec.in_process or n.uuid in lacking:
+                continue
+            try:
+                if self._peer(n).holds(key) is not False:
+                    return None
+            except PeerFatal as exc:
+                self.warn(str(exc))
+                return None
+        return remote[0]
 
     def _source(self, place: Node | Peer) -> Peer:
         return self._peer(place) if isinstance(place, Node) else place

@@ -486,6 +486,7 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         preferences=prefs,
         own=own,
         stored=prefs.stored,
+        pooled=server is not None,
     )
 
 

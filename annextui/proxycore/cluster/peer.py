@@ -108,7 +108,10 @@ class ClusterPeer(Peer):
         stored: Callable[[Key, Sequence[str]], None] | None = None,
         warn: Callable[[str], None] = _warn,
         rng: random.Random | None = None,
+        pooled: bool = False,
     ) -> None:
+        """`pooled`: nodes are leased from a long-running server's pool, so opening an
+        in-process node is cheap from the first GET on (no `WARM_GETS` wait)."""
         self._uuid = uuid
         self.gateway_uuid = gateway_uuid
         self._node_specs = nodes
@@ -119,6 +122,7 @@ class ClusterPeer(Peer):
         self._own: Peer | None = None
         self._own_error: str | None = None
         self._gets = 0
+        self._pooled = pooled
         self._stored = stored
         self.warn = warn
         self.rng = rng or random.Random()
@@ -260,7 +264,7 @@ class ClusterPeer(Peer):
         if not nodes:
             return None
         cheapest = min(n.cost for n in nodes)
-        warm = self._gets >= WARM_GETS
+        warm = self._pooled or self._gets >= WARM_GETS
         local = [
             n
             for n in nodes

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import enum
 import os
+import random
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from annextui.backend.keys import Key
@@ -446,6 +447,9 @@ class ServerSide:
     pool: NodePool
     cluster_jobs: int = 1
     executor: Executor | None = None
+    # One generator for every request's random ties: a new `random.Random()` per request
+    # reads the kernel's entropy and seeds a Mersenne Twister (2 per small cluster GET).
+    rng: random.Random = field(default_factory=random.Random)
 
 
 def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) -> Peer:
@@ -486,6 +490,7 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         preferences=prefs,
         own=own,
         stored=prefs.stored,
+        rng=server.rng if server else None,
         pooled=server is not None,
     )
 

@@ -408,10 +408,25 @@ def cluster_nodes(
                 return node_peer(gw, r, offer=offer, bypass=bp)
 
             local = _reached_by(r) is _Reach.IN_PROCESS
-            out.append(NodeSpec(r.uuid, r.name, r.cost, connect, in_process=local))
+            probe = _object_probe(gw, r, r.uuid) if local and pool is not None else None
+            out.append(NodeSpec(r.uuid, r.name, r.cost, connect, in_process=local, holds=probe))
         return out
 
     return specs
+
+
+def _object_probe(gw: Gateway, remote: Remote, uuid: str) -> Callable[[Key], bool | None]:
+    """`Peer.holds` of an in-process node without leasing its peer (`NodeSpec.holds`)."""
+
+    def holds(key: Key) -> bool | None:
+        from annextui.proxycore.objectstore import UnsafePath
+
+        try:
+            return _local_repo(gw, remote, uuid).store.has_object(key)
+        except (NodeError, OSError, UnsafePath):  # the GET itself (or the log) decides
+            return None
+
+    return holds
 
 
 _remotes_memo: dict[tuple[int, str, str, frozenset[str]], tuple[AnnexState, list[Remote]]] = {}

@@ -273,8 +273,9 @@ class ClusterPeer(Peer):
         if len(local) > 1:
             self.rng.shuffle(local)  # ties are random, as in `_holders`
         for n in local:
+            probe = n.spec.holds
             try:
-                held = self._peer(n).holds(key)
+                held = probe(key) if probe is not None else self._peer(n).holds(key)
             except PeerFatal as exc:
                 self.warn(str(exc))  # now down: the log's choice skips it too
                 continue

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import enum
 import os
+import random
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from annextui.backend.keys import Key
@@ -425,10 +426,25 @@ def cluster_nodes(
                 return node_peer(gw, r, offer=offer, bypass=bp)
 
             local = _reached_by(r) is _Reach.IN_PROCESS
-            out.append(NodeSpec(r.uuid, r.name, r.cost, connect, in_process=local))
+            probe = _object_probe(gw, r, r.uuid) if local and pool is not None else None
+            out.append(NodeSpec(r.uuid, r.name, r.cost, connect, in_process=local, holds=probe))
         return out
 
     return specs
+
+
+def _object_probe(gw: Gateway, remote: Remote, uuid: str) -> Callable[[Key], bool | None]:
+    """`Peer.holds` of an in-process node without leasing its peer (`NodeSpec.holds`)."""
+
+    def holds(key: Key) -> bool | None:
+        from annextui.proxycore.objectstore import UnsafePath
+
+        try:
+            return _local_repo(gw, remote, uuid).store.has_object(key)
+        except (NodeError, OSError, UnsafePath):  # the GET itself (or the log) decides
+            return None
+
+    return holds
 
 
 _remotes_memo: dict[tuple[int, str, str, frozenset[str]], tuple[AnnexState, list[Remote]]] = {}
@@ -465,6 +481,9 @@ class ServerSide:
     pool: NodePool
     cluster_jobs: int = 1
     executor: Executor | None = None
+    # One generator for every request's random ties: a new `random.Random()` per request
+    # reads the kernel's entropy and seeds a Mersenne Twister (2 per small cluster GET).
+    rng: random.Random = field(default_factory=random.Random)
 
 
 def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) -> Peer:
@@ -509,6 +528,8 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         preferences=prefs,
         own=own,
         stored=prefs.stored,
+        rng=server.rng if server else None,
+        pooled=server is not None,
     )
 
 

@@ -150,6 +150,9 @@ class _Delegating(Peer):
     def check_present(self, key: Key) -> bool:
         return self._p().check_present(key)
 
+    def holds(self, key: Key) -> bool | None:
+        return self._p().holds(key)  # a cluster's GET fast path asks a pooled local node
+
     def lock_content(self, key: Key) -> ContentLock | None:
         return self._p().lock_content(key)
 

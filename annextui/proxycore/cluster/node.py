@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from annextui.proxycore.peer import (
     Peer,
     Unreachable,
 )
 from annextui.proxycore.remote import NodeError
+
+if TYPE_CHECKING:
+    from annextui.backend.keys import Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +27,10 @@ class NodeSpec:
     connect: Callable[[int, frozenset[str]], Peer]  # (offered version, bypass) -> peer
     # Served in this process (a path remote): asking it whether it holds a key is a stat.
     in_process: bool = False
+    # Whether its object file for a key is there, looked at without a session (a server's
+    # pooled node: leasing its peer and giving it back costs what the location log does);
+    # None: ask its peer.
+    holds: Callable[[Key], bool | None] | None = None
 
 
 class Node:

@@ -109,7 +109,10 @@ class ClusterPeer(Peer):
         stored: Callable[[Key, Sequence[str]], None] | None = None,
         warn: Callable[[str], None] = _warn,
         rng: random.Random | None = None,
+        pooled: bool = False,
     ) -> None:
+        """`pooled`: nodes are leased from a long-running server's pool, so opening an
+        in-process node is cheap from the first GET on (no `WARM_GETS` wait)."""
         self._uuid = uuid
         self.gateway_uuid = gateway_uuid
         self._node_specs = nodes
@@ -120,6 +123,7 @@ class ClusterPeer(Peer):
         self._own: Peer | None = None
         self._own_error: str | None = None
         self._gets = 0
+        self._pooled = pooled
         self._stored = stored
         self.warn = warn
         self.rng = rng or random.Random()
@@ -264,7 +268,7 @@ class ClusterPeer(Peer):
         if not nodes:
             return None
         cheapest = min(n.cost for n in nodes)
-        warm = self._gets >= WARM_GETS
+        warm = self._pooled or self._gets >= WARM_GETS
         local = [
             n
             for n in nodes
@@ -274,8 +278,9 @@ class ClusterPeer(Peer):
             self.rng.shuffle(local)  # ties are random, as in `_holders`
         lacking: set[str] = set()
         for n in local:
+            probe = n.spec.holds
             try:
-                held = self._peer(n).holds(key)
+                held = probe(key) if probe is not None else self._peer(n).holds(key)
             except PeerFatal as exc:
                 self.warn(str(exc))  # now down: the log's choice skips it too
                 continue

@@ -480,37 +480,68 @@ class _FileSlice:
 
 
 class _SocketReply:
-    """`endpoints.Reply` onto the connection."""
+    """`endpoints.Reply` onto the connection.
+
+    A small response leaves in one `sendall`: its head, body pieces and end are collected
+    (a small file piece read with `pread` instead of sent by `sendfile`) and written together
+    at `end`, or as soon as they pass `CORK` bytes. Three writes per small GET cost three
+    syscalls and, with TCP_NODELAY, three packets the client reads one by one."""
+
+    CORK = 1 << 16
 
     def __init__(self, conn: _Connection) -> None:
         self._c = conn
         self.status = 0
         self.sent = 0
         self._sendfile = not isinstance(conn.sock, ssl.SSLSocket)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    def _queue(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self.CORK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._c.sock.sendall(data)
 
     def start(self, status: int, headers: list[tuple[str, str]]) -> None:
         self.status = status
-        self._c.send(
+        head = self._c.h.send(
             h11.Response(
                 status_code=status,
                 headers=[*headers, *_SERVER_HEADERS],
                 reason=_reason(status),
             )
         )
+        self._queue(head or b"")
 
     def write(self, data: bytes | memoryview) -> None:
         if data:
-            self._c.send(h11.Data(data=cast(bytes, data)))  # h11 takes any buffer
+            framed = self._c.h.send(h11.Data(data=cast(bytes, data)))  # h11 takes any buffer
+            self._queue(framed or b"")
             self.sent += len(data)
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         if not self._sendfile or count <= 0:
             return 0
+        if self._pending_size + count < self.CORK:
+            piece = os.pread(fd, count, offset)  # joins the head and the end in one write
+            if not piece:
+                raise ConnectionResetError("file shrank while it was sent")
+            self.write(piece)
+            return len(piece)
         pieces = self._c.h.send_with_data_passthrough(h11.Data(data=_FileSlice(count)))  # type: ignore[arg-type]
         assert pieces is not None
         head, _, tail = pieces
         sock = self._c.sock
-        sock.sendall(head)
+        self._queue(head)
+        self.flush()
         done = 0
         while done < count:
             try:
@@ -523,12 +554,13 @@ class _SocketReply:
             if n == 0:
                 raise ConnectionResetError("file shrank while it was sent")
             done += n
-        sock.sendall(tail)
+        self._queue(tail)
         self.sent += count
         return count
 
     def end(self) -> None:
-        self._c.send(h11.EndOfMessage())
+        self._queue(self._c.h.send(h11.EndOfMessage()) or b"")
+        self.flush()
 
 
 def _wait_writable(sock: socket.socket) -> None:

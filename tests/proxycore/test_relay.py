@@ -219,9 +219,11 @@ def test_refuses_a_socket_in_use(served: Served) -> None:
     assert code == 0
 
 
-def test_sigterm_ends_relayed_sessions(served: Served) -> None:
-    """A session waiting for its client's next request ends when the server is stopped: the
-    relay gets its exit status (0, as when a client hangs up) and the server stops cleanly."""
+def _stopped_under_session(served: Served, requests: bytes, replies: list[bytes]) -> str:
+    """A relayed p2pstdio session: `requests` sent, AUTH-SUCCESS and `replies` read, then nothing
+    more (the client keeps its end open) while the server is stopped (SIGTERM). The relay must
+    exit 0 (a stopped session, as when a client hangs up) with nothing on stderr, the server
+    stop cleanly. The server's log."""
     relay = subprocess.Popen(
         [str(served.relay), "p2pstdio", str(served.repo), CLIENT],
         stdin=subprocess.PIPE,
@@ -232,8 +234,11 @@ def test_sigterm_ends_relayed_sessions(served: Served) -> None:
     assert relay.stdin is not None
     assert relay.stdout is not None
     try:
-        assert relay.stdout.readline() == f"AUTH-SUCCESS {U}\n".encode()
-        served.server.stop()  # SIGTERM; the client keeps its end open
+        relay.stdin.write(requests)
+        relay.stdin.flush()
+        for line in [f"AUTH-SUCCESS {U}\n".encode(), *replies]:
+            assert relay.stdout.readline() == line
+        served.server.stop()
         status = relay.wait(timeout=60)
         err = relay.stderr.read().decode() if relay.stderr is not None else ""
         assert (status, err) == (0, "")
@@ -243,8 +248,15 @@ def test_sigterm_ends_relayed_sessions(served: Served) -> None:
         relay.stdin.close()
         relay.stdout.close()
     log = served.server.stderr()
-    assert "still running at shutdown" not in log  # it ended by itself, seeing its input end
     assert "p2phttp: stopped" in log
+    return log
+
+
+def test_sigterm_ends_relayed_sessions(served: Served) -> None:
+    """A session waiting for its client's next request ends when the server is stopped: it
+    sees its input end and answers its own exit status."""
+    log = _stopped_under_session(served, b"", [])
+    assert "still running at shutdown" not in log  # it ended by itself
 
 
 def _store_object(repo: Path, data: bytes) -> str:
@@ -261,35 +273,11 @@ def _store_object(repo: Path, data: bytes) -> str:
 
 
 def test_sigterm_answers_a_session_blocked_on_its_client(served: Served) -> None:
-    """A session the stop pipe cannot reach (blocked writing a GET to a client that does not
-    read) is answered by the stopping server: the relay exits 0 as for any stopped session,
-    never 1 for a socket closed without a status (the server's process ends under it)."""
-    key = _store_object(served.repo, os.urandom(8 << 20))  # far more than a pipe holds
-    relay = subprocess.Popen(
-        [str(served.relay), "p2pstdio", str(served.repo), CLIENT],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=served.env.env,
-    )
-    assert relay.stdin is not None
-    assert relay.stdout is not None
-    try:
-        relay.stdin.write(f"VERSION 1\nGET 0 file {key}\n".encode())
-        relay.stdin.flush()
-        assert relay.stdout.readline() == f"AUTH-SUCCESS {U}\n".encode()
-        assert relay.stdout.readline() == b"VERSION 1\n"
-        assert relay.stdout.readline() == b"DATA %d\n" % (8 << 20)
-        # not read any further: the session is blocked sending the body
-        served.server.stop()
-        status = relay.wait(timeout=60)
-        err = relay.stderr.read().decode() if relay.stderr is not None else ""
-        assert (status, err) == (0, "")
-    finally:
-        relay.kill()
-        relay.wait()
-        relay.stdin.close()
-        relay.stdout.close()
-    log = served.server.stderr()
+    """A session the stop pipe cannot reach (blocked writing a GET body to a client that reads
+    no more of it) is answered by the stopping server before its process ends: exit 0 as for
+    any stopped session, never a socket closed without a status (exit 1)."""
+    size = 8 << 20  # far more than a pipe holds
+    key = _store_object(served.repo, os.urandom(size))
+    requests = f"VERSION 1\nGET 0 file {key}\n".encode()
+    log = _stopped_under_session(served, requests, [b"VERSION 1\n", b"DATA %d\n" % size])
     assert "session still running at shutdown: answered exit 0" in log
-    assert "p2phttp: stopped" in log

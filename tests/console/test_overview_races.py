@@ -1,12 +1,12 @@
 """The Overview draws the same final screen however its refreshes and repaints fall in time.
 
-Two timing-dependent draws were seen under CI load (the snapshot tests' Overview):
-* the sizes and the balance reached the Overview in one turn of the event loop: the first
-  refresh removed an alert label, the second wrote its alert into that label before Textual
-  had pruned it, and the alert vanished with it;
-* a repaint fell between the sizes' cell updates and the table's next idle, where DataTable
-  widens columns: the lines it drew stayed cached at the old widths ("5.2" for "5.2 GB").
-Each test below forces its order on purpose.
+Two orders that draw a wrong Overview for good (until the next change), each forced here:
+* a repaint between the sizes' cell updates and the table's next idle, where DataTable widens
+  columns: the lines it drew stayed cached at the old widths ("5.2" for "5.2 GB"). Seen under
+  load: the snapshot stability test's second draw;
+* the sizes and the balance applied in one turn of the event loop: the first refresh removed an
+  alert label, the second wrote its alert into that label before Textual had pruned it, and
+  the alert vanished with it.
 """
 
 from __future__ import annotations

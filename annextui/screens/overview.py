@@ -55,6 +55,13 @@ class OverviewScreen(ConsoleScreen):
         ),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The alert labels shown, in order. Ours rather than a DOM query: a removed label stays
+        # in the DOM until Textual prunes it, and a refresh in between (sizes and balance
+        # arriving together) would write its alert into that dying label, which then vanishes.
+        self._alert_labels: list[Label] = []
+
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="overview-top"):
             with Vertical(id="repo-panel", classes="panel"):
@@ -149,7 +156,7 @@ class OverviewScreen(ConsoleScreen):
     def _show_alerts(self, snap: Snapshot) -> None:
         alerts = compute_alerts(snap, self.console.sizes, self.console.balance, self.console.reach)
         box = self.query_one("#alerts", Vertical)
-        labels = list(box.query(Label))
+        labels = self._alert_labels
         for i, alert in enumerate(alerts):
             text = literal(f"{ICONS.get(alert.severity, '•')} {alert.text}")
             if i < len(labels):
@@ -158,9 +165,11 @@ class OverviewScreen(ConsoleScreen):
             else:
                 label = Label(text, markup=False)
                 box.mount(label)
+                labels.append(label)
             label.set_classes(f"alert -{alert.severity}")
         for extra in labels[len(alerts) :]:
             extra.remove()
+        del labels[len(alerts) :]
 
     def staged_changed(self) -> None:
         self._refresh_all()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import on
@@ -105,6 +106,7 @@ def sync_table(table: DataTable[Any], rows: Sequence[Row]) -> None:
             for col, old_cell, new_cell in zip(columns, old, row.cells, strict=False):
                 if not _same(old_cell, new_cell):
                     table.update_cell(row.key, col, new_cell, update_width=True)
+                    _widen(table, col, new_cell)
         else:
             table.add_row(*row.cells, key=row.key)
     order = [table.get_row_index(r.key) for r in rows]
@@ -116,6 +118,17 @@ def sync_table(table: DataTable[Any], rows: Sequence[Row]) -> None:
         index = table.get_row_index(current_key)
         if index != table.cursor_row:
             table.move_cursor(row=index, animate=False, scroll=False)
+
+
+def _widen(table: DataTable[Any], column: ColumnKey, cell: object) -> None:
+    """Give the column room for `cell` now. DataTable widens a column for an updated cell only
+    at its next idle, and lines it draws before then stay in its render cache at the old width
+    (Textual 8 keys that cache by update count, not by widths): a repaint falling in between,
+    as under load, left cells cut ("23.2" for "23.2 GB") until the next change."""
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    width = max((cell_len(line) for line in text.splitlines()), default=0)
+    target = table.columns[column]
+    target.content_width = max(target.content_width, width)
 
 
 def _literal_cell(cell: object) -> object:

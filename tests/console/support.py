@@ -78,6 +78,27 @@ async def wait_for(
         await pilot.pause(0.05)
 
 
+async def settle(pilot: Pilot[Any], timeout: float = 60.0) -> str:
+    """Wait until the screen is drawn and stays so; its SVG screenshot.
+
+    Settled means: no animation running or scheduled, every message queued for the screen and
+    its widgets handled, layout and repaint done, and two screenshots in a row equal. A fixed
+    pause is not that on a loaded machine (a widget mounted by the last refresh can still be
+    waiting for its layout), and a deadline only bounds the wait: it never decides a result.
+    """
+    deadline = time.monotonic() + timeout
+    previous = None
+    while True:
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        shot = pilot.app.export_screenshot(title="annextui")
+        if shot == previous:
+            return shot
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the screen did not settle in {timeout} s")
+        previous = shot
+
+
 def table_rows(table: DataTable[Any]) -> list[list[str]]:
     """The plain text of every row, in display order."""
     out = []

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 import h11
 
@@ -62,8 +62,15 @@ from annextui.proxycore.localrepo import release_packs
 from annextui.proxycore.nodepool import NodePool
 from annextui.proxycore.peer import Peer, PeerFatal, RequestRefused
 
+if TYPE_CHECKING:
+    from annextui.proxycore.relay.session import RelayAnswer
+
 DEFAULT_PORT = 9417
 HTTP, HTTPS, RELAY = "http", "https", "relay"  # what a listening socket serves
+# How long a stopping server waits for its connections, all together: HTTP ones are shut down
+# under them, relayed sessions see their input end; one still busy after this is abandoned
+# (a relayed one answered first).
+STOP_WAIT = 5.0
 RECV = 1 << 16  # headers and small bodies: a large body is read past h11 (body.py)
 HEADER_LIMIT = 64 * 1024
 
@@ -190,6 +197,7 @@ class P2PHttpServer:
         self._threads: set[threading.Thread] = set()
         self.commits = CommitLater(options.commit_after)
         self._stop_pipe: tuple[int, int] | None = None  # readable once stopping (relay sessions)
+        self._relay_answers: dict[int, RelayAnswer] = {}  # by thread: answered at shutdown
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> list[str]:
@@ -289,8 +297,10 @@ class P2PHttpServer:
         for s in socks:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + STOP_WAIT
         for t in threads:
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._answer_stopped_relays()
         self.locks.release_all()
         self.fanout.shutdown(wait=True)
         self.nodes.close()  # the nodes' shells commit their journals as they exit
@@ -305,6 +315,18 @@ class P2PHttpServer:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._stop_pipe = None
+
+    def _answer_stopped_relays(self) -> None:
+        """A relayed session still running now (blocked on its client's pipe or on a node,
+        where the stop pipe does not reach) ends with the process: its relay gets the status
+        of a stopped session now, never a closed socket without one (relay/client.py)."""
+        from annextui.proxycore.relay.session import STOPPED
+
+        with self._mutex:
+            answers = list(self._relay_answers.values())
+        for answer in answers:
+            if answer.send(STOPPED):
+                self.log("relay SSH session still running at shutdown: answered exit 0")
 
     def _admit(self, conn: socket.socket, addr: object, kind: str) -> None:
         conn.setblocking(True)
@@ -365,15 +387,26 @@ class P2PHttpServer:
 
     def _relayed(self, conn: socket.socket) -> None:
         """One ssh connection handed over by annextui-relay, served to its end."""
-        from annextui.proxycore.relay.session import serve_relayed
+        from annextui.proxycore.relay.session import RelayAnswer, serve_relayed
 
         stop = self._stop_pipe[0] if self._stop_pipe is not None else None
-        serve_relayed(
-            conn,
-            stop_fd=stop,
-            started=self.set_request,
-            finished=lambda o: self.log_request("relay", "SSH", o.command, o.status, 0, o.seconds),
-        )
+        ident = threading.get_ident()
+        reply = RelayAnswer(conn)
+        with self._mutex:
+            self._relay_answers[ident] = reply
+        try:
+            serve_relayed(
+                conn,
+                stop_fd=stop,
+                started=self.set_request,
+                finished=lambda o: self.log_request(
+                    "relay", "SSH", o.command, o.status, 0, o.seconds
+                ),
+                reply=reply,
+            )
+        finally:
+            with self._mutex:
+                self._relay_answers.pop(ident, None)
 
     # -- observability -----------------------------------------------------------------------------
     def log(self, line: str) -> None:

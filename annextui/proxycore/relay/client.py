@@ -13,6 +13,17 @@ serve in-process, such as git's own traffic or configlist, or no free worker), t
 becomes annextui-shell (ANNEXTUI_RELAY_SHELL, default `annextui-shell` on PATH) with the same
 arguments, so a stopped server never breaks ssh access.
 
+Exit status, once the server holds the descriptors:
+* `exit N` from the server: N, the session's status as annextui-shell would exit with it;
+  a session failing in a way the shell does not report is answered `exit 1`;
+* the server stopped (SIGTERM) during the session: 0, as when the client hangs up. The session
+  sees its input end and answers `exit 0` itself; one that cannot end in time (blocked on its
+  client's pipe or on a node) is answered `exit 0` by the stopping server before it exits;
+* `error MESSAGE` (a refused header): 1, MESSAGE on stderr;
+* the socket closed without any of these: 1, "the server ended the session without an exit
+  status": the server died without stopping (killed, crashed), and what the session did last
+  is unknown.
+
 Start-up is the point of it: this file imports nothing but CPython's builtin `_socket`, `os`
 and `sys`, and runs as a plain script, so `python3 -I -S /path/to/client.py` starts it without
 `site` (see docs/deployment.md; bench/bench_relay.py measures it). It must stay free of

@@ -13,6 +13,11 @@ annextui-shell for it.
 The session's journal is committed when it ends, as annextui-shell commits at exit; the
 descriptors are closed before `exit N` is sent, so sshd sees the session's end as soon as the
 relay exits.
+
+Once the header is read, the relay always gets one status line (`RelayAnswer`): the session's
+own `exit N`, `exit 1` when the session failed in an unexpected way, or, from the stopping
+server for a session that did not end in time, `exit 0`: a session the server stops ends as
+when its client hangs up (client.py's docstring gives the whole rule).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -65,6 +71,32 @@ class RelayedSession(shell.ShellSession):
         return self._stop_fd
 
 
+STOPPED = b"exit 0\n"  # a session the server stops: as when its client hangs up
+
+
+class RelayAnswer:
+    """The one status line a relay connection gets. The session sends it when it ends; a
+    stopping server sends `STOPPED` for a session still running when it gives up waiting, so
+    the relay never sees its socket close without a status. Whichever comes first is sent."""
+
+    __slots__ = ("_conn", "_lock", "_sent")
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._sent = False
+
+    def send(self, line: bytes) -> bool:
+        """Send `line` unless a line was sent already; whether this call sent it."""
+        with self._lock:
+            if self._sent:
+                return False
+            self._sent = True
+            with contextlib.suppress(OSError):  # the relay is gone: nobody to tell
+                self._conn.sendall(line)
+            return True
+
+
 class SessionReport:
     """What a relayed connection came to, for the server's log line."""
 
@@ -84,10 +116,13 @@ def serve_relayed(
     stop_fd: int | None,
     started: Callable[[str], None] = lambda command: None,
     finished: Callable[[SessionReport], None] = lambda outcome: None,
+    reply: RelayAnswer | None = None,
 ) -> None:
     """Serve one accepted relay connection to its end. `started` is told the command once the
     header is read (the server's status shows it), `finished` what came of it, before the relay
-    is answered (so the server's log line precedes the client's next step)."""
+    is answered (so the server's log line precedes the client's next step). `reply` is the
+    connection's answer, shared with the server that may answer it at shutdown."""
+    reply = reply if reply is not None else RelayAnswer(conn)
     out = SessionReport()
     fds: list[int] = []
     answer = b""
@@ -106,6 +141,9 @@ def serve_relayed(
         from annextui.proxycore.commits import commit_at_session_end
         from annextui.proxycore.localrepo import release_packs
 
+        # From here on the relay holds on for a status: a failure the shell does not turn into
+        # one (an exception escaping it) is still answered, as the shell's crash would exit 1.
+        out.status, answer = "failed", b"exit 1\n"
         session = RelayedSession(header.environ, fds, stop_fd)
         try:
             with commit_at_session_end():
@@ -116,12 +154,13 @@ def serve_relayed(
     except HeaderError as exc:
         out.status, answer = f"error {exc}", f"error {exc}\n".encode()
     except OSError:
-        out.status = "gone"
+        if not answer:
+            out.status = "gone"  # the relay went away before its header was read
     finally:
         _close(fds)  # before the answer: sshd sees the session end when the relay exits
         finished(out)
         if answer:
-            _reply(conn, answer)
+            reply.send(answer)
 
 
 def receive(conn: socket.socket) -> tuple[list[int], RelayHeader]:
@@ -161,11 +200,6 @@ def _close(fds: list[int]) -> None:
     while fds:
         with contextlib.suppress(OSError):
             os.close(fds.pop())
-
-
-def _reply(conn: socket.socket, line: bytes) -> None:
-    with contextlib.suppress(OSError):
-        conn.sendall(line)
 
 
 def _printable(header: RelayHeader) -> str:

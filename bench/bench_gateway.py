@@ -42,6 +42,7 @@ checkout's annextui-shell, so a before/after comparison runs side by side; a las
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -51,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,8 +65,9 @@ from shellprofile import summary, write_wrapper  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
-from tests.support import procs  # noqa: E402
+from tests.support import p2phttp, procs  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
+from tests.support.relay import relay_options, write_relay_program  # noqa: E402
 from tests.support.sshd import Sshd  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -189,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --profile: also time base-mycluster, served by this annextui checkout",
     )
     ap.add_argument(
+        "--relay",
+        action="store_true",
+        help="with --profile: also time relay-mycluster, the same gateway served through "
+        "annextui-relay by one long-running `annextui p2phttp --relay-socket`",
+    )
+    ap.add_argument(
         "--split",
         action="store_true",
         help="with --profile: time local-node keys and node3 keys separately",
@@ -220,18 +229,21 @@ def main(argv: list[str] | None = None) -> int:
                 env.annex(cl, "info", "-q", "base")
             size = args.small_kib << 10
             base_root = args.baseline.resolve() if args.baseline is not None else None
-            print(
-                profile_gets(
-                    env,
-                    topo,
-                    tmp,
-                    args.rounds,
-                    args.small_count,
-                    size,
-                    base_root,
-                    split=args.split,
+            with contextlib.ExitStack() as stack:
+                if args.relay:
+                    stack.enter_context(_relay_remote(env, topo, tmp))
+                print(
+                    profile_gets(
+                        env,
+                        topo,
+                        tmp,
+                        args.rounds,
+                        args.small_count,
+                        size,
+                        base_root,
+                        split=args.split,
+                    )
                 )
-            )
             return 0
         cases = transfer_cases(args)
         for case in args.cases.split(","):
@@ -298,6 +310,25 @@ def machine_busy_seconds() -> float:
 DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
+@contextlib.contextmanager
+def _relay_remote(env: AnnexEnv, topo: topology.Topology, tmp: Path) -> Iterator[None]:
+    """Remote `relay` of the client: the gateway reached by the same ssh, its annex-shell
+    annextui-relay handing each session to one `annextui p2phttp --relay-socket` kept running
+    for the whole bench (docs/deployment.md section 8): no Python start-up per session, and the
+    server's ssh transport to node3 kept between sessions."""
+    sock_dir = tmp / "relay"
+    sock_dir.mkdir(mode=0o700)
+    sock = sock_dir / "relay.sock"
+    program = write_relay_program(tmp / "relaybin" / "annextui-relay", sock)
+    with p2phttp.running("annextui", topo.gw, env.env, relay_options(sock)):
+        cl = topo.client
+        env.git(cl, "remote", "add", "relay", f"ssh://gw{topo.gw}")
+        env.git(cl, "config", "remote.relay.annex-shell", str(program))
+        env.git(cl, "fetch", "-q", "relay")
+        env.annex(cl, "info", "-q", "relay")  # learn the UUID outside the timings
+        yield
+
+
 def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[str, list[str]]:
     """The client's files of CASE by where the cluster keeps them: "local" (node1, node2: served
     in the gateway's process) and "node3" (the ssh node). Read while the client holds them all."""
@@ -342,8 +373,11 @@ def profile_gets(
         env.annex(cl, "info", "-q", name)  # learn the UUID outside the timings
         env.annex(cl, "copy", "-q", "--to", name, "small", timeout=3600)
     paths = [cluster, f"theirs-{topology.CLUSTER_NAME}", *DIRECT]
-    if "base" in env.git(cl, "remote").split():
+    remotes = env.git(cl, "remote").split()
+    if "base" in remotes:
         paths.insert(1, f"base-{topology.CLUSTER_NAME}")
+    if "relay" in remotes:
+        paths.insert(1, f"relay-{topology.CLUSTER_NAME}")
     results: list[Transfer] = []
 
     busy: dict[tuple[str, str], list[float]] = {}

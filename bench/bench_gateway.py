@@ -36,7 +36,12 @@ checkout's annextui-shell, so a before/after comparison runs side by side; a las
 `base-mycluster` is profiled the same way, for the per-GET profile before and after.
 
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
-                                  [--baseline DIR] [--split]
+                                  [--baseline DIR] [--relay] [--split]
+
+With `--relay`, a remote `relay` reaches the same gateway over the same ssh, its annex-shell
+being annextui-relay: each session is handed to one `annextui p2phttp --relay-socket` kept
+running for the whole bench (docs/deployment.md section 8), so `relay-mycluster` shows the
+gateway without a Python start-up per session and with its ssh transport to node3 kept.
 """
 
 from __future__ import annotations

@@ -155,6 +155,9 @@ class P2PHttpServer:
     tls: bool = False
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # stop() ran to its end: a second call (a test's, then its fixture's) must not signal the
+    # old pid and process group, which may belong to another test's process by then
+    stopped: bool = field(default=False, init=False, repr=False)
 
     @property
     def argv(self) -> list[str]:
@@ -190,6 +193,7 @@ class P2PHttpServer:
             self.log_path = self.repo.parent / f"p2phttp-{self.kind}-{os.getpid()}-{serial}.log"
         with open(self.log_path, "wb") as log:
             # a session of its own: stop() ends the server and everything it started
+            self.stopped = False
             self.proc = subprocess.Popen(
                 self.argv,
                 cwd=self.repo,
@@ -250,7 +254,7 @@ class P2PHttpServer:
 
     def stop(self) -> None:
         """SIGTERM to the server's session, SIGKILL to whatever is left of its tree."""
-        if self.proc is None:
+        if self.proc is None or self.stopped:
             return
         tree = self.tree()
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -258,6 +262,7 @@ class P2PHttpServer:
         procs.kill_pids(tree, timeout=10.0)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10.0)
+        self.stopped = self.proc.returncode is not None
 
 
 @contextlib.contextmanager

@@ -278,9 +278,8 @@ class ClusterPeer(Peer):
             self.rng.shuffle(local)  # ties are random, as in `_holders`
         lacking: set[str] = set()
         for n in local:
-            probe = n.spec.holds
             try:
-                held = probe(key) if probe is not None else self._peer(n).holds(key)
+                held = self._holds(n, key)
             except PeerFatal as exc:
                 self.warn(str(exc))  # now down: the log's choice skips it too
                 continue
@@ -291,6 +290,12 @@ class ClusterPeer(Peer):
         if warm and own_holds is False:
             return self._sole_remote(key, nodes, lacking)
         return None
+
+    def _holds(self, node: Node, key: Key) -> bool | None:
+        """`Peer.holds` of an in-process node: by its spec's probe when it has one (a server's
+        pooled node, not leased for a stat), else by its peer."""
+        probe = node.spec.holds
+        return probe(key) if probe is not None else self._peer(node).holds(key)
 
     def _sole_remote(self, key: Key, nodes: list[Node], lacking: set[str]) -> Node | None:
         """The cluster's one live node behind another process (an ssh node), when every
@@ -307,7 +312,7 @@ class ClusterPeer(Peer):
             if not n.spec.in_process or n.uuid in lacking:
                 continue
             try:
-                if self._peer(n).holds(key) is not False:
+                if self._holds(n, key) is not False:
                     return None
             except PeerFatal as exc:
                 self.warn(str(exc))

@@ -79,8 +79,10 @@ def add_options(sp: argparse.ArgumentParser) -> None:
         "(mode 0600); without --port, --bind or --socket, serve only those",
     )
     # Not documented: the tests' handles on the server's housekeeping (ssh transports
-    # closed after --ssh-idle seconds unused, checked every --housekeeping seconds).
+    # closed after --ssh-idle seconds unused, node and proxied-remote connections after
+    # --proxy-idle seconds idle, both checked every --housekeeping seconds).
     sp.add_argument("--ssh-idle", type=_seconds, default=60.0, help=argparse.SUPPRESS)
+    sp.add_argument("--proxy-idle", type=_seconds, default=10.0, help=argparse.SUPPRESS)
     sp.add_argument("--housekeeping", type=_seconds, default=5.0, help=argparse.SUPPRESS)
     sp.add_argument(
         "--directory",
@@ -149,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         proxy_connections=args.proxyconnections,
         cluster_jobs=args.clusterjobs,
         ssh_idle=args.ssh_idle,
+        proxy_idle=args.proxy_idle,
         housekeeping=args.housekeeping,
     )
     server = P2PHttpServer(options)

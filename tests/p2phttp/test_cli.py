@@ -56,6 +56,7 @@ def test_bad_pool_sizes_are_usage_errors(tmp_path: Path) -> None:
         # the tests' hidden housekeeping options
         (["--ssh-idle", "0"], "--ssh-idle"),
         (["--ssh-idle", "nan"], "--ssh-idle"),
+        (["--proxy-idle", "-1"], "--proxy-idle"),
         (["--housekeeping", "soon"], "--housekeeping"),
     ):
         r = run(["--directory", str(tmp_path), *args], tmp_path)

@@ -335,6 +335,44 @@ def test_proxied_ssh_remote_killed_shell_is_reconnected(world: T.Topology) -> No
         server.stop()
 
 
+def _journal(repo: Path) -> list[str]:
+    """The files in a repository's git-annex journal (changes not yet committed)."""
+    gitdir = repo / ".git" if (repo / ".git").is_dir() else repo
+    journal = gitdir / "annex" / "journal"
+    return sorted(p.name for p in journal.iterdir()) if journal.is_dir() else []
+
+
+def test_idle_proxied_remote_connection_is_closed_and_reopened(world: T.Topology) -> None:
+    """A proxied remote's pooled connection is closed once idle for `--proxy-idle` seconds
+    (the reaper the cluster nodes share), so node3's git-annex-shell exits and commits its
+    journal soon after the traffic stops; the next request opens a new connection. The
+    hidden options make the idle time and the housekeeping tick short; ssh transports stay
+    (`--ssh-idle` 60 s), so only the node connection is reaped."""
+    env, client = world.env, world.client
+    remote = f"{REMOTE}-node3"
+    server = _server(
+        world, "-J2", "--proxyconnections", "1", "--proxy-idle", "1", "--housekeeping", "0.2"
+    ).start()
+    try:
+        _point(world, server)
+        env.add_files(client, {"proxied-idle.txt": "reaped when idle\n"})
+        env.annex(client, "copy", "-q", "--to", remote, "proxied-idle.txt")
+        key = env.annex(client, "lookupkey", "proxied-idle.txt").stdout.strip()
+        assert _opened(server) == 1, server.stderr()
+        # idle for longer than --proxy-idle: reaped at a housekeeping tick, node3's shell ends
+        assert _settled(world, 0) == [], server.stderr()
+        assert _journal(world.nodes["node3"]) == []  # the shell committed on its way out
+        assert env.annex(world.nodes["node3"], "contentlocation", key, check=False).returncode == 0
+        assert _ssh_connections(server, world) == 1  # the transport itself is kept
+        # the next request reconnects
+        env.annex(client, "drop", "-q", "proxied-idle.txt")
+        env.annex(client, "get", "-q", "--from", remote, "proxied-idle.txt")
+        assert _opened(server) == 2, server.stderr()
+        assert (client / "proxied-idle.txt").read_text() == "reaped when idle\n"
+    finally:
+        server.stop()
+
+
 # -- the ssh transports under the node connections: closed once idle -------------------------------
 
 

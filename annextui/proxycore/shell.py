@@ -146,7 +146,7 @@ def _fail(message: str) -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     """The `annextui-shell` console script (no `argv`): serves `sys.argv` and ends the process
     itself with `os._exit` once everything it wrote is closed, never through the interpreter's
-    teardown, which daemon threads (ssh pre-warm, paramiko) crash (shellexit.py). With `argv`
+    teardown, which daemon threads (ssh pre-warm, paramiko) crash (processexit.py). With `argv`
     (tests, profiling): the exit status is returned."""
     if argv is not None:
         return run(argv, ShellSession(), _program())
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()  # a bug: reported, and status 1, as an uncaught exception is
         status = 1
-    from annextui.proxycore.shellexit import exit_process
+    from annextui.proxycore.processexit import exit_process
 
     exit_process(status)
 

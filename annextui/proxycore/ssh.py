@@ -83,7 +83,7 @@ def load_paramiko() -> None:
 
 
 # Every channel's stderr pump, so a process about to end can let them pass on a node's last
-# message (shellexit.py); a finished pump drops out by itself.
+# message (processexit.py); a finished pump drops out by itself.
 _stderr_pumps: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 

@@ -56,7 +56,9 @@ def _run(topo: T.Topology, s: Session) -> Ended:
         stderr=subprocess.PIPE,
         env=env,
     )
-    assert p.stdin is not None and p.stdout is not None and p.stderr is not None
+    assert p.stdin is not None
+    assert p.stdout is not None
+    assert p.stderr is not None
     p.stdin.write(s.stdin)
     p.stdin.flush()
     out = p.stdout.read(s.read) if s.read else b""

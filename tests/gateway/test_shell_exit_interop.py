@@ -11,6 +11,8 @@ the middle of a GET from node3 (its transport thread busy receiving), after a wh
 a PUT fanned out to node3. Every shell must exit 0 (never -11, never a `Fatal Python error`),
 and what the PUTs wrote must be intact: node3's objects pass a real `git annex fsck`, and the
 gateway's location log lists node3 for each key.
+
+`annextui p2phttp` ends the same way after SIGTERM: its ssh transport to node3 up, status 0.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 from annextui.backend.keys import key_for_content
 from tests.gateway import topology as T
 from tests.gateway.test_gateway_interop import fsck_node, gateway_whereis, objects
+from tests.support.p2phttp import P2PHttpServer
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -121,3 +124,21 @@ def test_every_session_shape_exits_cleanly(topo: T.Topology) -> None:
     fsck_node(topo, topo.nodes["node3"])
     for key in put_keys:
         assert T.N3 in gateway_whereis(topo, topo.gw, key), key
+
+
+def test_p2phttp_stopped_with_an_ssh_node_connected_exits_0(topo: T.Topology) -> None:
+    env = dict(topo.env.env, PYTHONFAULTHANDLER="1")
+    data = os.urandom(200_000)
+    key = topo.env.add_files(topo.client, {"exit/http.bin": data})["exit/http.bin"]
+    topo.env.annex(topo.client, "copy", "-q", "--to", "origin-node3", "exit/http.bin")
+    server = P2PHttpServer("annextui", topo.gw, env, ("--wideopen", "-J2")).start()
+    try:
+        path = f"/git-annex/{topo.cluster_uuid}/v4/key/{key}?clientuuid={T.CLIENT}"
+        reply = server.endpoint.request("GET", path, timeout=60)
+        assert (reply.status, reply.body) == (200, data)  # from node3, over its ssh transport
+    finally:
+        server.stop()  # SIGTERM
+    assert server.proc is not None
+    assert server.proc.returncode == 0, server.stderr()
+    assert "Fatal Python error" not in server.stderr()
+    assert "p2phttp: stopped" in server.stderr()

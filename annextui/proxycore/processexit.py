@@ -6,10 +6,14 @@ paramiko or in the middle of a node's key exchange (a client that hangs up right
 paramiko's transport threads, the pumps copying a node's stderr, a p2phttp connection thread
 left after the shutdown's bounded join. CPython does not support daemon threads during
 `Py_FinalizeEx`: one stopped in an import owns the import lock for ever (the hang documented in
-backend/repo.py), and one that touches objects while the main thread tears the modules down and
-collects their garbage corrupts the collector's lists. annextui-shell died of SIGSEGV that way:
-`PyObject_GC_UnTrack` in a thread's stack writing through a `_gc_prev` that held a reference
-count (the state of an object inside a running collection), after its client had its answers.
+backend/repo.py); and the teardown ends a daemon thread that wants the GIL back with
+`pthread_exit`, whose forced unwind runs the cleanups of whatever Rust (pyo3) frames the thread
+is in. The ssh-prewarm thread importing paramiko is in cryptography's module initialisation:
+core dumps show the main thread in `Py_FinalizeEx` -> `PyGC_Collect` (`subtract_refs`) while
+the exiting daemon thread drops a reference without the GIL (pyo3 `ModuleDef::make_module` ->
+`namespace_dealloc` -> `PyObject_GC_UnTrack`, writing through a `_gc_prev` that holds the
+collection's reference count: SIGSEGV "segfault at 4", the kernel log's signature), or pyo3's
+`catch_unwind` catches the forced unwind (SIGABRT, "FATAL: exception not rethrown").
 
 When the caller gets here nothing of ours is left to write: the shell's server closed its peer
 (the journal committed, transfer records removed, the cluster's writer threads and fan-out pool

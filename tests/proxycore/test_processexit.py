@@ -5,9 +5,10 @@ The crash this guards against (annextui-shell, SIGSEGV in `PyObject_GC_UnTrack`;
 that wants the GIL back with `pthread_exit`; when that thread is inside cryptography's Rust
 code (paramiko importing it, or its transport thread decrypting), the forced unwind runs
 pyo3's cleanups, which drop Python references without the GIL while the main thread's final
-garbage collection walks the same objects, or catches the unwind and aborts. A core dump of
-such a process showed exactly that: the main thread in `Py_FinalizeEx` -> `PyGC_Collect`, the
-daemon thread in `__rust_panic_cleanup` under cryptography's module exec.
+garbage collection walks the same objects, or catches the unwind and aborts. Core dumps of
+such children show exactly that: the main thread in `Py_FinalizeEx` -> `PyGC_Collect`, the
+daemon thread importing cryptography (`make_module` -> `namespace_dealloc` ->
+`PyObject_GC_UnTrack`, the shell's crash site; or `__rust_panic_cleanup`).
 
 Each child here is the shell's situation, concentrated: a daemon thread opens an ssh channel to
 the private sshd through the gateway's pool (importing paramiko, the handshake, then reading

@@ -168,7 +168,11 @@ def run(args: argparse.Namespace) -> int:
         server.log(f"p2phttp: relay forced command: {sys.executable} -I -S {client.__file__}")
     server.serve_forever()
     server.log("p2phttp: stopped")
-    return 0
+    # Connections, nodes and journals are closed: end without the interpreter's teardown,
+    # which a connection thread left by the shutdown's bounded join could crash.
+    from annextui.proxycore.processexit import exit_process
+
+    exit_process(0)
 
 
 def _fail(message: str) -> int:

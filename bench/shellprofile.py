@@ -36,7 +36,7 @@ sys.path.insert(0, {root!r})
 from annextui.proxycore import shell
 prof = cProfile.Profile()
 try:
-    rc = prof.runcall(shell.main)
+    rc = prof.runcall(shell.main, sys.argv[1:])  # with argv: returns (no os._exit)
 finally:
     prof.dump_stats(os.path.join({out!r}, "shell-%d.prof" % os.getpid()))
 sys.exit(rc)

@@ -144,8 +144,22 @@ def _fail(message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    return run(args, ShellSession(), _program())
+    """The `annextui-shell` console script (no `argv`): serves `sys.argv` and ends the process
+    itself with `os._exit` once everything it wrote is closed, never through the interpreter's
+    teardown, which daemon threads (ssh pre-warm, paramiko) crash (processexit.py). With `argv`
+    (tests, profiling): the exit status is returned."""
+    if argv is not None:
+        return run(argv, ShellSession(), _program())
+    try:
+        status = run(sys.argv[1:], ShellSession(), _program())
+    except Exception:
+        import traceback
+
+        traceback.print_exc()  # a bug: reported, and status 1, as an uncaught exception is
+        status = 1
+    from annextui.proxycore.processexit import exit_process
+
+    exit_process(status)
 
 
 def run(args: list[str], session: ShellSession, prog: str) -> int:

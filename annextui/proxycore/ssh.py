@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -47,6 +48,7 @@ __all__ = [
     "SshPool",
     "SshStream",
     "SshTarget",
+    "join_stderr_pumps",
     "openssh_argv",
     "parse_ssh_url",
     "resolve_host",
@@ -80,6 +82,18 @@ def load_paramiko() -> None:
             del sys.modules["invoke"]  # a later `import invoke` elsewhere still works
 
 
+# Every channel's stderr pump, so a process about to end can let them pass on a node's last
+# message (processexit.py); a finished pump drops out by itself.
+_stderr_pumps: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def join_stderr_pumps(deadline: float) -> None:
+    """Wait, until `deadline` (time.monotonic()), for the stderr pumps of this process's
+    channels to reach their channel's end of stderr."""
+    for t in list(_stderr_pumps):
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
 class SshChannel:
     """A byte stream to one remote command: read/write/close, stderr passed through."""
 
@@ -92,7 +106,10 @@ class SshChannel:
         self.channel = channel
         self._on_close = on_close  # the pool counts the channels open on a transport
         self._stderr: BinaryIO = stderr if stderr is not None else sys.stderr.buffer
-        self._stderr_thread = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_thread = threading.Thread(
+            target=self._pump_stderr, name="ssh-stderr", daemon=True
+        )
+        _stderr_pumps.add(self._stderr_thread)
         self._stderr_thread.start()
 
     def _pump_stderr(self) -> None:

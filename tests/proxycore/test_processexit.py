@@ -1,0 +1,79 @@
+"""processexit: a process of ours ends with its status while paramiko's threads still run.
+
+The crash this guards against (annextui-shell, SIGSEGV in `PyObject_GC_UnTrack`; SIGABRT
+"FATAL: exception not rethrown"): at the interpreter's teardown CPython ends a daemon thread
+that wants the GIL back with `pthread_exit`; when that thread is inside cryptography's Rust
+code (paramiko importing it, or its transport thread decrypting), the forced unwind runs
+pyo3's cleanups, which drop Python references without the GIL while the main thread's final
+garbage collection walks the same objects, or catches the unwind and aborts. Core dumps of
+such children show exactly that: the main thread in `Py_FinalizeEx` -> `PyGC_Collect`, the
+daemon thread importing cryptography (`make_module` -> `namespace_dealloc` ->
+`PyObject_GC_UnTrack`, the shell's crash site; or `__rust_panic_cleanup`).
+
+Each child here is the shell's situation, concentrated: a daemon thread opens an ssh channel to
+the private sshd through the gateway's pool (importing paramiko, the handshake, then reading
+a stream), while the main thread, holding a lot of garbage (so the teardown's collection is
+long), ends with `processexit.exit_process`. Without it (the interpreter's teardown) about one
+child in thirty died; with it every one must exit with its status, 0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.support.sshd import Sshd
+
+pytestmark = pytest.mark.slow
+
+CHILDREN = 90
+
+CHILD = r"""
+import sys, threading, time
+from annextui.proxycore.gateway import ssh_pool
+from annextui.proxycore.processexit import exit_process
+from annextui.proxycore.ssh import SshOptions, parse_ssh_url
+
+delay, config = float(sys.argv[1]), sys.argv[2]
+
+def reach_node():
+    channel = ssh_pool().open(
+        parse_ssh_url("ssh://nodehost/tmp"), "cat /dev/zero", SshOptions.parse("-F " + config)
+    )
+    while channel.read(65536):
+        pass
+
+threading.Thread(target=reach_node, daemon=True).start()
+garbage = [[{} for _ in range(20)] for _ in range(3000)]
+time.sleep(delay)
+exit_process(0)
+"""
+
+
+def test_processes_end_with_their_status_while_ssh_threads_run(ssh_hosts: Sshd) -> None:
+    ssh_hosts.add_host("nodehost")
+    env = ssh_hosts.env()
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash prints every thread's stack
+    config = str(ssh_hosts.config_path)
+    # Ends spread over the import of paramiko, the handshake and the streaming channel.
+    delays = [random.uniform(0.2, 0.9) for _ in range(CHILDREN)]
+
+    def child(delay: float) -> tuple[int, str]:
+        p = subprocess.run(
+            [sys.executable, "-c", CHILD, str(delay), config],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        return p.returncode, p.stderr.decode(errors="replace")
+
+    with ThreadPoolExecutor(3) as pool:
+        ended = list(pool.map(child, delays))
+    bad = [(status, err[-3000:]) for status, err in ended if status != 0 or "Fatal" in err]
+    assert not bad, f"{len(bad)} of {len(ended)} children: {bad[:2]}"
+    assert os.path.exists(config)  # the sshd's configuration the children used

@@ -40,7 +40,7 @@ def text_of(widget: Widget) -> str:
         out, todo = [], [widget.root]
         while todo:
             node = todo.pop()
-            out.append(str(node.label.plain))
+            out.append(str(getattr(node.label, "plain", node.label)))
             todo.extend(node.children)
         return "\n".join(out)
     if isinstance(widget, OptionList):
@@ -51,7 +51,7 @@ def text_of(widget: Widget) -> str:
 
 
 def screen_text(app: App[Any]) -> str:
-    text = "\n".join(text_of(w) for w in app.screen.walk_children(with_self=False))
+    text = "\n".join(text_of(w) for w in app.screen.walk_children(Widget, with_self=False))
     return text.replace("␇", "")
 
 

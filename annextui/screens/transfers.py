@@ -128,6 +128,12 @@ class TransfersScreen(SampledView):
         self.sample: TransferSample | None = None
         self._poller: Worker[None] | None = None
         self.throughput = Series()  # bytes per second per repository, sample after sample
+        # The throughput lines, by repository ("all" for the whole gateway), ours rather than a
+        # DOM query: a removed widget stays in the DOM until Textual prunes it, and a redraw in
+        # between found it, wrote into it, and lost the line with it (or, had it mounted a new
+        # one, hit its id). A line no longer wanted is hidden, and shown again if wanted back.
+        self._lines: dict[str, ThroughputLine] = {}
+        self._watched: list[str] = []  # the repositories of the last tracker
         self.query_one(
             "#throughput"
         ).border_title = f"Throughput, last {WINDOW_SECONDS // 60} minutes"
@@ -229,21 +235,23 @@ class TransfersScreen(SampledView):
     def _sparklines(self, snap: Snapshot, now: float) -> None:
         """One line per watched repository and one for the whole gateway: label, the last
         minutes of bytes per second as a Sparkline, and the rate now."""
-        places = list(self.tracker.annexdirs) if self.tracker else []
+        if self.tracker is not None:  # else rebuilt on the next poll: the last one's meanwhile
+            self._watched = list(self.tracker.annexdirs)
         since = now - WINDOW_SECONDS
         lines = [("all", "whole gateway", self.throughput.totals(since))]
-        lines += [(u, snap.label(u), self.throughput.values(u, since)) for u in places]
+        lines += [(u, snap.label(u), self.throughput.values(u, since)) for u in self._watched]
         box = self.query_one("#throughput", Vertical)
-        have = {child.id: child for child in box.query(ThroughputLine)}
         for key, label, values in lines:
-            line_id = f"tp-{key}"
-            line = have.pop(line_id, None)
+            line = self._lines.get(key)
             if line is None:
-                line = ThroughputLine(id=line_id)
+                line = self._lines[key] = ThroughputLine(id=f"tp-{key}")
                 box.mount(line)
+            line.display = True
             line.show(label, values)
-        for stale in have.values():
-            stale.remove()
+        wanted = {key for key, _label, _values in lines}
+        for key, line in self._lines.items():
+            if key not in wanted:
+                line.display = False
 
     def _summary(self, views: tuple[object, ...], sample: TransferSample | None) -> None:
         if sample is None:

@@ -10,12 +10,13 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from textual.app import App
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import DataTable
 
 from annextui.app import AnnexConsole
@@ -76,6 +77,26 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await pilot.pause(0.05)
+
+
+ScreenT = TypeVar("ScreenT", bound=Screen[Any])
+
+
+async def wait_for_screen(
+    pilot: Pilot[Any], kind: type[ScreenT], timeout: float = 30.0, what: str = ""
+) -> ScreenT:
+    """The app's screen once it is a `kind` and mounted. A pushed screen composes its widgets
+    in its own later turns: a query right after the push can find none (`NoMatches`), and keys
+    pressed then can reach a widget not focused yet."""
+
+    def shown() -> bool:
+        screen = pilot.app.screen
+        return isinstance(screen, kind) and screen.is_mounted
+
+    await wait_for(pilot, shown, timeout, what or f"a mounted {kind.__name__}")
+    screen = pilot.app.screen
+    assert isinstance(screen, kind)
+    return screen
 
 
 async def settle(pilot: Pilot[Any], timeout: float = 60.0) -> str:

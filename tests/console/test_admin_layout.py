@@ -18,10 +18,10 @@ from textual.widgets import DataTable, Sparkline
 from annextui.app import AnnexConsole
 from annextui.console.edits import SetMaxsize
 from annextui.console.settings import load_settings, settings_path
-from annextui.screens.transfers import ThroughputLine
+from annextui.screens.transfers import ThroughputLine, TransfersScreen
 from tests.console import fixed
 from tests.console.fixed import FixedBackend
-from tests.console.support import screen_lines, table_rows, wait_for
+from tests.console.support import screen_lines, settle, table_rows, wait_for, wait_for_screen
 
 SIZES = [(80, 24), (120, 36)]
 STAMP = "05:42:10 0000000"  # fixed.NOW in UTC, and the fixed branch commit, short
@@ -53,7 +53,7 @@ def test_badges_and_data_stamp_stay_on_the_top_bar(size: tuple[int, int], readon
                 assert app.stage(SetMaxsize("node1", f"{gb}GB"))
         for key in "123456":
             await pilot.press(key)
-            await pilot.pause(0.1)
+            await settle(pilot)
             top = screen_lines(app)[0]
             assert len(top) <= size[0]
             assert STAMP in top, (key, top)
@@ -96,12 +96,12 @@ def test_tables_fit_and_uuids_shorten(size: tuple[int, int]) -> None:
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         for key in "1246":
             await pilot.press(key)
-            await pilot.pause(0.2)
+            await settle(pilot)
             table = app.screen.query_one(DataTable)
             # every column is on screen: nothing to scroll to sideways
             assert table.max_scroll_x == 0, (key, [c.label.plain for c in table.columns.values()])
         await pilot.press("1")
-        await pilot.pause(0.1)
+        await settle(pilot)
         table = app.screen.query_one("#repos", DataTable)
         shown = {c.key.value for c in table.columns.values()}
         # what gives way first goes first; the name, role and usage stay
@@ -128,7 +128,7 @@ def test_tables_fit_and_uuids_shorten(size: tuple[int, int]) -> None:
 def test_help_table_readable_at_80x24() -> None:
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await pilot.press("4", "question_mark")
-        await pilot.pause(0.2)
+        await settle(pilot)
         table = app.screen.query_one("#help-keys", DataTable)
         assert table.max_scroll_x == 0  # key, does, where: all on screen
         assert table.region.height >= 8  # rows of keys, not a sliver under the text
@@ -142,7 +142,7 @@ def test_help_table_readable_at_80x24() -> None:
 def test_what_if_panel_usable_at_80x24() -> None:
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await pilot.press("5")
-        await pilot.pause(0.2)
+        await settle(pilot)
         panel = app.screen.query_one("#whatif-panel")
         assert panel.region.width >= 60  # under the table, the screen's width
         assert panel.region.height >= 6
@@ -156,16 +156,19 @@ def test_what_if_panel_usable_at_80x24() -> None:
 def test_transfers_sparklines(size: tuple[int, int]) -> None:
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await pilot.press("6")
-        screen: Any = app.screen
+        screen = await wait_for_screen(pilot, TransfersScreen)
         await wait_for(pilot, lambda: screen.sample is not None)
-        await pilot.pause(0.2)
+        await settle(pilot)
         lines = {line.id: line for line in screen.query(ThroughputLine)}
         assert set(lines) == {"tp-all", f"tp-{fixed.GW}", f"tp-{fixed.N1}"}
+        sample = screen.sample
+        assert sample is not None
         rates: dict[str, float] = {}
-        for v in screen.sample.transfers:
+        for v in sample.transfers:
             rates[v.where] = rates.get(v.where, 0.0) + (v.rate or 0.0)
-        assert lines["tp-all"].spark.data[-1] == pytest.approx(sum(rates.values()))
-        assert lines[f"tp-{fixed.N1}"].spark.data[-1] == pytest.approx(rates[fixed.N1])
+        newest = {key: list(line.spark.data or [0.0])[-1] for key, line in lines.items()}
+        assert newest["tp-all"] == pytest.approx(sum(rates.values()))
+        assert newest[f"tp-{fixed.N1}"] == pytest.approx(rates[fixed.N1])
         assert all(line.spark.region.width >= 20 for line in lines.values())
         assert len(list(screen.query(Sparkline))) == 3
         text = "\n".join(screen_lines(app))
@@ -199,7 +202,7 @@ def test_nodes_trend_since_the_console_opened() -> None:
         assert len(app.usage_history) == 1
         await pilot.press("r")
         await wait_for(pilot, lambda: len(app.usage_history) == 2)
-        await pilot.pause(0.2)
+        await settle(pilot)
         table = app.screen.query_one(DataTable)
         keys = [c.key.value for c in table.columns.values()]
         assert "trend" in keys
@@ -213,7 +216,7 @@ def test_theme_persists(private_settings: Path) -> None:
     async def choose(app: AnnexConsole, pilot: Pilot[int]) -> None:
         assert app.theme != "nord"
         app.theme = "nord"
-        await pilot.pause(0.1)
+        await settle(pilot)
 
     run((120, 36), choose)
     assert settings_path() == private_settings / "annextui" / "settings.toml"
@@ -247,7 +250,7 @@ def test_clicking_a_tab_switches_views(size: tuple[int, int]) -> None:
             top = screen_lines(app)[0]
             x = top.index(f" {key} ") + 1
             await pilot.click(offset=(x, 0))
-            await pilot.pause(0.1)
+            await settle(pilot)
             assert app.current_mode == name, (key, top)
 
     run(size, scenario)
@@ -261,7 +264,7 @@ def test_clicking_a_column_header_sorts_and_reverses() -> None:
         async def click(label: str) -> list[str]:
             x = header.index(f" {label} ") + 1
             await pilot.click(offset=(x, table.region.y))
-            await pilot.pause(0.1)
+            await settle(pilot)
             return [r[0] for r in table_rows(table)]
 
         by_name = await click("repository")
@@ -276,16 +279,16 @@ def test_clicking_a_column_header_sorts_and_reverses() -> None:
 
     async def nodes(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await pilot.press("4")
-        await pilot.pause(0.1)
+        await settle(pilot)
         screen: Any = app.screen
         table = screen.query_one(DataTable)
         header = screen_lines(app)[table.region.y]
         x = header.index(" keys ") + 1
         await pilot.click(offset=(x, table.region.y))
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert (screen.sort_by, screen.reverse) == ("keys", True)
         await pilot.click(offset=(x, table.region.y))
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert (screen.sort_by, screen.reverse) == ("keys", False)
         keys = [int(r[3]) for r in table_rows(table)]
         assert keys == sorted(keys)
@@ -296,7 +299,7 @@ def test_clicking_a_column_header_sorts_and_reverses() -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_overview_counts_all_on_screen(size: tuple[int, int]) -> None:
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
-        await pilot.pause(0.2)
+        await settle(pilot)
         text = "\n".join(screen_lines(app))
         for count in ("repositories 5", "clusters 1", "nodes 3", "keys 300", "staged edits 0"):
             assert count in text, count

@@ -19,7 +19,7 @@ from annextui.console.source import RepositoryBackend
 from annextui.screens.base import ConsoleScreen
 from annextui.screens.clusters import ClustersScreen, Ref
 from annextui.screens.dialogs import ConfirmScreen, PickScreen, PromptScreen
-from tests.console.support import plain, repo_fingerprint, run_app, wait_for
+from tests.console.support import plain, repo_fingerprint, run_app, wait_for, wait_for_screen
 from tests.support.annex import AnnexEnv
 
 FAKE_KEY = "SHA256E-s1000--" + "ab" * 32 + ".bin"
@@ -44,7 +44,7 @@ async def review(app: AnnexConsole, pilot: Pilot[int], *, confirm: bool) -> str:
     After confirming, wait for a snapshot read after the edits were applied."""
     await wait_for(pilot, lambda: bool(app.staged), what="a staged edit")
     await pilot.press("ctrl+s")
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm dialog")
+    await wait_for_screen(pilot, ConfirmScreen, what="confirm dialog")
     dialog = app.screen
     await wait_for(pilot, lambda: dialog.focused is not None, what="focus in the dialog")
     focused = dialog.focused
@@ -72,7 +72,7 @@ async def review(app: AnnexConsole, pilot: Pilot[int], *, confirm: bool) -> str:
 
 
 async def answer_prompt(app: AnnexConsole, pilot: Pilot[int], text: str) -> None:
-    await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="prompt")
+    await wait_for_screen(pilot, PromptScreen, what="prompt")
     dialog = app.screen
     dialog.query_one("#prompt-input", Input).value = ""
     await pilot.press(*text)
@@ -81,7 +81,7 @@ async def answer_prompt(app: AnnexConsole, pilot: Pilot[int], text: str) -> None
 
 
 async def pick(app: AnnexConsole, pilot: Pilot[int], label_start: str) -> None:
-    await wait_for(pilot, lambda: isinstance(app.screen, PickScreen), what="pick dialog")
+    await wait_for_screen(pilot, PickScreen, what="pick dialog")
     from textual.widgets import OptionList
 
     options = app.screen.query_one(OptionList)
@@ -256,7 +256,7 @@ def test_bad_maxsize_is_refused_in_the_dialog(demo_template: DemoRepo) -> None:
         await pilot.press("4")
         await pilot.pause()
         await pilot.press("m")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await wait_for_screen(pilot, PromptScreen)
         app.screen.query_one("#prompt-input", Input).value = ""
         await pilot.press(*"lots", "enter")
         await pilot.pause()
@@ -332,7 +332,7 @@ def test_bad_wanted_expression_is_refused_in_the_dialog(demo_template: DemoRepo)
 
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await pilot.press("4", "w")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await wait_for_screen(pilot, PromptScreen)
         app.screen.query_one("#prompt-input", Input).value = ""
         await pilot.press(*"bogus=1", "enter")
         await pilot.pause()

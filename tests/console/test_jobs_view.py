@@ -23,7 +23,14 @@ from annextui.console.source import RepositoryBackend
 from annextui.screens.clusters import Ref
 from annextui.screens.dialogs import ErrorScreen, PickScreen
 from annextui.screens.jobs import JobsScreen
-from tests.console.support import plain, repo_fingerprint, run_app, table_rows, wait_for
+from tests.console.support import (
+    plain,
+    repo_fingerprint,
+    run_app,
+    table_rows,
+    wait_for,
+    wait_for_screen,
+)
 from tests.console.test_edits import review, select
 from tests.operations import cluster as cl
 from tests.operations.test_jobs_console import _environ
@@ -57,7 +64,7 @@ async def _stage_drain(app: AnnexConsole, pilot: Pilot[int], cu: str, node: str)
     """Select the node on the Clusters view, `D`, and take the first choice (the selected node)."""
     await select(app, pilot, Ref("node", cu, node))
     await pilot.press("D")
-    await wait_for(pilot, lambda: isinstance(app.screen, PickScreen), what="the node choice")
+    await wait_for_screen(pilot, PickScreen, what="the node choice")
     await pilot.press("enter")
     await wait_for(pilot, lambda: bool(app.staged), what="the drain staged")
     assert app.staged == (DrainNode(node, "node1"),)
@@ -133,7 +140,7 @@ def test_drain_the_others_cannot_hold_is_refused_in_review(
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await _stage_drain(app, pilot, cu, cl.NODES["node1"])
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the refusal")
+        await wait_for_screen(pilot, ErrorScreen, what="the refusal")
         seen.append(plain(app.screen.query_one("#dialog-text")))
 
     run_app(RepositoryBackend(c.gw), scenario, check_nodes=False)
@@ -169,7 +176,7 @@ def test_jobs_view_shows_the_rebalance_proof(
 
     async def scenario(app: AnnexConsole, pilot: Pilot[int]) -> None:
         await pilot.press("j")  # `j` switches to the view
-        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the Jobs view")
+        await wait_for_screen(pilot, JobsScreen, what="the Jobs view")
         screen = app.screen
         assert isinstance(screen, JobsScreen)
         await wait_for(pilot, lambda: _states(screen) == ["done"], what="the job")

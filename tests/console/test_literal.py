@@ -17,7 +17,7 @@ from annextui.screens.dialogs import ConfirmScreen
 from annextui.screens.help import HelpScreen
 from tests.console import fixed
 from tests.console.fixed import FixedBackend
-from tests.console.support import wait_for
+from tests.console.support import settle, wait_for, wait_for_screen
 
 HOSTILE = {
     fixed.GW: "gate [bold red]x",
@@ -40,7 +40,7 @@ def text_of(widget: Widget) -> str:
         out, todo = [], [widget.root]
         while todo:
             node = todo.pop()
-            out.append(str(node.label.plain))
+            out.append(str(getattr(node.label, "plain", node.label)))
             todo.extend(node.children)
         return "\n".join(out)
     if isinstance(widget, OptionList):
@@ -51,7 +51,7 @@ def text_of(widget: Widget) -> str:
 
 
 def screen_text(app: App[Any]) -> str:
-    text = "\n".join(text_of(w) for w in app.screen.walk_children(with_self=False))
+    text = "\n".join(text_of(w) for w in app.screen.walk_children(Widget, with_self=False))
     return text.replace("␇", "")
 
 
@@ -68,7 +68,7 @@ def test_hostile_names_show_literally_everywhere(size: tuple[int, int]) -> None:
             seen = {}
             for key in "123456":
                 await pilot.press(key)
-                await pilot.pause(0.1)
+                await settle(pilot)
                 seen[key] = screen_text(app)
             for key, uuids in {
                 "1": [fixed.GW],
@@ -85,18 +85,18 @@ def test_hostile_names_show_literally_everywhere(size: tuple[int, int]) -> None:
             assert "rack  node3" not in everything
 
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await wait_for_screen(pilot, HelpScreen)
             await pilot.press("escape")
 
             app.stage(RemoveNode(HOSTILE[fixed.N1], HOSTILE[fixed.CL]))
-            await pilot.pause(0.1)
             staged = f"remove node {SHOWN[fixed.N1]} from cluster {SHOWN[fixed.CL]}"
-            assert staged in toasts(app)
+            # not after a settle: the toast expires in seconds, and a settle can take longer
+            await wait_for(pilot, lambda: staged in toasts(app), what="the staged toast")
             await pilot.press("3")
-            await pilot.pause(0.1)
+            await settle(pilot)
             assert staged in screen_text(app)  # the staged panel
             await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await wait_for_screen(pilot, ConfirmScreen)
             assert staged in screen_text(app)
             await pilot.press("n")
 

@@ -1,5 +1,6 @@
 """The console's pure pieces: alerts, table syncing that keeps the cursor, path shortening,
-the staged-edit diff, and that backend/proxycore never import textual or rich."""
+the staged-edit diff, that backend/proxycore never import textual or rich, and the tests' own
+wait for a pushed screen."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from annextui.backend.sizes import RepoSize
 from annextui.console.alerts import compute_alerts
 from annextui.console.edits import AddNode, BranchChange, ConfigChange, Preview, SetMaxsize
 from annextui.console.reachability import Reachability
+from annextui.screens.dialogs import ErrorScreen
 from annextui.screens.preview import render_preview
 from annextui.screens.widgets import Row, short_path, sync_table
 from tests.console import fixed
-from tests.console.support import row_keys, table_rows
+from tests.console.support import row_keys, table_rows, wait_for_screen
 
 
 def test_alerts_full_unreachable_unbalanced() -> None:
@@ -82,6 +84,25 @@ def test_sync_table_updates_in_place_and_keeps_the_cursor() -> None:
     assert out["order"] == ["d", "c", "b", "e"]
     assert out["rows"] == [["d", "2"], ["c", "2"], ["b", "2"], ["e", "2"]]
     assert out["cursor"] == "c"
+
+
+def test_a_pushed_dialog_is_queried_once_mounted() -> None:
+    """A screen pushed outside a key press (as the console does when a worker's answer comes)
+    is the app's screen at once but composes its widgets in later turns: what test_jobs_view's
+    refusal dialog hit under load (`NoMatches` for `#dialog-text`)."""
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        app = TableApp()
+        async with app.run_test() as pilot:
+            app.push_screen(ErrorScreen("refused", "nothing was changed"))
+            seen["at once"] = (isinstance(app.screen, ErrorScreen), len(app.screen.query("*")))
+            dialog = await wait_for_screen(pilot, ErrorScreen)
+            seen["mounted"] = str(dialog.query_one("#dialog-text").render())
+
+    asyncio.run(main())
+    assert seen["at once"] == (True, 0)
+    assert seen["mounted"] == "nothing was changed"
 
 
 def test_preview_renders_a_diff_with_names() -> None:

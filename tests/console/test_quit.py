@@ -12,7 +12,7 @@ from annextui.app import AnnexConsole
 from annextui.console.edits import RemoveNode
 from annextui.screens.dialogs import ConfirmScreen, PickScreen
 from tests.console.fixed import FixedBackend
-from tests.console.support import wait_for
+from tests.console.support import wait_for, wait_for_screen
 
 EDIT = RemoveNode("node1", "demo")
 Answer = Callable[[AnnexConsole, Pilot[int]], Awaitable[None]]
@@ -25,7 +25,7 @@ def quit_with_staged(answer: Answer, size: tuple[int, int] = (80, 24)) -> AnnexC
             await wait_for(pilot, lambda: app.balance is not None)
             assert app.stage(EDIT)
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, PickScreen))
+            await wait_for_screen(pilot, PickScreen)
             await pilot.press("q")  # again: still asking, not an answer
             await pilot.pause(0.1)
             assert app.is_running
@@ -46,7 +46,7 @@ async def stay(app: AnnexConsole, pilot: Pilot[int]) -> None:
 
 async def review(app: AnnexConsole, pilot: Pilot[int]) -> None:
     await pilot.press("down", "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await wait_for_screen(pilot, ConfirmScreen)
     assert app.staged == (EDIT,)
     await pilot.press("n")
 

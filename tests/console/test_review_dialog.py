@@ -14,7 +14,7 @@ from annextui.app import AnnexConsole
 from annextui.console.edits import BranchChange, Edit, Preview, RemoveNode
 from annextui.screens.dialogs import ConfirmScreen
 from tests.console.fixed import FixedBackend
-from tests.console.support import wait_for
+from tests.console.support import settle, wait_for, wait_for_screen
 
 
 class ManyChanges(FixedBackend):
@@ -52,7 +52,7 @@ def test_review_of_ten_edits_keeps_its_buttons_on_screen(size: tuple[int, int]) 
             for i in range(10):
                 assert app.stage(RemoveNode(f"node{i}", "demo"))
             await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await wait_for_screen(pilot, ConfirmScreen)
             dialog = app.screen
             parts = ("#dialog-title", "#dialog-keys", "#no", "#yes")
             # the dialog's layout settles over a few refreshes on a loaded machine
@@ -62,7 +62,7 @@ def test_review_of_ten_edits_keeps_its_buttons_on_screen(size: tuple[int, int]) 
             body = dialog.query_one("#dialog-body")
             assert body.max_scroll_y > 0  # the diff scrolls inside the dialog
             body.scroll_end(animate=False)
-            await pilot.pause(0.1)
+            await settle(pilot)
             assert on_top(dialog.query_one("#yes"))
             assert app._notifications  # the "Staged: …" toasts are still pending
             w, h = size

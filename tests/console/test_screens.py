@@ -28,7 +28,7 @@ from annextui.screens.transfers import TransfersScreen
 from annextui.screens.welcome import WelcomeScreen
 from tests.console import fixed
 from tests.console.fixed import FixedBackend
-from tests.console.support import plain, row_keys, run_app, table_rows, wait_for
+from tests.console.support import plain, row_keys, run_app, table_rows, wait_for, wait_for_screen
 from tests.support.annex import AnnexEnv
 
 
@@ -208,7 +208,7 @@ def test_help_lists_the_keys_of_the_current_view(demo_template: DemoRepo) -> Non
             await pilot.press(view)
             await pilot.pause()
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await wait_for_screen(pilot, HelpScreen)
             table = app.screen.query_one(DataTable)
             helps[view] = [" ".join(r) for r in table_rows(table)]
             await pilot.press("escape")
@@ -274,7 +274,7 @@ def test_no_repository_offers_the_demo(tmp_path: Path) -> None:
         out["text"] = plain(app.screen.query_one("#welcome-text"))
         await pilot.press("enter")  # focus starts on "Open the demo"
         await wait_for(pilot, lambda: app.snapshot is not None, timeout=60, what="demo")
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await wait_for_screen(pilot, OverviewScreen)
         out["role"] = app.snapshot.role if app.snapshot else None
         out["path"] = app.backend.path if app.backend else None
 
@@ -361,7 +361,7 @@ def test_palette_runs_a_command(demo_template: DemoRepo) -> None:
         await pilot.press(*"Nodes")
         await pilot.pause(0.5)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, NodesScreen), what="Nodes view")
+        await wait_for_screen(pilot, NodesScreen, what="Nodes view")
         out.append(type(app.screen))
 
     run_app(RepositoryBackend(demo_template.gateway), scenario, check_nodes=False)

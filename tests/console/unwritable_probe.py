@@ -14,7 +14,7 @@ from annextui.app import AnnexConsole
 from annextui.console.edits import AddNode, Edit, SetMaxsize
 from annextui.console.source import RepositoryBackend
 from annextui.screens.dialogs import ErrorScreen
-from tests.console.support import plain, run_app, wait_for
+from tests.console.support import plain, run_app, wait_for, wait_for_screen
 
 EDITS: tuple[Edit, ...] = (AddNode("archive", "demo"), SetMaxsize("node1", "1G"))
 
@@ -26,7 +26,7 @@ def main(repo: Path) -> None:
         for edit in EDITS:
             assert app.stage(edit)
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), what="error dialog")
+        await wait_for_screen(pilot, ErrorScreen, what="error dialog")
         shown["title"] = plain(app.screen.query_one("#dialog-title"))
         shown["text"] = plain(app.screen.query_one("#dialog-text"))
         await pilot.press("escape")

@@ -9,6 +9,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol, cast
 
 import pytest
 
@@ -20,6 +21,14 @@ from annextui.proxycore.ssh import (
     shell_command,
 )
 from tests.support.sshd import Sshd
+
+
+class NegotiatedCiphers(Protocol):
+    """The ciphers a paramiko Transport agreed on, each way. paramiko sets both attributes; its
+    type stubs (types-paramiko) declare only `local_cipher`."""
+
+    local_cipher: str  # what we send with
+    remote_cipher: str  # what the server sends with (a GET's content)
 
 
 def test_parse_ssh_urls() -> None:
@@ -69,7 +78,9 @@ def test_channels_share_one_transport(ssh_hosts: Sshd) -> None:
         assert outs == [b"one\n", b"two\n"]
         assert len(pool._transports) == 1
         (t,) = pool._transports.values()
-        assert t.remote_cipher.startswith("aes128-gcm")
+        agreed = cast(NegotiatedCiphers, t)
+        assert agreed.remote_cipher.startswith("aes128-gcm")
+        assert agreed.local_cipher.startswith("aes128-gcm")
     finally:
         pool.close()
 

@@ -109,6 +109,42 @@ def test_a_node_connection_does_not_import_invoke(ssh_hosts: Sshd) -> None:
     assert later in ("importable", "ImportError")  # not left blocked for the process
 
 
+def test_a_node_connection_does_not_import_importlib_metadata(ssh_hosts: Sshd) -> None:
+    """paramiko asks importlib.metadata only for its own version: a fresh process reaches a
+    real sshd without importing it, announces the installed version in its banner, and
+    imports the real module afterwards."""
+    ssh_hosts.add_host("nodehost")
+    code = (
+        "import sys\n"
+        "from annextui.proxycore.ssh import SshOptions, SshPool, parse_ssh_url\n"
+        "pool = SshPool()\n"
+        "target = parse_ssh_url('ssh://nodehost/tmp')\n"
+        "ch = pool.open(target, 'echo hi', SshOptions.parse(sys.argv[1]))\n"
+        "data = b''\n"
+        "while chunk := ch.read():\n"
+        "    data += chunk\n"
+        "assert ch.close() == 0 and data == b'hi\\n', data\n"
+        "(t,) = pool._transports.values()\n"
+        "print('importlib.metadata' in sys.modules)\n"
+        "print(t.local_version)\n"
+        "pool.close()\n"
+        "import importlib.metadata\n"
+        "print(importlib.metadata.version('paramiko'), importlib.metadata.__file__ is not None)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, f"-F {ssh_hosts.config_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    imported, banner, later = p.stdout.split("\n")[:3]
+    assert imported == "False"
+    version, real = later.split()
+    assert real == "True"
+    assert banner == f"SSH-2.0-paramiko_{version}"
+
+
 def test_one_ssh_g_answers_threads_asking_at_once(
     ssh_hosts: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -476,3 +476,30 @@ def test_no_textual_anywhere_in_the_shell_path() -> None:
         timeout=60,
     )
     assert p.stdout.strip() == "False"
+
+
+def test_a_cluster_session_defines_no_dataclass() -> None:
+    """The modules a cluster session imports declare values.Value classes, not dataclasses
+    (each dataclass costs ~0.8 ms of exec at every connection; a Value ~0.1 ms)."""
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, dataclasses\n"
+            "import annextui.proxycore.shell, annextui.proxycore.server, annextui.proxycore.local\n"
+            "import annextui.proxycore.gateway, annextui.proxycore.cluster.peer\n"
+            # what open_gateway and build_peer import when the session starts
+            "import annextui.proxycore.targets, annextui.backend.state, annextui.backend.branch\n"
+            "found = sorted(f'{n}.{k}' for n, m in list(sys.modules.items())\n"
+            "    if n.startswith('annextui.') and m is not None\n"
+            "    for k, v in vars(m).items()\n"
+            "    if isinstance(v, type) and v.__module__ == n and dataclasses.is_dataclass(v))\n"
+            "print(' '.join(found))\n",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == ""

@@ -93,8 +93,8 @@ def _metadata_stand_in() -> types.ModuleType | None:
 
     paramiko's `__init__` imports importlib.metadata only for `version("paramiko")` (its
     banner). That import (email, csv, zipfile machinery) and the search of every sys.path
-    entry cost more than a third of paramiko's own import, on the path of the session's first
-    GET of a key on an ssh node. The stand-in answers `version` from the package's
+    entry were about a fifth of paramiko's own import, on the path of the session's first GET
+    of a key on an ssh node. The stand-in answers `version` from the package's
     `NAME-VERSION.dist-info` directory beside it, and hands anything else (or a package it
     cannot place so) to the real module."""
     if _METADATA in sys.modules:

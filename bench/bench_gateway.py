@@ -65,7 +65,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import SHELLS, Transfer, best_and_median, table_rows, write_files  # noqa: E402
+from common import (  # noqa: E402
+    SHELLS,
+    OwnCpu,
+    Transfer,
+    best_and_median,
+    table_rows,
+    write_files,
+)
 from shellprofile import summary, write_wrapper  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
@@ -235,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             size = args.small_kib << 10
             base_root = args.baseline.resolve() if args.baseline is not None else None
             with contextlib.ExitStack() as stack:
+                assert sshd.pid is not None
+                servers = [sshd.pid]
                 if args.relay:
-                    stack.enter_context(_relay_remote(env, topo, tmp))
+                    servers.append(stack.enter_context(_relay_remote(env, topo, tmp)))
+                own_cpu = OwnCpu(lambda: servers)
                 print(
                     profile_gets(
                         env,
@@ -247,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                         size,
                         base_root,
                         split=args.split,
+                        own_cpu=own_cpu,
                     )
                 )
             return 0
@@ -316,7 +327,7 @@ DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 
 
 @contextlib.contextmanager
-def _relay_remote(env: AnnexEnv, topo: topology.Topology, tmp: Path) -> Iterator[None]:
+def _relay_remote(env: AnnexEnv, topo: topology.Topology, tmp: Path) -> Iterator[int]:
     """Remote `relay` of the client: the gateway reached by the same ssh, its annex-shell
     annextui-relay handing each session to one `annextui p2phttp --relay-socket` kept running
     for the whole bench (docs/deployment.md section 8): no Python start-up per session, and the
@@ -325,13 +336,13 @@ def _relay_remote(env: AnnexEnv, topo: topology.Topology, tmp: Path) -> Iterator
     sock_dir.mkdir(mode=0o700)
     sock = sock_dir / "relay.sock"
     program = write_relay_program(tmp / "relaybin" / "annextui-relay", sock)
-    with p2phttp.running("annextui", topo.gw, env.env, relay_options(sock)):
+    with p2phttp.running("annextui", topo.gw, env.env, relay_options(sock)) as server:
         cl = topo.client
         env.git(cl, "remote", "add", "relay", f"ssh://gw{topo.gw}")
         env.git(cl, "config", "remote.relay.annex-shell", str(program))
         env.git(cl, "fetch", "-q", "relay")
         env.annex(cl, "info", "-q", "relay")  # learn the UUID outside the timings
-        yield
+        yield server.pid
 
 
 def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[str, list[str]]:
@@ -359,10 +370,12 @@ def profile_gets(
     baseline: Path | None = None,
     *,
     split: bool = False,
+    own_cpu: OwnCpu | None = None,
 ) -> str:
     """Small GETs through each path (timed side by side), then one profiled gateway GET run
     (and one of the baseline checkout's, served as `base`). `split`: the files held by local
-    nodes and those held by node3 are timed separately (a class per table)."""
+    nodes and those held by node3 are timed separately (a class per table). `own_cpu`: the
+    bench's own CPU per get, told apart from the rest of the machine's."""
     cl = topo.client
     write_files(cl, "small", count, size)
     env.annex(cl, "add", "-q", "--force-large", "small")
@@ -386,23 +399,42 @@ def profile_gets(
     results: list[Transfer] = []
 
     busy: dict[tuple[str, str], list[float]] = {}
+    own: dict[tuple[str, str], list[float]] = {}
+    by_round: list[tuple[float, float, float]] = []  # (wall, own CPU, others' CPU) per get
+    account = own_cpu if own_cpu is not None else OwnCpu(lambda: ())
 
     def get(remote: str, cls: str = "all") -> float:
         env.annex(cl, "drop", "-q", "--force", "small")
         cpu = machine_busy_seconds()
+        mine = account.now()
         t = time.perf_counter()
         env.annex(cl, "get", "-q", "--from", remote, *classes.get(cls, ["small"]), timeout=3600)
         dt = time.perf_counter() - t
-        busy.setdefault((cls, remote), []).append(machine_busy_seconds() - cpu)
+        mine = account.now() - mine
+        whole = machine_busy_seconds() - cpu
+        busy.setdefault((cls, remote), []).append(whole)
+        own.setdefault((cls, remote), []).append(mine)
+        by_round.append((dt, mine, max(0.0, whole - mine)))
         return dt
 
+    rounds_table: list[str] = []
     for rnd in range(rounds):
+        del by_round[:]
         for cls, files in classes.items():
             n = count if cls == "all" else len(files)
             for remote in paths if rnd % 2 == 0 else reversed(paths):
                 dt = get(remote, cls)
                 results.append(Transfer(cls, "get", remote, dt, n * size, n))
-                print(f"  round {rnd} {cls} {remote}: get {dt:.2f}s", file=sys.stderr)
+                _, mine, others = by_round[-1]
+                print(
+                    f"  round {rnd} {cls} {remote}: get {dt:.2f}s, own CPU {mine:.2f}s, "
+                    f"others' CPU {others:.2f}s",
+                    file=sys.stderr,
+                )
+        rounds_table.append(
+            f"{rnd:>5} {sum(w for w, _, _ in by_round):8.2f} {sum(m for _, m, _ in by_round):8.2f} "
+            f"{sum(o for _, _, o in by_round):8.2f} {os.getloadavg()[0]:6.1f}"
+        )
     best, median = best_and_median(results)
     # CPU s: the whole machine's busy CPU seconds during the get (median of the rounds), all
     # processes of every path (client, sshd, shells, ssh hops); `busy` = CPU s / (wall x cores):
@@ -413,7 +445,7 @@ def profile_gets(
         n = count if cls == "all" else len(files)
         lines.append(
             f"{cls + f' ({n})':<12} {'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8} "
-            f"{'CPU s':>8} {'busy':>6} {'/direct-ssh':>11}"
+            f"{'CPU s':>8} {'busy':>6} {'own CPU':>8} {'/direct-ssh':>11}"
         )
         floor = median[(cls, "get", "direct-ssh")]
         for remote in paths:
@@ -423,9 +455,18 @@ def profile_gets(
             lines.append(
                 f"{'':<12} {remote:<18} {m.seconds:8.2f} {med:8.2f} "
                 f"{med / max(n, 1) * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f} "
-                f"{med / floor:11.2f}"
+                f"{statistics.median(own[(cls, remote)]):8.2f} {med / floor:11.2f}"
             )
-    lines.append("ms/file and /direct-ssh: by the median of the rounds")
+    lines.append(
+        "ms/file and /direct-ssh: by the median of the rounds; own CPU: the bench's processes "
+        "(client, sshd sessions, shells, nodes)"
+    )
+    lines.append(f"{'round':>5} {'wall s':>8} {'own CPU':>8} {'others':>8} {'load':>6}")
+    lines.extend(rounds_table)
+    lines.append(
+        "per round, all paths summed: others = the machine's busy CPU beyond the bench's own "
+        "(other users' load); load = 1-minute load average at the round's end"
+    )
     profiled = [("ours", ROOT, SHELLS["ours"])]
     if baseline is not None:
         profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))

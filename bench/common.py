@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -357,3 +357,39 @@ def cpu_seconds(pids: Iterable[int]) -> float:
             continue
         total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
     return total / tick
+
+
+class OwnCpu:
+    """CPU seconds of the bench's own process trees, read before and after a timed command.
+
+    Counted: the bench's reaped children (the client's git-annex and all it runs) and the
+    long-running servers it started (`servers()`: an sshd, whose reaped sessions, gateway shells
+    and nodes' git-annex-shell included, add to its cutime/cstime; a relay server). The bench is
+    made a child subreaper, so the ssh ControlMasters git-annex detaches are reparented to it and
+    counted when reaped instead of vanishing from the account. What the whole machine was busy
+    beyond this is other people's load, which moves a run's wall figures on a shared machine."""
+
+    def __init__(self, servers: Callable[[], Iterable[int]]) -> None:
+        self.servers = servers
+        if sys.platform == "linux":
+            import ctypes
+
+            pr_set_child_subreaper = 36
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+    def now(self) -> float:
+        _reap_orphans()
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime + cpu_seconds(self.servers())
+
+
+def _reap_orphans() -> None:
+    """Reap exited children nobody waits for (orphans reparented to the subreaper). Called
+    between commands; a Popen reaped here reads exit status 0 (subprocess handles ECHILD)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return

@@ -11,13 +11,13 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from dulwich.objects import Blob, Commit, Tree
 
 from annextui.backend.repo import Repository
+from annextui.values import Value
 
 BRANCH_REF = b"refs/heads/git-annex"
 _K = TypeVar("_K")
@@ -47,8 +47,7 @@ def branch_path(journal_file: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class AnnexRef:
+class AnnexRef(Value):
     name: bytes
     sha: bytes
 

@@ -23,12 +23,13 @@ import re
 import subprocess
 import threading
 import weakref
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dulwich.repo import Repo
+
+from annextui.values import Value, value_field
 
 if TYPE_CHECKING:
     from dulwich.object_store import BaseObjectStore
@@ -79,12 +80,11 @@ def local_path_of_url(url: str | None, base: Path | None = None) -> Path | None:
     return p
 
 
-@dataclass(frozen=True, slots=True)
-class Remote:
+class Remote(Value):
     name: str
     url: str | None
     uuid: str | None
-    options: dict[str, str] = field(default_factory=dict)  # remote.NAME.* (lowercased keys)
+    options: dict[str, str] = value_field(default_factory=dict)  # remote.NAME.* (lowercased keys)
 
     def option(self, name: str, default: str | None = None) -> str | None:
         return self.options.get(name.lower(), default)

@@ -3,8 +3,6 @@ content, numcopies, maxsize, proxies and clusters, resolved as git-annex resolve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from annextui.backend.branch import BranchView
 from annextui.backend.ghcread import readish_integer
 from annextui.backend.logs import (
@@ -26,6 +24,7 @@ from annextui.backend.logs.values import (
 from annextui.backend.repo import Remote, Repository
 from annextui.backend.trust import TrustLevel
 from annextui.backend.uuids import is_cluster_uuid
+from annextui.values import Value, value_field
 
 # git-annex always knows these two special "repositories".
 WEB_UUID = "00000000-0000-0000-0000-000000000001"
@@ -33,22 +32,21 @@ BITTORRENT_UUID = "00000000-0000-0000-0000-000000000002"
 BUILTIN_DESCRIPTIONS = {WEB_UUID: "web", BITTORRENT_UUID: "bittorrent"}
 
 
-@dataclass(frozen=True, slots=True)
-class AnnexState:
+class AnnexState(Value):
     """Resolved top-level logs. Pure data: build it with `load_state`."""
 
-    descriptions: dict[str, str] = field(default_factory=dict)
-    trust: dict[str, TrustLevel] = field(default_factory=dict)  # with git config overrides
-    groups: dict[str, frozenset[str]] = field(default_factory=dict)
-    preferred: dict[str, str] = field(default_factory=dict)
-    required: dict[str, str] = field(default_factory=dict)
-    group_preferred: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = value_field(default_factory=dict)
+    trust: dict[str, TrustLevel] = value_field(default_factory=dict)  # with git config overrides
+    groups: dict[str, frozenset[str]] = value_field(default_factory=dict)
+    preferred: dict[str, str] = value_field(default_factory=dict)
+    required: dict[str, str] = value_field(default_factory=dict)
+    group_preferred: dict[str, str] = value_field(default_factory=dict)
     numcopies: int = 1
     mincopies: int = 1
-    maxsize: dict[str, int] = field(default_factory=dict)
-    proxies: dict[str, list[ProxiedRemote]] = field(default_factory=dict)
-    clusters: dict[str, frozenset[str]] = field(default_factory=dict)  # cluster uuid -> nodes
-    remote_configs: dict[str, dict[str, str]] = field(default_factory=dict)
+    maxsize: dict[str, int] = value_field(default_factory=dict)
+    proxies: dict[str, list[ProxiedRemote]] = value_field(default_factory=dict)
+    clusters: dict[str, frozenset[str]] = value_field(default_factory=dict)  # cluster uuid -> nodes
+    remote_configs: dict[str, dict[str, str]] = value_field(default_factory=dict)
 
     def trust_of(self, uuid: str) -> TrustLevel:
         return self.trust.get(uuid, TrustLevel.SEMITRUSTED)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid as _uuid
-
 
 def is_cluster_uuid(u: str) -> bool:
     """``isClusterUUID`` (Types/Cluster.hs): the UUID starts with ``ac`` and its byte 14 is ``8``.
@@ -19,9 +17,13 @@ def is_cluster_uuid(u: str) -> bool:
 
 
 def new_repo_uuid() -> str:
-    return str(_uuid.uuid4())
+    # imported here: `uuid` imports `platform` (~4 ms), and annextui-shell reads UUIDs at every
+    # connection but makes one only when it initialises a repository
+    import uuid
+
+    return str(uuid.uuid4())
 
 
 def new_cluster_uuid() -> str:
-    u = str(_uuid.uuid4())
+    u = new_repo_uuid()
     return "ac" + u[2:14] + "8" + u[15:]

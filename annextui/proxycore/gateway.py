@@ -33,7 +33,6 @@ import os
 import random
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from annextui.backend.keys import Key
@@ -42,6 +41,7 @@ from annextui.proxycore.peer import Peer
 from annextui.proxycore.proxied import ProxiedPeer
 from annextui.proxycore.records import GatewayRecords
 from annextui.proxycore.remote import NodeError, RemotePeer
+from annextui.values import Value, value_field
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -103,8 +103,7 @@ def annex_jobs(value: str | None) -> int:
         return 1
 
 
-@dataclass
-class Gateway:
+class Gateway(Value):
     """The gateway repository as a session needs it."""
 
     local: LocalRepo
@@ -471,8 +470,7 @@ def _node_remotes(gw: Gateway, cluster_uuid: str, bypass: frozenset[str]) -> lis
     return remotes
 
 
-@dataclass(frozen=True)
-class ServerSide:
+class ServerSide(Value):
     """How a long-running server (`annextui p2phttp`) builds cluster and proxied peers:
     connections to nodes and proxied remotes leased from its pool, the fan-out on its one
     bounded executor, `cluster_jobs` nodes at once per request (`--clusterjobs`), and no ssh
@@ -483,7 +481,7 @@ class ServerSide:
     executor: Executor | None = None
     # One generator for every request's random ties: a new `random.Random()` per request
     # reads the kernel's entropy and seeds a Mersenne Twister (2 per small cluster GET).
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = value_field(default_factory=random.Random)
 
 
 def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) -> Peer:
@@ -533,8 +531,7 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
     )
 
 
-@dataclass
-class GatewayTarget:
+class GatewayTarget(Value):
     """A `--uuid` that this gateway serves by proxying (not its own repository)."""
 
     gateway: Gateway

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
@@ -75,11 +76,70 @@ def load_paramiko() -> None:
     blocked = "invoke" not in sys.modules
     if blocked:
         sys.modules["invoke"] = None  # type: ignore[assignment]  # import invoke -> ImportError
+    stand_in = _metadata_stand_in()
     try:
         import paramiko  # noqa: F401
     finally:
         if blocked and "invoke" in sys.modules and sys.modules["invoke"] is None:
             del sys.modules["invoke"]  # a later `import invoke` elsewhere still works
+        if stand_in is not None and sys.modules.get(_METADATA) is stand_in:
+            del sys.modules[_METADATA]  # a later `import importlib.metadata` gets the real one
+
+
+_METADATA = "importlib.metadata"
+
+
+def _metadata_stand_in() -> types.ModuleType | None:
+    """A stand-in for importlib.metadata while paramiko is imported, or None when the real
+    one is loaded already.
+
+    paramiko's `__init__` imports importlib.metadata only for `version("paramiko")` (its
+    banner). That import (email, csv, zipfile machinery) and the search of every sys.path
+    entry were about a fifth of paramiko's own import, on the path of the session's first GET
+    of a key on an ssh node. The stand-in answers `version` from the package's
+    `NAME-VERSION.dist-info` directory beside it, and hands anything else (or a package it
+    cannot place so) to the real module."""
+    if _METADATA in sys.modules:
+        return None
+    stand_in = types.ModuleType(_METADATA)
+
+    def real() -> types.ModuleType:
+        if sys.modules.get(_METADATA) is stand_in:
+            del sys.modules[_METADATA]
+        import importlib.metadata
+
+        return importlib.metadata
+
+    def version(name: str) -> str:
+        return _dist_info_version(name) or str(real().version(name))
+
+    def __getattr__(attr: str) -> object:
+        return getattr(real(), attr)
+
+    stand_in.version = version  # type: ignore[attr-defined]
+    stand_in.__getattr__ = __getattr__  # type: ignore[method-assign]
+    sys.modules[_METADATA] = stand_in
+    return stand_in
+
+
+def _dist_info_version(name: str) -> str | None:
+    """The version of installed package NAME read from the one `NAME-VERSION.dist-info`
+    directory beside it (how pip installs a wheel); None when that is not the layout."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if len(locations) != 1:
+        return None
+    parent = os.path.dirname(locations[0])
+    prefix, suffix = f"{name}-", ".dist-info"
+    try:
+        found = [e for e in os.listdir(parent) if e.startswith(prefix) and e.endswith(suffix)]
+    except OSError:
+        return None
+    if len(found) != 1:
+        return None
+    return found[0][len(prefix) : -len(suffix)] or None
 
 
 # Every channel's stderr pump, so a process about to end can let them pass on a node's last

@@ -8,30 +8,26 @@ make this gateway proxy to a new place (`Annex/Proxy.hs` canProxyForRemote).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from annextui.backend.repo import Remote, Repository
 from annextui.backend.state import AnnexState, proxied_remotes
 from annextui.backend.uuids import is_cluster_uuid
+from annextui.values import Value
 
 
 class TargetRefused(Exception):
     """The gateway will not serve this UUID; the message is git-annex-shell's."""
 
 
-@dataclass(frozen=True, slots=True)
-class LocalTarget:
+class LocalTarget(Value):
     uuid: str
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteTarget:
+class RemoteTarget(Value):
     uuid: str
     remote: Remote
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterTarget:
+class ClusterTarget(Value):
     uuid: str
 
 

@@ -85,20 +85,39 @@ def test_channels_share_one_transport(ssh_hosts: Sshd) -> None:
         pool.close()
 
 
+# A fresh process that reaches `nodehost` over a pooled transport and runs `echo hi`; `pool` is
+# still open after it (what paramiko's import left in sys.modules is then asked).
+_FRESH_NODE_SESSION = (
+    "import sys\n"
+    "from annextui.proxycore.ssh import SshOptions, SshPool, parse_ssh_url\n"
+    "pool = SshPool()\n"
+    "target = parse_ssh_url('ssh://nodehost/tmp')\n"
+    "ch = pool.open(target, 'echo hi', SshOptions.parse(sys.argv[1]))\n"
+    "data = b''\n"
+    "while chunk := ch.read():\n"
+    "    data += chunk\n"
+    "assert ch.close() == 0 and data == b'hi\\n', data\n"
+)
+
+
+def _fresh_node_session(ssh_hosts: Sshd, then: str) -> list[str]:
+    """The lines `then` prints after a fresh process's first node session."""
+    ssh_hosts.add_host("nodehost")
+    p = subprocess.run(
+        [sys.executable, "-c", _FRESH_NODE_SESSION + then, f"-F {ssh_hosts.config_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout.split("\n")
+
+
 def test_a_node_connection_does_not_import_invoke(ssh_hosts: Sshd) -> None:
     """paramiko's optional `invoke` import (a third of paramiko's import time) is skipped: a
     fresh process reaches a real sshd without it, and can still import invoke afterwards."""
-    ssh_hosts.add_host("nodehost")
-    code = (
-        "import sys\n"
-        "from annextui.proxycore.ssh import SshOptions, SshPool, parse_ssh_url\n"
-        "pool = SshPool()\n"
-        "target = parse_ssh_url('ssh://nodehost/tmp')\n"
-        "ch = pool.open(target, 'echo hi', SshOptions.parse(sys.argv[1]))\n"
-        "data = b''\n"
-        "while chunk := ch.read():\n"
-        "    data += chunk\n"
-        "assert ch.close() == 0 and data == b'hi\\n', data\n"
+    first, later = _fresh_node_session(
+        ssh_hosts,
         "pool.close()\n"
         "import paramiko.config\n"
         "print('invoke' in sys.modules, paramiko.config.invoke is None)\n"
@@ -106,18 +125,29 @@ def test_a_node_connection_does_not_import_invoke(ssh_hosts: Sshd) -> None:
         "    import invoke\n"
         "    print('importable')\n"
         "except ImportError as exc:\n"
-        "    print('ImportError' if 'None in sys.modules' not in str(exc) else 'blocked')\n"
-    )
-    p = subprocess.run(
-        [sys.executable, "-c", code, f"-F {ssh_hosts.config_path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    first, later = p.stdout.split("\n")[:2]
+        "    print('ImportError' if 'None in sys.modules' not in str(exc) else 'blocked')\n",
+    )[:2]
     assert first == "False True"
     assert later in ("importable", "ImportError")  # not left blocked for the process
+
+
+def test_a_node_connection_does_not_import_importlib_metadata(ssh_hosts: Sshd) -> None:
+    """paramiko asks importlib.metadata only for its own version: a fresh process reaches a
+    real sshd without importing it, announces the installed version in its banner, and
+    imports the real module afterwards."""
+    imported, banner, later = _fresh_node_session(
+        ssh_hosts,
+        "(t,) = pool._transports.values()\n"
+        "print('importlib.metadata' in sys.modules)\n"
+        "print(t.local_version)\n"
+        "pool.close()\n"
+        "import importlib.metadata\n"
+        "print(importlib.metadata.version('paramiko'), importlib.metadata.__file__ is not None)\n",
+    )[:3]
+    assert imported == "False"
+    version, real = later.split()
+    assert real == "True"
+    assert banner == f"SSH-2.0-paramiko_{version}"
 
 
 def test_one_ssh_g_answers_threads_asking_at_once(

@@ -7,14 +7,13 @@ Used by proxy.log, cluster.log, maxsize.log (field = UUID), group-preferred-cont
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from annextui.backend.clock import Clock, ClockError, advance_past, parse_clock
 from annextui.backend.logs.lines import decode, encode, split_lines
+from annextui.values import Value
 
 
-@dataclass(frozen=True, slots=True)
-class MapLine:
+class MapLine(Value):
     clock: Clock
     field: str
     value: str

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from annextui.backend.clock import Clock, ClockError, advance_past, parse_clock
 from annextui.backend.logs.lines import decode, encode, split_lines
+from annextui.values import Value
 
 
 class PresenceStatus(enum.Enum):
@@ -16,8 +16,7 @@ class PresenceStatus(enum.Enum):
     DEAD = "X"
 
 
-@dataclass(frozen=True, slots=True)
-class PresenceLine:
+class PresenceLine(Value):
     clock: Clock
     status: PresenceStatus
     info: str

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from annextui.backend.clock import Clock, ClockError, advance_past, parse_clock
 from annextui.backend.logs.lines import decode, encode, split_lines
+from annextui.values import Value
 
 
-@dataclass(frozen=True, slots=True)
-class SingleLine:
+class SingleLine(Value):
     clock: Clock
     value: int
 

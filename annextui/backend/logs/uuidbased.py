@@ -7,16 +7,15 @@ and a few others.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from annextui.backend.clock import Clock, ClockError, parse_clock
 from annextui.backend.logs.lines import decode, encode, split_lines
+from annextui.values import Value
 
 _TS = "timestamp="
 
 
-@dataclass(frozen=True, slots=True)
-class UUIDLine:
+class UUIDLine(Value):
     uuid: str
     value: str
     clock: Clock | None  # None: a legacy line with no timestamp, older than any clock

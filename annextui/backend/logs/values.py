@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from annextui.backend.trust import TrustLevel
+from annextui.values import Value
 
 # trust.log values (Logs/Trust/Pure.hs buildTrustLevel)
 _TRUST_LOG_VALUES = {
@@ -32,10 +32,22 @@ def serialize_groups(groups: frozenset[str] | set[str]) -> str:
     return " ".join(sorted(groups, key=lambda g: g.encode()))
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ProxiedRemote:
+class ProxiedRemote(Value):
     uuid: str
     name: str
+
+    # ordered by (uuid, name), as proxy.log lists them
+    def __lt__(self, other: ProxiedRemote) -> bool:
+        return (self.uuid, self.name) < (other.uuid, other.name)
+
+    def __le__(self, other: ProxiedRemote) -> bool:
+        return (self.uuid, self.name) <= (other.uuid, other.name)
+
+    def __gt__(self, other: ProxiedRemote) -> bool:
+        return (self.uuid, self.name) > (other.uuid, other.name)
+
+    def __ge__(self, other: ProxiedRemote) -> bool:
+        return (self.uuid, self.name) >= (other.uuid, other.name)
 
 
 # git's check-ref-format rules for a remote name, as far as git-annex's proxy loader checks them.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from annextui.backend.keys import Key
@@ -18,6 +17,7 @@ from annextui.proxycore.peer import (
 )
 from annextui.proxycore.records import GatewayRecords, Progress
 from annextui.proxycore.transfers import Direction
+from annextui.values import Value
 
 
 class Empty:
@@ -53,8 +53,7 @@ class Empty:
         pass
 
 
-@dataclass
-class Source:
+class Source(Value):
     place: Node | Peer
     out: Outgoing
 

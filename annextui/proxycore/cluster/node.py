@@ -4,7 +4,6 @@ down, and why a request to one failed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from annextui.proxycore.peer import (
@@ -12,13 +11,13 @@ from annextui.proxycore.peer import (
     Unreachable,
 )
 from annextui.proxycore.remote import NodeError
+from annextui.values import Value
 
 if TYPE_CHECKING:
     from annextui.backend.keys import Key
 
 
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
+class NodeSpec(Value):
     """A node as the cluster needs it: identity, cost, and how to reach it."""
 
     uuid: str
@@ -76,7 +75,6 @@ class Node:
             peer.close()
 
 
-@dataclass
-class Failed:
+class Failed(Value):
     error: str | None  # the node's ERROR text, or None when the connection failed
     elsewhere: bool = True  # worth trying another node (down, full); not when it was busy

@@ -6,7 +6,6 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from annextui.backend.keys import Key
@@ -41,15 +40,19 @@ class PutCluster(Protocol):
 QUEUE_CHUNKS = 8  # per-participant buffer while streaming: bounded memory, whatever the size
 
 
-@dataclass
 class Participant:
-    uuid: str
-    name: str
-    incoming: Incoming
-    failed: str | None = None
-    progress: Progress | None = None
-    writer: _Writer | None = None
-    node: Node | None = None  # None for the gateway's own copy
+    """One receiver of an upload: a node, or the gateway's own copy (`node` None)."""
+
+    __slots__ = ("failed", "incoming", "name", "node", "progress", "uuid", "writer")
+
+    def __init__(self, uuid: str, name: str, incoming: Incoming, node: Node | None = None) -> None:
+        self.uuid = uuid
+        self.name = name
+        self.incoming = incoming
+        self.failed: str | None = None
+        self.progress: Progress | None = None
+        self.writer: _Writer | None = None
+        self.node = node
 
     def fail(self, exc: BaseException) -> None:
         """This participant is out of the upload; a node whose repository is gone is down."""

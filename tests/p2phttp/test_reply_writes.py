@@ -43,11 +43,20 @@ class _Conn:
 def _serve(tmp_path: Path, data: bytes, *, change: bool = False) -> tuple[int, bytes, int]:
     """One GET of a file holding `data` answered over a socketpair: writes made, the body the
     client read, and the client's announced data length."""
+    writes, body, length, _ = _serve_raw(tmp_path, data, change=change)
+    return writes, body, length
+
+
+def _serve_raw(
+    tmp_path: Path, data: bytes, *, change: bool = False
+) -> tuple[int, bytes, int, bytes]:
+    """`_serve`, and the bytes of the whole response as they came off the socket."""
     f = tmp_path / "obj"
     f.write_bytes(data)
     a, b = socket.socketpair()
     server_sock = _CountingSocket(fileno=a.detach())
     received: dict[str, object] = {}
+    raw = bytearray()
 
     def client() -> None:
         h = h11.Connection(h11.CLIENT)
@@ -57,7 +66,9 @@ def _serve(tmp_path: Path, data: bytes, *, change: bool = False) -> tuple[int, b
         while True:
             ev = h.next_event()
             if ev is h11.NEED_DATA:
-                h.receive_data(b.recv(1 << 16))
+                got = b.recv(1 << 16)
+                raw.extend(got)
+                h.receive_data(got)
             elif isinstance(ev, h11.Response):
                 received["length"] = int(dict(ev.headers)[b"x-git-annex-data-length"])
             elif isinstance(ev, h11.Data):
@@ -88,7 +99,12 @@ def _serve(tmp_path: Path, data: bytes, *, change: bool = False) -> tuple[int, b
         server_sock.close()
         b.close()
     assert not t.is_alive()
-    return server_sock.writes, received["body"], received["length"]  # type: ignore[return-value]
+    return (
+        server_sock.writes,
+        received["body"],  # type: ignore[return-value]
+        received["length"],  # type: ignore[return-value]
+        bytes(raw),
+    )
 
 
 @pytest.mark.parametrize("size", [1, 4096, _SocketReply.CORK - 200])
@@ -111,3 +127,20 @@ def test_changed_file_still_one_byte_short(tmp_path: Path, size: int) -> None:
     _, body, length = _serve(tmp_path, data, change=True)
     assert length == size
     assert body == data[:-1]  # the client rejects it
+
+
+@pytest.mark.parametrize("size", [1, 4096, _SocketReply.CORK - 200])
+def test_small_body_is_one_chunk(tmp_path: Path, size: int) -> None:
+    """As git-annex's server sends it: the whole body in one chunk, then the last chunk. The
+    real client handles each chunk (and redraws its progress) on its own."""
+    data = os.urandom(size)
+    _, _, _, raw = _serve_raw(tmp_path, data)
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert body == b"%x\r\n" % size + data + b"\r\n0\r\n\r\n"
+
+
+def test_changed_small_file_is_one_chunk_one_byte_short(tmp_path: Path) -> None:
+    data = os.urandom(4096)
+    _, _, _, raw = _serve_raw(tmp_path, data, change=True)
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert body == b"fff\r\n" + data[:-1] + b"\r\n0\r\n\r\n"

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from dulwich.objects import Blob, Commit, Tree
 
+from annextui.backend import refstamp
 from annextui.backend.repo import Repository
 from annextui.values import Value
 
@@ -82,6 +83,13 @@ class BranchView:
         # Another way to read COMMIT:PATH (e.g. a long-lived `git cat-file --batch`,
         # catfile.py) for a caller that reads many; None: dulwich.
         self.blob_reader: Callable[[bytes, str], bytes | None] | None = None
+        # What `follow` compares to tell whether the unmerged refs must be listed again: the
+        # paths the last listing read (None: no way to tell, list again), when it started,
+        # and their stamp (taken at the first `follow`, then kept while it holds).
+        self._watched: list[str] | None = None
+        self._listed_at = refstamp.listing_started()
+        self._refs_stamp: refstamp.Stamp | None = None
+        self._include_unmerged = include_unmerged
         self.unmerged = self._unmerged_refs() if include_unmerged else []
 
     # -- refs --------------------------------------------------------------------------------
@@ -98,6 +106,29 @@ class BranchView:
             return
         self.head = self._ref_sha(BRANCH_REF)
         self._head_stamp = stamp
+
+    def follow(self) -> None:
+        """`follow_branch`, and the unmerged `*/git-annex` refs listed again when any ref
+        directory, ref, packed-refs or merged-refs list changed since the last listing
+        (refstamp.py): a view kept between a long-running server's requests sees a fetch or a
+        new remote's branch at its next request, for a few `stat`s when nothing changed."""
+        head = self.head
+        self.follow_branch()
+        if self.head != head:
+            self._trees.clear()  # kept for the life of the view: only the commits read now
+        if not self._include_unmerged:
+            return
+        watched = self._watched
+        if self.head == head and watched is not None:
+            if self._refs_stamp is None:
+                self._refs_stamp = refstamp.stamp(watched, self._listed_at)
+                if self._refs_stamp is not None:
+                    return  # nothing changed since the listing began
+            elif refstamp.stamp(watched) == self._refs_stamp:
+                return
+        self._listed_at = refstamp.listing_started()
+        self._refs_stamp = None
+        self.unmerged = self._unmerged_refs()
 
     def _branch_stamp(self) -> tuple[tuple[int, int, int, int] | None, ...] | None:
         stamps = tuple(_file_stamp(f) for f in self._branch_files)
@@ -116,9 +147,23 @@ class BranchView:
         """Every ref ending in `/git-annex` except our own branch, deduplicated by sha."""
         seen: set[bytes] = set()
         out = []
-        names = _annex_ref_names(self.repo.gitdir)
+        gitdir = self.repo.gitdir
+        dirs: list[str] = []
+        names = _annex_ref_names(gitdir, dirs)
         if names is None:
             names = [n for n in self.git.refs.allkeys() if n.endswith(b"/git-annex")]
+            self._watched = None
+        else:
+            annexdir = self.repo.annexdir
+            self._watched = [
+                *dirs,
+                os.path.join(gitdir, "packed-refs"),
+                *(os.path.join(annexdir, f) for f in _MERGED_LISTS),
+                *(
+                    os.path.join(os.fsencode(gitdir), n).decode("utf-8", "surrogateescape")
+                    for n in names
+                ),
+            ]
         for name in sorted(names):
             if not name.endswith(b"/git-annex") or name == BRANCH_REF:
                 continue
@@ -131,7 +176,7 @@ class BranchView:
 
     def _merged_shas(self) -> set[bytes]:
         out: set[bytes] = set()
-        for fname in ("mergedrefs", "ignoredrefs"):
+        for fname in _MERGED_LISTS:
             try:
                 data = (self.repo.annexdir / fname).read_bytes()
             except FileNotFoundError:
@@ -348,6 +393,7 @@ _ancestry: _Lru[tuple[bytes, bytes], bool] = _Lru(1024)
 
 
 _HEX = frozenset(b"0123456789abcdef")
+_MERGED_LISTS = ("mergedrefs", "ignoredrefs")  # annex/: refs git-annex merged or ignores
 
 
 def _loose_ref(gitdir: Path, name: bytes) -> bytes | None:
@@ -364,16 +410,19 @@ def _loose_ref(gitdir: Path, name: bytes) -> bytes | None:
     return None
 
 
-def _annex_ref_names(gitdir: Path) -> list[bytes] | None:
+def _annex_ref_names(gitdir: Path, dirs: list[str] | None = None) -> list[bytes] | None:
     """Names of the refs ending in `/git-annex`, read from `refs/` and `packed-refs` directly
-    (dulwich's `allkeys` parses every ref's path; this runs per request in a server). None for
-    a repository whose refs live elsewhere (a linked worktree's `commondir`): ask dulwich."""
+    (dulwich's `allkeys` parses every ref's path; this runs per request in a server); the
+    directories read are added to `dirs`. None for a repository whose refs live elsewhere (a
+    linked worktree's `commondir`): ask dulwich."""
     if (gitdir / "commondir").exists():
         return None
     names: set[bytes] = set()
     stack = [gitdir / "refs"]
     while stack:
         d = stack.pop()
+        if dirs is not None:
+            dirs.append(str(d))
         try:
             entries = list(os.scandir(d))
         except OSError:

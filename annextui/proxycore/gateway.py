@@ -491,7 +491,10 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
     if isinstance(target, LocalTarget):
         return LocalPeer(gw.local, client_uuid=gw.client_uuid)
     records = GatewayRecords(
-        gw.repo, clusters=gw.state.clusters, file_mode=gw.local.store.file_mode()
+        gw.repo,
+        clusters=gw.state.clusters,
+        file_mode=gw.local.store.file_mode(),
+        kept_view=server is not None,
     )
     if isinstance(target, RemoteTarget):
         inner: Peer

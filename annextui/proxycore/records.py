@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +46,7 @@ class GatewayRecords:
         *,
         clusters: Mapping[str, frozenset[str]] | None = None,
         file_mode: int = 0o666,
+        kept_view: bool = False,
     ) -> None:
         self.repo = repo
         self.annexdir = repo.annexdir
@@ -55,6 +57,10 @@ class GatewayRecords:
         self._view: BranchView | None = None
         self._catfile: CatFile | None = None
         self._lookups = 0
+        # A long-running server's requests share their thread's view of the branch (below)
+        # instead of building one each: a fresh view lists every ref and reads the
+        # merged-refs lists first.
+        self._kept_view = kept_view
         self.changed = False
 
     # -- location logs ---------------------------------------------------------------------------
@@ -69,9 +75,12 @@ class GatewayRecords:
     @property
     def view(self) -> BranchView:
         if self._view is None:
-            from annextui.backend.branch import BranchView
+            if self._kept_view:
+                self._view = thread_view(self.repo)
+            else:
+                from annextui.backend.branch import BranchView
 
-            self._view = BranchView(self.repo)
+                self._view = BranchView(self.repo)
         return self._view
 
     def locations(self, key: Key | str) -> set[str]:
@@ -79,10 +88,16 @@ class GatewayRecords:
         from annextui.backend.logs.presence import present_infos
 
         view = self.view
-        view.follow_branch()  # another session may have committed meanwhile
         self._lookups += 1
-        if self._lookups == BATCH_AFTER:
-            self._start_catfile(view)
+        if self._kept_view:
+            # Kept since an earlier request: the branch, a fetched or new `*/git-annex` ref is
+            # seen now (the journal is read at each lookup anyway). No session `cat-file`: the
+            # view outlives the session, and a request looks up a key or two.
+            view.follow()
+        else:
+            view.follow_branch()  # another session may have committed meanwhile
+            if self._lookups == BATCH_AFTER:
+                self._start_catfile(view)
         present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
             if present & nodes:
@@ -189,6 +204,28 @@ class GatewayRecords:
         from annextui.proxycore.transfers import list_transfers
 
         return Counter(t.transfer.uuid for t in list_transfers(self.annexdir, uuid))
+
+
+_views = threading.local()  # gitdir -> (Repository, BranchView) of this thread
+
+
+def thread_view(repo: Repository) -> BranchView:
+    """This thread's view of `repo`'s branch, kept while the thread gets the same repository
+    object (a server keeps one per thread until its git config changes: repocache.py); the
+    caller brings it up to date (`BranchView.follow`). Per thread: it holds the thread's
+    dulwich repository."""
+    from annextui.backend.branch import BranchView
+
+    kept: dict[str, tuple[Repository, BranchView]] | None = getattr(_views, "by_gitdir", None)
+    if kept is None:
+        kept = _views.by_gitdir = {}
+    key = str(repo.gitdir)
+    hit = kept.get(key)
+    if hit is not None and hit[0] is repo:
+        return hit[1]
+    view = BranchView(repo)
+    kept[key] = (repo, view)
+    return view
 
 
 BATCH_AFTER = 4  # location lookups in a session before they go through git cat-file --batch

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import selectors
 import signal
 import socket
@@ -56,6 +55,7 @@ from annextui.proxycore.http import endpoints
 from annextui.proxycore.http.auth import AuthPolicy, permitted
 from annextui.proxycore.http.body import SocketBody
 from annextui.proxycore.http.locks import LockRegistry
+from annextui.proxycore.http.reply import SocketReply
 from annextui.proxycore.http.repos import ServedRepos
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError, parse_target
 from annextui.proxycore.localrepo import release_packs
@@ -502,121 +502,6 @@ class P2PHttpServer:
         self.log("\n".join(lines))
 
 
-class _FileSlice:
-    """A body piece h11 frames without seeing its bytes (they go by sendfile)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class _SocketReply:
-    """`endpoints.Reply` onto the connection.
-
-    A small response leaves in one `sendall`: its head, body pieces and end are collected
-    (a small file piece read with `pread` instead of sent by `sendfile`) and written together
-    at `end`, or as soon as they pass `CORK` bytes. Three writes per small GET cost three
-    syscalls and, with TCP_NODELAY, three packets the client reads one by one."""
-
-    CORK = 1 << 16
-
-    def __init__(self, conn: _Connection) -> None:
-        self._c = conn
-        self.status = 0
-        self.sent = 0
-        self._sendfile = not isinstance(conn.sock, ssl.SSLSocket)
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-
-    def _queue(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= self.CORK:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            self._pending_size = 0
-            self._c.sock.sendall(data)
-
-    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
-        self.status = status
-        head = self._c.h.send(
-            h11.Response(
-                status_code=status,
-                headers=[*headers, *_SERVER_HEADERS],
-                reason=_reason(status),
-            )
-        )
-        self._queue(head or b"")
-
-    def write(self, data: bytes | memoryview) -> None:
-        if data:
-            framed = self._c.h.send(h11.Data(data=cast(bytes, data)))  # h11 takes any buffer
-            self._queue(framed or b"")
-            self.sent += len(data)
-
-    def sendfile(self, fd: int, offset: int, count: int) -> int:
-        if not self._sendfile or count <= 0:
-            return 0
-        if self._pending_size + count < self.CORK:
-            piece = os.pread(fd, count, offset)  # joins the head and the end in one write
-            if not piece:
-                raise ConnectionResetError("file shrank while it was sent")
-            self.write(piece)
-            return len(piece)
-        pieces = self._c.h.send_with_data_passthrough(h11.Data(data=_FileSlice(count)))  # type: ignore[arg-type]
-        assert pieces is not None
-        head, _, tail = pieces
-        sock = self._c.sock
-        self._queue(head)
-        self.flush()
-        done = 0
-        while done < count:
-            try:
-                n = os.sendfile(sock.fileno(), fd, offset + done, count - done)
-            except BlockingIOError:
-                # A socket with a timeout is non-blocking underneath: a full send buffer (a
-                # slow reader, nginx relaying to one) means wait until it drains, not the end.
-                _wait_writable(sock)
-                continue
-            if n == 0:
-                raise ConnectionResetError("file shrank while it was sent")
-            done += n
-        self._queue(tail)
-        self.sent += count
-        return count
-
-    def end(self) -> None:
-        self._queue(self._c.h.send(h11.EndOfMessage()) or b"")
-        self.flush()
-
-
-def _wait_writable(sock: socket.socket) -> None:
-    """Block until `sock` can take more bytes, for at most its timeout (as sendall would)."""
-    timeout = sock.gettimeout()
-    poller = select.poll()  # not select(): a busy server's descriptors pass 1024
-    poller.register(sock, select.POLLOUT)
-    if not poller.poll(None if timeout is None else timeout * 1000):
-        raise TimeoutError("the client stopped reading")
-
-
-_SERVER_HEADERS = [("Server", "annextui-p2phttp")]
-
-
-def _reason(status: int) -> bytes:
-    import http
-
-    try:
-        return http.HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
-
-
 class _Connection:
     """One client connection: requests one after the other (keep-alive)."""
 
@@ -625,7 +510,8 @@ class _Connection:
         self.sock = sock
         self.peer = peer
         self.secure = secure
-        self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_LIMIT)
+        self.h = _parser()
+        self.own_framing = False  # this request's response framed by reply.py, not h11
         self._buf = bytearray(RECV)
         self._view = memoryview(self._buf)
 
@@ -661,12 +547,26 @@ class _Connection:
             if not isinstance(ev, h11.Request):
                 return  # closed between requests
             self.sock.settimeout(opts.body_timeout)
+            self.own_framing = _keeps_alive(ev)
             self._request(ev)
-            if self.h.our_state is h11.MUST_CLOSE or self.h.their_state is not h11.DONE:
-                return
-            if self.h.our_state is not h11.DONE:
+            if self.h.their_state is not h11.DONE:
+                return  # the rest of the request's body was not read
+            if self.own_framing:
+                self._next_parser()
+                continue
+            if self.h.our_state is h11.MUST_CLOSE or self.h.our_state is not h11.DONE:
                 return
             self.h.start_next_cycle()
+
+    def _next_parser(self) -> None:
+        """A new h11 parser for the next request, given what the client sent after this one:
+        h11 saw none of the response reply.py framed, so its own cycle cannot go on."""
+        data, closed = self.h.trailing_data
+        self.h = _parser()
+        if data:
+            self.h.receive_data(data)
+        if closed:
+            self.h.receive_data(b"")
 
     def _request(self, req: h11.Request) -> None:
         started = time.monotonic()
@@ -676,7 +576,7 @@ class _Connection:
         srv = self.server
         srv.set_request(f"{method} {target}")
         body = SocketBody(self.sock, self.h, self.receive)
-        reply = _SocketReply(self)
+        reply = SocketReply(self)
         try:
             self._dispatch(method, target, headers, body, reply)
         except HttpError as err:
@@ -701,8 +601,8 @@ class _Connection:
                 time.monotonic() - started,
             )
 
-    def _error(self, reply: _SocketReply, err: HttpError) -> None:
-        if self.h.our_state is not h11.SEND_RESPONSE:
+    def _error(self, reply: SocketReply, err: HttpError) -> None:
+        if reply.started or self.h.our_state is not h11.SEND_RESPONSE:
             raise ConnectionAbortedError("the response had started")  # cannot say it now
         body = err.body.encode()
         extra: list[tuple[str, str]] = []
@@ -726,7 +626,7 @@ class _Connection:
         target: str,
         headers: dict[str, str],
         body: SocketBody,
-        reply: _SocketReply,
+        reply: SocketReply,
     ) -> None:
         srv = self.server
         api = parse_target(method, target)
@@ -753,6 +653,22 @@ class _Connection:
                 with contextlib.suppress(Exception):
                     peer.close()
             release_packs()  # descriptors stay flat however many threads served requests
+
+
+def _parser() -> h11.Connection:
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=HEADER_LIMIT)
+
+
+def _keeps_alive(req: h11.Request) -> bool:
+    """Whether reply.py frames the response: an HTTP/1.1 request that keeps the connection
+    open, other than HEAD (h11 keeps the rarer cases: close-delimited HTTP/1.0 bodies, a
+    HEAD response's framing without its body, the `Connection: close` it adds)."""
+    if req.http_version != b"1.1" or req.method == b"HEAD":
+        return False
+    for name, value in req.headers:
+        if name == b"connection" and b"close" in value.lower():
+            return False
+    return True
 
 
 def _negotiate(peer: Peer, api: ApiRequest) -> None:

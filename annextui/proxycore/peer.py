@@ -96,6 +96,18 @@ class Outgoing(Protocol):
         ...
 
 
+def read_into_full(out: Outgoing, view: memoryview) -> int:
+    """Read from `out` until `view` is full or the content ends; the bytes read (fewer than
+    `len(view)` only if it ended early: the caller decides what a short read means)."""
+    got = 0
+    while got < len(view):
+        n = out.readinto(view[got:])
+        if n <= 0:
+            break
+        got += n
+    return got
+
+
 class OutgoingSpan:
     """What the Outgoing classes share: the span of content they promised the client, and no
     descriptor to `sendfile` from unless a subclass has one."""

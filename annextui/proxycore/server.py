@@ -36,6 +36,7 @@ from annextui.proxycore.peer import (
     Peer,
     PeerFatal,
     RequestRefused,
+    read_into_full,
 )
 from annextui.values import Value
 
@@ -436,12 +437,8 @@ class Server:
         """A small answer in one write: header, body and validity leave as one ssh packet."""
         buf = bytearray(self.conn.send(p.DataHeader(length)))
         view = memoryview(self._buf)
-        got = 0
-        while got < length:
-            n = out.readinto(view[got:length])
-            if n <= 0:
-                raise _Stop("content changed while it was being sent")
-            got += n
+        if read_into_full(out, view[:length]) < length:
+            raise _Stop("content changed while it was being sent")
         buf += self.conn.send_data(cast(bytes, view[:length]))
         if p.Valid in self.conn.sendable():
             buf += self.conn.send(p.Valid() if out.valid() else p.Invalid())

@@ -20,7 +20,15 @@ from typing import Protocol
 
 from annextui.proxycore.http.locks import LockRegistry
 from annextui.proxycore.http.routes import ApiRequest, Endpoint, HttpError
-from annextui.proxycore.peer import AlreadyHave, Incoming, Outcome, Outgoing, Peer, PeerFatal
+from annextui.proxycore.peer import (
+    AlreadyHave,
+    Incoming,
+    Outcome,
+    Outgoing,
+    Peer,
+    PeerFatal,
+    read_into_full,
+)
 
 BLOCK = 1 << 20
 DRAIN_BLOCK = 1 << 14
@@ -219,11 +227,7 @@ def _send_whole(out: Outgoing, reply: Reply, progress: Callable[[int], None]) ->
         out.advance(len(data))
     else:
         buf = bytearray(length)
-        view = memoryview(buf)
-        got = 0
-        while got < length and (n := out.readinto(view[got:])) > 0:
-            got += n
-        data = bytes(view[:got])
+        data = bytes(buf[: read_into_full(out, memoryview(buf))])
     held = max(0, length - 1)
     if len(data) < held:
         raise PeerFatal("content ended before its announced length")

@@ -15,21 +15,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from annextui.backend.keys import parse_key
-from annextui.proxycore.localrepo import LocalRepo
 from tests.operations import cluster as cl
 from tests.operations.test_drain_interop import _drain_argv, _env
 from tests.support.annex import AnnexEnv
-
-
-def lose_copy_mid_remove(node: Path, key: str) -> None:
-    """The object gone as a removal killed right after its unlink leaves it: the key directory
-    with the removal's lock file (never unlinked: its holder died), nothing logged anywhere."""
-    kp = LocalRepo.open(str(node)).store.present(parse_key(key))
-    assert kp is not None
-    kp.dir.chmod(0o755)
-    kp.lck.touch()
-    kp.object.unlink()
+from tests.support.lostcopy import lose_copy_mid_remove
 
 
 def test_drain_corrects_a_copy_lost_mid_remove(annex_env: AnnexEnv, tmp_path: Path) -> None:

@@ -336,6 +336,8 @@ class LocalPeer(Peer):
         as fsck would: under the content's removal lock, as git-annex removes (a LOCKCONTENT
         holder or another removal excludes this; fsck moving an object directory holds it),
         and only if the content is still absent once the journal lock is held."""
+        if not self._listed_here(key):
+            return  # the usual case (never here), told by one read without any lock
         try:
             lock = lock_for_removal(self.store, self.store.locate(key))
         except ContentLocked:
@@ -381,6 +383,26 @@ class LocalPeer(Peer):
             self._journal = _journal_of(self.repo)
         return self._journal
 
+    def _location_log(self, key: Key) -> str:
+        from annextui.backend.keys import branch_hash_levels, location_log_path
+
+        return location_log_path(key, branch_hash_levels(self.repo.config_bool))
+
+    def _listed_here(self, key: Key) -> bool:
+        """Whether this repository's own location log says it has `key` (journal included)."""
+        if not self._uuid:
+            return False
+        from annextui.backend.logs.presence import present_infos
+
+        path = self._location_log(key)
+        if self._journal is not None or "annextui.backend.branch" in sys.modules:
+            from annextui.backend.branch import BranchView
+
+            data = BranchView(self.journal.repo, include_unmerged=False).staged(path)
+        else:  # a session that has written nothing yet: no dulwich for this question alone
+            data = self.repo.branch_file(path)
+        return self._uuid in present_infos(data)
+
     def log_presence(
         self, key: Key, *, present: bool, unless: Callable[[bytes], bool] | None = None
     ) -> None:
@@ -389,7 +411,6 @@ class LocalPeer(Peer):
         if not self._uuid:
             return  # a gcrypt repository: git-annex logs nothing for NoUUID either
         from annextui.backend.clock import current_clock
-        from annextui.backend.keys import branch_hash_levels, location_log_path
         from annextui.backend.logs.presence import PresenceStatus, change_presence
 
         status = PresenceStatus.PRESENT if present else PresenceStatus.MISSING
@@ -400,8 +421,7 @@ class LocalPeer(Peer):
                 return None
             return change_presence(data, uuid, status, current_clock())
 
-        path = location_log_path(key, branch_hash_levels(self.repo.config_bool))
-        self.journal.change(path, change)
+        self.journal.change(self._location_log(key), change)
 
     def log_missing(self, key: Key, *, only_if_listed: bool = False) -> None:
         """Log the key missing here, unless its content is here when the journal lock is held.

@@ -25,8 +25,11 @@ from pathlib import Path
 import pytest
 
 import annextui
+from annextui.backend.journalpath import journal_name
 from annextui.backend.keys import Key, key_for_content, location_log_path, parse_key
+from annextui.backend.logs.presence import present_infos
 from annextui.proxycore.peer import Outcome
+from tests.proxycore import test_shell as shell
 from tests.proxycore.test_local import CLIENT, U, _peer, _store
 from tests.support.annex import AnnexEnv
 from tests.support.leftovers import lock_waiters
@@ -69,6 +72,43 @@ def test_remove_of_a_lost_copy_logs_it_missing(annex_env: AnnexEnv, bare_repo: b
     assert "expected to be present" not in said, said
     # the dead removal's lock file and the key directory are tidied away
     assert not list(peer.store.objects.rglob(key))
+
+
+def test_the_shells_answer_alike_and_only_ours_corrects_the_log(annex_env: AnnexEnv) -> None:
+    """One-shot shells, side by side: the same answers on the wire (REMOVE of a lost copy is a
+    success), but git-annex-shell leaves the phantom in its repository's own log (upstream's
+    RemoveContent: content not here answers True and logs nothing) and ours corrects it. Ours
+    reads the log here without dulwich (the line is in the branch: the journal is empty)."""
+    theirs_repo, ours_repo, key = shell._twins(annex_env)
+    for repo in (theirs_repo, ours_repo):
+        lose_copy_mid_remove(repo, key)
+        assert _whereis(annex_env, repo, key) == {shell.U}
+    session = f"VERSION 4\nREMOVE {key}\nCHECKPRESENT {key}\n".encode()
+    git_annex_shell = str(annex_env.bin_dir / "git-annex-shell")
+    theirs = shell._run([git_annex_shell, "p2pstdio", str(theirs_repo), shell.CLIENT],
+                        annex_env.env, session)  # fmt: skip
+    ours = shell._run([*shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
+                      annex_env.env, session)  # fmt: skip
+    assert ours == theirs
+    assert ours[1].splitlines()[1:] == ["VERSION 4", "SUCCESS", "FAILURE"]
+    assert _whereis(annex_env, theirs_repo, key) == {shell.U}  # upstream keeps the phantom
+    assert _whereis(annex_env, ours_repo, key) == set()
+
+
+def test_a_phantom_still_in_the_journal_is_corrected_by_a_one_shot_shell(
+    annex_env: AnnexEnv, bare: Path
+) -> None:
+    """The session that stored the key died before committing (its "present" line is only
+    in the journal); a new one-shot shell reads it there, without dulwich."""
+    peer = _peer(bare)
+    key = str(_store(peer, b"logged in the journal only\n"))  # not closed: nothing committed
+    logged = bare / "annex" / "journal" / journal_name(location_log_path(parse_key(key)))
+    assert U in present_infos(logged.read_bytes())  # (git-annex would commit it: not asked)
+    lose_copy_mid_remove(bare, key)
+    session = f"VERSION 4\nREMOVE {key}\n".encode()
+    rc, out, err = shell._run([*shell.OURS, "p2pstdio", str(bare), CLIENT], annex_env.env, session)
+    assert (rc, out.splitlines()[1:]) == (0, ["VERSION 4", "SUCCESS"]), err
+    assert _whereis(annex_env, bare, key) == set()
 
 
 def test_remove_of_content_never_here_logs_nothing(annex_env: AnnexEnv, bare: Path) -> None:

@@ -17,7 +17,6 @@ from typing import Generic, TypeVar
 from dulwich.objects import Blob, Commit, Tree
 
 from annextui.backend import refstamp
-from annextui.backend.journalpath import branch_path as branch_path  # re-exported
 from annextui.backend.journalpath import journal_name
 from annextui.backend.repo import Repository
 from annextui.values import Value

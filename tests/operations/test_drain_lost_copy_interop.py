@@ -22,11 +22,7 @@ from tests.support.lostcopy import lose_copy_mid_remove
 
 
 def test_drain_corrects_a_copy_lost_mid_remove(annex_env: AnnexEnv, tmp_path: Path) -> None:
-    c = cl.build(annex_env, tmp_path)
-    annex_env.annex(c.gw, "numcopies", "2")
-    content = cl.files(6)
-    names = sorted(content)
-    cl.populate(c, content, {"node1": names, "node2": names})
+    c, names = cl.held_by_node1_and_node2(annex_env, tmp_path, 6)
     lost_file = names[3]
     lost = c.keys[lost_file]
     # the drain that was killed had copied this key to node3 and was removing it from node1

@@ -302,7 +302,10 @@ class LocalPeer(Peer):
     def _remove(self, key: Key, before: int | None) -> Outcome:
         kp = self.store.present(key)
         if kp is None:
-            self._forget_lost_copy(key)
+            try:
+                self._forget_lost_copy(key)
+            except Exception as exc:  # an unwritable journal, a broken branch: the answer stays
+                self._warn(f"{key}: content missing, but its location log was not fixed: {exc}")
             return Outcome(True)  # as git-annex's RemoveContent: nothing here is success
         try:
             lock = lock_for_removal(self.store, kp)

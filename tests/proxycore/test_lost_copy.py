@@ -34,6 +34,7 @@ from tests.proxycore.test_local import CLIENT, U, _peer, _store
 from tests.support.annex import AnnexEnv
 from tests.support.leftovers import lock_waiters
 from tests.support.lostcopy import lose_copy_mid_remove
+from tests.support.unwritable import read_only, tree_fingerprint
 
 
 @pytest.fixture
@@ -93,6 +94,28 @@ def test_the_shells_answer_alike_and_only_ours_corrects_the_log(annex_env: Annex
     assert ours[1].splitlines()[1:] == ["VERSION 4", "SUCCESS", "FAILURE"]
     assert _whereis(annex_env, theirs_repo, key) == {shell.U}  # upstream keeps the phantom
     assert _whereis(annex_env, ours_repo, key) == set()
+
+
+def test_a_read_only_repository_answers_as_git_annex_shell(
+    annex_env: AnnexEnv, unprivileged: list[str]
+) -> None:
+    """The phantom cannot be corrected where the journal cannot be written: the answer is
+    still upstream's success (a warning says why the log stays), and nothing is written."""
+    theirs_repo, ours_repo, key = shell._twins(annex_env)
+    for repo in (theirs_repo, ours_repo):
+        lose_copy_mid_remove(repo, key)
+    session = f"VERSION 4\nREMOVE {key}\n".encode()
+    git_annex_shell = str(annex_env.bin_dir / "git-annex-shell")
+    with read_only(theirs_repo, ours_repo):
+        before = tree_fingerprint(ours_repo)
+        theirs = shell._run([*unprivileged, git_annex_shell, "p2pstdio", str(theirs_repo),
+                             shell.CLIENT], annex_env.env, session)  # fmt: skip
+        ours = shell._run([*unprivileged, *shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
+                          annex_env.env, session)  # fmt: skip
+        assert tree_fingerprint(ours_repo) == before
+    assert ours[:2] == theirs[:2]
+    assert ours[1].splitlines()[1:] == ["VERSION 4", "SUCCESS"]
+    assert "location log was not fixed" in ours[2], ours[2]
 
 
 def test_a_phantom_still_in_the_journal_is_corrected_by_a_one_shot_shell(

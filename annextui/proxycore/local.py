@@ -62,6 +62,7 @@ _HASH_BLOCK = 1 << 20
 
 
 DEFAULT_DISK_RESERVE = 100 * 1000 * 1000  # git-annex: 100 megabytes
+_BRANCH_FILE_READS = 4  # own-log looks through `git cat-file` before a session loads dulwich
 
 
 def disk_reserve(value: str | None) -> int:
@@ -123,6 +124,7 @@ class LocalPeer(Peer):
         self._disk_reserve = disk_reserve(repo.config_get("annex.diskreserve"))
         self._hook = self._find_hook()
         self._worktree: WorkTree | None = None
+        self._branch_file_reads = 0
 
     # -- Peer ----------------------------------------------------------------------------------
     @property
@@ -398,12 +400,19 @@ class LocalPeer(Peer):
         from annextui.backend.logs.presence import present_infos
 
         path = self._location_log(key)
-        if self._journal is not None or "annextui.backend.branch" in sys.modules:
+        if (
+            self._journal is None
+            and "annextui.backend.branch" not in sys.modules
+            and self._branch_file_reads < _BRANCH_FILE_READS
+        ):
+            # A session that has written nothing yet: a few looks need no dulwich (~100 ms to
+            # import); from then on one import is cheaper than a `git` process per look.
+            self._branch_file_reads += 1
+            data = self.repo.branch_file(path)
+        else:
             from annextui.backend.branch import BranchView
 
             data = BranchView(self.journal.repo, include_unmerged=False).staged(path)
-        else:  # a session that has written nothing yet: no dulwich for this question alone
-            data = self.repo.branch_file(path)
         return self._uuid in present_infos(data)
 
     def log_presence(

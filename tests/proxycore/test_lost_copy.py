@@ -134,6 +134,22 @@ def test_a_phantom_still_in_the_journal_is_corrected_by_a_one_shot_shell(
     assert _whereis(annex_env, bare, key) == set()
 
 
+def test_many_lost_copies_in_one_shell_session(annex_env: AnnexEnv, bare: Path) -> None:
+    """The first few looks go through `git cat-file`, the later ones through dulwich: every
+    phantom is corrected either way."""
+    peer = _peer(bare)
+    keys = [str(_store(peer, f"lost {i}\n".encode())) for i in range(7)]
+    peer.close()
+    for key in keys:
+        lose_copy_mid_remove(bare, key)
+    session = b"VERSION 4\n" + b"".join(f"REMOVE {k}\n".encode() for k in keys)
+    rc, out, err = shell._run([*shell.OURS, "p2pstdio", str(bare), CLIENT], annex_env.env, session)
+    assert (rc, out.splitlines()[1:]) == (0, ["VERSION 4", *["SUCCESS"] * len(keys)]), err
+    said = annex_env.annex_json(bare, "whereis", "--all", check=False)
+    assert {r["key"] for r in said} == set(keys)
+    assert not [r["key"] for r in said if r["whereis"]]
+
+
 def test_remove_of_content_never_here_logs_nothing(annex_env: AnnexEnv, bare: Path) -> None:
     key = key_for_content(b"never here\n", "SHA256E", ".txt")
     peer = _peer(bare)

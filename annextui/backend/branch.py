@@ -17,35 +17,13 @@ from typing import Generic, TypeVar
 from dulwich.objects import Blob, Commit, Tree
 
 from annextui.backend import refstamp
+from annextui.backend.journalpath import journal_name
 from annextui.backend.repo import Repository
 from annextui.values import Value
 
 BRANCH_REF = b"refs/heads/git-annex"
 _K = TypeVar("_K")
 _V = TypeVar("_V")
-
-
-def journal_name(branch_path: str) -> str:
-    """Branch path -> journal file name (`_` -> `__`, then `/` -> `_`)."""
-    return branch_path.replace("_", "__").replace("/", "_")
-
-
-def branch_path(journal_file: str) -> str:
-    """Journal file name -> branch path (inverse of `journal_name`)."""
-    out = []
-    i = 0
-    while i < len(journal_file):
-        c = journal_file[i]
-        if c == "_":
-            if journal_file[i + 1 : i + 2] == "_":
-                out.append("_")
-                i += 2
-                continue
-            out.append("/")
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
 
 
 class AnnexRef(Value):

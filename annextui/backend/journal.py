@@ -20,7 +20,8 @@ from pathlib import Path
 
 from dulwich.objects import Blob, Commit, Tree
 
-from annextui.backend.branch import BRANCH_REF, AnnexRef, BranchView, branch_path, journal_name
+from annextui.backend.branch import BRANCH_REF, AnnexRef, BranchView
+from annextui.backend.journalpath import branch_path, journal_name
 from annextui.backend.recordlock import lock_exclusive
 from annextui.backend.repo import Repository
 

@@ -62,6 +62,7 @@ _HASH_BLOCK = 1 << 20
 
 
 DEFAULT_DISK_RESERVE = 100 * 1000 * 1000  # git-annex: 100 megabytes
+_BRANCH_FILE_READS = 4  # own-log looks through `git cat-file` before a session loads dulwich
 
 
 def disk_reserve(value: str | None) -> int:
@@ -123,6 +124,7 @@ class LocalPeer(Peer):
         self._disk_reserve = disk_reserve(repo.config_get("annex.diskreserve"))
         self._hook = self._find_hook()
         self._worktree: WorkTree | None = None
+        self._branch_file_reads = 0
 
     # -- Peer ----------------------------------------------------------------------------------
     @property
@@ -302,26 +304,56 @@ class LocalPeer(Peer):
     def _remove(self, key: Key, before: int | None) -> Outcome:
         kp = self.store.present(key)
         if kp is None:
-            return Outcome(True)
+            try:
+                self._forget_lost_copy(key)
+            except Exception as exc:  # an unwritable journal, a broken branch: the answer stays
+                self._warn(f"{key}: content missing, but its location log was not fixed: {exc}")
+            return Outcome(True)  # as git-annex's RemoveContent: nothing here is success
         try:
             lock = lock_for_removal(self.store, kp)
         except ContentLocked as exc:
             raise PeerFatal(str(exc)) from exc
         except OSError as exc:
             if self.store.present(key) is None:
-                self.log_presence(key, present=False)
+                self.log_missing(key)  # lockContentForRemoval's fallback, as RemoveContent's
                 return Outcome(True)
             raise PeerFatal(f"failed to lock content: {exc}") from exc
         try:
             if before is not None and not monotonic_seconds() < before:
                 return Outcome(False)
             self.store.unlink_object(kp)
+            # RemoveContent logs inside lockContentForRemoval; logging before the work tree is
+            # touched keeps the window in which a killed process leaves a phantom copy (the
+            # object gone, the log saying "present") as short as it can be.
+            self.log_missing(key)
             self.depopulate(key)
         finally:
             lock.release()
-        self.log_presence(key, present=False)
         self.content_changed()
         return Outcome(True)
+
+    def _forget_lost_copy(self, key: Key) -> None:
+        """A REMOVE of content that is not here, while this repository's own log still says it
+        has the key: a removal killed between its unlink and its log line (here or by
+        git-annex), or content lost otherwise. git-annex answers success and logs nothing, so
+        the phantom copy stays until a `git annex fsck` in this repository ("expected to be
+        present, but its content is missing"), and others count it meanwhile. Log it missing,
+        as fsck would: under the content's removal lock, as git-annex removes (a LOCKCONTENT
+        holder or another removal excludes this; fsck moving an object directory holds it),
+        and only if the content is still absent once the journal lock is held."""
+        if not self._listed_here(key):
+            return  # the usual case (never here), told by one read without any lock
+        try:
+            lock = lock_for_removal(self.store, self.store.locate(key))
+        except ContentLocked:
+            return  # someone holds the content's lock: the log is theirs to change
+        except OSError:
+            lock = None  # no key directory, so no lock file; git-annex's fallback goes on too
+        try:
+            self.log_missing(key, only_if_listed=True)
+        finally:
+            if lock is not None:
+                lock.release()
 
     def timestamp(self) -> int:
         return monotonic_seconds()
@@ -356,19 +388,74 @@ class LocalPeer(Peer):
             self._journal = _journal_of(self.repo)
         return self._journal
 
-    def log_presence(self, key: Key, *, present: bool) -> None:
+    def _location_log(self, key: Key) -> str:
+        from annextui.backend.keys import branch_hash_levels, location_log_path
+
+        return location_log_path(key, branch_hash_levels(self.repo.config_bool))
+
+    def _listed_here(self, key: Key) -> bool:
+        """Whether this repository's own location log says it has `key` (journal included)."""
+        if not self._uuid:
+            return False
+        from annextui.backend.logs.presence import present_infos
+
+        path = self._location_log(key)
+        if (
+            self._journal is None
+            and "annextui.backend.branch" not in sys.modules
+            and self._branch_file_reads < _BRANCH_FILE_READS
+        ):
+            # A session that has written nothing yet: a few looks need no dulwich (~100 ms to
+            # import); from then on one import is cheaper than a `git` process per look.
+            self._branch_file_reads += 1
+            data = self.repo.branch_file(path)
+        else:
+            from annextui.backend.branch import BranchView
+
+            data = BranchView(self.journal.repo, include_unmerged=False).staged(path)
+        return self._uuid in present_infos(data)
+
+    def log_presence(
+        self, key: Key, *, present: bool, unless: Callable[[bytes], bool] | None = None
+    ) -> None:
+        """Log this repository's copy of `key` present or missing. `unless` is asked under the
+        journal lock with the location log as it stands; True leaves the log alone."""
         if not self._uuid:
             return  # a gcrypt repository: git-annex logs nothing for NoUUID either
         from annextui.backend.clock import current_clock
-        from annextui.backend.keys import branch_hash_levels, location_log_path
         from annextui.backend.logs.presence import PresenceStatus, change_presence
 
         status = PresenceStatus.PRESENT if present else PresenceStatus.MISSING
         uuid = self._uuid
-        self.journal.change(
-            location_log_path(key, branch_hash_levels(self.repo.config_bool)),
-            lambda data: change_presence(data, uuid, status, current_clock()),
-        )
+
+        def change(data: bytes) -> bytes | None:
+            if unless is not None and unless(data):
+                return None
+            return change_presence(data, uuid, status, current_clock())
+
+        self.journal.change(self._location_log(key), change)
+
+    def log_missing(self, key: Key, *, only_if_listed: bool = False) -> None:
+        """Log the key missing here, unless its content is here when the journal lock is held.
+
+        Whoever stores content (our PUT, git-annex's moveAnnex) moves the object in before it
+        takes the journal lock to log it present. So content absent under that lock means any
+        "present" line still to come is written after ours and wins; content found means a
+        store overtook this removal, and its "present" line must stand. A check before taking
+        the lock would let such a line be overwritten. `only_if_listed`: and only when the log
+        says this repository has it (a REMOVE of content that was never here logs nothing, as
+        git-annex's)."""
+        uuid = self._uuid
+
+        def keep(data: bytes) -> bool:
+            if only_if_listed:
+                from annextui.backend.logs.presence import present_infos
+
+                if uuid not in present_infos(data):
+                    return True
+            return self.store.present(key) is not None
+
+        self.log_presence(key, present=False, unless=keep)
 
     def warn(self, message: str) -> None:
         self._warn(message)

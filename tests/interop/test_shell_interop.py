@@ -30,6 +30,7 @@ from annextui.proxycore.transfers import Direction, LiveTransfer, list_transfers
 from tests.support import annex as annex_support
 from tests.support import procs
 from tests.support.annex import AnnexEnv
+from tests.support.lostcopy import lose_copy_mid_remove
 from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
@@ -266,6 +267,21 @@ def test_drop_from_and_whereis(world: World) -> None:
     assert SRV_UUID not in world.srv_whereis(k)
     log = world.env.git(world.srv, "show", f"git-annex:{_loc(k)}")
     assert re.search(rf"^\d+(\.\d+)?s 0 {SRV_UUID}$", log, re.M), log
+
+
+def test_drop_from_a_copy_lost_mid_remove(world: World) -> None:
+    """The served repository's object is gone but its own log still says "present" (a removal
+    killed between the two): the client's drop succeeds, as with git-annex-shell, and the
+    served repository's own log is corrected (git-annex-shell would leave the phantom)."""
+    keys = world.add({"lost/l.txt": b"lost in the middle of a removal\n"})
+    ((f, k),) = keys.items()
+    world.annex(world.cl, "copy", "--to", "gw", f)
+    lose_copy_mid_remove(world.srv, k)
+    assert SRV_UUID in world.srv_whereis(k)
+    world.annex(world.cl, "drop", "--from", "gw", f)
+    assert world.cl_whereis(f) == {CL_UUID}
+    assert SRV_UUID not in world.srv_whereis(k)
+    assert world.leftovers() == []
 
 
 def test_move_both_ways(world: World) -> None:

@@ -80,3 +80,14 @@ def populate(c: Cluster, content: dict[str, bytes], placement: dict[str, list[st
         for i in range(0, len(names), 400):
             env.annex(c.gw, "copy", "-q", "--to", node, "--", *names[i : i + 400])
     env.annex(c.gw, "drop", "-q", ".")
+
+
+def held_by_node1_and_node2(env: AnnexEnv, root: Path, n: int) -> tuple[Cluster, list[str]]:
+    """A cluster with numcopies 2 whose n files are on node1 and node2 (node3 empty), and the
+    files' names, sorted."""
+    c = build(env, root)
+    env.annex(c.gw, "numcopies", "2")
+    content = files(n)
+    names = sorted(content)
+    populate(c, content, {"node1": names, "node2": names})
+    return c, names

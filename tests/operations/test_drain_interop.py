@@ -161,11 +161,7 @@ def test_drain_killed_and_resumed_keeps_numcopies(drained_cluster: cl.Cluster) -
 
 
 def test_drain_refused_when_the_rest_cannot_hold_it(annex_env: AnnexEnv, tmp_path: Path) -> None:
-    c = cl.build(annex_env, tmp_path)
-    annex_env.annex(c.gw, "numcopies", "2")
-    content = cl.files(40)
-    names = sorted(content)
-    cl.populate(c, content, {"node1": names, "node2": names})
+    c, _names = cl.held_by_node1_and_node2(annex_env, tmp_path, 40)
     annex_env.annex(c.gw, "maxsize", "node3", "1000")  # far less than node1 holds
     before = {n: c.objects(n) for n in c.nodes}
     branch = annex_env.git(c.gw, "rev-parse", "git-annex")

@@ -51,16 +51,14 @@ def _annex_dir(repo: Path) -> Path:
     return dotgit / "annex" if dotgit.is_dir() else repo / "annex"
 
 
-def held_locks(repos: Iterable[Path]) -> list[Held]:
-    """Locks (flock, POSIX or OFD) held now on any file of these repositories."""
-    by_inode: dict[tuple[int, int], Path] = {}
-    for path in _files(repos):
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        by_inode[(st.st_dev, st.st_ino)] = path
-    out = []
+@dataclass(frozen=True)
+class _LockLine:
+    pid: int
+    file: tuple[int, int]  # (st_dev, st_ino)
+    waiting: bool  # a blocked waiter ("->"), not a holder
+
+
+def _proc_locks() -> Iterator[_LockLine]:
     with open("/proc/locks") as f:
         for line in f:
             # "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters carry "->")
@@ -71,12 +69,28 @@ def held_locks(repos: Iterable[Path]) -> list[Held]:
             try:
                 major, minor, inode = where.split(":")
                 dev = os.makedev(int(major, 16), int(minor, 16))
-                key = (dev, int(inode))
+                yield _LockLine(int(pid), (dev, int(inode)), "->" in line)
             except ValueError:
                 continue
-            if key in by_inode:
-                out.append(Held(by_inode[key], int(pid), "lock"))
-    return out
+
+
+def held_locks(repos: Iterable[Path]) -> list[Held]:
+    """Locks (flock, POSIX or OFD) held now on any file of these repositories."""
+    by_inode: dict[tuple[int, int], Path] = {}
+    for path in _files(repos):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        by_inode[(st.st_dev, st.st_ino)] = path
+    return [Held(by_inode[lk.file], lk.pid, "lock") for lk in _proc_locks() if lk.file in by_inode]
+
+
+def lock_waiters(path: Path) -> int:
+    """How many lock requests are blocked on `path` now (a test's way of knowing that another
+    thread or process has reached a lock it holds, without timing)."""
+    st = path.stat()
+    return sum(1 for lk in _proc_locks() if lk.waiting and lk.file == (st.st_dev, st.st_ino))
 
 
 def temp_files(repo: Path) -> list[Path]:

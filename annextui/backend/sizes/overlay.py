@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from annextui.backend.branch import BranchView, branch_path, journal_name
+from annextui.backend.branch import BranchView
+from annextui.backend.journalpath import branch_path, journal_name
 from annextui.backend.repo import Repository
 from annextui.backend.sizes.diff import OverBudget, diff_trees, git_diff_trees
 from annextui.backend.sizes.errors import SizesError

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annextui.backend.branch import journal_name
+from annextui.backend.journalpath import journal_name
 from annextui.backend.keys import location_log_path
 from annextui.backend.repo import Repository
 from annextui.backend.sizes import diff, key_locations, repo_sizes
@@ -64,7 +64,8 @@ def _commit_ref(repo: Path, ref: str, files: dict[str, bytes | None]) -> None:
 def _reference(repo: Repository) -> dict[str, tuple[int, int]]:
     """Brute force through BranchView.read for every location log anywhere (the spec's
     definition), independent of the scan and overlay code."""
-    from annextui.backend.branch import BranchView, branch_path
+    from annextui.backend.branch import BranchView
+    from annextui.backend.journalpath import branch_path
     from annextui.backend.logs.presence import present_infos
     from annextui.backend.sizes import key_size_of_path
 

@@ -51,16 +51,9 @@ def _annex_dir(repo: Path) -> Path:
     return dotgit / "annex" if dotgit.is_dir() else repo / "annex"
 
 
-def held_locks(repos: Iterable[Path]) -> list[Held]:
-    """Locks (flock, POSIX or OFD) held now on any file of these repositories."""
-    by_inode: dict[tuple[int, int], Path] = {}
-    for path in _files(repos):
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        by_inode[(st.st_dev, st.st_ino)] = path
-    out = []
+def _proc_locks() -> Iterator[tuple[int, tuple[int, int], bool]]:
+    """Each lock of /proc/locks: holder (or waiter) PID, (device, inode), and whether it is a
+    blocked waiter rather than a holder."""
     with open("/proc/locks") as f:
         for line in f:
             # "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters carry "->")
@@ -71,12 +64,31 @@ def held_locks(repos: Iterable[Path]) -> list[Held]:
             try:
                 major, minor, inode = where.split(":")
                 dev = os.makedev(int(major, 16), int(minor, 16))
-                key = (dev, int(inode))
+                yield int(pid), (dev, int(inode)), "->" in line
             except ValueError:
                 continue
-            if key in by_inode:
-                out.append(Held(by_inode[key], int(pid), "lock"))
-    return out
+
+
+def held_locks(repos: Iterable[Path]) -> list[Held]:
+    """Locks (flock, POSIX or OFD) held now on any file of these repositories."""
+    by_inode: dict[tuple[int, int], Path] = {}
+    for path in _files(repos):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        by_inode[(st.st_dev, st.st_ino)] = path
+    return [
+        Held(by_inode[key], pid, "lock") for pid, key, _waiting in _proc_locks() if key in by_inode
+    ]
+
+
+def lock_waiters(path: Path) -> list[int]:
+    """PIDs blocked waiting for a lock on `path` (a git-annex waiting for `journal.lck`)."""
+    st = path.stat()
+    return sorted(
+        pid for pid, key, waiting in _proc_locks() if waiting and key == (st.st_dev, st.st_ino)
+    )
 
 
 def temp_files(repo: Path) -> list[Path]:

@@ -128,11 +128,10 @@ class NodePool:
             self._closing += len(stale)
         self._start_closing(stale)
 
-    def close(self) -> int:
+    def close(self) -> None:
         """Keep no connection from here on (shutdown): every idle one starts closing now, each
         on its own thread (an ssh node's shell commits its journal before its exit status
-        comes back, so nodes are waited for side by side). The number of connections not
-        closed yet, for `wait_closed`."""
+        comes back, so nodes are waited for side by side)."""
         with self._mutex:
             self._closed = True
             peers = [p for idle in self._idle.values() for _, p in idle]
@@ -140,14 +139,17 @@ class NodePool:
             self._closing += len(peers)
         for peer in peers:
             self._start_closing([peer])
-        with self._mutex:
-            return self._closing + self._leased
 
-    def wait_closed(self, timeout: float) -> int:
+    def wait_closed(self, timeout: float, waiting: Callable[[int], None] | None = None) -> int:
         """Wait, at most `timeout` seconds, until every connection of the pool is closed: the
         ones closing in the background and the ones still leased (after `close`, each is
-        closed as it comes back). The number still open when the wait ended."""
+        closed as it comes back). `waiting` is told how many first, when there are any. The
+        number still open when the wait ended."""
         deadline = time.monotonic() + timeout
+        with self._mutex:
+            pending = self._closing + self._leased
+        if pending and waiting is not None:
+            waiting(pending)
         with self._mutex:
             while self._closing + self._leased:
                 left = deadline - time.monotonic()

@@ -429,7 +429,7 @@ def test_idle_ssh_transport_is_closed_and_reopened(world: T.Topology) -> None:
 def _stopping(server: H.P2PHttpServer) -> bool:
     """The server has exited, or says it waits for node connections to close."""
     assert server.proc is not None
-    return server.proc.poll() is not None or "stopping: closing" in server.stderr()
+    return server.proc.poll() is not None or "stopping: waiting for" in server.stderr()
 
 
 def _committed_location(env: annex_support.AnnexEnv, node: Path, key: str, uuid: str) -> bool:

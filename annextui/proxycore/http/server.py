@@ -328,10 +328,11 @@ class P2PHttpServer:
         background alike, before the process ends: each node's shell sees its input end,
         commits its journal and exits while we wait for its exit status. In-process nodes
         hand their commits to `self.commits`, stopped after this."""
-        pending = self.nodes.close()
-        if pending:
-            self.log(f"stopping: closing {pending} node connection(s), waiting for their shells")
-        left = self.nodes.wait_closed(NODES_STOP_WAIT)
+        self.nodes.close()
+        left = self.nodes.wait_closed(
+            NODES_STOP_WAIT,
+            lambda n: self.log(f"stopping: waiting for {n} node connection(s) to close"),
+        )
         if left:
             self.log(
                 f"stopping: {left} node connection(s) still open after {NODES_STOP_WAIT:g} s:"

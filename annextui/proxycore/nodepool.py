@@ -17,7 +17,7 @@ kept; more requests at once each open their own, and the surplus is closed when 
 Connections idle longer than `idle_seconds` are closed (by `reap`, which the server calls
 periodically), so a node's git-annex-shell commits its journal soon after the traffic stops.
 Closing happens off the request's thread: an ssh node's shell commits its journal before it
-exits, and `close` waits for its exit status. At shutdown `close` ends every idle connection
+exits, and closing waits for its exit status. At shutdown `close` ends every idle connection
 and `wait_closed` waits, bounded, for every one the pool opened: those being closed in the
 background (surplus, stale) and those still leased, closed as they come back. Without that
 wait the process would end under a closing connection: the kernel closing the ssh socket

@@ -22,7 +22,8 @@ class KeyError_(ValueError):
 
 
 class _Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    # every hasher here takes any buffer, as hashlib does (blocks arrive as memoryviews)
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
     def hexdigest(self) -> str: ...
 
 

@@ -15,9 +15,14 @@ exactly what a fresh one would be. As `--proxyconnections` means in git-annex
 (`P2P/Http/State.hs`), the bound is on *idle* connections: at most `idle_limit` per key are
 kept; more requests at once each open their own, and the surplus is closed when given back.
 Connections idle longer than `idle_seconds` are closed (by `reap`, which the server calls
-periodically), so a node's git-annex-shell commits its journal soon after the traffic stops;
-`close` ends every idle one at shutdown. Closing happens off the request's thread: an ssh
-node's shell commits its journal before it exits.
+periodically), so a node's git-annex-shell commits its journal soon after the traffic stops.
+Closing happens off the request's thread: an ssh node's shell commits its journal before it
+exits, and closing waits for its exit status. At shutdown `close` ends every idle connection
+and `wait_closed` waits, bounded, for every one the pool opened: those being closed in the
+background (surplus, stale) and those still leased, closed as they come back. Without that
+wait the process would end under a closing connection: the kernel closing the ssh socket
+still ends the node's shell by end of input, but after the server has gone, so its journal
+would be committed (if at all) only later, by a shell nobody waits for.
 
 A connection that broke while idle (node killed, sshd restarted) is dropped at lease time when
 the stream says so, and otherwise detected by its first request, which `RemotePeer` then
@@ -48,6 +53,9 @@ class NodePool:
         self.idle_seconds = idle_seconds
         self._idle: dict[Hashable, list[tuple[float, Peer]]] = {}
         self._mutex = threading.Lock()
+        self._settled = threading.Condition(self._mutex)  # a close ended, a lease came back
+        self._closing = 0  # connections being closed on background threads
+        self._leased = 0  # connections held by requests
         self._closed = False
         self.opened = 0  # connections made (for the status and the tests)
 
@@ -58,6 +66,8 @@ class NodePool:
             with self._mutex:
                 idle = self._idle.get(key)
                 entry = idle.pop() if idle else None
+                if entry is not None:
+                    self._leased += 1  # counted while it is looked at, never out of sight
             if entry is None:
                 break
             peer = entry[1]
@@ -66,10 +76,14 @@ class NodePool:
                 if callable(mark):
                     mark()
                 return _Leased(self, key, peer)
-            _close_later([peer])
+            with self._mutex:
+                self._leased -= 1
+                self._closing += 1
+            self._start_closing([peer])
         peer = connect()
         with self._mutex:
             self.opened += 1
+            self._leased += 1
         return _Leased(self, key, peer)
 
     def give_back(self, key: Hashable, peer: Peer) -> None:
@@ -81,6 +95,7 @@ class NodePool:
             keep = False
         surplus: list[Peer] = []
         with self._mutex:
+            self._leased -= 1
             if keep and not self._closed and self.idle_limit:
                 idle = self._idle.setdefault(key, [])
                 idle.append((time.monotonic(), peer))
@@ -88,7 +103,11 @@ class NodePool:
                     surplus.append(idle.pop(0)[1])  # the least recently used goes
             else:
                 surplus.append(peer)
-        _close_later(surplus)
+            # counted as closing in the same step as the lease stops counting: a shutdown
+            # waiting for both never sees a connection as gone while it is still open
+            self._closing += len(surplus)
+            self._settled.notify_all()
+        self._start_closing(surplus)
 
     def idle(self) -> int:
         with self._mutex:
@@ -106,35 +125,60 @@ class NodePool:
                     self._idle[key] = keep
                 else:
                     del self._idle[key]
-        _close_later(stale)
+            self._closing += len(stale)
+        self._start_closing(stale)
 
     def close(self) -> None:
-        """Close every idle connection now and keep none from here on (shutdown)."""
+        """Keep no connection from here on (shutdown): every idle one starts closing now, each
+        on its own thread (an ssh node's shell commits its journal before its exit status
+        comes back, so nodes are waited for side by side)."""
         with self._mutex:
             self._closed = True
             peers = [p for idle in self._idle.values() for _, p in idle]
             self._idle.clear()
-        _close_all(peers)
+            self._closing += len(peers)
+        for peer in peers:
+            self._start_closing([peer])
+
+    def wait_closed(self, timeout: float, waiting: Callable[[int], None] | None = None) -> int:
+        """Wait, at most `timeout` seconds, until every connection of the pool is closed: the
+        ones closing in the background and the ones still leased (after `close`, each is
+        closed as it comes back). `waiting` is told how many first, when there are any. The
+        number still open when the wait ended."""
+        deadline = time.monotonic() + timeout
+        with self._mutex:
+            pending = self._closing + self._leased
+        if pending and waiting is not None:
+            waiting(pending)
+        with self._mutex:
+            while self._closing + self._leased:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._settled.wait(left)
+            return self._closing + self._leased
+
+    def _start_closing(self, peers: list[Peer]) -> None:
+        """Close `peers` (already counted in `_closing`) on a thread of their own. A daemon
+        thread: a node that never answers must not hold the process; `wait_closed` bounds how
+        long a shutdown waits for it."""
+        if peers:
+            threading.Thread(
+                target=self._close_all, args=(peers,), name="node-close", daemon=True
+            ).start()
+
+    def _close_all(self, peers: list[Peer]) -> None:
+        for peer in peers:
+            with contextlib.suppress(Exception):
+                peer.close()
+            with self._mutex:
+                self._closing -= 1
+                self._settled.notify_all()
 
 
 def _alive(peer: Peer) -> bool:
     check = getattr(peer, "alive", None)
     return bool(check()) if callable(check) else True
-
-
-def _close_quietly(peer: Peer) -> None:
-    with contextlib.suppress(Exception):
-        peer.close()
-
-
-def _close_all(peers: list[Peer]) -> None:
-    for p in peers:
-        _close_quietly(p)
-
-
-def _close_later(peers: list[Peer]) -> None:
-    if peers:
-        threading.Thread(target=_close_all, args=(peers,), name="node-close", daemon=True).start()
 
 
 class _Delegating(Peer):

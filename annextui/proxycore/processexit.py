@@ -17,13 +17,14 @@ collection's reference count: SIGSEGV "segfault at 4", the kernel log's signatur
 
 When the caller gets here nothing of ours is left to write: the shell's server closed its peer
 (the journal committed, transfer records removed, the cluster's writer threads and fan-out pool
-joined), p2phttp's shutdown joined its connections, closed its nodes and committed the
-journals. So the process waits for what the interpreter would have waited for (non-daemon
-threads), gives the ssh stderr pumps a bounded moment to pass on a node's last message, flushes
-stdout and stderr, and leaves with `os._exit`. Sockets, pipes and locks are the kernel's to
-close, exactly as after any exit; what the teardown would still have done (closing dulwich's
-pack files, paramiko's atexit stop of transports whose sockets go anyway) writes nothing. It
-also saves the teardown's time on every ssh connection.
+joined), p2phttp's shutdown joined its connections, closed its nodes (waiting, bounded, for
+every node connection, those closing in the background too) and committed the journals. So
+the process waits for what the interpreter would have waited for (non-daemon threads), gives
+the ssh stderr pumps a bounded moment to pass on a node's last message, flushes stdout and
+stderr, and leaves with `os._exit`. Sockets, pipes and locks are the kernel's to close,
+exactly as after any exit; what the teardown would still have done (closing dulwich's pack
+files, paramiko's atexit stop of transports whose sockets go anyway) writes nothing. It also
+saves the teardown's time on every ssh connection.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import errno
 import os
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 
 # <sys/inotify.h>
 IN_MODIFY = 0x00000002
@@ -203,7 +203,7 @@ def watch_refs(root: str, *, use_inotify: bool = True) -> RefWatcher:
 
 def changes(
     watcher: RefWatcher, hangup_fd: int, *, poll_interval: float = 0.5
-) -> Iterator[list[str]]:
+) -> Generator[list[str], None, None]:
     """Batches of changed ref values, the initial scan first, until `hangup_fd` reaches EOF."""
     import select
 

@@ -5,6 +5,8 @@ refs packed into packed-refs and moved while packed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from annextui.backend.branch import AnnexRef, BranchView
@@ -15,7 +17,7 @@ UUID = "40de0000-0000-4000-8000-000000000001"
 KEY = "SHA256E-s1--" + "a" * 64 + ".bin"
 
 
-def _tip(env: AnnexEnv, repo: object) -> bytes:
+def _tip(env: AnnexEnv, repo: Path) -> bytes:
     return env.git(repo, "rev-parse", "refs/heads/git-annex").encode()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,11 @@ def _uuid(side: str, i: int) -> str:
     return f"{'a' if side == 'real' else 'b'}{i:07d}-0000-4000-8000-000000000000"
 
 
+def _described(uuid: str, current: bytes) -> bytes:
+    """uuid.log with `uuid` described (so either tool accepts it as a repository)."""
+    return set_uuid_value(parse_uuid_log(current), uuid, f"repo {uuid[:8]}", Clock(0))
+
+
 def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path, annex_env: AnnexEnv) -> None:
     env = annex_env.env  # real clock: both writers race within the same seconds
     repo_path = tmp_path / "r"
@@ -33,10 +39,7 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path, annex_env: Annex
     for side in ("real", "ours"):
         for i in range(ROUNDS):
             u = _uuid(side, i)
-            journal.change(
-                "uuid.log",
-                lambda cur, u=u: set_uuid_value(parse_uuid_log(cur), u, f"repo {u[:8]}", Clock(0)),
-            )
+            journal.change("uuid.log", functools.partial(_described, u))
     journal.commit()
 
     for i in range(ROUNDS):
@@ -67,7 +70,7 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path, annex_env: Annex
             assert proc.returncode == 0, (out, err)
 
     # git-annex's own reading of the result: every write of both sides is there.
-    out = subprocess.run(
+    report = subprocess.run(
         ["git", "annex", "maxsize", "--json"],
         cwd=repo_path,
         env=env,
@@ -77,7 +80,7 @@ def test_concurrent_maxsize_writes_lose_nothing(tmp_path: Path, annex_env: Annex
     ).stdout
     import json
 
-    sizes = {r["uuid"]: r["size"]["maxsize"] for r in json.loads(out)["repositories"]}
+    sizes = {r["uuid"]: r["size"]["maxsize"] for r in json.loads(report)["repositories"]}
     for i in range(ROUNDS):
         assert sizes[_uuid("real", i)] == (i + 1) * 10**9
         assert sizes[_uuid("ours", i)] == (i + 1) * 10**6

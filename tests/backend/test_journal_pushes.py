@@ -10,6 +10,7 @@ outside the Journal exactly as receive-pack does (no journal lock, compare-and-s
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import threading
@@ -47,6 +48,11 @@ THEIRS = "0b000000-0000-4000-8000-000000000002"
 
 def _status(present: bool) -> PresenceStatus:
     return PresenceStatus.PRESENT if present else PresenceStatus.MISSING
+
+
+def _ours(status: PresenceStatus, clock: Clock, current: bytes) -> bytes | None:
+    """A presence log with OURS logged as `status` at `clock` (a journal change)."""
+    return change_presence(current, OURS, status, clock)
 
 
 def _resolved(repo: Repository, path: str) -> dict[str, str]:
@@ -199,9 +205,7 @@ def test_interleaved_pushes_journal_writes_and_commits(
         for n, (op, path, present) in enumerate(ops, start=1):
             clock = Clock.from_seconds(n)
             if op == "ours":
-                journal.change(
-                    path, lambda d, c=clock, p=present: change_presence(d, OURS, _status(p), c)
-                )
+                journal.change(path, functools.partial(_ours, _status(present), clock))
                 expected.setdefault(path, {})[OURS] = _status(present).value
             elif op == "push":
                 _push_line(repo, path, THEIRS, present, clock)
@@ -244,10 +248,7 @@ def test_threaded_pushes_racing_commits(tmp_path: Path, annex_repo_template: Pat
         for i in range(rounds):
             path = KEY_PATHS[i % len(KEY_PATHS)]
             journal.change(
-                path,
-                lambda d, i=i: change_presence(
-                    d, OURS, _status(i % 2 == 0), Clock.from_seconds(10_000 + i)
-                ),
+                path, functools.partial(_ours, _status(i % 2 == 0), Clock.from_seconds(10_000 + i))
             )
             if i % 3 == 2:
                 journal.commit()

@@ -7,6 +7,8 @@ skips `isClusterUUID`), so `git annex setpresentkey KEY UUID 1` followed by
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from annextui.backend import uuids
 from annextui.backend.preferred import is_cluster_uuid as preferred_is_cluster_uuid
 from annextui.backend.repo import Repository
@@ -30,7 +32,7 @@ CANDIDATES = [
 ]
 
 
-def _present(annex_env: AnnexEnv, repo: object, uuid: str) -> bool:
+def _present(annex_env: AnnexEnv, repo: Path, uuid: str) -> bool:
     res = annex_env.annex(repo, "readpresentkey", KEY, uuid, check=False)
     return res.returncode == 0
 

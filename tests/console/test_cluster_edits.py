@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -143,9 +144,10 @@ def test_new_cluster_exists_at_once(demo: DemoRepo, annex: AnnexEnv, size: tuple
     assert re.search(r"\bclusters\s+2\b", str(seen["overview"])), seen["overview"]
 
 
-def annex_info(annex: AnnexEnv, gateway: Path) -> dict[str, object]:
+def annex_info(annex: AnnexEnv, gateway: Path) -> dict[str, Any]:
+    """`annextui info --json` (JSON: its values' types are the test's to check)."""
     res = annex.run([sys.executable, "-m", "annextui", "-C", str(gateway), "info", "--json"])
-    data: dict[str, object] = json.loads(res.stdout)
+    data: dict[str, Any] = json.loads(res.stdout)
     return data
 
 

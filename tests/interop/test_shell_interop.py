@@ -568,7 +568,10 @@ def test_download_resumes_from_partial(world: World) -> None:
         world.annex(world.cl, "drop", f)
         tmp = world.cl / ".git" / "annex" / "tmp" / k
         proc = _popen_annex(world, "get", "--from", "gw", f)
-        watch = {world.srv / "annex": [], world.cl / ".git" / "annex": []}
+        watch: dict[Path, list[LiveTransfer]] = {
+            world.srv / "annex": [],
+            world.cl / ".git" / "annex": [],
+        }
         _kill_when(proc, tmp, BIG // 3, timeout=120, watch=watch)
         ours = watch[world.srv / "annex"]
         theirs = watch[world.cl / ".git" / "annex"]

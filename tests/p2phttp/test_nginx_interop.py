@@ -26,7 +26,7 @@ from tests.gateway import topology as T
 from tests.support import annex as annex_support
 from tests.support import nginx
 from tests.support import p2phttp as H
-from tests.support.sshd import Sshd
+from tests.support.sshd import Sshd, free_port
 
 USER, PASSWORD = "alice", "s3cret-for-nginx"
 KINDS = list(H.SERVERS)
@@ -64,7 +64,7 @@ def front(
         htpasswd = nginx.write_htpasswd(root / "htpasswd", {USER: PASSWORD})
         upstreams: dict[str, int | Path] = {}
         for kind in KINDS:
-            upstreams[_site(kind, "tcp")] = H.free_port()
+            upstreams[_site(kind, "tcp")] = free_port()
             upstreams[_site(kind, "socket")] = root / f"{kind}.sock"
         with nginx.front(root / "nginx", upstreams, tls, htpasswd) as proxy:
             yield Front(topo, proxy, upstreams, tls)

@@ -10,6 +10,7 @@ cluster request for it talks to node3 and to no other node.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -22,8 +23,8 @@ import pytest
 
 from tests.gateway import topology as T
 from tests.support import annex as annex_support
+from tests.support import leftovers, procs
 from tests.support import p2phttp as H
-from tests.support import procs
 from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.slow
@@ -419,4 +420,76 @@ def test_idle_ssh_transport_is_closed_and_reopened(world: T.Topology) -> None:
         assert _get(server, world, key) == (world.client / "ssh-idle.txt").read_bytes()
         assert _ssh_settled(server, world, 0) == 0
     finally:
+        server.stop()
+
+
+# -- shutdown: every node connection closed before the process ends --------------------------------
+
+
+def _stopping(server: H.P2PHttpServer) -> bool:
+    """The server has exited, or says it waits for node connections to close."""
+    assert server.proc is not None
+    return server.proc.poll() is not None or "stopping: waiting for" in server.stderr()
+
+
+def _committed_location(env: annex_support.AnnexEnv, node: Path, key: str, uuid: str) -> bool:
+    """The node's git-annex branch (the branch itself, not its journal) has a location line
+    saying `uuid` holds `key`; git-annex says where the log lives (`examinekey`)."""
+    log = env.annex(node, "examinekey", "--format=${hashdirlower}${key}.log", key).stdout
+    text = env.git(node, "cat-file", "-p", f"git-annex:{log.strip()}", check=False)
+    return any(line.split()[1:] == ["1", uuid] for line in text.splitlines())
+
+
+def test_sigterm_waits_for_a_node_connection_closing_in_the_background(
+    world: T.Topology,
+) -> None:
+    """SIGTERM while the reaper is closing node3's idle connection: the server waits for that
+    close, so node3's git-annex-shell ends by end of input and commits its journal before the
+    server process exits. The test holds node3's `journal.lck` (as another git-annex would), so
+    the shell's commit, and with it the background close, is in progress when SIGTERM arrives,
+    and lets go only once the server says it waits. When the server is gone no shell is left on
+    node3, every node's journal is empty and its git-annex branch has the location line."""
+    env, client = world.env, world.client
+    node3 = world.nodes["node3"]
+    server = _server(
+        world, "-J2", "--proxyconnections", "1", "--proxy-idle", "5", "--housekeeping", "0.2"
+    ).start()
+    lock_fd: int | None = None
+    try:
+        _point(world, server)
+        env.add_files(client, {"closing.txt": "closed in the background at shutdown\n"})
+        key = env.annex(client, "lookupkey", "closing.txt").stdout.strip()
+        env.annex(client, "copy", "-q", "--to", f"{REMOTE}-mycluster", "closing.txt")
+        journal_lock = node3 / "annex" / "journal.lck"
+        lock_fd = os.open(journal_lock, os.O_RDWR)
+        fcntl.lockf(lock_fd, fcntl.LOCK_EX)
+        # node3's pooled shell has recorded the copy in its journal, not committed yet
+        assert _journal(node3) != []
+        (shell,) = _node3_shells(world)
+        # idle for --proxy-idle: the reaper closes the connection on a background thread; the
+        # shell, at end of input, waits for the journal lock to commit
+        deadline = time.monotonic() + SETTLE
+        while shell not in leftovers.lock_waiters(journal_lock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert shell in leftovers.lock_waiters(journal_lock), server.stderr()
+        os.kill(server.pid, signal.SIGTERM)
+        deadline = time.monotonic() + SETTLE
+        while not _stopping(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.close(lock_fd)  # the shell may commit now
+        lock_fd = None
+        assert server.proc is not None
+        assert server.proc.wait(timeout=SETTLE) == 0, server.stderr()
+        # the server ended only after node3's shell did: none left, its journal committed
+        assert _node3_shells(world) == [], server.stderr()
+        assert "still open" not in server.stderr(), server.stderr()
+        for name in ("node1", "node2", "node3"):
+            node = world.nodes[name]
+            assert _journal(node) == [], name
+            assert _committed_location(env, node, key, world.uuids[name]), name
+            (fsck,) = env.annex_json(node, "fsck", "--fast", "--json", "--key", key)
+            assert fsck["success"], (name, fsck)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
         server.stop()

@@ -286,8 +286,8 @@ def test_branch_changes_beside_the_server_are_seen(world: tuple[World, Served]) 
         env.annex(w.gw, "merge", "-q")
         assert present(w.cluster_uuid)
         # git-annex drops the content on the nodes themselves
-        for node in w.nodes.values():
-            env.annex(node, "drop", "--force", "--key", key)
+        for repo in w.nodes.values():
+            env.annex(repo, "drop", "--force", "--key", key)
         assert not present(N1)
         assert not present(w.cluster_uuid)
     finally:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.topology import CLIENT, GW
-from tests.p2phttp.support import ROOT, free_port
+from tests.p2phttp.support import ROOT
 from tests.support.annex import AnnexEnv
+from tests.support.sshd import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -85,7 +85,7 @@ def test_securehashesonly_asks_the_program(annex_env: AnnexEnv) -> None:
         e = dict(annex_env.env, **_with_backend(annex_env, XTEST_SECURE=secure))
         out, stored = {}, {}
         for which, cmd in (
-            ("theirs", [str(annex_env.bin_dir / "git-annex-shell")]),
+            ("theirs", [annex_env.git_annex_shell]),
             ("ours", OURS),
         ):
             repo = annex_env.make_annex_repo(

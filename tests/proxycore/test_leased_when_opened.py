@@ -64,7 +64,7 @@ def _route(pool: NodePool, made: list[_Conn]) -> LeasedWhenOpened:
 
 
 def test_nothing_is_leased_before_open_and_the_version_comes_from_the_connection() -> None:
-    pool, made = NodePool(idle_limit=1), []
+    pool, made = NodePool(idle_limit=1), list[_Conn]()
     route = _route(pool, made)
     assert made == []
     assert route.uuid == UUID
@@ -74,7 +74,7 @@ def test_nothing_is_leased_before_open_and_the_version_comes_from_the_connection
 
 
 def test_given_back_and_reused_by_the_next_request_with_the_same_key() -> None:
-    pool, made = NodePool(idle_limit=1), []
+    pool, made = NodePool(idle_limit=1), list[_Conn]()
     first = _route(pool, made)
     first.open(4)
     first.close()
@@ -89,7 +89,7 @@ def test_given_back_and_reused_by_the_next_request_with_the_same_key() -> None:
 
 
 def test_a_bypass_after_open_takes_a_connection_opened_with_it() -> None:
-    pool, made = NodePool(idle_limit=1), []
+    pool, made = NodePool(idle_limit=1), list[_Conn]()
     route = _route(pool, made)
     route.open(4)
     route.pass_bypass(frozenset({GW}))

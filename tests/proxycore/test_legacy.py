@@ -32,7 +32,7 @@ GCRYPT_ID = ":id:annextuiTestId0001"
 
 
 def _shell(annex_env: AnnexEnv, which: str) -> list[str]:
-    return [str(annex_env.bin_dir / "git-annex-shell")] if which == "theirs" else list(OURS)
+    return [annex_env.git_annex_shell] if which == "theirs" else list(OURS)
 
 
 @pytest.fixture
@@ -43,6 +43,12 @@ def twins(annex_env: AnnexEnv) -> dict[str, Path]:
         annex_env.add_files(repo, {"small.txt": DATA})
         out[which] = repo
     return out
+
+
+def _command(name: str, *rest: str) -> Callable[[Path], list[str]]:
+    """`name REPO REST...` for either side's repository (the words fixed now: a lambda in a
+    loop would see the loop's last values)."""
+    return lambda repo: [name, str(repo), *rest]
 
 
 def _side_by_side(
@@ -259,7 +265,7 @@ def test_gcryptsetup(
     assert res["ours"][0] == 1
     # a bare repository becomes the gcrypt repository, once and for one id only
     for gid, rc in ((GCRYPT_ID, 0), (GCRYPT_ID, 0), (":id:another", 1)):
-        res = _side_by_side(annex_env, bare_twins, lambda r, gid=gid: ["gcryptsetup", str(r), gid])
+        res = _side_by_side(annex_env, bare_twins, _command("gcryptsetup", gid))
         _assert_same(res)
         assert res["ours"][0] == rc
     for name in ("core.gcrypt-id", "receive.denyNonFastForwards"):
@@ -332,9 +338,7 @@ def test_proxied_uuid_same_as_git_annex_shell(annex_env: AnnexEnv, tmp_path: Pat
         ["gcryptsetup", GCRYPT_ID],
         ["configlist"],
     ):
-        res = _side_by_side(
-            annex_env, repos, lambda r, a=argv: [a[0], str(r), *a[1:], "--uuid", node]
-        )
+        res = _side_by_side(annex_env, repos, _command(argv[0], *argv[1:], "--uuid", node))
         _assert_same(res)
         assert res["ours"][0] == 1
         assert f"Cannot proxy {argv[0]} command." in res["ours"][2]
@@ -368,9 +372,7 @@ def test_dropkey_batch_and_json(annex_env: AnnexEnv) -> None:
         (["--force", k["f"], "bogus", k["g"]], b""),  # "bad key" fails alone: f, g dropped
     ]
     for extra, stdin in steps:
-        res = _side_by_side(
-            annex_env, repos, lambda r, e=extra: ["dropkey", str(r), *e], stdin=stdin
-        )
+        res = _side_by_side(annex_env, repos, _command("dropkey", *extra), stdin=stdin)
         _assert_same(res)
         left = {w: sorted(_objects(r)) for w, r in repos.items()}
         assert left["ours"] == left["theirs"], extra

@@ -228,7 +228,7 @@ def test_a_put_landing_during_the_removal_keeps_its_present_line(
         assert helper.stdout.readline() == "locked\n"
         journal_lck = bare / "annex" / "journal.lck"
         thread.start()
-        while lock_waiters(journal_lck) == 0:  # the REMOVE is about to log: the PUT lands now
+        while not lock_waiters(journal_lck):  # the REMOVE is about to log: the PUT lands now
             assert thread.is_alive(), outcomes
             time.sleep(0.005)  # polling only: nothing asserted depends on time
         helper.stdin.write("go\n")

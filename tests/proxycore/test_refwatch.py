@@ -119,7 +119,7 @@ def test_notifychanges_next_to_git_annex_shell(annex_env: AnnexEnv) -> None:
             env=annex_env.env,
         )
         for name, cmd in (
-            ("theirs", [str(annex_env.bin_dir / "git-annex-shell")]),
+            ("theirs", [annex_env.git_annex_shell]),
             ("ours", list(OURS)),
         )
     }

@@ -136,7 +136,7 @@ def _both(
     stdin: bytes = b"",
 ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
     env = dict(annex_env.env, **(extra_env or {}))
-    theirs = _run([str(annex_env.bin_dir / "git-annex-shell"), *argv], env, stdin)
+    theirs = _run([annex_env.git_annex_shell, *argv], env, stdin)
     ours = _run([*OURS, *argv], env, stdin)
     return theirs, ours
 
@@ -189,7 +189,7 @@ def test_configlist_autoinit(annex_env: AnnexEnv, tmp_path: Path) -> None:
     for prog in ("theirs", "ours"):
         repo = tmp_path / f"{prog}.git"
         annex_env.run(["git", "init", "-q", "--bare", repo])
-        cmd = [str(annex_env.bin_dir / "git-annex-shell")] if prog == "theirs" else OURS
+        cmd = [annex_env.git_annex_shell] if prog == "theirs" else OURS
         ro = _run(
             [*cmd, "configlist", str(repo), "--", "autoinit=1", "--"],
             dict(annex_env.env, GIT_ANNEX_SHELL_READONLY="1"),
@@ -235,7 +235,7 @@ def _transcript(
     a, b, _ = _twins(annex_env)
     e = dict(annex_env.env, **(env or {}))
     data = b"".join(lines)
-    t = _run([str(annex_env.bin_dir / "git-annex-shell"), "p2pstdio", str(a), CLIENT], e, data)
+    t = _run([annex_env.git_annex_shell, "p2pstdio", str(a), CLIENT], e, data)
     o = _run([*OURS, "p2pstdio", str(b), CLIENT], e, data)
     norm = [(rc, re.sub(r"TIMESTAMP \d+", "TIMESTAMP n", out)) for rc, out, _ in (t, o)]
     return norm, t[2], o[2]

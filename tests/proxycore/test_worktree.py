@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ CLIENT = "c1ie0000-0000-4000-8000-0000000000w1"
 KEY = "SHA256E-s3--" + "ab" * 32 + ".txt"
 
 
-def _rows(repo: Path, sql: str) -> list[tuple[object, ...]]:
+def _rows(repo: Path, sql: str) -> list[tuple[Any, ...]]:  # sqlite's rows are untyped
     with sqlite3.connect(f"file:{repo}/.git/annex/keysdb/db?mode=ro", uri=True) as c:
         return c.execute(sql).fetchall()
 

@@ -492,6 +492,12 @@ class AnnexEnv:
 
     # -- environment ------------------------------------------------------------------------
     @property
+    def git_annex_shell(self) -> str:
+        """The real git-annex-shell beside the git-annex this environment runs."""
+        assert self.bin_dir is not None, "made without git-annex's directory (bin_dir)"
+        return str(self.bin_dir / "git-annex-shell")
+
+    @property
     def vector_clock(self) -> str | None:
         return self.env.get("GIT_ANNEX_VECTOR_CLOCK")
 

@@ -51,14 +51,9 @@ def _annex_dir(repo: Path) -> Path:
     return dotgit / "annex" if dotgit.is_dir() else repo / "annex"
 
 
-@dataclass(frozen=True)
-class _LockLine:
-    pid: int
-    file: tuple[int, int]  # (st_dev, st_ino)
-    waiting: bool  # a blocked waiter ("->"), not a holder
-
-
-def _proc_locks() -> Iterator[_LockLine]:
+def _proc_locks() -> Iterator[tuple[int, tuple[int, int], bool]]:
+    """Each lock of /proc/locks: holder (or waiter) PID, (device, inode), and whether it is a
+    blocked waiter rather than a holder."""
     with open("/proc/locks") as f:
         for line in f:
             # "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters carry "->")
@@ -69,7 +64,7 @@ def _proc_locks() -> Iterator[_LockLine]:
             try:
                 major, minor, inode = where.split(":")
                 dev = os.makedev(int(major, 16), int(minor, 16))
-                yield _LockLine(int(pid), (dev, int(inode)), "->" in line)
+                yield int(pid), (dev, int(inode)), "->" in line
             except ValueError:
                 continue
 
@@ -83,14 +78,17 @@ def held_locks(repos: Iterable[Path]) -> list[Held]:
         except OSError:
             continue
         by_inode[(st.st_dev, st.st_ino)] = path
-    return [Held(by_inode[lk.file], lk.pid, "lock") for lk in _proc_locks() if lk.file in by_inode]
+    return [
+        Held(by_inode[key], pid, "lock") for pid, key, _waiting in _proc_locks() if key in by_inode
+    ]
 
 
-def lock_waiters(path: Path) -> int:
-    """How many lock requests are blocked on `path` now (a test's way of knowing that another
-    thread or process has reached a lock it holds, without timing)."""
+def lock_waiters(path: Path) -> list[int]:
+    """PIDs blocked waiting for a lock on `path` (a git-annex waiting for `journal.lck`)."""
     st = path.stat()
-    return sum(1 for lk in _proc_locks() if lk.waiting and lk.file == (st.st_dev, st.st_ino))
+    return sorted(
+        pid for pid, key, waiting in _proc_locks() if waiting and key == (st.st_dev, st.st_ino)
+    )
 
 
 def temp_files(repo: Path) -> list[Path]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tests.support import procs
 from tests.support.data import DATA
-from tests.support.p2phttp import free_port
+from tests.support.sshd import free_port
 
 NGINX_BIN = "/usr/sbin/nginx"
 SITE_TEMPLATE = DATA / "nginx" / "p2phttp-site.conf"

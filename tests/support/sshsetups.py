@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +81,12 @@ class Setups:
         return path
 
     def _pair(
-        self, name: str, node: dict[str, str | None], jumps: list[str], refusal: str, **kw: object
+        self,
+        name: str,
+        node: Mapping[str, str | None],
+        jumps: list[str],
+        refusal: str,
+        **kw: object,
     ) -> Setup:
         """Good and bad configs: the bad one trusts a wrong key for the node only."""
         alias = f"{name}-node"

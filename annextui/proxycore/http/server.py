@@ -21,7 +21,9 @@ Bounds (never hang, never leak):
   descriptors are freed by the `finally` of its thread.
 Each Peer is closed after its request; its journal is committed by `commits.CommitLater` once
 the repository has been idle for a second, not per request. SIGTERM/SIGINT stop accepting, end
-every connection, release the locks, commit every journal, and return.
+every connection, release the locks, close every node connection (waiting, bounded, for the
+nodes' shells to commit and exit, those closing in the background included), commit every
+journal, and return.
 
 With `relay_socket`, ssh connections handed over by `annextui-relay` are served too, each a
 connection of the same bounded pool (proxycore/relay/session.py; a relay finding the pool full
@@ -71,6 +73,11 @@ HTTP, HTTPS, RELAY = "http", "https", "relay"  # what a listening socket serves
 # under them, relayed sessions see their input end; one still busy after this is abandoned
 # (a relayed one answered first).
 STOP_WAIT = 5.0
+# How long a stopping server then waits for its node connections to close, each node's shell
+# ending by end of input and committing its journal first (nodepool.py). A node that does not
+# answer within it is left to the kernel, which closes its socket with the process; with
+# STOP_WAIT, well within the 60 s systemd gives a stop (docs/deployment.md).
+NODES_STOP_WAIT = 30.0
 RECV = 1 << 16  # headers and small bodies: a large body is read past h11 (body.py)
 HEADER_LIMIT = 64 * 1024
 
@@ -303,7 +310,7 @@ class P2PHttpServer:
         self._answer_stopped_relays()
         self.locks.release_all()
         self.fanout.shutdown(wait=True)
-        self.nodes.close()  # the nodes' shells commit their journals as they exit
+        self._close_nodes()
         self.commits.stop()  # the journals, committed before the process ends
         close_ssh_pool()
         for path in (self.options.socket_path, self.options.relay_socket):
@@ -315,6 +322,22 @@ class P2PHttpServer:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._stop_pipe = None
+
+    def _close_nodes(self) -> None:
+        """Every node connection closed, the idle ones and those being closed in the
+        background alike, before the process ends: each node's shell sees its input end,
+        commits its journal and exits while we wait for its exit status. In-process nodes
+        hand their commits to `self.commits`, stopped after this."""
+        self.nodes.close()
+        left = self.nodes.wait_closed(
+            NODES_STOP_WAIT,
+            lambda n: self.log(f"stopping: waiting for {n} node connection(s) to close"),
+        )
+        if left:
+            self.log(
+                f"stopping: {left} node connection(s) still open after {NODES_STOP_WAIT:g} s:"
+                " left to end with the process"
+            )
 
     def _answer_stopped_relays(self) -> None:
         """A relayed session still running now (blocked on its client's pipe or on a node,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -50,7 +51,9 @@ def gw(tmp_path: Path, annex_env: AnnexEnv) -> Path:
     return gw
 
 
-def _prove(annex_env: AnnexEnv, gw: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+def _prove(
+    annex_env: AnnexEnv, gw: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any]]:
     code, out, err = run_annextui(annex_env.env, gw, ["balance", "c", "--prove", "--json"], capsys)
     assert err == "" or code != 2, err
     return code, json.loads(out)

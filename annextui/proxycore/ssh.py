@@ -151,7 +151,8 @@ def join_stderr_pumps(deadline: float) -> None:
     """Wait, until `deadline` (time.monotonic()), for the stderr pumps of this process's
     channels to reach their channel's end of stderr."""
     for t in list(_stderr_pumps):
-        t.join(max(0.0, deadline - time.monotonic()))
+        if t.ident is not None:  # a pump being set up on another thread may not run yet
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 class SshChannel:
@@ -169,8 +170,8 @@ class SshChannel:
         self._stderr_thread = threading.Thread(
             target=self._pump_stderr, name="ssh-stderr", daemon=True
         )
-        _stderr_pumps.add(self._stderr_thread)
         self._stderr_thread.start()
+        _stderr_pumps.add(self._stderr_thread)  # only once started: joining before raises
 
     def _pump_stderr(self) -> None:
         out = self._stderr

@@ -77,3 +77,20 @@ def test_processes_end_with_their_status_while_ssh_threads_run(ssh_hosts: Sshd) 
     bad = [(status, err[-3000:]) for status, err in ended if status != 0 or "Fatal" in err]
     assert not bad, f"{len(bad)} of {len(ended)} children: {bad[:2]}"
     assert os.path.exists(config)  # the sshd's configuration the children used
+
+
+def test_a_stderr_pump_not_yet_running_does_not_break_the_exit() -> None:
+    """A process ending while a channel is being opened on another thread: its pump may be
+    known and not started yet. Waiting for the pumps must pass over it, not raise (once, under
+    load, a child exited 1 with "cannot join thread before it is started")."""
+    import threading
+    import time
+
+    from annextui.proxycore import ssh
+
+    unstarted = threading.Thread(target=lambda: None, name="ssh-stderr")
+    ssh._stderr_pumps.add(unstarted)
+    try:
+        ssh.join_stderr_pumps(time.monotonic() + 0.1)
+    finally:
+        ssh._stderr_pumps.discard(unstarted)

@@ -114,7 +114,8 @@ class Gateway(Value):
     uuid: str
     client_uuid: str
     # A one-shot session's view of the branch (its state was read from it) and the batch
-    # reader behind it, handed to the session's records; None: the records make their own.
+    # reader behind it, handed to the session's records (one peer per Gateway then); None:
+    # the records make their own (a server, whose states are cached).
     view: BranchView | None = None
     catfile: CatFile | None = None
 
@@ -501,8 +502,8 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         clusters=gw.state.clusters,
         file_mode=gw.local.store.file_mode(),
         kept_view=server is not None,
-        view=gw.view if server is None else None,
-        catfile=gw.catfile if server is None else None,
+        view=gw.view,
+        catfile=gw.catfile,
     )
     if isinstance(target, RemoteTarget):
         inner: Peer

@@ -202,22 +202,38 @@ class ObjectStore:
     # -- presence --------------------------------------------------------------------------------
     def present(self, key: Key) -> KeyPaths | None:
         """The paths of the key if its object is a regular file here (inAnnex)."""
-        for c in self.candidates(key):
+        kf = self._key_file(key)
+        for h in self._hashdirs(key):  # plain strings: a served GET asks this every time
+            kdir = f"{self._objects_prefix}{h}{kf}"
             try:
-                dst = os.lstat(c.dir)
+                dst = os.lstat(kdir)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if not stat.S_ISDIR(dst.st_mode):
-                raise UnsafePath(f"{c.dir} is not a directory")
+                raise UnsafePath(f"{kdir} is not a directory")
+            obj = f"{kdir}/{kf}"
             try:
-                st = os.lstat(c.object)
+                st = os.lstat(obj)
             except FileNotFoundError:
                 continue
             if not stat.S_ISREG(st.st_mode):
-                raise UnsafePath(f"{c.object} is not a regular file")
-            self._check_under(c.dir.parent, self.objects)
-            return c
+                raise UnsafePath(f"{obj} is not a regular file")
+            self._check_hashdir(h)
+            return KeyPaths(kf, Path(kdir))
         return None
+
+    def _check_hashdir(self, hashdir: str) -> None:
+        """`_check_under` for the hash directories `H1/H2/` below annex/objects."""
+        comp = self._objects_prefix
+        for name in hashdir.split("/")[:-1]:
+            comp += name
+            try:
+                st = os.lstat(comp)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"{comp} is not a directory")
+            comp += "/"
 
     def has_object(self, key: Key) -> bool:
         """Whether a regular file is at one of the key's locations: one lstat where it is

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import functools
 import os
 import stat
 from collections.abc import Iterator
@@ -68,6 +69,14 @@ class Sharing(Value):
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _READ_ALL = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+@functools.lru_cache(maxsize=256)
+def _hashdir_pair(key: Key, levels: int) -> tuple[str, str]:
+    """A key's lower-case and mixed-case hash directories. Remembered for the last keys: a
+    cluster GET looks one key up in the gateway's store and each local node's (two md5s and
+    two serializations of the key each time otherwise)."""
+    return hashdir_lower(key, levels), hashdir_mixed(key, levels)
 
 
 class KeyPaths(Value):
@@ -131,10 +140,9 @@ class ObjectStore:
 
     # -- paths ---------------------------------------------------------------------------------
     def _hashdirs(self, key: Key) -> list[str]:
-        lower = hashdir_lower(key, self.hash_levels)
+        lower, mixed = _hashdir_pair(key, self.hash_levels)
         if self.hash_lower_only:
             return [lower]
-        mixed = hashdir_mixed(key, self.hash_levels)
         return [lower, mixed] if self.bare else [mixed, lower]
 
     @staticmethod

@@ -158,6 +158,8 @@ def _open_dulwich(path: str) -> Repo:
 class Repository:
     """A git(-annex) repository. Cheap to open; config is read once and cached."""
 
+    _git: Repo | None  # dulwich's, opened by __init__ or at the first use of `git`
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
             git = self._git = _open_dulwich(str(path))
@@ -189,6 +191,12 @@ class Repository:
         if git is None:
             git = self._git = _open_dulwich(str(self.top))
         return git
+
+    def close_packs(self) -> None:
+        """Close the pack files dulwich holds open, if it was opened at all (it reopens them
+        at the next read)."""
+        if self._git is not None:
+            self._git.object_store.close()
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str] = ".") -> Repository:

@@ -258,7 +258,7 @@ def release_packs() -> None:
     reopens packs on the next read). Those of `LocalRepo`s no longer in use are let go."""
     kept: list[tuple[weakref.ref[LocalRepo], Repository]] = getattr(_opened, "repos", None) or []
     for _, repo in kept:
-        repo.git.object_store.close()
+        repo.close_packs()
     _opened.repos = [(owner, repo) for owner, repo in kept if owner() is not None]
 
 

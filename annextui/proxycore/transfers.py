@@ -307,9 +307,7 @@ def _parse_transfer_file(direction: str, uuid: str, name: str) -> Transfer | Non
 _DIRECTIONS = (Direction.UPLOAD, Direction.DOWNLOAD)
 
 
-def _iter_info_files(
-    base: str | Path, uuid: str | None = None
-) -> Iterator[tuple[Transfer, Path]]:
+def _iter_info_files(base: str | Path, uuid: str | None = None) -> Iterator[tuple[Transfer, Path]]:
     # Plain strings until a file is found: a cluster GET asks this of one node every time.
     for direction in _DIRECTIONS:
         ddir = f"{base}/{direction.value}"

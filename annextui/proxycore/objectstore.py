@@ -17,7 +17,7 @@ import errno
 import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from annextui.backend.keys import Key, KeyError_, hashdir_lower, hashdir_mixed, safe_key_file
@@ -69,6 +69,18 @@ class Sharing(Value):
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _READ_ALL = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def _require_directories(paths: Iterable[str | Path]) -> None:
+    """Each existing path, outermost first, must be a real directory (not a symlink); the
+    first that does not exist ends the check (we create the rest)."""
+    for comp in paths:
+        try:
+            st = os.lstat(comp)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"{comp} is not a directory")
 
 
 @functools.lru_cache(maxsize=256)
@@ -188,13 +200,7 @@ class ObjectStore:
                 raise UnsafePath(f"{directory} is not below {root}")
             parts.append(d)
             d = d.parent
-        for comp in reversed(parts):
-            try:
-                st = os.lstat(comp)
-            except (FileNotFoundError, NotADirectoryError):
-                return
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{comp} is not a directory")
+        _require_directories(reversed(parts))
 
     def check_key_dir(self, kp: KeyPaths) -> None:
         """The key directory and its parents stay inside the annex; no symlinked dir or object."""
@@ -232,16 +238,9 @@ class ObjectStore:
 
     def _check_hashdir(self, hashdir: str) -> None:
         """`_check_under` for the hash directories `H1/H2/` below annex/objects."""
-        comp = self._objects_prefix
-        for name in hashdir.split("/")[:-1]:
-            comp += name
-            try:
-                st = os.lstat(comp)
-            except (FileNotFoundError, NotADirectoryError):
-                return
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{comp} is not a directory")
-            comp += "/"
+        names = hashdir.split("/")[:-1]
+        prefix = self._objects_prefix
+        _require_directories(prefix + "/".join(names[: i + 1]) for i in range(len(names)))
 
     def has_object(self, key: Key) -> bool:
         """Whether a regular file is at one of the key's locations: one lstat where it is

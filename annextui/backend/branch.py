@@ -12,14 +12,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
-
-from dulwich.objects import Blob, Commit, Tree
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from annextui.backend import refstamp
 from annextui.backend.journalpath import journal_name
 from annextui.backend.repo import Repository
 from annextui.values import Value
+
+if TYPE_CHECKING:
+    from dulwich.objects import Tree
+    from dulwich.repo import Repo
 
 BRANCH_REF = b"refs/heads/git-annex"
 _K = TypeVar("_K")
@@ -44,13 +46,13 @@ class BranchView:
 
     def __init__(self, repo: Repository, *, include_unmerged: bool = True) -> None:
         self.repo = repo
-        self.git = repo.git
         self.journal_dir = repo.annexdir / "journal"
         self.private_dir = repo.annexdir / "journal-private"
         # The same directories as strings: a lookup probes both per path (os-level, no pathlib).
         self._journal_prefix = os.path.join(self.journal_dir, "")
         self._private_prefix = os.path.join(self.private_dir, "")
-        common = self.git.commondir()
+        common = _common_dir(repo.gitdir)
+        self._refs_here = common == str(repo.gitdir)  # not a linked worktree's
         self._branch_files = (
             os.path.join(common, BRANCH_REF.decode()),
             os.path.join(common, "packed-refs"),
@@ -69,6 +71,12 @@ class BranchView:
         self._refs_stamp: refstamp.Stamp | None = None
         self._include_unmerged = include_unmerged
         self.unmerged = self._unmerged_refs() if include_unmerged else []
+
+    @property
+    def git(self) -> Repo:
+        """The dulwich repository: objects are read through it unless `blob_reader` is set
+        (then dulwich is never imported for a lookup)."""
+        return self.repo.git
 
     # -- refs --------------------------------------------------------------------------------
     def follow_branch(self) -> None:
@@ -113,9 +121,12 @@ class BranchView:
         return None if stamps == (None, None) else stamps
 
     def _ref_sha(self, name: bytes) -> bytes | None:
-        loose = _loose_ref(self.repo.gitdir, name)
+        gitdir = self.repo.gitdir
+        loose = _loose_ref(gitdir, name)
         if loose is not None:
             return loose
+        if self._refs_here and not os.path.lexists(os.path.join(os.fsencode(gitdir), name)):
+            return _packed_ref(gitdir, name)  # no loose file: packed-refs decides, as for git
         try:
             return bytes(self.git.refs[name])
         except KeyError:
@@ -185,6 +196,8 @@ class BranchView:
         return known
 
     def _walk_ancestry(self, sha: bytes, of: bytes) -> bool:
+        from dulwich.objects import Commit
+
         seen: set[bytes] = set()
         stack = [of]
         while stack:
@@ -201,6 +214,8 @@ class BranchView:
 
     # -- trees -------------------------------------------------------------------------------
     def _root(self, commit_sha: bytes | None) -> Tree | None:
+        from dulwich.objects import Commit
+
         if commit_sha is None:
             return None
         tree = self._trees.get(commit_sha)
@@ -219,6 +234,8 @@ class BranchView:
     def _tree(self, sha: bytes) -> Tree | None:
         """A tree object, parsed once per process (objects never change; a long-running
         server looks keys up in the same few trees request after request)."""
+        from dulwich.objects import Tree
+
         tree = _parsed_trees.get(sha)
         if tree is None:
             obj = self.git[sha]
@@ -262,6 +279,8 @@ class BranchView:
         sha = self.blob_sha(commit_sha, path)
         data: bytes | None = None
         if sha is not None:
+            from dulwich.objects import Blob
+
             obj = self.git[sha]
             data = obj.as_raw_string() if isinstance(obj, Blob) else None
         if data is None or len(data) <= _BLOB_CACHED_MAX:
@@ -299,6 +318,8 @@ class BranchView:
     # -- per-key logs ------------------------------------------------------------------------
     def iter_tree_files(self, commit_sha: bytes | None = None) -> Iterator[tuple[str, bytes]]:
         """(path, blob sha) for every file in a git-annex branch commit (default: our head)."""
+        from dulwich.objects import Tree
+
         root = self._root(commit_sha if commit_sha is not None else self.head)
         if root is None:
             return
@@ -315,6 +336,8 @@ class BranchView:
                     yield prefix + name, entry.sha
 
     def blob(self, sha: bytes) -> bytes:
+        from dulwich.objects import Blob
+
         obj = self.git[sha]
         return obj.as_raw_string() if isinstance(obj, Blob) else b""
 
@@ -386,6 +409,30 @@ def _loose_ref(gitdir: Path, name: bytes) -> bytes | None:
     if len(data) == 40 and _HEX.issuperset(data):
         return data
     return None
+
+
+def _packed_ref(gitdir: Path, name: bytes) -> bytes | None:
+    """The sha `packed-refs` holds for `name` (None: not there)."""
+    try:
+        with open(os.path.join(gitdir, "packed-refs"), "rb") as f:
+            packed = f.read()
+    except OSError:
+        return None
+    for line in packed.splitlines():
+        sha, _, ref = line.partition(b" ")
+        if ref == name and len(sha) == 40 and _HEX.issuperset(sha):
+            return sha
+    return None
+
+
+def _common_dir(gitdir: Path) -> str:
+    """Where the repository's refs live: `gitdir`, or a linked worktree's `commondir`."""
+    try:
+        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as f:
+            common = f.read().strip()
+    except OSError:
+        return str(gitdir)
+    return os.path.normpath(os.path.join(gitdir, common))
 
 
 def _annex_ref_names(gitdir: Path, dirs: list[str] | None = None) -> list[bytes] | None:

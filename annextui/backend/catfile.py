@@ -2,18 +2,23 @@
 
 Reading `COMMIT:PATH` through dulwich walks three git objects in Python (each a file open,
 a zlib inflate and, for a loose object, a rescan of the pack directory first): ~0.4 ms per location
-log. git resolves the same path in C in a fraction of that, so a process that reads one log per
-request for many requests (a gateway session relaying a batch of small files) asks one
-`git cat-file --batch` per session instead, as git-annex itself does (`Git/CatFile.hs`). It is
-started only when such a caller asks for it, and any failure of the process is reported as
-`CatFileError` so the caller can fall back to dulwich.
+log, and importing dulwich first costs a one-shot shell ~40 ms. git resolves the same path in C
+in a fraction of that, so a process that reads logs for many requests (a gateway session: its
+state at the start, then a log per GET) asks one `git cat-file --batch` instead, as git-annex
+itself does (`Git/CatFile.hs`). The process is started by the first read, and any failure of it
+is reported as `CatFileError` so the caller can fall back to dulwich (`read_through`).
 """
 
 from __future__ import annotations
 
 import subprocess
+import threading
+from typing import TYPE_CHECKING
 
 from annextui.backend.repo import Repository
+
+if TYPE_CHECKING:
+    from annextui.backend.branch import BranchView
 
 
 class CatFileError(Exception):
@@ -21,48 +26,87 @@ class CatFileError(Exception):
 
 
 class CatFile:
-    """Blob lookups `COMMIT:PATH` through one `git cat-file --batch` process."""
+    """Blob lookups `COMMIT:PATH` through one `git cat-file --batch` process, started by the
+    first lookup; lookups from several threads take turns."""
 
     def __init__(self, repo: Repository) -> None:
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            ["git", f"--git-dir={repo.gitdir}", "cat-file", "--batch"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._argv = ["git", f"--git-dir={repo.gitdir}", "cat-file", "--batch"]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+        self._turn = threading.Lock()
+
+    def _process(self) -> subprocess.Popen[bytes]:
+        proc = self._proc
+        if proc is None:
+            if self._closed:
+                raise CatFileError("git cat-file is closed")
+            try:
+                proc = self._proc = subprocess.Popen(
+                    self._argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                self._closed = True
+                raise CatFileError(f"git cat-file: {exc}") from exc
+        return proc
 
     def blob_at(self, commit: bytes, path: str) -> bytes | None:
         """The blob at `path` in `commit`, or None where there is none (or not a blob)."""
         if "\n" in path:
             raise CatFileError("a path with a newline cannot go through --batch")
-        proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdout is None:
+        with self._turn:
+            return self._blob_at(commit, path)
+
+    def _blob_at(self, commit: bytes, path: str) -> bytes | None:
+        proc = self._process()
+        if proc.stdin is None or proc.stdout is None:
             raise CatFileError("git cat-file is closed")
         try:
             proc.stdin.write(commit + b":" + path.encode("utf-8", "surrogateescape") + b"\n")
             proc.stdin.flush()
             header = proc.stdout.readline()
         except OSError as exc:
-            self.close()
+            self._close()
             raise CatFileError(f"git cat-file: {exc}") from exc
         if header.endswith(b" missing\n"):
             return None
         fields = header.split()
         if len(fields) != 3 or not fields[2].isdigit():
-            self.close()
+            self._close()
             raise CatFileError(f"git cat-file answered {header!r}")
         size = int(fields[2])
         body = proc.stdout.read(size + 1)  # the content and its terminating newline
         if len(body) != size + 1:
-            self.close()
+            self._close()
             raise CatFileError("git cat-file ended mid-object")
         return body[:size] if fields[1] == b"blob" else None
 
     def close(self) -> None:
+        with self._turn:
+            self._close()
+
+    def _close(self) -> None:
         proc, self._proc = self._proc, None
+        self._closed = True
         if proc is None:
             return
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
                 pipe.close()
         proc.wait()
+
+
+def read_through(view: BranchView, catfile: CatFile) -> None:
+    """Read `view`'s branch blobs through `catfile`; if the process fails, through dulwich
+    from then on (the same content, only slower)."""
+
+    def read(commit: bytes, path: str) -> bytes | None:
+        try:
+            return catfile.blob_at(commit, path)
+        except CatFileError:
+            view.blob_reader = None
+            return view.blob_at(commit, path)
+
+    view.blob_reader = read

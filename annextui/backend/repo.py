@@ -27,12 +27,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dulwich.repo import Repo
-
 from annextui.values import Value, value_field
 
 if TYPE_CHECKING:
     from dulwich.object_store import BaseObjectStore
+    from dulwich.repo import Repo
 
 
 class NotAnnexRepository(Exception):
@@ -148,18 +147,56 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
+def _open_dulwich(path: str) -> Repo:
+    from dulwich.repo import Repo
+
+    repo = Repo(path)
+    _close_at_exit(repo.object_store)
+    return repo
+
+
 class Repository:
     """A git(-annex) repository. Cheap to open; config is read once and cached."""
 
+    _git: Repo | None  # dulwich's, opened by __init__ or at the first use of `git`
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
-            self.git = Repo(str(path))
+            git = self._git = _open_dulwich(str(path))
         except Exception as exc:  # dulwich raises NotGitRepository and OSError variants
             raise NotAnnexRepository(f"{path}: not a git repository") from exc
-        _close_at_exit(self.git.object_store)
-        self.gitdir = Path(self.git.controldir()).resolve()
-        self.bare = self.git.bare
-        self.top = Path(self.git.path).resolve()
+        self.gitdir = Path(git.controldir()).resolve()
+        self.bare = git.bare
+        self.top = Path(git.path).resolve()
+
+    @classmethod
+    def from_layout(cls, gitdir: Path, top: Path, config: dict[str, list[str]]) -> Repository:
+        """A repository whose layout and local git config the caller has read already (the
+        shell's `LocalRepo`, from one `git config` run): dulwich, a third of a shell
+        session's start-up to import, is opened only if refs or objects are read through
+        it (`git`). `gitdir` and `top` are resolved; `top == gitdir` for a bare repository,
+        as dulwich opens it. `config` is the local file's, as `config` reads it."""
+        repo = cls.__new__(cls)
+        repo._git = None
+        repo.gitdir = gitdir
+        repo.top = top
+        repo.bare = top == gitdir
+        repo.__dict__["config"] = config
+        return repo
+
+    @property
+    def git(self) -> Repo:
+        """The dulwich repository (opened at the first use by `from_layout`'s)."""
+        git = self._git
+        if git is None:
+            git = self._git = _open_dulwich(str(self.top))
+        return git
+
+    def close_packs(self) -> None:
+        """Close the pack files dulwich holds open, if it was opened at all (it reopens them
+        at the next read)."""
+        if self._git is not None:
+            self._git.object_store.close()
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str] = ".") -> Repository:

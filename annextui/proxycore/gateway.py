@@ -46,6 +46,8 @@ from annextui.values import Value, value_field
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from annextui.backend.branch import BranchView
+    from annextui.backend.catfile import CatFile
     from annextui.backend.preferred import Evaluator, World
     from annextui.backend.repo import Remote, Repository
     from annextui.backend.state import AnnexState
@@ -111,6 +113,11 @@ class Gateway(Value):
     state: AnnexState
     uuid: str
     client_uuid: str
+    # A one-shot session's view of the branch (its state was read from it) and the batch
+    # reader behind it, handed to the session's records (one peer per Gateway then); None:
+    # the records make their own (a server, whose states are cached).
+    view: BranchView | None = None
+    catfile: CatFile | None = None
 
     @property
     def top(self) -> os.PathLike[str]:
@@ -495,6 +502,8 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         clusters=gw.state.clusters,
         file_mode=gw.local.store.file_mode(),
         kept_view=server is not None,
+        view=gw.view,
+        catfile=gw.catfile,
     )
     if isinstance(target, RemoteTarget):
         inner: Peer
@@ -561,10 +570,27 @@ def open_gateway(
     from annextui.proxycore.targets import LocalTarget, select_target
 
     full = local.full()
-    if state is None:
-        state = load_state(BranchView(full))
-    target = select_target(full, state, uuid)
-    if isinstance(target, LocalTarget):
-        return None
-    own = full.require_annex()
-    return GatewayTarget(Gateway(local, full, state, own, client_uuid), target)
+    if state is not None:
+        target = select_target(full, state, uuid)
+        if isinstance(target, LocalTarget):
+            return None
+        own = full.require_annex()
+        return GatewayTarget(Gateway(local, full, state, own, client_uuid), target)
+    # One session: its state and its GETs' location logs are read through one `git
+    # cat-file` (no dulwich to import), from one view of the branch.
+    from annextui.backend.catfile import CatFile, read_through
+
+    view = BranchView(full)
+    catfile = CatFile(full)
+    read_through(view, catfile)
+    try:
+        state = load_state(view)
+        target = select_target(full, state, uuid)
+        if isinstance(target, LocalTarget):
+            catfile.close()
+            return None
+        own = full.require_annex()
+    except BaseException:
+        catfile.close()
+        raise
+    return GatewayTarget(Gateway(local, full, state, own, client_uuid, view, catfile), target)

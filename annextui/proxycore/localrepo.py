@@ -1,8 +1,9 @@
 """`LocalRepo`: the few facts about a repository on this machine the shell needs, read cheaply.
 
 Start-up cost matters (the shell runs once per ssh connection): git config is read with one
-`git config` call, and dulwich (`backend.repo.Repository`) is imported only when `full()` is
-asked for, which is when the branch must be written.
+`git config` call (the repository's own settings told apart by their scope), and `full()`
+hands that to `backend.repo.Repository`, which imports dulwich only when objects or refs are
+read or written through it (a gateway's branch reads go through `git cat-file`).
 
 In a long-running server (`keep_repositories()`), `full()` opens the dulwich repository once
 per thread and keeps it: opening one (and parsing
@@ -63,21 +64,30 @@ def expand_repo_path(directory: str, home: str | None = None) -> str:
     return os.path.join(home, d)
 
 
-def _git_config(gitdir: Path) -> dict[str, list[str]]:
+def _git_config(gitdir: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Every setting git applies to the repository, and those of its own config file (what
+    `backend.repo.Repository.config` holds), from one `git config` run."""
     proc = subprocess.run(
-        ["git", f"--git-dir={gitdir}", "config", "--null", "--list"],
+        ["git", f"--git-dir={gitdir}", "config", "--null", "--list", "--show-scope"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
     )
     if proc.returncode != 0:
         raise RepoError(proc.stderr.decode(errors="replace").strip())
     out: dict[str, list[str]] = {}
-    for item in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        if not item:
-            continue
+    own: dict[str, list[str]] = {}
+    items = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    # --show-scope: each setting is two NUL-terminated fields, its scope and `name\nvalue`
+    for scope, item in zip(items[::2], items[1::2], strict=False):
         name, nl, value = item.partition("\n")
-        out.setdefault(_norm_key(name), []).append(value if nl else "")
-    return out
+        key, value = _norm_key(name), value if nl else ""
+        out.setdefault(key, []).append(value)
+        if scope in _OWN_SCOPES:
+            own.setdefault(key, []).append(value)
+    return out, own
+
+
+_OWN_SCOPES = frozenset({"local", "worktree"})  # the repository's config files
 
 
 def _norm_key(name: str) -> str:
@@ -89,10 +99,18 @@ def _norm_key(name: str) -> str:
 class LocalRepo:
     """The few facts about a repository the shell needs, read cheaply."""
 
-    def __init__(self, top: Path, gitdir: Path, config: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        top: Path,
+        gitdir: Path,
+        config: dict[str, list[str]],
+        own_config: dict[str, list[str]] | None = None,
+    ) -> None:
         self.top = top
         self.gitdir = gitdir
         self.config = config
+        # the repository's own config file alone (None: not read), for `full()`
+        self._own_config = own_config
         self.bare = self.config_bool("core.bare", default=False) and top == gitdir
         self._store: ObjectStore | None = None
         self._per_thread = threading.local()  # .full: this thread's dulwich Repository
@@ -124,10 +142,10 @@ class LocalRepo:
         gitdir = Path(os.path.realpath(gitdir))
         top = Path(os.path.realpath(p))
         try:
-            config = _git_config(gitdir)
+            config, own = _git_config(gitdir)
         except (RepoError, OSError) as exc:
             raise RepoError(_unreadable(directory)) from exc
-        return cls(top if gitdir != top else gitdir, gitdir, config)
+        return cls(top if gitdir != top else gitdir, gitdir, config, own)
 
     # -- config --------------------------------------------------------------------------------
     def config_get(self, name: str, default: str | None = None) -> str | None:
@@ -229,10 +247,16 @@ class LocalRepo:
     def _open_full(self) -> Repository:
         from annextui.backend.repo import Repository
 
-        return Repository(self.gitdir if self.bare else self.top)
+        if self._own_config is None:
+            return Repository(self.gitdir if self.bare else self.top)
+        # The layout and config are known: no dulwich until something reads objects with it.
+        top = self.gitdir if self.bare else self.top
+        return Repository.from_layout(
+            self.gitdir, top, {k: list(v) for k, v in self._own_config.items()}
+        )
 
     def reload(self) -> None:
-        self.config = _git_config(self.gitdir)
+        self.config, self._own_config = _git_config(self.gitdir)
         self._store = None
         self._per_thread = threading.local()  # the kept repositories read the old config
 
@@ -251,7 +275,7 @@ def release_packs() -> None:
     reopens packs on the next read). Those of `LocalRepo`s no longer in use are let go."""
     kept: list[tuple[weakref.ref[LocalRepo], Repository]] = getattr(_opened, "repos", None) or []
     for _, repo in kept:
-        repo.git.object_store.close()
+        repo.close_packs()
     _opened.repos = [(owner, repo) for owner, repo in kept if owner() is not None]
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from annextui.backend.keys import Key, KeyError_, hashdir_lower, hashdir_mixed, safe_key_file
@@ -68,6 +69,26 @@ class Sharing(Value):
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _READ_ALL = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def _require_directories(paths: Iterable[str | Path]) -> None:
+    """Each existing path, outermost first, must be a real directory (not a symlink); the
+    first that does not exist ends the check (we create the rest)."""
+    for comp in paths:
+        try:
+            st = os.lstat(comp)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"{comp} is not a directory")
+
+
+@functools.lru_cache(maxsize=256)
+def _hashdir_pair(key: Key, levels: int) -> tuple[str, str]:
+    """A key's lower-case and mixed-case hash directories. Remembered for the last keys: a
+    cluster GET looks one key up in the gateway's store and each local node's (two md5s and
+    two serializations of the key each time otherwise)."""
+    return hashdir_lower(key, levels), hashdir_mixed(key, levels)
 
 
 class KeyPaths(Value):
@@ -131,10 +152,9 @@ class ObjectStore:
 
     # -- paths ---------------------------------------------------------------------------------
     def _hashdirs(self, key: Key) -> list[str]:
-        lower = hashdir_lower(key, self.hash_levels)
+        lower, mixed = _hashdir_pair(key, self.hash_levels)
         if self.hash_lower_only:
             return [lower]
-        mixed = hashdir_mixed(key, self.hash_levels)
         return [lower, mixed] if self.bare else [mixed, lower]
 
     @staticmethod
@@ -180,13 +200,7 @@ class ObjectStore:
                 raise UnsafePath(f"{directory} is not below {root}")
             parts.append(d)
             d = d.parent
-        for comp in reversed(parts):
-            try:
-                st = os.lstat(comp)
-            except (FileNotFoundError, NotADirectoryError):
-                return
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{comp} is not a directory")
+        _require_directories(reversed(parts))
 
     def check_key_dir(self, kp: KeyPaths) -> None:
         """The key directory and its parents stay inside the annex; no symlinked dir or object."""
@@ -202,22 +216,31 @@ class ObjectStore:
     # -- presence --------------------------------------------------------------------------------
     def present(self, key: Key) -> KeyPaths | None:
         """The paths of the key if its object is a regular file here (inAnnex)."""
-        for c in self.candidates(key):
+        kf = self._key_file(key)
+        for h in self._hashdirs(key):  # plain strings: a served GET asks this every time
+            kdir = f"{self._objects_prefix}{h}{kf}"
             try:
-                dst = os.lstat(c.dir)
+                dst = os.lstat(kdir)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if not stat.S_ISDIR(dst.st_mode):
-                raise UnsafePath(f"{c.dir} is not a directory")
+                raise UnsafePath(f"{kdir} is not a directory")
+            obj = f"{kdir}/{kf}"
             try:
-                st = os.lstat(c.object)
+                st = os.lstat(obj)
             except FileNotFoundError:
                 continue
             if not stat.S_ISREG(st.st_mode):
-                raise UnsafePath(f"{c.object} is not a regular file")
-            self._check_under(c.dir.parent, self.objects)
-            return c
+                raise UnsafePath(f"{obj} is not a regular file")
+            self._check_hashdir(h)
+            return KeyPaths(kf, Path(kdir))
         return None
+
+    def _check_hashdir(self, hashdir: str) -> None:
+        """`_check_under` for the hash directories `H1/H2/` below annex/objects."""
+        names = hashdir.split("/")[:-1]
+        prefix = self._objects_prefix
+        _require_directories(prefix + "/".join(names[: i + 1]) for i in range(len(names)))
 
     def has_object(self, key: Key) -> bool:
         """Whether a regular file is at one of the key's locations: one lstat where it is

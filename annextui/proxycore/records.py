@@ -47,15 +47,19 @@ class GatewayRecords:
         clusters: Mapping[str, frozenset[str]] | None = None,
         file_mode: int = 0o666,
         kept_view: bool = False,
+        view: BranchView | None = None,
+        catfile: CatFile | None = None,
     ) -> None:
+        """`view` and `catfile`: the session's view of the branch (the one its state was read
+        from) and the batch reader it reads through, handed over (closed with the records)."""
         self.repo = repo
         self.annexdir = repo.annexdir
         self.clusters = dict(clusters or {})
         self.file_mode = file_mode
         self.levels = branch_hash_levels(repo.config_bool)
         self._journal: Journal | None = None
-        self._view: BranchView | None = None
-        self._catfile: CatFile | None = None
+        self._view: BranchView | None = view
+        self._catfile: CatFile | None = catfile
         self._lookups = 0
         # A long-running server's requests share their thread's view of the branch (below)
         # instead of building one each: a fresh view lists every ref and reads the
@@ -96,7 +100,7 @@ class GatewayRecords:
             view.follow()
         else:
             view.follow_branch()  # another session may have committed meanwhile
-            if self._lookups == BATCH_AFTER:
+            if self._lookups == BATCH_AFTER and self._catfile is None:
                 self._start_catfile(view)
         present = present_infos(view.read(location_log_path(key, self.levels)))
         for cu, nodes in self.clusters.items():
@@ -112,21 +116,10 @@ class GatewayRecords:
     def _start_catfile(self, view: BranchView) -> None:
         """From the BATCH_AFTER-th lookup on, read branch blobs through one `git cat-file
         --batch` (catfile.py): a few lookups are not worth a process, a batch of GETs is."""
-        from annextui.backend.catfile import CatFile, CatFileError
+        from annextui.backend.catfile import CatFile, read_through
 
-        try:
-            cf = self._catfile = CatFile(self.repo)
-        except OSError:
-            return
-
-        def read(commit: bytes, path: str) -> bytes | None:
-            try:
-                return cf.blob_at(commit, path)
-            except CatFileError:
-                view.blob_reader = None  # dulwich for the rest of the session
-                return view.blob_at(commit, path)
-
-        view.blob_reader = read
+        self._catfile = CatFile(self.repo)
+        read_through(view, self._catfile)
 
     def close(self) -> None:
         """Commit the session's journal (see `commit`) and stop the batch reader."""

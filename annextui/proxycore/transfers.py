@@ -304,10 +304,13 @@ def _parse_transfer_file(direction: str, uuid: str, name: str) -> Transfer | Non
     return Transfer(d, uuid, key)
 
 
-def _iter_info_files(base: Path, uuid: str | None = None) -> Iterator[tuple[Transfer, Path]]:
+_DIRECTIONS = (Direction.UPLOAD, Direction.DOWNLOAD)
+
+
+def _iter_info_files(base: str | Path, uuid: str | None = None) -> Iterator[tuple[Transfer, Path]]:
     # Plain strings until a file is found: a cluster GET asks this of one node every time.
-    for direction in (Direction.UPLOAD, Direction.DOWNLOAD):
-        ddir = os.path.join(base, direction.value)
+    for direction in _DIRECTIONS:
+        ddir = f"{base}/{direction.value}"
         if uuid is not None:
             uuids = [uuid]
         else:
@@ -318,7 +321,7 @@ def _iter_info_files(base: Path, uuid: str | None = None) -> Iterator[tuple[Tran
         for u in uuids:
             if direction is Direction.DOWNLOAD and u == "lck":
                 continue
-            udir = os.path.join(ddir, u)
+            udir = f"{ddir}/{u}"
             try:
                 names = sorted(os.listdir(udir))
             except (FileNotFoundError, NotADirectoryError):
@@ -333,7 +336,7 @@ def list_transfers(annexdir: Path, uuid: str | None = None) -> list[LiveTransfer
     """Transfers running now in this repository (info files whose lock is held); with
     `uuid`, only those with that repository (its two directories are all that is read)."""
     out = []
-    for t, f in _iter_info_files(annexdir / "transfer", uuid):
+    for t, f in _iter_info_files(f"{annexdir}/transfer", uuid):
         paths = transfer_paths(annexdir, t)
         # A lock this process holds is never probed: opening and closing the lock file here
         # would drop the process's POSIX lock on it (a long-running server's other transfer).

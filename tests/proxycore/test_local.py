@@ -152,6 +152,28 @@ def test_unsafe_layouts_are_refused(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.parametrize("level", [1, 2])
+def test_present_refuses_an_object_behind_a_symlinked_hash_directory(
+    tmp_path: Path, level: int
+) -> None:
+    """A regular object file reached through a hash directory that is a symlink out of the
+    store is not content here (the served GET's path check, objectstore._check_hashdir)."""
+    gitdir = tmp_path / "r.git"
+    (gitdir / "annex" / "objects").mkdir(parents=True)
+    store = ObjectStore(gitdir, bare=True, hash_lower_only=True)
+    key = key_for_content(b"x", "SHA256E", ".txt")
+    kp = store.candidates(key)[0]
+    linked = kp.dir.parent if level == 2 else kp.dir.parent.parent  # H2, or H1
+    outside = tmp_path / "outside"
+    (outside / kp.dir.relative_to(linked) / kp.keyfile).parent.mkdir(parents=True)
+    (outside / kp.dir.relative_to(linked) / kp.keyfile).write_bytes(b"x")
+    linked.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside, linked)
+    assert kp.object.is_file()  # the object is there, through the link
+    with pytest.raises(UnsafePath, match="is not a directory"):
+        store.present(key)
+
+
 def test_symlinked_objects_root_is_fine(tmp_path: Path) -> None:
     gitdir = tmp_path / "r.git"
     (gitdir / "annex").mkdir(parents=True)

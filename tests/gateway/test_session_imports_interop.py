@@ -1,0 +1,80 @@
+"""What a one-shot cluster GET session of annextui-shell imports, with a real git-annex client.
+
+A real `git annex get` from the cluster (topology: tests/gateway/topology.py, local nodes
+node1 and node2, ssh node node3) reaches the gateway over sshd; the client's `annex-shell` is a
+wrapper running annextui-shell's own `main` that, once the session is served, records which
+heavy packages the process imported. Reading the gateway's state and the keys' location logs
+must not import dulwich (~40 ms of a session's start-up: backend/catfile.py, repo.py
+`Repository.from_layout`), nor textual or rich; paramiko is expected (node3 is an ssh node).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gateway import topology as T
+from tests.gateway.test_gateway_interop import fsck_node, holders
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+CLUSTER = f"origin-{T.CLUSTER_NAME}"
+ROOT = Path(__file__).resolve().parents[2]
+WATCHED = ("dulwich", "textual", "rich", "paramiko")
+
+_WRAPPER = """#!{python}
+import sys
+sys.path.insert(0, {root!r})
+from annextui.proxycore import shell
+from annextui.proxycore.processexit import exit_process
+rc = shell.main(sys.argv[1:])
+with open({out!r}, "a") as f:
+    f.write(sys.argv[1] + " " + ",".join(m for m in {watched!r} if m in sys.modules) + "\\n")
+exit_process(rc)
+"""
+
+
+def test_a_cluster_get_session_does_not_import_dulwich(topo: T.Topology, tmp_path: Path) -> None:
+    env, cl = topo.env, topo.client
+    # node1, node2 (served in the gateway's process) and node3 (one more ssh hop) hold keys
+    files = {
+        f"imports/{node}-{i}.bin": f"{node} {i}\n".encode() * 700
+        for node in topo.nodes
+        for i in range(3)
+    }
+    keys = env.add_files(cl, files)
+    for f in files:
+        env.annex(cl, "copy", "-q", "--to", f"origin-{f.split('/')[1].split('-')[0]}", f)
+    env.annex(cl, "drop", "-q", "--force", "imports")
+    for f, key in keys.items():
+        assert holders(topo, key) == {topo.uuids[f.split("/")[1].split("-")[0]]}
+
+    out = tmp_path / "imports.txt"
+    wrapper = tmp_path / "shell-recording-imports"
+    wrapper.write_text(
+        _WRAPPER.format(python=sys.executable, root=str(ROOT), out=str(out), watched=WATCHED)
+    )
+    wrapper.chmod(0o755)
+    shell = env.git(cl, "config", "remote.origin.annex-shell")
+    env.git(cl, "config", "remote.origin.annex-shell", str(wrapper))
+    try:
+        res = env.annex(cl, "get", "--from", CLUSTER, "imports", check=False)
+    finally:
+        env.git(cl, "config", "remote.origin.annex-shell", shell)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    for f, data in files.items():
+        assert (cl / f).read_bytes() == data
+    fsck = env.annex_json(cl, "fsck", "imports")
+    assert len(fsck) == len(files), fsck
+    assert all(r["success"] for r in fsck), fsck
+    for node in topo.nodes.values():
+        fsck_node(topo, node)
+    sessions = [line.split(" ", 1) for line in out.read_text().splitlines()]
+    p2p = [mods.split(",") if mods else [] for cmd, mods in sessions if cmd == "p2pstdio"]
+    assert p2p, sessions  # the GETs went through the wrapper
+    for mods in p2p:
+        for heavy in ("dulwich", "textual", "rich"):
+            assert heavy not in mods, sessions

@@ -402,11 +402,12 @@ class LocalPeer(Peer):
         path = self._location_log(key)
         if (
             self._journal is None
-            and "annextui.backend.branch" not in sys.modules
+            and "dulwich" not in sys.modules
             and self._branch_file_reads < _BRANCH_FILE_READS
         ):
-            # A session that has written nothing yet: a few looks need no dulwich (~100 ms to
-            # import); from then on one import is cheaper than a `git` process per look.
+            # A session that has written nothing and not loaded dulwich: a few looks need no
+            # dulwich (~100 ms to import); from then on one import is cheaper than a `git`
+            # process per look. (backend.branch itself no longer imports dulwich: not a sign.)
             self._branch_file_reads += 1
             data = self.repo.branch_file(path)
         else:

@@ -45,9 +45,9 @@ def test_drain_corrects_a_copy_lost_mid_remove(annex_env: AnnexEnv, tmp_path: Pa
     # ... and fsck there has no location log to fix (it fails all the same: node1 knows of no
     # other copy, having never seen node2's or node3's branch)
     fsck = annex_env.annex(c.nodes["node1"], "fsck", "--all", "--fast", check=False)
-    said = fsck.stdout + fsck.stderr
-    assert "fixing location log" not in said, said
-    assert "expected to be present" not in said, said
+    fsck_said = fsck.stdout + fsck.stderr
+    assert "fixing location log" not in fsck_said, fsck_said
+    assert "expected to be present" not in fsck_said, fsck_said
     # the gateway agrees, and the lost key kept its two copies
     for rec in annex_env.annex_json(c.gw, "whereis", "--all"):
         where = {w["uuid"] for w in rec["whereis"]}

@@ -85,7 +85,7 @@ def test_the_shells_answer_alike_and_only_ours_corrects_the_log(annex_env: Annex
         lose_copy_mid_remove(repo, key)
         assert _whereis(annex_env, repo, key) == {shell.U}
     session = f"VERSION 4\nREMOVE {key}\nCHECKPRESENT {key}\n".encode()
-    git_annex_shell = str(annex_env.bin_dir / "git-annex-shell")
+    git_annex_shell = annex_env.git_annex_shell
     theirs = shell._run([git_annex_shell, "p2pstdio", str(theirs_repo), shell.CLIENT],
                         annex_env.env, session)  # fmt: skip
     ours = shell._run([*shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
@@ -105,7 +105,7 @@ def test_a_read_only_repository_answers_as_git_annex_shell(
     for repo in (theirs_repo, ours_repo):
         lose_copy_mid_remove(repo, key)
     session = f"VERSION 4\nREMOVE {key}\n".encode()
-    git_annex_shell = str(annex_env.bin_dir / "git-annex-shell")
+    git_annex_shell = annex_env.git_annex_shell
     with read_only(theirs_repo, ours_repo):
         before = tree_fingerprint(ours_repo)
         theirs = shell._run([*unprivileged, git_annex_shell, "p2pstdio", str(theirs_repo),

@@ -79,8 +79,11 @@ step "$PYTHON" -m ruff check -q .
 step "$PYTHON" -m mypy --no-error-summary
 step quiet lint-imports --no-logo --no-cache
 
+# worksteal: each worker starts on a contiguous share (a module's tests, and its module-scoped
+# cluster, mostly stay on one worker) and an idle worker takes half of a busy one's queue, so
+# the run does not end with one worker alone on a tail of long tests.
 rc=0
-"$PYTHON" -m pytest -n auto -q "$@" || rc=$?
+"$PYTHON" -m pytest -n auto --dist worksteal -q "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then  # no tests collected
     rc=0
 fi

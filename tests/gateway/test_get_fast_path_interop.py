@@ -39,10 +39,12 @@ def _place(
     """Add the files; warm-up files go to the cluster, the others to the named nodes."""
     env, cl = topo.env, topo.client
     keys = env.add_files(cl, files)
+    to: dict[str, list[str]] = {}  # one copy per remote (a session each), not one per file
     for f in files:
         for node in where.get(f.rsplit("/", 1)[1], ["cluster"]):
-            remote = CLUSTER if node == "cluster" else f"origin-{node}"
-            env.annex(cl, "copy", "-q", "--to", remote, f)
+            to.setdefault(CLUSTER if node == "cluster" else f"origin-{node}", []).append(f)
+    for remote, names in to.items():
+        env.annex(cl, "copy", "-q", "--to", remote, "--", *names)
     env.annex(cl, "drop", "-q", "--force", *files)
     return keys
 

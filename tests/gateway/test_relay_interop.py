@@ -234,7 +234,22 @@ def test_testremote_cluster(relayed: Relayed) -> None:
     assert not relayed.sessions("fallback")
 
 
+def _resting_fds(server: p2phttp.P2PHttpServer) -> int:
+    """The server's descriptor count at rest: once its own status reports no connection and
+    the count is the same on both sides of that report (what an earlier client left to close
+    is closed by then). Polled, never timed: WAIT only bounds a server that does not settle."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        before = server.fd_count()
+        idle = _status_connections(server) == 0
+        count = server.fd_count()
+        if (idle and count == before) or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
 def _settled_fds(server: p2phttp.P2PHttpServer, baseline: int) -> int:
+    """The server's descriptor count once it is back at `baseline` (or WAIT has passed)."""
     deadline = time.monotonic() + WAIT
     count = server.fd_count()
     while count > baseline and time.monotonic() < deadline:
@@ -268,7 +283,7 @@ def test_killed_client_frees_worker_and_fds(relayed: Relayed, direction: str) ->
     else:
         partial = topo.gw / "annex" / "tmp" / key
         argv = ["git", "annex", "copy", "-q", "--to", "relay", path]
-    baseline = _settled_fds(server, 0)
+    baseline = _resting_fds(server)
     assert _status_connections(server) == 0
     proc = subprocess.Popen(
         argv, cwd=cl, env=env.env, start_new_session=True, stderr=subprocess.DEVNULL

@@ -13,7 +13,10 @@ and `git annex fsck` is clean on the gateway and every node. No client command m
 command still running STALL_BOUND seconds after it started counts as a hang).
 
 Knobs: ANNEXTUI_STRESS_SECONDS / ANNEXTUI_STRESS_CLIENTS (default 20 s, 8 clients);
-ANNEXTUI_STRESS_FULL=1 for the acceptance's 90 s and 20 clients.
+ANNEXTUI_STRESS_FULL=1 for the acceptance's 90 s and 20 clients. The same storm against
+`git annex p2phttp` (a non-strict xfail: upstream wedges, so it can fail nothing, and its
+stalls cost about 90 s of a worker) runs with ANNEXTUI_STRESS_UPSTREAM=1 or
+ANNEXTUI_STRESS_FULL=1.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from tests.support.annex import AnnexEnv
 from tests.support.sshd import Sshd
 
 FULL = os.environ.get("ANNEXTUI_STRESS_FULL") == "1"
+UPSTREAM = FULL or os.environ.get("ANNEXTUI_STRESS_UPSTREAM") == "1"
 SECONDS = float(os.environ.get("ANNEXTUI_STRESS_SECONDS", "90" if FULL else "20"))
 CLIENTS = int(os.environ.get("ANNEXTUI_STRESS_CLIENTS", "20" if FULL else "8"))
 KILL_EVERY = float(os.environ.get("ANNEXTUI_STRESS_KILL_EVERY", "2"))
@@ -312,7 +316,13 @@ UPSTREAM_HANGS = (
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param("git-annex", marks=pytest.mark.xfail(strict=False, reason=UPSTREAM_HANGS)),
+        pytest.param(
+            "git-annex",
+            marks=[
+                pytest.mark.skipif(not UPSTREAM, reason="set ANNEXTUI_STRESS_UPSTREAM=1"),
+                pytest.mark.xfail(strict=False, reason=UPSTREAM_HANGS),
+            ],
+        ),
         "annextui",
     ],
 )

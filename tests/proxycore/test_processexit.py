@@ -15,6 +15,11 @@ the private sshd through the gateway's pool (importing paramiko, the handshake, 
 a stream), while the main thread, holding a lot of garbage (so the teardown's collection is
 long), ends with `processexit.exit_process`. Without it (the interpreter's teardown) about one
 child in thirty died; with it every one must exit with its status, 0.
+
+The 90 children come in CHUNKS tests of their own, so that xdist spreads them over its workers
+(one test of 90 children kept one worker busy alone for over a minute at the suite's end), each
+chunk's delays spread over the whole range: every run still ends 90 children at delays covering
+it, and the race needs load, which the other worker's chunks and tests give.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from tests.support.sshd import Sshd
 pytestmark = pytest.mark.slow
 
 CHILDREN = 90
+CHUNKS = 6  # tests of CHILDREN // CHUNKS children each
 
 CHILD = r"""
 import sys, threading, time
@@ -55,13 +61,22 @@ exit_process(0)
 """
 
 
-def test_processes_end_with_their_status_while_ssh_threads_run(ssh_hosts: Sshd) -> None:
+def _delays(chunk: int) -> list[float]:
+    """This chunk's share of CHILDREN delays stratified over 0.2-0.9 s: child i of the run ends
+    at a random point of the i-th of CHILDREN equal slices, so the run's ends cover the import
+    of paramiko, the handshake and the streaming channel evenly whatever the chunk's draw."""
+    low, width = 0.2, 0.7 / CHILDREN
+    return [low + (i + random.random()) * width for i in range(chunk, CHILDREN, CHUNKS)]
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_processes_end_with_their_status_while_ssh_threads_run(
+    ssh_hosts: Sshd, chunk: int
+) -> None:
     ssh_hosts.add_host("nodehost")
     env = ssh_hosts.env()
     env["PYTHONFAULTHANDLER"] = "1"  # a crash prints every thread's stack
     config = str(ssh_hosts.config_path)
-    # Ends spread over the import of paramiko, the handshake and the streaming channel.
-    delays = [random.uniform(0.2, 0.9) for _ in range(CHILDREN)]
 
     def child(delay: float) -> tuple[int, str]:
         p = subprocess.run(
@@ -73,7 +88,7 @@ def test_processes_end_with_their_status_while_ssh_threads_run(ssh_hosts: Sshd) 
         return p.returncode, p.stderr.decode(errors="replace")
 
     with ThreadPoolExecutor(3) as pool:
-        ended = list(pool.map(child, delays))
+        ended = list(pool.map(child, _delays(chunk)))
     bad = [(status, err[-3000:]) for status, err in ended if status != 0 or "Fatal" in err]
     assert not bad, f"{len(bad)} of {len(ended)} children: {bad[:2]}"
     assert os.path.exists(config)  # the sshd's configuration the children used

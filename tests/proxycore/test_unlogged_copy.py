@@ -154,7 +154,8 @@ def test_a_removal_landing_while_the_put_waits_to_log_wins(annex_env: AnnexEnv) 
         assert remover.wait() == 0
         if thread.ident is not None:
             thread.join()
-    assert len(answers) == 1 and isinstance(answers[0], AlreadyHave), answers
+    assert len(answers) == 1, answers
+    assert isinstance(answers[0], AlreadyHave), answers
     putter.close()
 
     assert _whereis(annex_env, bare, str(key)) == set()

@@ -24,9 +24,11 @@ the client's claims (after fetching the gateway's branch). Then `git annex fsck 
 runs in every repository (it corrects its own log), so findings do not cascade; client and
 gateway claims about other repositories are only reported when new.
 
-    python scripts/killhunt.py [--kills 30] [--seed 1] [--shell ours|upstream] [--json out]
+    python scripts/killhunt.py [--kills 30] [--seed 1] [--shell ours|upstream]
+                               [--node-shell ours|upstream] [--json out]
 
-`--shell upstream` puts git-annex-shell on the gateway: the same hunt judges upstream.
+`--shell upstream` puts git-annex-shell on the gateway, `--node-shell ours` annextui-shell on
+node3: the same hunt judges upstream and us in either place.
 """
 
 from __future__ import annotations
@@ -155,7 +157,8 @@ class Hunt:
         return [
             p
             for p in procs.find(lambda p: node3 in p.cmdline and root in p.cmdline)
-            if "git-annex-shell" in p.cmdline and p.exe_name != "ssh"
+            if ("git-annex-shell" in p.cmdline or "annextui-shell" in p.cmdline)
+            and p.exe_name != "ssh"
         ]
 
     def _settle(self) -> None:
@@ -254,7 +257,9 @@ class Hunt:
                     self._note(k, "fsck", name, "", line.strip())
 
 
-def build(base: Path, shell: str, files: int, max_kib: int, seed: int) -> T.Topology:
+def build(
+    base: Path, shell: str, node_shell: str, files: int, max_kib: int, seed: int
+) -> T.Topology:
     exe = annex_support.find_git_annex()
     if exe is None:
         raise SystemExit("git-annex not found")
@@ -263,6 +268,7 @@ def build(base: Path, shell: str, files: int, max_kib: int, seed: int) -> T.Topo
     sshd.start()
     env.use_ssh(sshd)
     topo = T.build(env, sshd, base / "t", shell=shell, balanced=False)
+    env.git(topo.gw, "config", "remote.node3.annex-shell", node_shell)
     rng = random.Random(seed)
     content = {f"f{i:02d}.bin": rng.randbytes(rng.randint(1, max_kib) << 10) for i in range(files)}
     env.add_files(topo.client, content)
@@ -274,16 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--shell", choices=("ours", "upstream"), default="ours")
+    ap.add_argument(
+        "--node-shell",
+        choices=("ours", "upstream"),
+        default="upstream",
+        help="the shell serving node3 over ssh",
+    )
     ap.add_argument("--files", type=int, default=12)
     ap.add_argument("--max-kib", type=int, default=2048)
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--keep", action="store_true", help="keep the directory (printed)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    shell = {"ours": "annextui-shell", "upstream": "git-annex-shell"}[args.shell]
+    shells = {"ours": "annextui-shell", "upstream": "git-annex-shell"}
+    shell, node_shell = shells[args.shell], shells[args.node_shell]
     base = Path(tempfile.mkdtemp(prefix="kh-"))  # short: ssh ControlPath must fit
     rng = random.Random(args.seed)
-    topo = build(base, shell, args.files, args.max_kib, args.seed)
+    topo = build(base, shell, node_shell, args.files, args.max_kib, args.seed)
     hunt = Hunt(topo, rng, args.shell)
     targets = args.targets.split(",")
     try:
@@ -320,7 +333,7 @@ def report(hunt: Hunt) -> str:
     landed: Counter[tuple[str, str]] = Counter()
     for k in hunt.kills:
         landed[(k.target, "killed" if k.killed else "missed")] += 1
-    lines = [f"shell: {hunt.shell_name}; kills: {len(hunt.kills)}"]
+    lines = [f"gateway shell: {hunt.shell_name}; kills: {len(hunt.kills)}"]
     lines += [f"  {t:<6} {what:<6} {n}" for (t, what), n in sorted(landed.items())]
     by_cls = Counter(f.cls for f in hunt.findings)
     lines.append(

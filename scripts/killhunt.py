@@ -128,17 +128,67 @@ def half_written(repo: Path) -> list[str]:
     return bad
 
 
-class Hunt:
+class Judge:
+    """Every repository's logs against the objects on disk; findings reported once each (per
+    cluster: `epoch` changes when a fresh cluster is built)."""
+
+    def __init__(self, env: AnnexEnv, repos: dict[str, Path], uuids: dict[str, str]) -> None:
+        self.env = env
+        self.repos = repos
+        self.uuids = uuids
+        self.epoch = 0
+        self.findings: list[Finding] = []
+        self.seen: set[tuple[int, str, str, str, str]] = set()
+        self.kills: list[Kill] = []
+
+    def _note(self, k: Kill, cls: str, repo: str, key: str, detail: str) -> None:
+        ident = (self.epoch, cls, repo, key, detail)
+        if ident in self.seen:
+            return
+        self.seen.add(ident)
+        f = Finding(k.n, k.op, k.target, cls, repo, key, detail)
+        self.findings.append(f)
+        print(f"  FINDING {f}", file=sys.stderr)
+
+    def judge(self, k: Kill) -> None:
+        env, uuids = self.env, self.uuids
+        disk = {name: objects(path) for name, path in self.repos.items()}
+        name_of = {uuids[n]: n for n in self.repos}
+        for name, path in self.repos.items():
+            view = claims(env, path)
+            for key, holders in view.items():
+                for u in holders & set(name_of):
+                    other = name_of[u]
+                    if key not in disk[other]:
+                        whose = "own" if other == name else f"{name}'s view of {other}"
+                        self._note(k, "a", name, key, f"phantom in {whose} log")
+            for key in disk[name]:
+                if uuids[name] not in view.get(key, set()):
+                    self._note(k, "b", name, key, "object present, own log silent")
+            for bad in half_written(path):
+                self._note(k, "d", name, "", bad)
+        held = leftovers.held_locks(self.repos.values())
+        for h in held:
+            self._note(k, "c", "-", "", f"lock still held: {h}")
+        for name, path in self.repos.items():
+            # corrects the repository's own log; a key nobody it knows of holds is expected
+            # (the nodes never merge the client's branch)
+            r = env.annex(path, "fsck", "--fast", "--all", "--quiet", check=False)
+            for line in (r.stdout + r.stderr).splitlines():
+                if line.startswith("  **") and "No known copies" not in line:
+                    self._note(k, "fsck", name, "", line.strip())
+
+
+class Hunt(Judge):
+    """Client operations through the gateway of tests/gateway/topology.py."""
+
     def __init__(self, topo: T.Topology, rng: random.Random, shell_name: str) -> None:
+        repos = {"gw": topo.gw, "client": topo.client, **topo.nodes}
+        super().__init__(topo.env, repos, topo.uuids)
         self.topo = topo
-        self.env = topo.env
         self.rng = rng
         self.shell_name = shell_name
-        self.repos: dict[str, Path] = {"gw": topo.gw, "client": topo.client, **topo.nodes}
         self.estimate: dict[str, float] = {}
-        self.findings: list[Finding] = []
-        self.seen: set[tuple[str, str, str, str]] = set()
-        self.kills: list[Kill] = []
 
     # -- processes -----------------------------------------------------------------------------
     def _victims(self, target: str, client_pid: int) -> list[procs.ProcInfo]:
@@ -216,55 +266,75 @@ class Hunt:
             self._note(k, "c", "client", "", "re-run failed: " + err.decode()[-300:])
         return k
 
-    # -- judging -------------------------------------------------------------------------------
-    def _note(self, k: Kill, cls: str, repo: str, key: str, detail: str) -> None:
-        ident = (cls, repo, key, detail)
-        if ident in self.seen:
-            return
-        self.seen.add(ident)
-        f = Finding(k.n, k.op, k.target, cls, repo, key, detail)
-        self.findings.append(f)
-        print(f"  FINDING {f}", file=sys.stderr)
-
     def judge(self, k: Kill) -> None:
-        env, uuids = self.env, self.topo.uuids
-        env.git(self.topo.client, "fetch", "-q", "origin")
-        env.annex(self.topo.client, "merge", "-q")
-        disk = {name: objects(path) for name, path in self.repos.items()}
-        name_of = {uuids[n]: n for n in self.repos}
-        for name, path in self.repos.items():
-            view = claims(env, path)
-            for key, holders in view.items():
-                for u in holders & set(name_of):
-                    other = name_of[u]
-                    if key not in disk[other]:
-                        whose = "own" if other == name else f"{name}'s view of {other}"
-                        self._note(k, "a", name, key, f"phantom in {whose} log")
-            for key in disk[name]:
-                if uuids[name] not in view.get(key, set()):
-                    self._note(k, "b", name, key, "object present, own log silent")
-            for bad in half_written(path):
-                self._note(k, "d", name, "", bad)
-        held = leftovers.held_locks(self.repos.values())
-        for h in held:
-            self._note(k, "c", "-", "", f"lock still held: {h}")
-        for name, path in self.repos.items():
-            # corrects the repository's own log; a key nobody it knows of holds is expected
-            # (the nodes never merge the client's branch)
-            r = env.annex(path, "fsck", "--fast", "--all", "--quiet", check=False)
-            for line in (r.stdout + r.stderr).splitlines():
-                if line.startswith("  **") and "No known copies" not in line:
-                    self._note(k, "fsck", name, "", line.strip())
+        self.env.git(self.topo.client, "fetch", "-q", "origin")
+        self.env.annex(self.topo.client, "merge", "-q")
+        super().judge(k)
+
+
+def drain_hunt(base: Path, kills: int, files: int, rng: random.Random) -> Judge:
+    """`annextui cluster drain node1` (numcopies 2, every file on node1 and node2: node3 gets
+    node1's copies) SIGKILLed at a random moment, run again (it resumes its job), judged.
+    A fresh cluster each time (tests/operations/cluster.py)."""
+    from tests.operations import cluster as cl
+
+    env = _env(base)
+    run_env = {**env.env, "PYTHONPATH": str(ROOT)}
+    judge = Judge(env, {}, {})
+    estimate = 3.0
+    for n in range(kills):
+        root = base / f"drain{n}"
+        root.mkdir()
+        c, _names = cl.held_by_node1_and_node2(env, root, files)
+        judge.repos = {"gw": c.gw, **c.nodes}
+        judge.uuids = {"gw": cl.GW, **cl.NODES}
+        judge.epoch = n
+        argv = [sys.executable, "-m", "annextui", "cluster", "drain", "node1",
+                "-C", str(c.gw), "--json", "--no-progress"]  # fmt: skip
+        delay = rng.uniform(0.0, estimate * 1.1)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            argv, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        killed = []
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            killed.append("annextui cluster drain")
+        proc.wait()
+        if not killed and proc.returncode == 0:
+            estimate = time.monotonic() - t0
+        rerun = subprocess.run(argv, env=run_env, capture_output=True, text=True)
+        k = Kill(n, "cluster-drain", "annextui", round(delay, 3), killed, rerun.returncode == 0)
+        if rerun.returncode != 0:
+            judge._note(k, "c", "gw", "", "re-run failed: " + rerun.stderr[-300:])
+        judge.kills.append(k)
+        print(
+            f"kill {n:3d} cluster-drain after {delay:5.2f}s "
+            f"{'killed' if killed else 'missed'} rerun={'ok' if k.rerun_ok else 'FAILED'}",
+            file=sys.stderr,
+        )
+        judge.judge(k)
+        if c.objects("node1"):
+            judge._note(k, "c", "node1", "", "not drained after the re-run")
+        shutil.rmtree(root, ignore_errors=True)
+    return judge
+
+
+def _env(base: Path) -> AnnexEnv:
+    exe = annex_support.find_git_annex()
+    if exe is None:
+        raise SystemExit("git-annex not found")
+    return AnnexEnv.create(base, bin_dir=exe.parent, magic=annex_support.magic_db(exe))
 
 
 def build(
     base: Path, shell: str, node_shell: str, files: int, max_kib: int, seed: int
 ) -> T.Topology:
-    exe = annex_support.find_git_annex()
-    if exe is None:
-        raise SystemExit("git-annex not found")
-    env = AnnexEnv.create(base, bin_dir=exe.parent, magic=annex_support.magic_db(exe))
-    sshd = Sshd(base / "ssh", server_path=annex_support.default_path([exe.parent]))
+    env = _env(base)
+    assert env.bin_dir is not None
+    sshd = Sshd(base / "ssh", server_path=annex_support.default_path([env.bin_dir]))
     sshd.start()
     env.use_ssh(sshd)
     topo = T.build(env, sshd, base / "t", shell=shell, balanced=False)
@@ -286,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         default="upstream",
         help="the shell serving node3 over ssh",
     )
+    ap.add_argument("--drain", action="store_true", help="kill `annextui cluster drain`")
     ap.add_argument("--files", type=int, default=12)
     ap.add_argument("--max-kib", type=int, default=2048)
     ap.add_argument("--targets", default=",".join(TARGETS))
@@ -296,6 +367,15 @@ def main(argv: list[str] | None = None) -> int:
     shell, node_shell = shells[args.shell], shells[args.node_shell]
     base = Path(tempfile.mkdtemp(prefix="kh-"))  # short: ssh ControlPath must fit
     rng = random.Random(args.seed)
+    if args.drain:
+        try:
+            judge = drain_hunt(base, args.kills, args.files, rng)
+        finally:
+            if not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
+        print(report(judge, "annextui cluster drain"))
+        _write_json(args.json, judge)
+        return 0
     topo = build(base, shell, node_shell, args.files, args.max_kib, args.seed)
     hunt = Hunt(topo, rng, args.shell)
     targets = args.targets.split(",")
@@ -319,21 +399,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {base}", file=sys.stderr)
         else:
             shutil.rmtree(base, ignore_errors=True)
-    print(report(hunt))
-    if args.json:
-        out = {
-            "kills": [asdict(k) for k in hunt.kills],
-            "findings": [asdict(f) for f in hunt.findings],
-        }
-        args.json.write_text(json.dumps(out, indent=2))
+    print(report(hunt, f"gateway shell: {args.shell}, node3's: {args.node_shell}"))
+    _write_json(args.json, hunt)
     return 0
 
 
-def report(hunt: Hunt) -> str:
+def _write_json(path: Path | None, judge: Judge) -> None:
+    if path is not None:
+        out = {
+            "kills": [asdict(k) for k in judge.kills],
+            "findings": [asdict(f) for f in judge.findings],
+        }
+        path.write_text(json.dumps(out, indent=2))
+
+
+def report(hunt: Judge, what: str) -> str:
     landed: Counter[tuple[str, str]] = Counter()
     for k in hunt.kills:
         landed[(k.target, "killed" if k.killed else "missed")] += 1
-    lines = [f"gateway shell: {hunt.shell_name}; kills: {len(hunt.kills)}"]
+    lines = [f"{what}; kills: {len(hunt.kills)}"]
     lines += [f"  {t:<6} {what:<6} {n}" for (t, what), n in sorted(landed.items())]
     by_cls = Counter(f.cls for f in hunt.findings)
     lines.append(

@@ -150,6 +150,16 @@ class Judge:
         self.findings.append(f)
         print(f"  FINDING {f}", file=sys.stderr)
 
+    def record(self, k: Kill) -> None:
+        """Keep the kill, say it, judge what it left."""
+        self.kills.append(k)
+        print(
+            f"kill {k.n:3d} {k.op:<18} {k.target:<8} after {k.delay:5.2f}s "
+            f"{'killed' if k.killed else 'missed'} rerun={'ok' if k.rerun_ok else 'FAILED'}",
+            file=sys.stderr,
+        )
+        self.judge(k)
+
     def judge(self, k: Kill) -> None:
         env, uuids = self.env, self.uuids
         disk = {name: objects(path) for name, path in self.repos.items()}
@@ -309,13 +319,7 @@ def drain_hunt(base: Path, kills: int, files: int, rng: random.Random) -> Judge:
         k = Kill(n, "cluster-drain", "annextui", round(delay, 3), killed, rerun.returncode == 0)
         if rerun.returncode != 0:
             judge._note(k, "c", "gw", "", "re-run failed: " + rerun.stderr[-300:])
-        judge.kills.append(k)
-        print(
-            f"kill {n:3d} cluster-drain after {delay:5.2f}s "
-            f"{'killed' if killed else 'missed'} rerun={'ok' if k.rerun_ok else 'FAILED'}",
-            file=sys.stderr,
-        )
-        judge.judge(k)
+        judge.record(k)
         if c.objects("node1"):
             judge._note(k, "c", "node1", "", "not drained after the re-run")
         shutil.rmtree(root, ignore_errors=True)
@@ -385,13 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             # node3 (over ssh, the real git-annex-shell) is only reached through the cluster
             target = rng.choice([t for t in targets if t != "node" or "cluster" in op])
             k = hunt.kill_once(n, op, op_argv, target)
-            hunt.kills.append(k)
-            print(
-                f"kill {n:3d} {op:<18} {target:<6} after {k.delay:5.2f}s "
-                f"{'killed' if k.killed else 'missed'} rerun={'ok' if k.rerun_ok else 'FAILED'}",
-                file=sys.stderr,
-            )
-            hunt.judge(k)
+            hunt.record(k)
     finally:
         topo.env.cleanup()
         topo.sshd.stop()

@@ -15,11 +15,7 @@ git-annex judges every outcome in the repository itself (`whereis`, `fsck`).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +28,7 @@ from annextui.proxycore.peer import Outcome
 from tests.proxycore import test_shell as shell
 from tests.proxycore.test_local import CLIENT, U, _peer, _store
 from tests.support.annex import AnnexEnv
-from tests.support.leftovers import lock_waiters
+from tests.support.journalrace import while_journal_locked
 from tests.support.lostcopy import lose_copy_mid_remove
 from tests.support.unwritable import read_only, tree_fingerprint
 
@@ -203,43 +199,16 @@ def test_a_put_landing_during_the_removal_keeps_its_present_line(
         lose_copy_mid_remove(bare, str(key))
 
     env = {**annex_env.env, "PYTHONPATH": str(Path(annextui.__file__).parents[1])}
-    helper = subprocess.Popen(
-        [sys.executable, "-c", _HELPER, str(bare), str(key), CLIENT],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert helper.stdin is not None
-    assert helper.stdout is not None
-    outcomes: list[Outcome | BaseException] = []
     remover = _peer(bare)
-
-    def remove() -> None:
-        try:
-            outcomes.append(remover.remove(key))
-        except BaseException as exc:  # reported by the assertion below
-            outcomes.append(exc)
-
-    thread = threading.Thread(target=remove)
-    try:
-        helper.stdin.write(data.decode())
-        helper.stdin.flush()
-        assert helper.stdout.readline() == "locked\n"
-        journal_lck = bare / "annex" / "journal.lck"
-        thread.start()
-        while lock_waiters(journal_lck) == 0:  # the REMOVE is about to log: the PUT lands now
-            assert thread.is_alive(), outcomes
-            time.sleep(0.005)  # polling only: nothing asserted depends on time
-        helper.stdin.write("go\n")
-        helper.stdin.flush()
-        assert helper.stdout.readline() == "stored\n"
-    finally:
-        helper.stdin.close()
-        assert helper.wait() == 0
-        if thread.is_alive() or thread.ident is not None:
-            thread.join()
-    assert outcomes == [Outcome(True)]
+    outcome = while_journal_locked(
+        bare / "annex" / "journal.lck",
+        _HELPER,
+        [str(bare), str(key), CLIENT],
+        env,
+        lambda: remover.remove(key),
+        first_input=data.decode(),
+    )
+    assert outcome == Outcome(True)
     remover.close()
 
     assert _whereis(annex_env, bare, key) == {U}

@@ -9,19 +9,15 @@ outcome in the repository itself (`whereis`, `fsck`).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import annextui
-from annextui.proxycore.peer import AlreadyHave, Incoming
+from annextui.proxycore.peer import AlreadyHave
 from tests.proxycore import test_shell as shell
 from tests.proxycore.test_local import CLIENT, U, _peer, _store
 from tests.support.annex import AnnexEnv
-from tests.support.leftovers import lock_waiters
+from tests.support.journalrace import while_journal_locked
 from tests.support.lostcopy import unlog_copy_mid_store
 from tests.support.unwritable import read_only, tree_fingerprint
 
@@ -121,41 +117,15 @@ def test_a_removal_landing_while_the_put_waits_to_log_wins(annex_env: AnnexEnv) 
     unlog_copy_mid_store(annex_env, bare, str(key))
 
     env = {**annex_env.env, "PYTHONPATH": str(Path(annextui.__file__).parents[1])}
-    remover = subprocess.Popen(
-        [sys.executable, "-c", _REMOVER, str(bare), str(key), CLIENT],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert remover.stdin is not None
-    assert remover.stdout is not None
-    answers: list[Incoming | AlreadyHave | BaseException] = []
     putter = _peer(bare)
-
-    def put() -> None:
-        try:
-            answers.append(putter.put(key, None))
-        except BaseException as exc:  # reported by the assertion below
-            answers.append(exc)
-
-    thread = threading.Thread(target=put)
-    try:
-        assert remover.stdout.readline() == "locked\n"
-        thread.start()
-        while lock_waiters(bare / "annex" / "journal.lck") == 0:  # the PUT is about to log
-            assert thread.is_alive(), answers
-            time.sleep(0.005)  # polling only: nothing asserted depends on time
-        remover.stdin.write("go\n")
-        remover.stdin.flush()
-        assert remover.stdout.readline() == "removed\n"
-    finally:
-        remover.stdin.close()
-        assert remover.wait() == 0
-        if thread.ident is not None:
-            thread.join()
-    assert len(answers) == 1, answers
-    assert isinstance(answers[0], AlreadyHave), answers
+    answer = while_journal_locked(
+        bare / "annex" / "journal.lck",
+        _REMOVER,
+        [str(bare), str(key), CLIENT],
+        env,
+        lambda: putter.put(key, None),
+    )
+    assert isinstance(answer, AlreadyHave), answer
     putter.close()
 
     assert _whereis(annex_env, bare, str(key)) == set()

@@ -16,10 +16,11 @@ import annextui
 from annextui.proxycore.peer import AlreadyHave
 from tests.proxycore import test_shell as shell
 from tests.proxycore.test_local import CLIENT, U, _peer, _store
+from tests.proxycore.test_lost_copy import twins_answer_alike
 from tests.support.annex import AnnexEnv
 from tests.support.journalrace import while_journal_locked
 from tests.support.lostcopy import unlog_copy_mid_store
-from tests.support.unwritable import read_only, tree_fingerprint
+from tests.support.unwritable import tree_fingerprint
 
 
 def _whereis(env: AnnexEnv, repo: Path, key: str) -> set[str]:
@@ -28,17 +29,13 @@ def _whereis(env: AnnexEnv, repo: Path, key: str) -> set[str]:
 
 
 def test_the_shells_answer_alike_and_only_ours_logs_the_copy(annex_env: AnnexEnv) -> None:
-    theirs_repo, ours_repo, key = shell._twins(annex_env)
-    for repo in (theirs_repo, ours_repo):
+    def spoil(repo: Path, key: str) -> None:
         unlog_copy_mid_store(annex_env, repo, key)
         assert _whereis(annex_env, repo, key) == set()
-    session = f"VERSION 4\nPUT small.txt {key}\nCHECKPRESENT {key}\n".encode()
-    git_annex_shell = str(annex_env.bin_dir / "git-annex-shell")
-    theirs = shell._run([git_annex_shell, "p2pstdio", str(theirs_repo), shell.CLIENT],
-                        annex_env.env, session)  # fmt: skip
-    ours = shell._run([*shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
-                      annex_env.env, session)  # fmt: skip
-    assert ours == theirs
+
+    theirs_repo, ours_repo, key, ours = twins_answer_alike(
+        annex_env, spoil, lambda key: f"PUT small.txt {key}\nCHECKPRESENT {key}"
+    )
     assert ours[1].splitlines()[1:] == ["VERSION 4", "ALREADY-HAVE", "SUCCESS"]
     assert _whereis(annex_env, theirs_repo, key) == set()  # upstream leaves it uncounted
     assert _whereis(annex_env, ours_repo, key) == {shell.U}
@@ -65,19 +62,12 @@ def test_a_read_only_repository_answers_as_git_annex_shell(
 ) -> None:
     """The log cannot be corrected where the journal cannot be written: the answer is still
     ALREADY-HAVE (a warning says why the log stays), and nothing is written."""
-    theirs_repo, ours_repo, key = shell._twins(annex_env)
-    for repo in (theirs_repo, ours_repo):
-        unlog_copy_mid_store(annex_env, repo, key)
-    session = f"VERSION 4\nPUT small.txt {key}\n".encode()
-    git_annex_shell = str(annex_env.bin_dir / "git-annex-shell")
-    with read_only(theirs_repo, ours_repo):
-        before = tree_fingerprint(ours_repo)
-        theirs = shell._run([*unprivileged, git_annex_shell, "p2pstdio", str(theirs_repo),
-                             shell.CLIENT], annex_env.env, session)  # fmt: skip
-        ours = shell._run([*unprivileged, *shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
-                          annex_env.env, session)  # fmt: skip
-        assert tree_fingerprint(ours_repo) == before
-    assert ours[:2] == theirs[:2], (theirs[2], ours[2])
+    *_, ours = twins_answer_alike(
+        annex_env,
+        lambda repo, key: unlog_copy_mid_store(annex_env, repo, key),
+        lambda key: f"PUT small.txt {key}",
+        unprivileged=unprivileged,
+    )
     assert ours[1].splitlines()[1:] == ["VERSION 4", "ALREADY-HAVE"]
     assert "location log was not fixed" in ours[2], ours[2]
 

@@ -199,6 +199,7 @@ class Hunt(Judge):
         self.rng = rng
         self.shell_name = shell_name
         self.estimate: dict[str, float] = {}
+        self.on_object_change = False
 
     # -- processes -----------------------------------------------------------------------------
     def _victims(self, target: str, client_pid: int) -> list[procs.ProcInfo]:
@@ -245,7 +246,8 @@ class Hunt(Judge):
 
     # -- one kill ------------------------------------------------------------------------------
     def kill_once(self, n: int, op: str, argv: list[str], target: str) -> Kill:
-        delay = self.rng.uniform(0.0, self.estimate.get(op, 2.0) * 1.1)
+        scale = 0.7 if self.on_object_change else 1.1  # leave changes to come
+        delay = self.rng.uniform(0.0, self.estimate.get(op, 2.0) * scale)
         proc = self._run(argv)
         end = time.monotonic() + delay
         killed: list[str] = []
@@ -255,6 +257,13 @@ class Hunt(Judge):
         while not victims and proc.poll() is None:  # not started yet (ssh): kill on arrival
             time.sleep(0.005)
             victims = self._victims(target, proc.pid)
+        if self.on_object_change and proc.poll() is None:
+            # aim at the windows between an object and its log line: kill the moment a node's
+            # objects change (busy polling: the window is a few milliseconds)
+            nodes = list(self.topo.nodes.values())
+            start = [objects(n) for n in nodes]
+            while proc.poll() is None and [objects(n) for n in nodes] == start:
+                pass
         if proc.poll() is None:
             for p in victims:
                 try:
@@ -360,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         default="upstream",
         help="the shell serving node3 over ssh",
     )
+    ap.add_argument(
+        "--on-object-change",
+        action="store_true",
+        help="after the random delay, kill only when a node's objects change",
+    )
     ap.add_argument("--drain", action="store_true", help="kill `annextui cluster drain`")
     ap.add_argument("--files", type=int, default=12)
     ap.add_argument("--max-kib", type=int, default=2048)
@@ -382,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     topo = build(base, shell, node_shell, args.files, args.max_kib, args.seed)
     hunt = Hunt(topo, rng, args.shell)
+    hunt.on_object_change = args.on_object_change
     targets = args.targets.split(",")
     try:
         for n in range(args.kills):

@@ -291,7 +291,9 @@ class Hunt(Judge):
         super().judge(k)
 
 
-def drain_hunt(base: Path, kills: int, files: int, rng: random.Random) -> Judge:
+def drain_hunt(
+    base: Path, kills: int, files: int, rng: random.Random, on_object_change: bool = False
+) -> Judge:
     """`annextui cluster drain node1` (numcopies 2, every file on node1 and node2: node3 gets
     node1's copies) SIGKILLed at a random moment, run again (it resumes its job), judged.
     A fresh cluster each time (tests/operations/cluster.py)."""
@@ -310,7 +312,7 @@ def drain_hunt(base: Path, kills: int, files: int, rng: random.Random) -> Judge:
         judge.epoch = n
         argv = [sys.executable, "-m", "annextui", "cluster", "drain", "node1",
                 "-C", str(c.gw), "--json", "--no-progress"]  # fmt: skip
-        delay = rng.uniform(0.0, estimate * 1.1)
+        delay = rng.uniform(0.0, estimate * (0.7 if on_object_change else 1.1))
         t0 = time.monotonic()
         proc = subprocess.Popen(
             argv, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -319,8 +321,13 @@ def drain_hunt(base: Path, kills: int, files: int, rng: random.Random) -> Judge:
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            killed.append("annextui cluster drain")
+            if on_object_change:  # as Hunt.kill_once: the moment a node's objects change
+                start = [objects(p) for p in c.nodes.values()]
+                while proc.poll() is None and [objects(p) for p in c.nodes.values()] == start:
+                    pass
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed.append("annextui cluster drain")
         proc.wait()
         if not killed and proc.returncode == 0:
             estimate = time.monotonic() - t0
@@ -387,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     if args.drain:
         try:
-            judge = drain_hunt(base, args.kills, args.files, rng)
+            judge = drain_hunt(base, args.kills, args.files, rng, args.on_object_change)
         finally:
             if not args.keep:
                 shutil.rmtree(base, ignore_errors=True)

@@ -282,7 +282,7 @@ class Hunt(Judge):
             self.estimate[op] = time.monotonic() - t0
         k = Kill(n, op, target, round(delay, 3), killed, rerun.returncode == 0)
         if rerun.returncode != 0:
-            self._note(k, "c", "client", "", "re-run failed: " + err.decode()[-300:])
+            self._note(k, "c", "client", "", "re-run failed: " + err.decode()[-1500:])
         return k
 
     def judge(self, k: Kill) -> None:
@@ -334,7 +334,7 @@ def drain_hunt(
         rerun = subprocess.run(argv, env=run_env, capture_output=True, text=True)
         k = Kill(n, "cluster-drain", "annextui", round(delay, 3), killed, rerun.returncode == 0)
         if rerun.returncode != 0:
-            judge._note(k, "c", "gw", "", "re-run failed: " + rerun.stderr[-300:])
+            judge._note(k, "c", "gw", "", "re-run failed: " + rerun.stderr[-1500:])
         judge.record(k)
         if c.objects("node1"):
             judge._note(k, "c", "node1", "", "not drained after the re-run")
@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=12)
     ap.add_argument("--max-kib", type=int, default=2048)
     ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--ops", default=None, help="only these operations (names, comma-separated)")
     ap.add_argument("--keep", action="store_true", help="keep the directory (printed)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -405,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     hunt = Hunt(topo, rng, args.shell)
     hunt.on_object_change = args.on_object_change
     targets = args.targets.split(",")
+    ops = [o for o in OPS if args.ops is None or o[0] in args.ops.split(",")]
     try:
         for n in range(args.kills):
-            op, op_argv = OPS[n % len(OPS)]
+            op, op_argv = ops[n % len(ops)]
             # node3 (over ssh, the real git-annex-shell) is only reached through the cluster
             target = rng.choice([t for t in targets if t != "node" or "cluster" in op])
             k = hunt.kill_once(n, op, op_argv, target)

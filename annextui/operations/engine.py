@@ -3,7 +3,8 @@
 The job's record is saved when its state changes and at most every `SAVE_EVERY` seconds while
 it runs; each finished step is appended to the done-log at once (jobs.py). So after a ``kill
 -9`` the same job runs again from its first step not logged done, and a step that ran but was
-not logged finds its copies present and its drops done (`transfer.copy_key` checks first).
+not logged finds its copies present (`transfer.copy_key`'s PUT is answered ALREADY-HAVE, and
+a node of ours then logs its own copy if the killed step did not) and its drops done.
 
 Pausing: `pause()` (from a signal handler or another thread) lets the current step finish,
 then the job is saved as paused. A key that fails (its copy could not be verified, too few

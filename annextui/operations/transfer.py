@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from annextui.backend.keys import Key
-from annextui.proxycore.peer import AlreadyHave, ContentLock, Outcome, Peer
+from annextui.proxycore.peer import AlreadyHave, ContentLock, Outcome, Peer, RequestRefused
 
 if TYPE_CHECKING:
     from annextui.proxycore.records import GatewayRecords
@@ -75,11 +75,12 @@ def copy_key(
     progress: Callable[[int], None] | None = None,
 ) -> Copied:
     """Make sure `dst` holds `key` (a verified copy from `src`), and log it present."""
-    copied = Copied(False, 0)
+    # PUT first, not CHECKPRESENT: a node that has the key answers ALREADY-HAVE all the same,
+    # and a node of ours then counts its own copy if its log does not (a job killed between
+    # the node's moving the object in and its "present" line).
+    copied = _stream(key, src, dst, throttle, progress)
     if not dst.check_present(key):
-        copied = _stream(key, src, dst, throttle, progress)
-        if not dst.check_present(key):
-            raise MoveFailed(f"{key}: the copy is not present on {dst.uuid} after the transfer")
+        raise MoveFailed(f"{key}: the copy is not present on {dst.uuid} after the transfer")
     records.record(key, [dst.uuid], present=True)
     return copied
 
@@ -91,7 +92,12 @@ def _stream(
     throttle: Throttle | None,
     progress: Callable[[int], None] | None,
 ) -> Copied:
-    incoming = dst.put(key, None)
+    try:
+        incoming = dst.put(key, None)
+    except RequestRefused:
+        if dst.check_present(key):  # refused to take it in, but has it (securehashesonly)
+            return Copied(False, 0)
+        raise
     if isinstance(incoming, AlreadyHave):
         return Copied(False, 0)
     outgoing = src.get(key, incoming.offset, None)

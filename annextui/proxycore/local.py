@@ -211,8 +211,32 @@ class LocalPeer(Peer):
         self.store.check_root()  # a repository that is gone takes nothing, not even a record
         self.admit(key)
         if self.store.present(key) is not None:
+            try:
+                self._log_unlogged_copy(key)
+            except Exception as exc:  # an unwritable journal, a broken branch: the answer stays
+                self._warn(f"{key}: content present, but its location log was not fixed: {exc}")
             return AlreadyHave()
         return LocalIncoming(self, key, af, self.resume_offset(key))
+
+    def _log_unlogged_copy(self, key: Key) -> None:
+        """A PUT of content that is already here, while this repository's own log does not
+        say so: a store killed between moving the object in and logging it (here or by
+        git-annex, whose setPresent follows storeContent), or a "missing" line another process
+        wrote wrongly. git-annex answers ALREADY-HAVE and logs nothing, so the copy goes
+        uncounted (by this repository's own log) until a `git annex fsck` here. Log it
+        present, as fsck would, only if the content is still here once the journal lock is
+        held: a removal unlinks before it takes that lock to log "missing", so its line is
+        written after ours and wins."""
+        if self._listed_here(key):
+            return  # the usual case, told by one read without any lock
+        uuid = self._uuid
+
+        def keep(data: bytes) -> bool:
+            from annextui.backend.logs.presence import present_infos
+
+            return uuid in present_infos(data) or self.store.present(key) is None
+
+        self.log_presence(key, present=True, unless=keep)
 
     def admit(self, key: Key) -> None:
         """Refuse (RequestRefused) content this repository must not take in."""

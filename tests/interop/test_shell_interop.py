@@ -30,7 +30,7 @@ from annextui.proxycore.transfers import Direction, LiveTransfer, list_transfers
 from tests.support import annex as annex_support
 from tests.support import procs
 from tests.support.annex import AnnexEnv
-from tests.support.lostcopy import lose_copy_mid_remove
+from tests.support.lostcopy import lose_copy_mid_remove, unlog_copy_mid_store
 from tests.support.sshd import Sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
@@ -281,6 +281,25 @@ def test_drop_from_a_copy_lost_mid_remove(world: World) -> None:
     world.annex(world.cl, "drop", "--from", "gw", f)
     assert world.cl_whereis(f) == {CL_UUID}
     assert SRV_UUID not in world.srv_whereis(k)
+    assert world.leftovers() == []
+
+
+def test_copy_to_a_copy_stored_but_unlogged(world: World) -> None:
+    """The served repository holds the object but its own log says "missing" (a store killed
+    between moving the object in and logging it; the client never got SUCCESS, so it did not
+    log the copy either): the client's `copy --fast` (trusting its log, so no CHECKPRESENT
+    first, as a cluster gateway's PUT to its nodes) is answered ALREADY-HAVE, as by
+    git-annex-shell, and the served repository's own log counts the copy again
+    (git-annex-shell's would not)."""
+    keys = world.add({"unlogged/u.txt": b"stored, then killed before its log line\n"})
+    ((f, k),) = keys.items()
+    world.annex(world.cl, "copy", "--to", "gw", f)
+    unlog_copy_mid_store(world.env, world.srv, k)
+    world.annex(world.cl, "setpresentkey", k, SRV_UUID, "0")
+    assert SRV_UUID not in world.srv_whereis(k)
+    world.annex(world.cl, "copy", "--fast", "--to", "gw", f)
+    assert world.cl_whereis(f) == {CL_UUID, SRV_UUID}
+    assert SRV_UUID in world.srv_whereis(k)
     assert world.leftovers() == []
 
 

@@ -15,11 +15,9 @@ git-annex judges every outcome in the repository itself (`whereis`, `fsck`).
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
 import textwrap
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,7 +30,7 @@ from annextui.proxycore.peer import Outcome
 from tests.proxycore import test_shell as shell
 from tests.proxycore.test_local import CLIENT, U, _peer, _store
 from tests.support.annex import AnnexEnv
-from tests.support.leftovers import lock_waiters
+from tests.support.journalrace import while_journal_locked
 from tests.support.lostcopy import lose_copy_mid_remove
 from tests.support.unwritable import read_only, tree_fingerprint
 
@@ -80,17 +78,14 @@ def test_the_shells_answer_alike_and_only_ours_corrects_the_log(annex_env: Annex
     success), but git-annex-shell leaves the phantom in its repository's own log (upstream's
     RemoveContent: content not here answers True and logs nothing) and ours corrects it. Ours
     reads the log here without dulwich (the line is in the branch: the journal is empty)."""
-    theirs_repo, ours_repo, key = shell._twins(annex_env)
-    for repo in (theirs_repo, ours_repo):
+
+    def spoil(repo: Path, key: str) -> None:
         lose_copy_mid_remove(repo, key)
         assert _whereis(annex_env, repo, key) == {shell.U}
-    session = f"VERSION 4\nREMOVE {key}\nCHECKPRESENT {key}\n".encode()
-    git_annex_shell = annex_env.git_annex_shell
-    theirs = shell._run([git_annex_shell, "p2pstdio", str(theirs_repo), shell.CLIENT],
-                        annex_env.env, session)  # fmt: skip
-    ours = shell._run([*shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
-                      annex_env.env, session)  # fmt: skip
-    assert ours == theirs
+
+    theirs_repo, ours_repo, key, ours = twins_answer_alike(
+        annex_env, spoil, lambda key: f"REMOVE {key}\nCHECKPRESENT {key}"
+    )
     assert ours[1].splitlines()[1:] == ["VERSION 4", "SUCCESS", "FAILURE"]
     assert _whereis(annex_env, theirs_repo, key) == {shell.U}  # upstream keeps the phantom
     assert _whereis(annex_env, ours_repo, key) == set()
@@ -101,21 +96,43 @@ def test_a_read_only_repository_answers_as_git_annex_shell(
 ) -> None:
     """The phantom cannot be corrected where the journal cannot be written: the answer is
     still upstream's success (a warning says why the log stays), and nothing is written."""
-    theirs_repo, ours_repo, key = shell._twins(annex_env)
-    for repo in (theirs_repo, ours_repo):
-        lose_copy_mid_remove(repo, key)
-    session = f"VERSION 4\nREMOVE {key}\n".encode()
-    git_annex_shell = annex_env.git_annex_shell
-    with read_only(theirs_repo, ours_repo):
-        before = tree_fingerprint(ours_repo)
-        theirs = shell._run([*unprivileged, git_annex_shell, "p2pstdio", str(theirs_repo),
-                             shell.CLIENT], annex_env.env, session)  # fmt: skip
-        ours = shell._run([*unprivileged, *shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
-                          annex_env.env, session)  # fmt: skip
-        assert tree_fingerprint(ours_repo) == before
-    assert ours[:2] == theirs[:2]
+    *_, ours = twins_answer_alike(
+        annex_env, lose_copy_mid_remove, lambda key: f"REMOVE {key}", unprivileged=unprivileged
+    )
     assert ours[1].splitlines()[1:] == ["VERSION 4", "SUCCESS"]
     assert "location log was not fixed" in ours[2], ours[2]
+
+
+def twins_answer_alike(
+    annex_env: AnnexEnv,
+    spoil: Callable[[Path, str], None],
+    request: Callable[[str], str],
+    *,
+    unprivileged: list[str] | None = None,
+) -> tuple[Path, Path, str, tuple[int, str, str]]:
+    """Twin repositories (test_shell._twins) spoiled alike, asked the same request lines about
+    the key by git-annex-shell and by ours: the same exit status and answers. With
+    `unprivileged`: read-only, and nothing written by ours. (theirs, ours, key, our shell's
+    (status, stdout, stderr))."""
+    theirs_repo, ours_repo, key = shell._twins(annex_env)
+    for repo in (theirs_repo, ours_repo):
+        spoil(repo, key)
+    session = f"VERSION 4\n{request(key)}\n".encode()
+    prefix = unprivileged or []
+    git_annex_shell = annex_env.git_annex_shell
+    with read_only(theirs_repo, ours_repo) if unprivileged else contextlib.nullcontext():
+        before = tree_fingerprint(ours_repo)
+        theirs = shell._run([*prefix, git_annex_shell, "p2pstdio", str(theirs_repo),
+                             shell.CLIENT], annex_env.env, session)  # fmt: skip
+        ours = shell._run([*prefix, *shell.OURS, "p2pstdio", str(ours_repo), shell.CLIENT],
+                          annex_env.env, session)  # fmt: skip
+        if unprivileged:
+            assert tree_fingerprint(ours_repo) == before
+    if unprivileged:  # ours warns that it could not fix the log
+        assert ours[:2] == theirs[:2], (theirs[2], ours[2])
+    else:
+        assert ours == theirs
+    return theirs_repo, ours_repo, key, ours
 
 
 def test_a_phantom_still_in_the_journal_is_corrected_by_a_one_shot_shell(
@@ -203,43 +220,16 @@ def test_a_put_landing_during_the_removal_keeps_its_present_line(
         lose_copy_mid_remove(bare, str(key))
 
     env = {**annex_env.env, "PYTHONPATH": str(Path(annextui.__file__).parents[1])}
-    helper = subprocess.Popen(
-        [sys.executable, "-c", _HELPER, str(bare), str(key), CLIENT],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert helper.stdin is not None
-    assert helper.stdout is not None
-    outcomes: list[Outcome | BaseException] = []
     remover = _peer(bare)
-
-    def remove() -> None:
-        try:
-            outcomes.append(remover.remove(key))
-        except BaseException as exc:  # reported by the assertion below
-            outcomes.append(exc)
-
-    thread = threading.Thread(target=remove)
-    try:
-        helper.stdin.write(data.decode())
-        helper.stdin.flush()
-        assert helper.stdout.readline() == "locked\n"
-        journal_lck = bare / "annex" / "journal.lck"
-        thread.start()
-        while not lock_waiters(journal_lck):  # the REMOVE is about to log: the PUT lands now
-            assert thread.is_alive(), outcomes
-            time.sleep(0.005)  # polling only: nothing asserted depends on time
-        helper.stdin.write("go\n")
-        helper.stdin.flush()
-        assert helper.stdout.readline() == "stored\n"
-    finally:
-        helper.stdin.close()
-        assert helper.wait() == 0
-        if thread.is_alive() or thread.ident is not None:
-            thread.join()
-    assert outcomes == [Outcome(True)]
+    outcome = while_journal_locked(
+        bare / "annex" / "journal.lck",
+        _HELPER,
+        [str(bare), str(key), CLIENT],
+        env,
+        lambda: remover.remove(key),
+        first_input=data.decode(),
+    )
+    assert outcome == Outcome(True)
     remover.close()
 
     assert _whereis(annex_env, bare, key) == {U}

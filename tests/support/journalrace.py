@@ -1,0 +1,74 @@
+"""A request made to reach the journal lock while another process holds it, deterministically.
+
+A helper process (`python -c SCRIPT ARGS`) takes the journal lock, prints one line, waits for
+a line on stdin, does its part (stores, removes, logs) and prints one more line before letting
+go. The request runs on a thread once the helper holds the lock; when /proc/locks shows the
+request blocked on `journal.lck`, the helper is told to go on. So the helper's part lands
+exactly between the request's look at the repository and its log line.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from tests.support.leftovers import lock_waiters
+
+_T = TypeVar("_T")
+
+
+def while_journal_locked(
+    journal_lck: Path,
+    script: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    request: Callable[[], _T],
+    *,
+    first_input: str = "",
+) -> _T:
+    """`request()`'s result, run as above (its exception re-raised). `first_input` is written
+    to the helper before it takes the lock."""
+    helper = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert helper.stdin is not None
+    assert helper.stdout is not None
+    results: list[_T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(request())
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    try:
+        if first_input:
+            helper.stdin.write(first_input)
+            helper.stdin.flush()
+        assert helper.stdout.readline() == "locked\n"
+        thread.start()
+        while not lock_waiters(journal_lck):  # the request is about to log: the helper goes
+            assert thread.is_alive(), errors or results
+            time.sleep(0.005)  # polling only: nothing asserted depends on time
+        helper.stdin.write("go\n")
+        helper.stdin.flush()
+        assert helper.stdout.readline() != ""
+    finally:
+        helper.stdin.close()
+        assert helper.wait() == 0
+        if thread.ident is not None:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]

@@ -15,9 +15,9 @@ import subprocess
 import threading
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from annextui.backend.repo import Repository
 
+if TYPE_CHECKING:
     from annextui.backend.branch import BranchView
 
 
@@ -29,8 +29,8 @@ class CatFile:
     """Blob lookups `COMMIT:PATH` through one `git cat-file --batch` process, started by the
     first lookup; lookups from several threads take turns."""
 
-    def __init__(self, gitdir: Path) -> None:
-        self._argv = ["git", f"--git-dir={gitdir}", "cat-file", "--batch"]
+    def __init__(self, repo: Repository) -> None:
+        self._argv = ["git", f"--git-dir={repo.gitdir}", "cat-file", "--batch"]
         self._proc: subprocess.Popen[bytes] | None = None
         self._closed = False
         self._turn = threading.Lock()

@@ -581,7 +581,7 @@ def open_gateway(
     from annextui.backend.catfile import CatFile, read_through
 
     view = BranchView(full)
-    catfile = CatFile(full.gitdir)
+    catfile = CatFile(full)
     read_through(view, catfile)
     try:
         state = load_state(view)

@@ -62,6 +62,7 @@ _HASH_BLOCK = 1 << 20
 
 
 DEFAULT_DISK_RESERVE = 100 * 1000 * 1000  # git-annex: 100 megabytes
+_BRANCH_FILE_READS = 4  # own-log looks through `git cat-file` before a session loads dulwich
 
 
 def disk_reserve(value: str | None) -> int:
@@ -123,6 +124,7 @@ class LocalPeer(Peer):
         self._disk_reserve = disk_reserve(repo.config_get("annex.diskreserve"))
         self._hook = self._find_hook()
         self._worktree: WorkTree | None = None
+        self._branch_file_reads = 0
 
     # -- Peer ----------------------------------------------------------------------------------
     @property
@@ -421,7 +423,22 @@ class LocalPeer(Peer):
             return False
         from annextui.backend.logs.presence import present_infos
 
-        return self._uuid in present_infos(self.repo.branch_file(self._location_log(key)))
+        path = self._location_log(key)
+        if (
+            self._journal is None
+            and "dulwich" not in sys.modules
+            and self._branch_file_reads < _BRANCH_FILE_READS
+        ):
+            # A session that has written nothing and not loaded dulwich: a few looks need no
+            # dulwich (~100 ms to import); from then on one import is cheaper than a `git`
+            # process per look. (backend.branch itself no longer imports dulwich: not a sign.)
+            self._branch_file_reads += 1
+            data = self.repo.branch_file(path)
+        else:
+            from annextui.backend.branch import BranchView
+
+            data = BranchView(self.journal.repo, include_unmerged=False).staged(path)
+        return self._uuid in present_infos(data)
 
     def log_presence(
         self, key: Key, *, present: bool, unless: Callable[[bytes], bool] | None = None

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 from annextui.proxycore.objectstore import ObjectStore, Sharing
 
 if TYPE_CHECKING:
-    from annextui.backend.catfile import CatFile
     from annextui.backend.repo import Repository
 
 _TRUE = {"true", "yes", "on", "1", ""}
@@ -115,8 +114,6 @@ class LocalRepo:
         self.bare = self.config_bool("core.bare", default=False) and top == gitdir
         self._store: ObjectStore | None = None
         self._per_thread = threading.local()  # .full: this thread's dulwich Repository
-        self._catfile_process: CatFile | None = None  # branch_file's, started by its first read
-        self._catfile_started = threading.Lock()
 
     @classmethod
     def open(cls, directory: str, home: str | None = None) -> LocalRepo:
@@ -215,32 +212,20 @@ class LocalRepo:
 
     def branch_file(self, path: str) -> bytes:
         """What a change to `path` of the git-annex branch starts from (`BranchView.staged`):
-        the journal's file, else the branch's blob (empty when neither has it). The blob is
-        read through one `git cat-file --batch` kept for the repository (catfile.py; git
-        resolves the ref at each lookup, so a commit made meanwhile is seen), not dulwich,
-        whose import would cost a one-shot session ~100 ms; if the process fails, through
-        dulwich."""
-        from annextui.backend.catfile import CatFileError
+        the journal's file, else the branch's blob (empty when neither has it), read with one
+        `git cat-file` instead of importing dulwich, for a session that writes nothing."""
         from annextui.backend.journalpath import journal_name
 
         try:
             return (self.annexdir / "journal" / journal_name(path)).read_bytes()
         except FileNotFoundError:
             pass
-        try:
-            return self._catfile().blob_at(b"refs/heads/git-annex", path) or b""
-        except CatFileError:
-            from annextui.backend.branch import BranchView
-
-            return BranchView(self.full(), include_unmerged=False).staged(path)
-
-    def _catfile(self) -> CatFile:
-        with self._catfile_started:
-            if self._catfile_process is None:
-                from annextui.backend.catfile import CatFile
-
-                self._catfile_process = CatFile(self.gitdir)
-            return self._catfile_process
+        r = subprocess.run(
+            ["git", f"--git-dir={self.gitdir}", "cat-file", "blob", f"refs/heads/git-annex:{path}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+        return r.stdout if r.returncode == 0 else b""
 
     def full(self) -> Repository:
         """This thread's dulwich-backed `Repository` (imported on demand: it is slow to

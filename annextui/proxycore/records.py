@@ -118,7 +118,7 @@ class GatewayRecords:
         --batch` (catfile.py): a few lookups are not worth a process, a batch of GETs is."""
         from annextui.backend.catfile import CatFile, read_through
 
-        self._catfile = CatFile(self.repo.gitdir)
+        self._catfile = CatFile(self.repo)
         read_through(view, self._catfile)
 
     def close(self) -> None:

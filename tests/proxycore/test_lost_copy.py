@@ -152,8 +152,8 @@ def test_a_phantom_still_in_the_journal_is_corrected_by_a_one_shot_shell(
 
 
 def test_many_lost_copies_in_one_shell_session(annex_env: AnnexEnv, bare: Path) -> None:
-    """Many looks in one session, all through the repository's one `git cat-file --batch`:
-    every phantom is corrected."""
+    """The first few looks go through `git cat-file`, the later ones through dulwich: every
+    phantom is corrected either way."""
     peer = _peer(bare)
     keys = [str(_store(peer, f"lost {i}\n".encode())) for i in range(7)]
     peer.close()

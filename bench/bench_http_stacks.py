@@ -147,7 +147,12 @@ def serve_uvicorn(port: int, size: int) -> None:
 
     print("ready", flush=True)
     uvicorn.run(
-        app, host="127.0.0.1", port=port, http="httptools", log_level="error", access_log=False,
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        log_level="error",
+        access_log=False,
         lifespan="off",
     )
 

@@ -307,7 +307,14 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         try:
                             up, peak, cpu, srv = _timed(
-                                sampler, server, env, cl, "copy", "--to", remote, case,
+                                sampler,
+                                server,
+                                env,
+                                cl,
+                                "copy",
+                                "--to",
+                                remote,
+                                case,
                                 t=args.timeout,
                             )
                         except annex_support.CommandFailed as e:

@@ -61,9 +61,7 @@ def test_console_table_equals_cli_json(demo: DemoRepo, annex: AnnexEnv, rebalanc
     rows = seen["rows"]
     assert {r[0] for r in rows} == {"nodes"}  # one group, not the cluster again
     assert len(rows) == len(cli["nodes"]) == 3  # one row per member
-    console = {
-        r[1]: (keys_in(r[2]), keys_in(r[3]), int(r[4]), int(r[5])) for r in rows
-    }
+    console = {r[1]: (keys_in(r[2]), keys_in(r[3]), int(r[4]), int(r[5])) for r in rows}
     from_cli = {
         n["name"].strip("[]"): (
             n["keys"],

@@ -46,7 +46,6 @@ def test_alert_removed_and_added_in_one_turn() -> None:
     assert shown["after"] == shown["before"]
 
 
-
 class _HeldSizes(fixed.FixedBackend):
     """Sizes come only once the test lets them (the table is first drawn without them)."""
 

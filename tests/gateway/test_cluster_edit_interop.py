@@ -24,9 +24,7 @@ NODES = ("node1", "node2", "node3")
 
 
 def annextui(topo: T.Topology, *args: str, check: bool = True) -> tuple[int, str, str]:
-    res = topo.env.run(
-        [sys.executable, "-m", "annextui", "-C", str(topo.gw), *args], check=False
-    )
+    res = topo.env.run([sys.executable, "-m", "annextui", "-C", str(topo.gw), *args], check=False)
     if check:
         assert res.returncode == 0, res.stderr
     return res.returncode, res.stdout, res.stderr
@@ -83,9 +81,7 @@ def test_rename_is_seen_by_a_client(topo: T.Topology) -> None:
     described = {r["uuid"]: r["description"] for r in gw_info["semitrusted repositories"]}
     assert described[topo.cluster_uuid] == "cluster renamed"
     ours = json.loads(annextui(topo, "info", "--json")[1])
-    assert [(c["uuid"], c["names"]) for c in ours["clusters"]] == [
-        (topo.cluster_uuid, ["renamed"])
-    ]
+    assert [(c["uuid"], c["names"]) for c in ours["clusters"]] == [(topo.cluster_uuid, ["renamed"])]
 
     env.annex(cl, "drop", "ren")
     env.annex(cl, "get", "--from", "origin-renamed", "ren")

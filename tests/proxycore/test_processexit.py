@@ -70,9 +70,7 @@ def _delays(chunk: int) -> list[float]:
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_processes_end_with_their_status_while_ssh_threads_run(
-    ssh_hosts: Sshd, chunk: int
-) -> None:
+def test_processes_end_with_their_status_while_ssh_threads_run(ssh_hosts: Sshd, chunk: int) -> None:
     ssh_hosts.add_host("nodehost")
     env = ssh_hosts.env()
     env["PYTHONFAULTHANDLER"] = "1"  # a crash prints every thread's stack

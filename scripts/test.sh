@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian's openssh-server and nginx, the package with its test
-# extras, which include the real git-annex) and run ruff, mypy, the import contracts
+# extras, which include the real git-annex) and run ruff (lint and format), mypy, the import contracts
 # (lint-imports, configured in pyproject.toml) and the whole test suite (pytest-xdist).
 # Idempotent; quiet on success apart from pytest's summary.
 set -euo pipefail
@@ -76,6 +76,7 @@ quiet() {
 }
 
 step "$PYTHON" -m ruff check -q .
+step "$PYTHON" -m ruff format --check -q .
 step "$PYTHON" -m mypy --no-error-summary
 step quiet lint-imports --no-logo --no-cache
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian's openssh-server and nginx, the package with its test
-# extras, which include the real git-annex) and run ruff (lint and format), mypy, the import contracts
-# (lint-imports, configured in pyproject.toml) and the whole test suite (pytest-xdist).
+# extras, which include the real git-annex) and run ruff (lint and format), mypy, the import
+# contracts (lint-imports, configured in pyproject.toml) and the whole test suite (pytest-xdist).
 # Idempotent; quiet on success apart from pytest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -47,6 +47,9 @@ STEPS: dict[str, tuple[str, ...]] = {
         "SshPool.open_stream",
     ),
     "annextui.proxycore.sshconfig": ("ssh_g", "resolve_host"),
+    "annextui.proxycore.knownhosts": ("load", "verify"),
+    "annextui.proxycore.sshauth": ("authenticate",),
+    "annextui.proxycore.remote": ("RemotePeer.open",),
 }
 
 _fd = -1

@@ -22,7 +22,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world, files_by_class  # noqa: E402
-from common import SHELLS, write_files  # noqa: E402
+from bench_gateway import cluster_world, small_files_in_cluster  # noqa: E402
 from getlatency import Session  # noqa: E402
 from shellprofile import write_wrapper  # noqa: E402
 
@@ -72,31 +70,44 @@ def one_get(argv: list[str], env: dict[str, str], key: str) -> tuple[float, floa
     return wall, got, ru.ru_utime + ru.ru_stime
 
 
+def one_put(argv: list[str], env: dict[str, str], _key: str) -> tuple[float, float, float]:
+    """`one_get`'s figures for a session storing one new 4 KiB file in the cluster (its end
+    commits the gateway's journal: the location log changed)."""
+    from annextui.backend.keys import key_for_content
+
+    data = os.urandom(4096)
+    key = key_for_content(data, "SHA256E", ".bin")
+    s = Session(argv, env)
+    t0 = s.started
+    assert s.line().startswith(b"AUTH-SUCCESS")
+    s.send("VERSION 2\n")
+    s.line()
+    s.send(f"PUT put.bin {key}\n")
+    head = s.line()
+    assert head == b"PUT-FROM 0", head
+    s._out.write(f"DATA {len(data)}\n".encode() + data + b"VALID\n")
+    reply = s.line()
+    assert reply.startswith(b"SUCCESS"), reply
+    got = time.perf_counter() - t0
+    s._out.close()
+    _, status, ru = os.wait4(s.proc.pid, 0)
+    s.proc.returncode = status
+    return time.perf_counter() - t0, got, ru.ru_utime + ru.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--base", type=Path, help="an older checkout, run alternately")
     ap.add_argument("--base-shell", type=Path, help="any annex-shell program, run alternately")
     ap.add_argument("--trace", action="store_true", help="strace and timeline of one session")
+    ap.add_argument("--put", action="store_true", help="also sessions storing one new file")
     args = ap.parse_args(argv)
-    world = bench_world("scost-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
-        topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
-        cl = topo.client
-        write_files(cl, "small", 40, 4096)
-        env.annex(cl, "add", "-q", "--force-large", "small")
-        env.git(cl, "commit", "-q", "-m", "small")
-        env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
-        classes = files_by_class(env, topo, "small")
-        found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
-        key_of = dict(line.split("\t") for line in found.splitlines())
+    with cluster_world("scost-") as (tmp, _, env, topo):
+        classes, key_of = small_files_in_cluster(env, topo, 40)
         keys = {"local": key_of[classes["local"][0]], "node3": key_of[classes["node3"][0]]}
+        if args.put:
+            keys["put"] = ""
         served = ["p2pstdio", str(topo.gw), topology.CLIENT, "--uuid", topo.cluster_uuid]
         shells = {"ours": write_wrapper(tmp / "ours-shell", ROOT)}
         if args.base is not None:
@@ -108,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             order = list(shells) if rnd % 2 == 0 else list(reversed(shells))
             for cls, key in keys.items():
                 for name in order:
+                    run = one_put if cls == "put" else one_get
                     results.setdefault((cls, name), []).append(
-                        one_get([str(shells[name]), *served], env.env, key)
+                        run([str(shells[name]), *served], env.env, key)
                     )
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"one-GET sessions, {args.rounds} rounds, medians (best); load at the end {load}")
@@ -133,9 +145,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.trace:
             for cls, key in keys.items():
                 trace(tmp, shells["ours"], served, env.env, key, cls)
-    finally:
-        sshd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
@@ -143,17 +152,18 @@ def trace(
     tmp: Path, shell: Path, served: list[str], env: dict[str, str], key: str, cls: str
 ) -> None:
     """Print which programs one session runs (strace) and the timeline of its steps."""
+    run = one_put if cls == "put" else one_get
     if shutil.which("strace"):
         log = tmp / f"strace-{cls}.log"
         argv = ["strace", "-f", "-tt", "-e", "trace=execve", "-e", "signal=none", "-o", str(log)]
-        one_get([*argv, str(shell), *served], env, key)
+        run([*argv, str(shell), *served], env, key)
         print(f"\n{cls}: programs run by one session (strace -f -e trace=execve)")
         for line in log.read_text().splitlines():
             if "execve(" in line and "= 0" in line:
                 print("  " + line[:160])
     imports = tmp / f"importtime-{cls}.log"
     redirect = ["sh", "-c", 'exec "$@" 2>"$0"', str(imports), str(shell), *served]
-    one_get(redirect, {**env, "PYTHONPROFILEIMPORTTIME": "1"}, key)
+    run(redirect, {**env, "PYTHONPROFILEIMPORTTIME": "1"}, key)
     shutil.copy(imports, Path(tempfile.gettempdir()) / imports.name)
     out = Path(tempfile.mkdtemp(dir=tmp))
     wrapper = tmp / "timeline-shell"
@@ -163,11 +173,10 @@ def trace(
         )
     )
     wrapper.chmod(0o755)
-    one_get([str(wrapper), *served], {**env, "SESSIONCOST_T0": repr(time.monotonic())}, key)
+    run([str(wrapper), *served], {**env, "SESSIONCOST_T0": repr(time.monotonic())}, key)
     print(f"\n{cls}: timeline of one session (ms since the interpreter started)")
     for f in sorted(out.glob("*.txt")):
         print(f.read_text(), end="")
-    subprocess.run(["true"])
 
 
 if __name__ == "__main__":

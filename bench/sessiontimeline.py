@@ -35,9 +35,16 @@ STEPS: dict[str, tuple[str, ...]] = {
     "annextui.backend.branch": ("BranchView.__init__",),
     "annextui.proxycore.targets": ("select_target",),
     "annextui.proxycore.server": ("Server.run", "Server._handle", "FdTransport.write"),
-    "annextui.proxycore.cluster.peer": ("ClusterPeer.close", "ClusterPeer.get"),
+    "annextui.proxycore.cluster.peer": (
+        "ClusterPeer.close",
+        "ClusterPeer.get",
+        "ClusterPeer._certain_holder",
+        "ClusterPeer._holders",
+        "ClusterPeer.open_get",
+    ),
     "annextui.proxycore.local": ("LocalPeer.close",),
-    "annextui.proxycore.records": ("GatewayRecords.close",),
+    "annextui.proxycore.records": ("GatewayRecords.close", "GatewayRecords.commit"),
+    "annextui.backend.journal": ("Journal.commit",),
     "annextui.proxycore.processexit": ("exit_process", "join_own_threads"),
     "annextui.proxycore.ssh": (
         "load_paramiko",

@@ -14,66 +14,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from annextui.backend.keys import Key, key_for_content
 from annextui.backend.repo import Remote
 from annextui.proxycore import gateway
-from annextui.proxycore.peer import AlreadyHave, ContentLock, Incoming, Outcome, Outgoing, Peer
 from annextui.proxycore.server import serve
+from tests.proxycore.test_server import KEY, N1, N2, Script, ScriptedPeer, U
 
-U = "ac000000-0000-8000-8000-0000000000cc"
 N3 = "40de0000-0000-4000-8000-000000000003"
-KEY = key_for_content(b"payload\n", "SHA256E", ".txt")
 SSH_NODE = Remote("node3", "ssh://n3host/srv/node3.git", N3)
 LOCAL_NODE = Remote("node1", "/srv/node1.git", "40de0000-0000-4000-8000-000000000001")
-
-
-class Holder(Peer):
-    """Every key is here; nothing to serve from."""
-
-    @property
-    def uuid(self) -> str:
-        return U
-
-    def check_present(self, key: Key) -> bool:
-        return True
-
-    def lock_content(self, key: Key) -> ContentLock | None:
-        return None
-
-    def get(self, key: Key, offset: int, associated_file: str | None) -> Outgoing | None:
-        return None
-
-    def put(self, key: Key, associated_file: str | None) -> Incoming | AlreadyHave:
-        return AlreadyHave()
-
-    def remove(self, key: Key, *, before: int | None = None) -> Outcome:
-        return Outcome(True)
-
-    def timestamp(self) -> int:
-        return 1
-
-
-class Client:
-    """Fixed client bytes in, the server's bytes out."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.out = bytearray()
-
-    def read(self, n: int) -> bytes:
-        chunk, self.data = self.data[:n], self.data[n:]
-        return chunk
-
-    def readinto(self, buf: memoryview) -> int:
-        chunk = self.read(len(buf))
-        buf[: len(chunk)] = chunk
-        return len(chunk)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.out += data
-
-    def sendfile(self, fd: int, offset: int, count: int) -> int:
-        return 0
 
 
 @pytest.fixture
@@ -89,17 +37,19 @@ def warmed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def _session(later: gateway.PrewarmLater, requests: str) -> list[str]:
-    client = Client(f"VERSION 4\n{requests}".encode())
-    res = serve(Holder(), client, on_request=later.on_request)
+    client = Script(f"VERSION 4\n{requests}".encode())
+    res = serve(ScriptedPeer(), client, on_request=later.on_request)
     assert res.error is None
-    return bytes(client.out).decode().splitlines()
+    lines = bytes(client.out).decode().splitlines()
+    assert lines[:2] == [f"AUTH-SUCCESS {U}", "VERSION 4"]
+    return lines[2:]
 
 
 def test_a_one_request_session_starts_no_prewarm(warmed: list[list[str]]) -> None:
     later = gateway.PrewarmLater()
     later.remember([LOCAL_NODE, SSH_NODE])
     assert later.pending
-    assert _session(later, f"CHECKPRESENT {KEY}\n")[2:] == ["SUCCESS"]
+    assert _session(later, f"CHECKPRESENT {KEY}\n") == ["SUCCESS"]
     assert warmed == []
 
 
@@ -107,7 +57,13 @@ def test_the_second_request_for_a_key_starts_it_once(warmed: list[list[str]]) ->
     later = gateway.PrewarmLater()
     later.remember([LOCAL_NODE, SSH_NODE])
     replies = _session(later, f"CHECKPRESENT {KEY}\nGETTIMESTAMP\nREMOVE {KEY}\nPUT f {KEY}\n")
-    assert replies[2:] == ["SUCCESS", "TIMESTAMP 1", "SUCCESS", "ALREADY-HAVE"]
+    plus = f"{N1} {N2}"
+    assert replies == [
+        "SUCCESS",
+        "TIMESTAMP 42",
+        f"SUCCESS-PLUS {plus}",
+        f"ALREADY-HAVE-PLUS {plus}",
+    ]
     assert warmed == [["node3"]]  # only the ssh node; at REMOVE, not again at PUT
 
 

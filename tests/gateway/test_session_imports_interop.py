@@ -9,7 +9,8 @@ must not import dulwich (~40 ms of a session's start-up: backend/catfile.py, rep
 
 A one-file get whose key a node in the gateway's process holds never needs node3: that session
 imports neither ssh.py nor paramiko (the ssh pre-warm waits for the client's second request,
-gateway.PrewarmLater), nor dataclasses; the same get of a node3 file still reaches node3.
+gateway.PrewarmLater), nor dataclasses, nor hashlib (hash directories take the interpreter's
+own MD5: keys.py); the same get of a node3 file still reaches node3.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 CLUSTER = f"origin-{T.CLUSTER_NAME}"
 ROOT = Path(__file__).resolve().parents[2]
-WATCHED = ("dulwich", "textual", "rich", "paramiko", "annextui.proxycore.ssh", "dataclasses")
+WATCHED = (
+    "dulwich",
+    "textual",
+    "rich",
+    "paramiko",
+    "annextui.proxycore.ssh",
+    "dataclasses",
+    "hashlib",
+)
 
 _WRAPPER = """#!{python}
 import sys
@@ -81,7 +90,13 @@ def test_a_one_file_get_of_an_in_process_key_imports_no_ssh(
         (p2p,) = _get_recording_imports(topo, tmp_path / node, f)
         assert (cl / f).read_bytes() == files[f]
         if node == "node1":  # served in the gateway's process: no ssh node was needed
-            for unused in ("annextui.proxycore.ssh", "paramiko", "dataclasses", "dulwich"):
+            for unused in (
+                "annextui.proxycore.ssh",
+                "paramiko",
+                "dataclasses",
+                "dulwich",
+                "hashlib",
+            ):
                 assert unused not in p2p, (node, p2p)
         else:  # node3 is reached over ssh, now by the GET itself
             assert "paramiko" in p2p, (node, p2p)

@@ -110,3 +110,15 @@ class Value(metaclass=_ValueMeta):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), self._values())
+
+
+_V = TypeVar("_V", bound=Value)
+
+
+def replace(value: _V, **changes: Any) -> _V:
+    """A copy of `value` with some fields changed (`dataclasses.replace`)."""
+    fields = {n: getattr(value, n) for n in value._fields}
+    unknown = changes.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{type(value).__qualname__} has no field {', '.join(sorted(unknown))}")
+    return type(value)(**{**fields, **changes})

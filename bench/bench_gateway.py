@@ -161,6 +161,25 @@ def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
     return tmp, sshd, env
 
 
+@contextlib.contextmanager
+def cluster_world(prefix: str) -> Iterator[tuple[Path, Sshd, AnnexEnv, topology.Topology]]:
+    """`bench_world` with its sshd started and the cluster topology built (the client's shell:
+    annextui-shell), torn down afterwards; exits with status 2 without git-annex or sshd."""
+    world = bench_world(prefix)
+    if world is None:
+        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
+        raise SystemExit(2)
+    tmp, sshd, env = world
+    try:
+        sshd.start()
+        env.use_ssh(sshd)
+        yield tmp, sshd, env, topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
+    finally:
+        env.cleanup()
+        sshd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
     """The cases of the gateway benches: name -> (file count, file size in bytes)."""
     return {
@@ -343,6 +362,21 @@ def _relay_remote(env: AnnexEnv, topo: topology.Topology, tmp: Path) -> Iterator
         env.git(cl, "fetch", "-q", "relay")
         env.annex(cl, "info", "-q", "relay")  # learn the UUID outside the timings
         yield server.pid
+
+
+def small_files_in_cluster(
+    env: AnnexEnv, topo: topology.Topology, count: int
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """COUNT 4 KiB files added and committed in the client's `small/`, copied to the cluster:
+    the files by where the cluster keeps them (`files_by_class`) and each file's key."""
+    cl = topo.client
+    write_files(cl, "small", count, 4096)
+    env.annex(cl, "add", "-q", "--force-large", "small")
+    env.git(cl, "commit", "-q", "-m", "small")
+    env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
+    classes = files_by_class(env, topo, "small")
+    found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
+    return classes, dict(line.split("\t") for line in found.splitlines())
 
 
 def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[str, list[str]]:

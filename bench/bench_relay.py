@@ -14,6 +14,11 @@ started locally as `p2pstdio GW CLIENT` until its AUTH-SUCCESS, including the re
 `site` (`relay-site`: what a console script costs).
 
     python bench/bench_relay.py [--runs 15] [--kib 4] [--startup-runs 20] [--json out.json]
+    python bench/bench_relay.py --baseline DIR     # + `base`: annextui-shell of an older checkout
+
+With `--baseline DIR` a fourth remote, `base`, runs annextui-shell from that checkout (`git
+archive COMMIT | tar -x -C DIR`), and `ours` runs this checkout through the same kind of
+wrapper (bench/shellprofile.py), so the two differ only in the code.
 
 Ratios are each shell's time over git-annex-shell's, median and best; the load average is
 printed with them (the machine is shared).
@@ -37,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 from bench_gateway import bench_world  # noqa: E402
 from common import SHELLS, time_to_auth, write_files  # noqa: E402
+from shellprofile import write_wrapper  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import p2phttp  # noqa: E402
@@ -56,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-runs", type=int, default=20)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    ap.add_argument("--baseline", type=Path, help="an older checkout, run as `base`")
     args = ap.parse_args(argv)
+    names = (*NAMES, "base") if args.baseline else NAMES
 
     world = bench_world("brelay-")
     if world is None:
@@ -77,20 +85,24 @@ def main(argv: list[str] | None = None) -> int:
             "ours": SHELLS["ours"],
             "relay": str(relay),
         }
+        if args.baseline:
+            programs["ours"] = str(write_wrapper(tmp / "ours-shell", ROOT))
+            programs["base"] = str(write_wrapper(tmp / "base-shell", args.baseline.resolve()))
+            env.git(topo.client, "config", "remote.origin.annex-shell", programs["ours"])
         with p2phttp.running("annextui", topo.gw, env.env, relay_options(sock)) as server:
             cl = topo.client
             env.git(cl, "remote", "rename", "origin", "ours")
-            for name in ("theirs", "relay"):
+            for name in (n for n in names if n != "ours"):  # `ours` is origin, renamed
                 env.git(cl, "remote", "add", name, f"ssh://gw{topo.gw}")
                 env.git(cl, "config", f"remote.{name}.annex-shell", programs[name])
                 env.git(cl, "fetch", "-q", name)
-            for name in NAMES:  # learn the UUIDs outside the timings
+            for name in names:  # learn the UUIDs outside the timings
                 env.annex(cl, "info", "-q", name)
             write_files(cl, "one", 1, args.kib << 10)
             env.annex(cl, "add", "-q", "--force-large", "one")
             env.git(cl, "commit", "-q", "-m", "one file")
             for rnd in range(args.runs + 1):  # run 0 warms up (caches, the server's imports)
-                order = NAMES if rnd % 2 == 0 else tuple(reversed(NAMES))
+                order = names if rnd % 2 == 0 else tuple(reversed(names))
                 for name in order:
                     for target, suffix in TARGETS.items():
                         remote = name + suffix
@@ -178,7 +190,7 @@ def report(
     for target in TARGETS:
         for op in ("copy", "get"):
             base = times[(target, op, "theirs")]
-            for name in NAMES:
+            for name in (n for n in (*NAMES, "base") if (target, op, n) in times):
                 v = times[(target, op, name)]
                 lines.append(
                     f"{target:<8} {op:<5} {name:<7} {statistics.median(v) * 1000:9.0f} "

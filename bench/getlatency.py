@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world, files_by_class  # noqa: E402
-from common import SHELLS, write_files  # noqa: E402
+from bench_gateway import cluster_world, small_files_in_cluster  # noqa: E402
+from common import SHELLS  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 
@@ -101,27 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=150)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
-    world = bench_world("glat-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
-        topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
+    with cluster_world("glat-") as (_, sshd, env, topo):
         cl = topo.client
-        write_files(cl, "small", args.count, 4096)
-        env.annex(cl, "add", "-q", "--force-large", "small")
-        env.git(cl, "commit", "-q", "-m", "small")
-        env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
-        classes = files_by_class(env, topo, "small")
+        classes, key_of = small_files_in_cluster(env, topo, args.count)
         node3 = topo.nodes["node3"]
         env.git(cl, "remote", "add", "direct", f"ssh://n3host{node3}")
         env.git(cl, "config", "remote.direct.fetch", "")
         env.annex(cl, "copy", "-q", "--to", "direct", "small", timeout=3600)
-        found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
-        key_of = dict(line.split("\t") for line in found.splitlines())
         ssh = ["ssh", "-F", str(sshd.config_path)]
         served = f"p2pstdio {topo.gw} {topology.CLIENT} --uuid {topo.cluster_uuid}"
         paths = {
@@ -145,10 +130,6 @@ def main(argv: list[str] | None = None) -> int:
                 first = statistics.median(g[0] for _, g in got) * 1e3
                 later = statistics.median(statistics.median(g[1:]) for _, g in got) * 1e6
                 print(f"  {name:<7} {auth:8.1f} {first:10.1f} {later:10.0f}")
-    finally:
-        env.cleanup()
-        sshd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -77,3 +77,19 @@ def test_frozen_and_copyable() -> None:
     for clone in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
         assert clone == a
     assert copy.deepcopy(a).tags is not a.tags
+
+
+def test_replace_changes_only_the_named_fields() -> None:
+    from annextui.values import replace
+
+    class Hop(Value):
+        host: str
+        port: int = 22
+        via: str | None = None
+
+    a = Hop("h", via="j")
+    b = replace(a, port=2222)
+    assert (b.host, b.port, b.via) == ("h", 2222, "j")
+    assert a == Hop("h", 22, "j")  # the original is untouched
+    with pytest.raises(TypeError, match="no field nope"):
+        replace(a, nope=1)

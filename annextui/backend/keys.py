@@ -6,12 +6,26 @@ exactly the input, and only `key_file` ever turns a key into a path component.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from annextui.values import Value
+
+
+def _builtin_md5() -> Callable[[bytes], Any]:
+    """MD5 for hash directories (every request of every shell session): the interpreter's own
+    `_md5`, not hashlib, whose import loads OpenSSL's libcrypto (~6 ms of CPU, as much as the
+    rest of a GET of a local key); hashlib is imported when content is hashed (`_HASHERS`)."""
+    try:
+        return cast(Callable[[bytes], Any], __import__("_md5").md5)  # no stub in typeshed
+    except ImportError:  # an interpreter built without its own MD5
+        import hashlib
+
+        return hashlib.md5
+
+
+_md5 = _builtin_md5()
 
 MAX_EXTENSION = 64
 MAX_KEYFILE = 255
@@ -180,12 +194,12 @@ def _hash_input(key: Key | str) -> bytes:
 
 
 def hashdir_lower(key: Key | str, levels: int = 2) -> str:
-    h = hashlib.md5(_hash_input(key)).hexdigest()
+    h = _md5(_hash_input(key)).hexdigest()
     return f"{h[:3]}/" if levels == 1 else f"{h[:3]}/{h[3:6]}/"
 
 
 def hashdir_mixed(key: Key | str, levels: int = 2) -> str:
-    w = int.from_bytes(hashlib.md5(_hash_input(key)).digest()[:4], "little")
+    w = int.from_bytes(_md5(_hash_input(key)).digest()[:4], "little")
     c = [_MIXED_ALPHABET[(w >> (6 * x)) & 31] for x in range(4)]
     return f"{c[1]}{c[0]}/" if levels == 1 else f"{c[1]}{c[0]}/{c[3]}{c[2]}/"
 
@@ -201,12 +215,32 @@ def branch_hash_levels(config_bool: Callable[[str], bool]) -> int:
     return 1 if config_bool("annex.tune.branchhash1") else 2
 
 
+def _hashlib(name: str, **params: int) -> Callable[[], _Hasher]:
+    """hashlib's `name` hasher, hashlib imported at the first one (see `_md5`)."""
+
+    def make() -> _Hasher:
+        import hashlib
+
+        return cast(_Hasher, getattr(hashlib, name)(**params))
+
+    return make
+
+
 def _blake2b(bits: int) -> Callable[[], _Hasher]:
-    return lambda: hashlib.blake2b(digest_size=bits // 8)
+    return _hashlib("blake2b", digest_size=bits // 8)
 
 
 def _blake2s(bits: int) -> Callable[[], _Hasher]:
-    return lambda: hashlib.blake2s(digest_size=bits // 8)
+    return _hashlib("blake2s", digest_size=bits // 8)
+
+
+def _blake2_parallel(name: str, degree: int, block: int) -> Callable[[], _Hasher]:
+    def make() -> _Hasher:
+        import hashlib
+
+        return Blake2Parallel(getattr(hashlib, name), degree, block)
+
+    return make
 
 
 class Blake2Parallel:
@@ -294,16 +328,16 @@ def _xxh3() -> _Hasher:
 
 
 _HASHERS: dict[str, Callable[[], _Hasher]] = {
-    "SHA256": hashlib.sha256,
-    "SHA512": hashlib.sha512,
-    "SHA224": hashlib.sha224,
-    "SHA384": hashlib.sha384,
-    "SHA3_256": hashlib.sha3_256,
-    "SHA3_512": hashlib.sha3_512,
-    "SHA3_224": hashlib.sha3_224,
-    "SHA3_384": hashlib.sha3_384,
-    "SHA1": hashlib.sha1,
-    "MD5": hashlib.md5,
+    "SHA256": _hashlib("sha256"),
+    "SHA512": _hashlib("sha512"),
+    "SHA224": _hashlib("sha224"),
+    "SHA384": _hashlib("sha384"),
+    "SHA3_256": _hashlib("sha3_256"),
+    "SHA3_512": _hashlib("sha3_512"),
+    "SHA3_224": _hashlib("sha3_224"),
+    "SHA3_384": _hashlib("sha3_384"),
+    "SHA1": _hashlib("sha1"),
+    "MD5": _hashlib("md5"),
     "BLAKE2B160": _blake2b(160),
     "BLAKE2B224": _blake2b(224),
     "BLAKE2B256": _blake2b(256),
@@ -312,8 +346,8 @@ _HASHERS: dict[str, Callable[[], _Hasher]] = {
     "BLAKE2S160": _blake2s(160),
     "BLAKE2S224": _blake2s(224),
     "BLAKE2S256": _blake2s(256),
-    "BLAKE2BP512": lambda: Blake2Parallel(hashlib.blake2b, 4, 128),
-    "BLAKE2SP256": lambda: Blake2Parallel(hashlib.blake2s, 8, 64),
+    "BLAKE2BP512": _blake2_parallel("blake2b", 4, 128),
+    "BLAKE2SP256": _blake2_parallel("blake2s", 8, 64),
     "BLAKE3_256": _blake3,
     "XXH3": _xxh3,
 }

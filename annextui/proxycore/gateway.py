@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from annextui.backend.keys import Key
+from annextui.proxycore import protocol as p
 from annextui.proxycore.cluster import ClusterPeer, NodeSpec
 from annextui.proxycore.peer import Peer
 from annextui.proxycore.proxied import ProxiedPeer
@@ -305,22 +306,28 @@ def _ssh_node(
     )
 
 
+def _ssh_remotes(remotes: Sequence[Remote]) -> list[Remote]:
+    return [r for r in remotes if r.url and _reached_by(r) is _Reach.SSH]
+
+
 def prewarm_ssh(remotes: Sequence[Remote]) -> None:
     """Import paramiko and bring up the ssh transports of these remotes' hosts in the
-    background, while the client's first lines arrive. Only the transport (TCP, key exchange,
+    background, while the client's requests are served. Only the transport (TCP, key exchange,
     authentication) is made early; node connections (channels) still open on first use."""
-    wanted = [
-        (r.url, r.option("annex-ssh-options"))
-        for r in remotes
-        if r.url and _reached_by(r) is _Reach.SSH
-    ]
+    wanted = [(r.url or "", r.option("annex-ssh-options")) for r in _ssh_remotes(remotes)]
     if not wanted:
         return
 
     def run() -> None:
         # ssh.py (and paramiko) are imported here, off the thread that answers the client.
-        from annextui.proxycore.ssh import SshOptions, parse_ssh_url, resolve_host
+        from annextui.proxycore.ssh import (
+            SshOptions,
+            parse_ssh_url,
+            resolve_host,
+            start_paramiko_import,
+        )
 
+        start_paramiko_import()  # while `ssh -G` runs (a subprocess: the GIL is free)
         pool = ssh_pool()
         for url, options in wanted:
             target = parse_ssh_url(url)
@@ -332,6 +339,44 @@ def prewarm_ssh(remotes: Sequence[Remote]) -> None:
                 continue
 
     threading.Thread(target=run, name="ssh-prewarm", daemon=True).start()
+
+
+# The client's requests for a key: the second one starts a one-shot session's ssh pre-warm.
+_KEY_REQUESTS = (p.Get, p.Put, p.CheckPresent, p.LockContent, p.Remove, p.RemoveBefore)
+
+
+class PrewarmLater:
+    """A one-shot cluster session's ssh pre-warm, started at the client's second request for
+    a key (`on_request`, which the server calls with each message) instead of at the start.
+
+    Started at the start, it cost a session whose one GET a node in this process serves (most
+    one-file `git annex get`s) a fifth of its CPU and wall time: ssh.py's and paramiko's
+    imports compete for the interpreter with the session's own work, for a connection it never
+    uses. A first request that needs an ssh node opens it itself, no later than the pre-warm
+    had it (the client's VERSION round trip was all the head start it got); from the second
+    request on, the transport comes up while the session serves others, as before."""
+
+    __slots__ = ("_remotes", "_seen")
+
+    def __init__(self) -> None:
+        self._remotes: list[Remote] = []
+        self._seen = 0
+
+    def remember(self, remotes: Sequence[Remote]) -> None:
+        """What `prewarm_ssh` would warm now (build_peer's `warm`)."""
+        self._remotes.extend(_ssh_remotes(remotes))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._remotes)
+
+    def on_request(self, message: object) -> None:
+        if not self._remotes or not isinstance(message, _KEY_REQUESTS):
+            return
+        self._seen += 1
+        if self._seen >= 2:
+            remotes, self._remotes = self._remotes, []
+            prewarm_ssh(remotes)
 
 
 # -- preferred content ---------------------------------------------------------------------------
@@ -491,7 +536,15 @@ class ServerSide(Value):
     rng: random.Random = value_field(default_factory=random.Random)
 
 
-def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) -> Peer:
+def build_peer(
+    gw: Gateway,
+    target: Target,
+    server: ServerSide | None = None,
+    *,
+    warm: Callable[[Sequence[Remote]], None] = prewarm_ssh,
+) -> Peer:
+    """The Peer serving `target`; a one-shot session's cluster nodes over ssh are handed to
+    `warm` (the pre-warm now, or `PrewarmLater.remember`)."""
     from annextui.proxycore.local import LocalPeer
     from annextui.proxycore.targets import ClusterTarget, LocalTarget, RemoteTarget
 
@@ -522,7 +575,7 @@ def build_peer(gw: Gateway, target: Target, server: ServerSide | None = None) ->
         )
     assert isinstance(target, ClusterTarget)
     if server is None:
-        prewarm_ssh(_node_remotes(gw, target.uuid, frozenset()))
+        warm(_node_remotes(gw, target.uuid, frozenset()))
     prefs = BranchPreferences(gw, records)
 
     def own() -> Peer:
@@ -550,13 +603,23 @@ class GatewayTarget(Value):
     target: Target
 
     def peer(self) -> Peer:
-        """The Peer that serves this target for one session."""
+        """The Peer that serves this target for one session (a cluster's ssh nodes pre-warmed
+        at once)."""
         return build_peer(self.gateway, self.target)
+
+    def session(self) -> tuple[Peer, Callable[[p.Event], None] | None]:
+        """The Peer for one client session, and what the server calls with each of the
+        client's messages (None: nothing): a cluster's ssh pre-warm waits for the second
+        request (`PrewarmLater`)."""
+        later = PrewarmLater()
+        peer = build_peer(self.gateway, self.target, warm=later.remember)
+        return peer, later.on_request if later.pending else None
 
     def serve(self, *, mode: ServerMode, debug: bool = False) -> ServeResult:
         from annextui.proxycore.server import serve_stdio
 
-        return serve_stdio(self.peer(), mode=mode, debug=debug)
+        peer, on_request = self.session()
+        return serve_stdio(peer, mode=mode, debug=debug, on_request=on_request)
 
 
 def open_gateway(

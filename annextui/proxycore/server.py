@@ -185,7 +185,10 @@ class Server:
         mode: ServerMode = ServerMode.READWRITE,
         debug: Callable[[str], None] | None = None,
         read_size: int = READ_SIZE,
+        on_request: Callable[[p.Event], None] | None = None,
     ) -> None:
+        """`on_request` sees each message from the client before it is handled (a one-shot
+        gateway session starts its ssh pre-warm by it: gateway.PrewarmLater)."""
         self.peer = peer
         self.t = transport
         self.mode = mode
@@ -198,6 +201,7 @@ class Server:
             readinto=transport.readinto,
         )
         self._debug = debug
+        self._on_request = on_request
         self._requests = 0
         # What is in flight, so it can be released whatever happens.
         self._lock: ContentLock | None = None
@@ -240,6 +244,8 @@ class Server:
                         self._client_error()
                         continue
                     self._requests += 1
+                    if self._on_request is not None:
+                        self._on_request(ev)
                     self._handle(ev)
                 except p.RemoteProtocolError as exc:
                     self._recover(exc)
@@ -518,8 +524,9 @@ def serve(
     *,
     mode: ServerMode = ServerMode.READWRITE,
     debug: Callable[[str], None] | None = None,
+    on_request: Callable[[p.Event], None] | None = None,
 ) -> ServeResult:
-    return Server(peer, transport, mode=mode, debug=debug).run()
+    return Server(peer, transport, mode=mode, debug=debug, on_request=on_request).run()
 
 
 def serve_stdio(
@@ -529,9 +536,10 @@ def serve_stdio(
     debug: bool = False,
     transport: Transport | None = None,
     warn: Callable[[str], None] | None = None,
+    on_request: Callable[[p.Event], None] | None = None,
 ) -> ServeResult:
     """`p2pstdio`: the protocol on stdin/stdout (or a relayed session's `transport`),
-    diagnostics on stderr (or through `warn`)."""
+    diagnostics on stderr (or through `warn`); `on_request` as `Server`'s."""
 
     def log(line: str) -> None:
         text = f"[annextui-shell] {line}\n"
@@ -541,4 +549,10 @@ def serve_stdio(
         sys.stderr.write(text)
         sys.stderr.flush()
 
-    return serve(peer, transport or FdTransport(0, 1), mode=mode, debug=log if debug else None)
+    return serve(
+        peer,
+        transport or FdTransport(0, 1),
+        mode=mode,
+        debug=log if debug else None,
+        on_request=on_request,
+    )

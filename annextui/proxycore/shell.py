@@ -375,15 +375,18 @@ def p2pstdio(
         mode = ServerMode.READWRITE
     transport = FdTransport(session.infd, session.outfd, stop_fd=session.stop_fd())
     log = session.warn if session.stderr_fd != 2 else None
+    on_request = None
     try:
         if proxy is not None:
             # A proxied remote or a cluster: the gateway relays (gateway.py).
-            peer = proxy.peer()
+            peer, on_request = proxy.session()
         else:
             peer = LocalPeer(repo, client_uuid=cmd.params[0])
     except PeerFatal as exc:
         raise ShellExit(str(exc)) from None
-    result = serve_stdio(peer, mode=mode, debug=cmd.debug, transport=transport, warn=log)
+    result = serve_stdio(
+        peer, mode=mode, debug=cmd.debug, transport=transport, warn=log, on_request=on_request
+    )
     if result.error:
         # A failure inside the command is reported the way git-annex reports a failed command.
         session.warn(f"git-annex: {result.error}\np2pstdio: 1 failed\n")

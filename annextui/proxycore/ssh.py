@@ -32,6 +32,7 @@ from annextui.proxycore.sshconfig import (
     SshOptions,
     SshTarget,
     forget_resolutions,
+    git_ssh_reason,
     parse_ssh_url,
     resolve_host,
 )
@@ -84,6 +85,26 @@ def load_paramiko() -> None:
             del sys.modules["invoke"]  # a later `import invoke` elsewhere still works
         if stand_in is not None and sys.modules.get(_METADATA) is stand_in:
             del sys.modules[_METADATA]  # a later `import importlib.metadata` gets the real one
+
+
+def start_paramiko_import() -> threading.Thread | None:
+    """`load_paramiko` on a thread of its own (returned; None: nothing to import), so that the
+    caller's `ssh -G` (a subprocess, waited for without the GIL) and paramiko's import (CPU)
+    overlap instead of following each other: the first connection to a node comes up that
+    much sooner. A later `import paramiko` waits for this one (Python's module lock). Not when
+    GIT_SSH(_COMMAND) sends every hop through that program: paramiko is not used then."""
+    if "paramiko" in sys.modules or git_ssh_reason() is not None:
+        return None
+    importing = threading.Thread(target=_load_quietly, name="paramiko-import", daemon=True)
+    importing.start()
+    return importing
+
+
+def _load_quietly() -> None:
+    try:
+        load_paramiko()
+    except Exception:  # the connection's own `load_paramiko` reports it
+        return
 
 
 _METADATA = "importlib.metadata"
@@ -455,9 +476,16 @@ class SshPool:
         """A node's command as a byte stream: over a pooled paramiko transport, or through the
         system's ssh when only OpenSSH can make the hop."""
         opts = opts or SshOptions()
+        importing = start_paramiko_import()
         host = resolve_host(target, opts)
         if host.openssh_reason:
             from annextui.proxycore.remote import ProcessStream
+
+            if importing is not None:
+                # Not used for this host after all; a process that ends through the
+                # interpreter's teardown (not os._exit) must not do so mid-import
+                # (processexit.py: the crash in cryptography's initialisation).
+                importing.join()
 
             argv = openssh_argv(target, opts, command)
             try:

@@ -19,8 +19,12 @@ import shlex
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+# Value, not dataclasses: this module is on the path of a session's first request to an ssh
+# node, and `dataclasses` imports `inspect` (with ast, dis, tokenize) and compiles several
+# methods per class, ~10 ms before the connection could start (values.py).
+from annextui.values import Value, replace, value_field
 
 SSH_PROGRAM = "ssh"
 GIT_SSH_VARS = ("GIT_SSH_COMMAND", "GIT_SSH")
@@ -30,8 +34,7 @@ class SshError(Exception):
     """The node could not be reached safely; the message says why and what to do."""
 
 
-@dataclass(frozen=True, slots=True)
-class SshTarget:
+class SshTarget(Value):
     """Where a git remote URL points: host as written (may be an alias), user, port, path."""
 
     host: str
@@ -77,8 +80,7 @@ def parse_ssh_url(url: str) -> SshTarget | None:
     return None
 
 
-@dataclass(frozen=True)
-class SshOptions:
+class SshOptions(Value):
     """`remote.NAME.annex-ssh-options`: the words git-annex puts on ssh's command line."""
 
     words: tuple[str, ...] = ()
@@ -117,9 +119,10 @@ def expand_path(p: str) -> str:
     return os.path.expandvars(p)
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedHost:
-    """One hop as OpenSSH would make it (see the module docstring)."""
+class ResolvedHost(Value):
+    """One hop as OpenSSH would make it (see the module docstring). Equal hops are the same
+    hop whatever else `ssh -G` printed: `config` is left out of equality and hashing (it keys
+    the pool's transports)."""
 
     alias: str  # as written in the URL or jump spec
     hostname: str
@@ -137,7 +140,19 @@ class ResolvedHost:
     server_alive_interval: int = 0
     connect_timeout: float | None = None
     openssh_reason: str | None = None  # set: only the system's ssh can make this hop
-    config: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
+    config: dict[str, tuple[str, ...]] = value_field(default_factory=dict)
+
+    def _hop(self) -> tuple[object, ...]:
+        return self._values()[:-1]  # every field but `config`, the last
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ResolvedHost)
+        return self._hop() == other._hop()
+
+    def __hash__(self) -> int:
+        return hash(self._hop())
 
     @property
     def known_hosts_name(self) -> str:

@@ -6,6 +6,11 @@ wrapper running annextui-shell's own `main` that, once the session is served, re
 heavy packages the process imported. Reading the gateway's state and the keys' location logs
 must not import dulwich (~40 ms of a session's start-up: backend/catfile.py, repo.py
 `Repository.from_layout`), nor textual or rich; paramiko is expected (node3 is an ssh node).
+
+A one-file get whose key a node in the gateway's process holds never needs node3: that session
+imports neither ssh.py nor paramiko (the ssh pre-warm waits for the client's second request,
+gateway.PrewarmLater), nor dataclasses, nor hashlib (hash directories take the interpreter's
+own MD5: keys.py); the same get of a node3 file still reaches node3.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 CLUSTER = f"origin-{T.CLUSTER_NAME}"
 ROOT = Path(__file__).resolve().parents[2]
-WATCHED = ("dulwich", "textual", "rich", "paramiko")
+WATCHED = (
+    "dulwich",
+    "textual",
+    "rich",
+    "paramiko",
+    "annextui.proxycore.ssh",
+    "dataclasses",
+    "hashlib",
+)
 
 _WRAPPER = """#!{python}
 import sys
@@ -51,6 +64,50 @@ def test_a_cluster_get_session_does_not_import_dulwich(topo: T.Topology, tmp_pat
     for f, key in keys.items():
         assert holders(topo, key) == {topo.uuids[f.split("/")[1].split("-")[0]]}
 
+    p2p = _get_recording_imports(topo, tmp_path, "imports")
+    for f, data in files.items():
+        assert (cl / f).read_bytes() == data
+    _fsck(topo, "imports", len(files))
+    for mods in p2p:
+        for heavy in ("dulwich", "textual", "rich"):
+            assert heavy not in mods, p2p
+
+
+def test_a_one_file_get_of_an_in_process_key_imports_no_ssh(
+    topo: T.Topology, tmp_path: Path
+) -> None:
+    env, cl = topo.env, topo.client
+    files = {f"onefile/{node}.bin": f"one file on {node}\n".encode() * 500 for node in topo.nodes}
+    keys = env.add_files(cl, files)
+    for f in files:
+        env.annex(cl, "copy", "-q", "--to", f"origin-{Path(f).stem}", f)
+    env.annex(cl, "drop", "-q", "--force", "onefile")
+    for f, key in keys.items():
+        assert holders(topo, key) == {topo.uuids[Path(f).stem]}
+
+    for node in ("node1", "node3"):
+        f = f"onefile/{node}.bin"
+        (p2p,) = _get_recording_imports(topo, tmp_path / node, f)
+        assert (cl / f).read_bytes() == files[f]
+        if node == "node1":  # served in the gateway's process: no ssh node was needed
+            for unused in (
+                "annextui.proxycore.ssh",
+                "paramiko",
+                "dataclasses",
+                "dulwich",
+                "hashlib",
+            ):
+                assert unused not in p2p, (node, p2p)
+        else:  # node3 is reached over ssh, now by the GET itself
+            assert "paramiko" in p2p, (node, p2p)
+    _fsck(topo, "onefile", len(files))
+
+
+def _get_recording_imports(topo: T.Topology, tmp_path: Path, path: str) -> list[list[str]]:
+    """`git annex get --from` the cluster of `path` through the recording wrapper; the watched
+    modules each p2pstdio session imported."""
+    env, cl = topo.env, topo.client
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "imports.txt"
     wrapper = tmp_path / "shell-recording-imports"
     wrapper.write_text(
@@ -60,21 +117,20 @@ def test_a_cluster_get_session_does_not_import_dulwich(topo: T.Topology, tmp_pat
     shell = env.git(cl, "config", "remote.origin.annex-shell")
     env.git(cl, "config", "remote.origin.annex-shell", str(wrapper))
     try:
-        res = env.annex(cl, "get", "--from", CLUSTER, "imports", check=False)
+        res = env.annex(cl, "get", "--from", CLUSTER, path, check=False)
     finally:
         env.git(cl, "config", "remote.origin.annex-shell", shell)
     assert res.returncode == 0, res.stdout + res.stderr
-
-    for f, data in files.items():
-        assert (cl / f).read_bytes() == data
-    fsck = env.annex_json(cl, "fsck", "imports")
-    assert len(fsck) == len(files), fsck
-    assert all(r["success"] for r in fsck), fsck
-    for node in topo.nodes.values():
-        fsck_node(topo, node)
     sessions = [line.split(" ", 1) for line in out.read_text().splitlines()]
     p2p = [mods.split(",") if mods else [] for cmd, mods in sessions if cmd == "p2pstdio"]
     assert p2p, sessions  # the GETs went through the wrapper
-    for mods in p2p:
-        for heavy in ("dulwich", "textual", "rich"):
-            assert heavy not in mods, sessions
+    return p2p
+
+
+def _fsck(topo: T.Topology, path: str, count: int) -> None:
+    """The client's copies and every node's objects pass git-annex's own fsck."""
+    fsck = topo.env.annex_json(topo.client, "fsck", path)
+    assert len(fsck) == count, fsck
+    assert all(r["success"] for r in fsck), fsck
+    for node in topo.nodes.values():
+        fsck_node(topo, node)

@@ -6,7 +6,8 @@ answers: the interpreter's teardown ran while daemon threads of the session stil
 ssh-prewarm thread reaching node3, paramiko's transport thread, the stderr pumps). Each
 session here is one `annextui-shell p2pstdio` for the cluster of tests/gateway/topology.py,
 whose node3 is reached over the private sshd, in the shapes of the suite and benchmarks: the
-client hangs up right after `AUTH-SUCCESS` (the pre-warm still connecting), after `VERSION`, in
+client hangs up right after `AUTH-SUCCESS`, after `VERSION`, right after its second request
+(which starts the ssh pre-warm: the client is gone while it imports paramiko or connects), in
 the middle of a GET from node3 (its transport thread busy receiving), after a whole GET, after
 a PUT fanned out to node3. Every shell must exit 0 (never -11, never a `Fatal Python error`),
 and what the PUTs wrote must be intact: node3's objects pass a real `git annex fsck`, and the
@@ -85,6 +86,8 @@ def test_every_session_shape_exits_cleanly(topo: T.Topology) -> None:
     env = topo.env
     data = os.urandom(BIG)
     big = _on_node3_only(topo, data)
+    small = env.add_files(topo.client, {"exit/small.bin": b"on node1\n"})["exit/small.bin"]
+    env.annex(topo.client, "copy", "-q", "--to", "origin-node1", "exit/small.bin")
     for node in ("node1", "node2"):  # every PUT fans out to node3, over ssh
         env.annex(topo.gw, "wanted", node, "nothing")
     blobs = [os.urandom(50_000 + i) for i in range(ROUNDS)]
@@ -94,6 +97,7 @@ def test_every_session_shape_exits_cleanly(topo: T.Topology) -> None:
         sessions += [
             Session("auth", b""),
             Session("version", b"VERSION 4\n"),
+            Session("prewarm", f"VERSION 4\nCHECKPRESENT {small}\nCHECKPRESENT {small}\n".encode()),
             Session("mid-get", f"VERSION 4\nGET 0 exit/big.bin {big}\n".encode(), 100_000),
             Session("get", f"VERSION 4\nGET 0 exit/big.bin {big}\nSUCCESS\n".encode()),
             Session(
@@ -115,6 +119,8 @@ def test_every_session_shape_exits_cleanly(topo: T.Topology) -> None:
     for e in ended:
         lines = e.stdout.split(b"\n")
         assert lines[0] == f"AUTH-SUCCESS {topo.cluster_uuid}".encode(), e
+        if e.session.shape == "prewarm":  # node1 has it: answered in the gateway's process
+            assert lines[2:4] == [b"SUCCESS", b"SUCCESS"], e.stdout
         if e.session.shape == "get":  # the whole body, from node3, verified by the client
             assert e.stdout.endswith(data + b"VALID\n"), e.stdout[:200]
         if e.session.shape == "put":

@@ -3,6 +3,7 @@ host keys verified, unknown and changed keys refused."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,48 @@ def test_a_node_connection_does_not_import_importlib_metadata(ssh_hosts: Sshd) -
     version, real = later.split()
     assert real == "True"
     assert banner == f"SSH-2.0-paramiko_{version}"
+
+
+def _fresh(code: str, **env: str) -> str:
+    """What a fresh interpreter running `code` prints (this checkout: PYTHONPATH inherited)."""
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_SSH")} | env,
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_reaching_for_ssh_imports_no_dataclasses() -> None:
+    """ssh.py and sshconfig.py are on the path of a session's first request to an ssh node:
+    their classes are Values, so `dataclasses` (and `inspect`, ast, dis, tokenize) is not
+    imported before the connection can start."""
+    code = (
+        "import sys, annextui.proxycore.ssh\n"
+        "print('dataclasses' in sys.modules, 'inspect' in sys.modules)"
+    )
+    assert _fresh(code) == "False False"
+
+
+_START_IMPORT = (
+    "import sys, threading\n"
+    "from annextui.proxycore.ssh import start_paramiko_import\n"
+    "start_paramiko_import()\n"
+    "started = [t for t in threading.enumerate() if t.name == 'paramiko-import']\n"
+    "for t in started: t.join()\n"
+    "print(len(started), 'paramiko' in sys.modules, 'invoke' in sys.modules)\n"
+)
+
+
+def test_paramiko_is_imported_beside_ssh_g() -> None:
+    """`open_stream` starts paramiko's import on a thread of its own before asking `ssh -G`
+    (the same `load_paramiko`: no invoke); with GIT_SSH_COMMAND set paramiko is never used,
+    and not imported."""
+    assert _fresh(_START_IMPORT) == "1 True False"
+    assert _fresh(_START_IMPORT, GIT_SSH_COMMAND="ssh") == "0 False False"
 
 
 def test_one_ssh_g_answers_threads_asking_at_once(

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from annextui.backend.keys import Key, parse_key
+from annextui.backend.keys import Key
 from annextui.proxycore import protocol as p
 from annextui.proxycore.peer import (
     AlreadyHave,
@@ -426,7 +426,7 @@ class Server:
                 self.t.write(self.conn.send_data(cast(bytes, view[:n])))
             sent += n
             pos += n
-        if p.Valid in self.conn.sendable():
+        if self.conn.may_send(p.Valid):
             self._send(p.Valid() if out.valid() else p.Invalid())
         out.body_sent()
         if self.conn.state is p.State.IDLE:  # pragma: no cover - every version acks
@@ -440,7 +440,7 @@ class Server:
         if read_into_full(out, view[:length]) < length:
             raise _Stop("content changed while it was being sent")
         buf += self.conn.send_data(cast(bytes, view[:length]))
-        if p.Valid in self.conn.sendable():
+        if self.conn.may_send(p.Valid):
             buf += self.conn.send(p.Valid() if out.valid() else p.Invalid())
         self.t.write(memoryview(buf))
         out.body_sent()
@@ -503,8 +503,9 @@ class Server:
 
 
 def _key(text: str) -> Key:
-    # The message codec accepted only canonical keys already; this cannot fail.
-    return parse_key(text)
+    # The message codec accepted only canonical keys already (through the same remembered
+    # parse: the Key it made is handed out again); this cannot fail.
+    return p.parse_wire_key(text)
 
 
 def _accounted(n: int) -> bytes:

@@ -147,6 +147,20 @@ class Connection:
             and not (cls is Version and self.role is Role.CLIENT and self._version_settled)
         )
 
+    def may_send(self, cls: type[Message]) -> bool:
+        """`cls in self.sendable()`, without building the set (asked once per GET answered)."""
+        if self._out_remaining or self._receiving_body_half_duplex():
+            return False
+        if self._state is State.BROKEN:
+            return cls is Error and not self._farewell_sent
+        if self._owed_error is not None:
+            return cls is Error
+        return (
+            cls in ALLOWED.get((self._state, self.role), ())
+            and self._version >= MIN_VERSION.get(cls, 0)
+            and not (cls is Version and self.role is Role.CLIENT and self._version_settled)
+        )
+
     # --- input --------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:

@@ -1,0 +1,173 @@
+"""annextui-shell's own CPU per GET: one shell serving a cluster over pipes, no client, no ssh.
+
+`git annex get` of many small files is a serial chain (client, ssh, gateway, node): every
+millisecond of the gateway's CPU per GET is wall time, but the client's own work hides it.
+Here a minimal client (bench/getlatency.py's Session) starts annextui-shell for the gateway of
+tests/gateway/topology.py's cluster on pipes, sends `GET` for a set of keys, reads each answer
+and acks it, then closes stdin; the shell's CPU (user + system, its children included) comes from
+`os.wait4`. Key sets by where the cluster keeps them: `one-local` / `one-node3` (a session with
+one GET: start-up, and for node3 the ssh connection to it), `local` (node1/node2, served in the
+gateway's process), `node3` (one more ssh hop), `all`. The per-GET slope of a set is
+(its session CPU - the matching one-GET session's CPU) / (GETs - 1), medians.
+
+With `--baseline DIR` (another checkout, e.g. `git archive d3559bf | tar -x -C DIR`), the same
+sessions run with that checkout's shell too, alternating order every round, side by side.
+
+    python bench/shellcpu.py [--count 300] [--rounds 6] [--baseline DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench_gateway import bench_world, files_by_class  # noqa: E402
+from common import write_files  # noqa: E402
+from getlatency import Session  # noqa: E402
+from shellprofile import summary, write_wrapper  # noqa: E402
+
+from tests.gateway import topology  # noqa: E402
+
+# Which one-GET set is the start-up of which many-GET set (for the per-GET slope).
+_SLOPE_OF = {"local": "one-local", "node3": "one-node3", "all": "one-local"}
+
+
+def run_session(argv: list[str], env: dict[str, str], keys: list[str]) -> tuple[float, float]:
+    """One session GETting `keys`: (wall seconds, CPU seconds of the shell and its children)."""
+    s = Session(argv, env)
+    t0 = time.perf_counter()
+    auth = s.line()
+    assert auth.startswith(b"AUTH-SUCCESS"), auth
+    s.send("VERSION 2\n")
+    s.line()
+    for key in keys:
+        s.send(f"GET 0 f {key}\n")
+        head = s.line()
+        assert head.startswith(b"DATA "), head
+        s.skip(int(head.split()[1]))
+        assert s.line() == b"VALID"
+        s.send("SUCCESS\n")
+    s._out.close()
+    _, status, usage = os.wait4(s.proc.pid, 0)
+    s.proc.returncode = status
+    assert status == 0, status
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:8.1f}"
+
+
+def report(
+    results: dict[tuple[str, str], list[tuple[float, float]]],
+    sets: dict[str, list[str]],
+    shells: list[str],
+) -> str:
+    lines = [
+        f"{'set':10} {'GETs':>5} {'shell':6} {'wall med':>9} {'CPU med':>9} {'CPU min':>9}"
+        f" {'ms/GET':>8} (slope of the CPU medians over the one-GET session)"
+    ]
+    for name, keys in sets.items():
+        for shell in shells:
+            runs = results[(name, shell)]
+            cpu = statistics.median(c for _, c in runs)
+            wall = statistics.median(w for w, _ in runs)
+            slope = ""
+            one = _SLOPE_OF.get(name)
+            if one is not None and len(keys) > 1:
+                base = statistics.median(c for _, c in results[(one, shell)])
+                slope = f"{(cpu - base) / (len(keys) - 1) * 1e3:8.3f}"
+            lines.append(
+                f"{name:10} {len(keys):>5} {shell:6} {_ms(wall)} {_ms(cpu)}"
+                f" {_ms(min(c for _, c in runs))} {slope:>8}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--count", type=int, default=300, help="4 KiB files in the cluster")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--size", type=int, default=4096, help="bytes per file")
+    ap.add_argument("--baseline", type=Path, help="another annextui checkout, timed beside this")
+    ap.add_argument(
+        "--sets", default="one-local,one-node3,local,node3,all", help="key sets to time"
+    )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="afterwards: one `local` session of this checkout under cProfile into this dir",
+    )
+    args = ap.parse_args(argv)
+
+    world = bench_world("shellcpu-")
+    if world is None:
+        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
+        return 2
+    tmp, sshd, env = world
+    try:
+        sshd.start()
+        env.use_ssh(sshd)
+        shells = {"ours": str(write_wrapper(tmp / "annextui-shell-ours", ROOT))}
+        if args.baseline is not None:
+            base = write_wrapper(tmp / "annextui-shell-base", args.baseline.resolve())
+            shells["base"] = str(base)
+        topo = topology.build(env, sshd, tmp / "w", shell=shells["ours"])
+        cl = topo.client
+        write_files(cl, "small", args.count, args.size)
+        env.annex(cl, "add", "-q", "--force-large", "small")
+        env.git(cl, "commit", "-q", "-m", "small")
+        env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
+        classes = files_by_class(env, topo, "small")
+        found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
+        key_of = dict(line.split("\t") for line in found.splitlines() if line)
+        every = {
+            "one-local": [key_of[classes["local"][0]]],
+            "one-node3": [key_of[classes["node3"][0]]],
+            "local": [key_of[f] for f in classes["local"]],
+            "node3": [key_of[f] for f in classes["node3"]],
+            "all": [key_of[f] for f in sorted(key_of)],
+        }
+        sets = {name: every[name] for name in args.sets.split(",")}
+        for name in _SLOPE_OF:
+            if name in sets and _SLOPE_OF[name] not in sets:
+                sets[_SLOPE_OF[name]] = every[_SLOPE_OF[name]]
+        served = ["p2pstdio", str(topo.gw), topology.CLIENT, "--uuid", topo.cluster_uuid]
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        loads = [os.getloadavg()[0]]
+        for rnd in range(args.rounds):
+            order = list(shells) if rnd % 2 == 0 else list(reversed(shells))
+            for name, keys in sets.items():
+                for shell in order:
+                    got = run_session([shells[shell], *served], env.env, keys)
+                    results.setdefault((name, shell), []).append(got)
+            loads.append(os.getloadavg()[0])
+        print(
+            f"annextui-shell over pipes: {args.count} files of {args.size} B, {args.rounds} "
+            f"rounds, load {min(loads):.1f}-{max(loads):.1f}"
+        )
+        print(report(results, sets, list(shells)))
+        if args.profile is not None:
+            if args.profile.exists():
+                shutil.rmtree(args.profile)
+            prof = write_wrapper(tmp / "annextui-shell-prof", ROOT, args.profile, cpu_time=True)
+            run_session([str(prof), *served], env.env, every["local"])
+            print(summary(args.profile, len(every["local"])))
+    finally:
+        env.cleanup()
+        sshd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

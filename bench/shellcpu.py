@@ -7,8 +7,15 @@ tests/gateway/topology.py's cluster on pipes, sends `GET` for a set of keys, rea
 and acks it, then closes stdin; the shell's CPU (user + system, its children included) comes from
 `os.wait4`. Key sets by where the cluster keeps them: `one-local` / `one-node3` (a session with
 one GET: start-up, and for node3 the ssh connection to it), `local` (node1/node2, served in the
-gateway's process), `node3` (one more ssh hop), `all`. The per-GET slope of a set is
-(its session CPU - the matching one-GET session's CPU) / (GETs - 1), medians.
+gateway's process), `node3` (one more ssh hop), `all`, and `local×2` / `node3×2` (the same keys
+asked twice in one session). Two per-GET slopes, of the CPU medians: `slope` = (a set's session
+CPU - the matching one-GET session's CPU) / (GETs - 1), and `marginal` = (the ×2 session's CPU -
+the set's) / GETs, which no per-session cost can bias.
+
+A one-GET session waits `--linger` seconds before it hangs up: the shell brings up its ssh
+transport to node3 on a background thread (importing paramiko, the key exchange: ~70 ms of
+CPU), which a session that ends at once cuts short while a long one pays it in full; without
+the wait, that difference lands in `slope` (~0.4 ms per GET for 200 GETs).
 
 With `--baseline DIR` (another checkout, e.g. `git archive d3559bf | tar -x -C DIR`), the same
 sessions run with that checkout's shell too, alternating order every round, side by side.
@@ -39,10 +46,15 @@ from tests.gateway import topology  # noqa: E402
 
 # Which one-GET set is the start-up of which many-GET set (for the per-GET slope).
 _SLOPE_OF = {"local": "one-local", "node3": "one-node3", "all": "one-local"}
+# Which set asks for the keys of which twice (for the marginal slope).
+_TWICE = {"local×2": "local", "node3×2": "node3"}
 
 
-def run_session(argv: list[str], env: dict[str, str], keys: list[str]) -> tuple[float, float]:
-    """One session GETting `keys`: (wall seconds, CPU seconds of the shell and its children)."""
+def run_session(
+    argv: list[str], env: dict[str, str], keys: list[str], linger: float = 0.0
+) -> tuple[float, float]:
+    """One session GETting `keys`, then waiting `linger` seconds before hanging up:
+    (wall seconds, CPU seconds of the shell and its children)."""
     s = Session(argv, env)
     t0 = time.perf_counter()
     auth = s.line()
@@ -56,6 +68,8 @@ def run_session(argv: list[str], env: dict[str, str], keys: list[str]) -> tuple[
         s.skip(int(head.split()[1]))
         assert s.line() == b"VALID"
         s.send("SUCCESS\n")
+    if linger:
+        time.sleep(linger)
     s._out.close()
     _, status, usage = os.wait4(s.proc.pid, 0)
     s.proc.returncode = status
@@ -72,23 +86,29 @@ def report(
     sets: dict[str, list[str]],
     shells: list[str],
 ) -> str:
+    """The table: per set and shell, medians in ms, and the per-GET slopes in ms."""
+
+    def cpu(name: str, shell: str) -> float:
+        return statistics.median(c for _, c in results[(name, shell)])
+
     lines = [
         f"{'set':10} {'GETs':>5} {'shell':6} {'wall med':>9} {'CPU med':>9} {'CPU min':>9}"
-        f" {'ms/GET':>8} (slope of the CPU medians over the one-GET session)"
+        f" {'slope':>8} {'marginal':>8}"
     ]
     for name, keys in sets.items():
         for shell in shells:
             runs = results[(name, shell)]
-            cpu = statistics.median(c for _, c in runs)
-            wall = statistics.median(w for w, _ in runs)
-            slope = ""
+            slope = marginal = ""
             one = _SLOPE_OF.get(name)
-            if one is not None and len(keys) > 1:
-                base = statistics.median(c for _, c in results[(one, shell)])
-                slope = f"{(cpu - base) / (len(keys) - 1) * 1e3:8.3f}"
+            if one in sets and len(keys) > 1:
+                slope = f"{(cpu(name, shell) - cpu(one, shell)) / (len(keys) - 1) * 1e3:8.3f}"
+            half = _TWICE.get(name)
+            if half in sets:
+                more = len(keys) - len(sets[half])
+                marginal = f"{(cpu(name, shell) - cpu(half, shell)) / more * 1e3:8.3f}"
             lines.append(
-                f"{name:10} {len(keys):>5} {shell:6} {_ms(wall)} {_ms(cpu)}"
-                f" {_ms(min(c for _, c in runs))} {slope:>8}"
+                f"{name:10} {len(keys):>5} {shell:6} {_ms(statistics.median(w for w, _ in runs))}"
+                f" {_ms(cpu(name, shell))} {_ms(min(c for _, c in runs))} {slope:>8} {marginal:>8}"
             )
     return "\n".join(lines)
 
@@ -100,7 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=4096, help="bytes per file")
     ap.add_argument("--baseline", type=Path, help="another annextui checkout, timed beside this")
     ap.add_argument(
-        "--sets", default="one-local,one-node3,local,node3,all", help="key sets to time"
+        "--sets",
+        default="one-local,one-node3,local,node3,all,local×2,node3×2",
+        help="key sets to time",
+    )
+    ap.add_argument(
+        "--linger",
+        type=float,
+        default=1.0,
+        help="seconds a one-GET session waits before hanging up (see above)",
     )
     ap.add_argument(
         "--profile",
@@ -137,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
             "node3": [key_of[f] for f in classes["node3"]],
             "all": [key_of[f] for f in sorted(key_of)],
         }
+        for twice, once in _TWICE.items():
+            every[twice] = every[once] * 2
         sets = {name: every[name] for name in args.sets.split(",")}
-        for name in _SLOPE_OF:
-            if name in sets and _SLOPE_OF[name] not in sets:
-                sets[_SLOPE_OF[name]] = every[_SLOPE_OF[name]]
+        for name in list(sets):
+            for needed in (_SLOPE_OF.get(name), _TWICE.get(name)):
+                if needed is not None and needed not in sets:
+                    sets[needed] = every[needed]
         served = ["p2pstdio", str(topo.gw), topology.CLIENT, "--uuid", topo.cluster_uuid]
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         loads = [os.getloadavg()[0]]
@@ -148,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             order = list(shells) if rnd % 2 == 0 else list(reversed(shells))
             for name, keys in sets.items():
                 for shell in order:
-                    got = run_session([shells[shell], *served], env.env, keys)
+                    linger = args.linger if len(keys) == 1 else 0.0
+                    got = run_session([shells[shell], *served], env.env, keys, linger)
                     results.setdefault((name, shell), []).append(got)
             loads.append(os.getloadavg()[0])
         print(

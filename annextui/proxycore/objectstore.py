@@ -239,6 +239,16 @@ class ObjectStore:
     # -- presence --------------------------------------------------------------------------------
     def present(self, key: Key) -> KeyPaths | None:
         """The paths of the key if its object is a regular file here (inAnnex)."""
+        found = self._present(key)
+        return None if found is None else KeyPaths(found[0], Path(found[1]))
+
+    def present_object(self, key: Key) -> str | None:
+        """`present`'s object path, as a string (a served GET opens it: no Path is built)."""
+        found = self._present(key)
+        return None if found is None else f"{found[1]}/{found[0]}"
+
+    def _present(self, key: Key) -> tuple[str, str] | None:
+        """`present` as (key file, key directory), with every check of the path."""
         kf, hashdirs = self._names(key)
         for h in hashdirs:  # plain strings: a served GET asks this every time
             kdir = f"{self._objects_prefix}{h}{kf}"
@@ -256,7 +266,7 @@ class ObjectStore:
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePath(f"{obj} is not a regular file")
             self._check_hashdir(h)
-            return KeyPaths(kf, Path(kdir))
+            return kf, kdir
         return None
 
     def _check_hashdir(self, hashdir: str) -> None:
@@ -274,8 +284,13 @@ class ObjectStore:
         (a hint for choosing a source; `present` does the checks a request relies on)."""
         kf, hashdirs = self._names(key)
         for h in hashdirs:  # plain strings: a cluster GET asks this of each node
+            obj = f"{self._objects_prefix}{h}{kf}/{kf}"
+            # Most places asked have no such file: `access` says so without raising (an
+            # exception costs more than the system call); lstat only what exists.
+            if not os.access(obj, os.F_OK, follow_symlinks=False):
+                continue
             try:
-                if stat.S_ISREG(os.lstat(f"{self._objects_prefix}{h}{kf}/{kf}").st_mode):
+                if stat.S_ISREG(os.lstat(obj).st_mode):
                     return True
             except (FileNotFoundError, NotADirectoryError):
                 continue

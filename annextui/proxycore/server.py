@@ -306,7 +306,13 @@ class Server:
             out.close(None)  # no usable ack for the GET
 
     def _handle(self, ev: p.Event) -> None:
+        # Cases are tried in order and the message classes are disjoint: a GET and its ack
+        # (most of a busy session's lines) come first.
         match ev:
+            case p.Get(offset=offset, associated_file=af, key=k):
+                self._guard(lambda: self._get(_key(k), offset, af))
+            case p.Success() | p.Failure() | p.SuccessPlus() | p.FailurePlus():
+                self._get_ack(ev)
             case p.Version(version=offered):
                 # A proxy answers with what the peer behind it negotiated (<= the offer).
                 v = self.peer.negotiate_version(min(offered, self.conn.max_version))
@@ -325,10 +331,6 @@ class Server:
                 self._remove(_key(k), ts)
             case p.GetTimestamp():
                 self._guard(lambda: self._send(p.Timestamp(self.peer.timestamp())))
-            case p.Get(offset=offset, associated_file=af, key=k):
-                self._guard(lambda: self._get(_key(k), offset, af))
-            case p.Success() | p.Failure() | p.SuccessPlus() | p.FailurePlus():
-                self._get_ack(ev)
             case p.Put(associated_file=af, key=k):
                 self._put(_key(k), af)
             case p.DataHeader(length=n):

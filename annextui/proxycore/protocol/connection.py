@@ -73,6 +73,7 @@ class Connection:
         if not 0 <= max_version <= MAX_VERSION:
             raise ValueError(f"max_version must be between 0 and {MAX_VERSION}")
         self.role: Final = role
+        self._sender: Final = role.peer  # who sends what we receive (asked per line)
         self.max_version: Final = max_version
         self._state = State.GREETING if greeting else State.IDLE
         self._version = 0
@@ -183,7 +184,7 @@ class Connection:
             return self._body_event()
         if self._state is State.CLOSED:
             return ConnectionClosed()
-        if self._owed_error is not None or self.role.peer not in TURN[self._state]:
+        if self._owed_error is not None or self._sender not in TURN[self._state]:
             return PAUSED
         line = self._take_line()
         if line is None:
@@ -198,10 +199,10 @@ class Connection:
         except ProtocolParseError as e:
             self._reject(str(e), unparsable=True)
         try:
-            nxt = self._transition(self.role.peer, msg)
+            nxt = self._transition(self._sender, msg)
         except _Illegal as e:
             self._reject(str(e), unparsable=False)
-        self._apply(self.role.peer, msg, nxt)
+        self._apply(self._sender, msg, nxt)
         return msg
 
     def _take_line(self) -> bytes | None:

@@ -360,6 +360,24 @@ def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[st
     return classes
 
 
+def small_files_in_cluster(
+    env: AnnexEnv, sshd: Sshd, root: Path, count: int, size: int, shell: str
+) -> tuple[topology.Topology, dict[str, list[str]], dict[str, str]]:
+    """tests/gateway/topology.py's cluster under `root`, served to the client by `shell`, with
+    the client's `count` files of `size` bytes in "small" copied into it: the topology, the
+    files by where the cluster keeps them (`files_by_class`) and each file's key."""
+    topo = topology.build(env, sshd, root, shell=shell)
+    cl = topo.client
+    write_files(cl, "small", count, size)
+    env.annex(cl, "add", "-q", "--force-large", "small")
+    env.git(cl, "commit", "-q", "-m", "small")
+    env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
+    classes = files_by_class(env, topo, "small")
+    found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
+    key_of = dict(line.split("\t") for line in found.splitlines() if line)
+    return topo, classes, key_of
+
+
 def profile_gets(
     env: AnnexEnv,
     topo: topology.Topology,

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world, files_by_class  # noqa: E402
-from common import SHELLS, write_files  # noqa: E402
+from bench_gateway import bench_world, small_files_in_cluster  # noqa: E402
+from common import SHELLS  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 
@@ -109,19 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sshd.start()
         env.use_ssh(sshd)
-        topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
+        topo, classes, key_of = small_files_in_cluster(
+            env, sshd, tmp / "w", args.count, 4096, SHELLS["ours"]
+        )
         cl = topo.client
-        write_files(cl, "small", args.count, 4096)
-        env.annex(cl, "add", "-q", "--force-large", "small")
-        env.git(cl, "commit", "-q", "-m", "small")
-        env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
-        classes = files_by_class(env, topo, "small")
         node3 = topo.nodes["node3"]
         env.git(cl, "remote", "add", "direct", f"ssh://n3host{node3}")
         env.git(cl, "config", "remote.direct.fetch", "")
         env.annex(cl, "copy", "-q", "--to", "direct", "small", timeout=3600)
-        found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
-        key_of = dict(line.split("\t") for line in found.splitlines())
         ssh = ["ssh", "-F", str(sshd.config_path)]
         served = f"p2pstdio {topo.gw} {topology.CLIENT} --uuid {topo.cluster_uuid}"
         paths = {

@@ -37,8 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world, files_by_class  # noqa: E402
-from common import write_files  # noqa: E402
+from bench_gateway import bench_world, small_files_in_cluster  # noqa: E402
 from getlatency import Session  # noqa: E402
 from shellprofile import summary, write_wrapper  # noqa: E402
 
@@ -133,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile",
         type=Path,
-        help="afterwards: one `local` session of this checkout under cProfile into this dir",
+        help="afterwards: one session of this checkout under cProfile (CPU time) into this dir",
     )
+    ap.add_argument("--profile-set", default="local", help="the key set of that session")
     args = ap.parse_args(argv)
 
     world = bench_world("shellcpu-")
@@ -149,15 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline is not None:
             base = write_wrapper(tmp / "annextui-shell-base", args.baseline.resolve())
             shells["base"] = str(base)
-        topo = topology.build(env, sshd, tmp / "w", shell=shells["ours"])
-        cl = topo.client
-        write_files(cl, "small", args.count, args.size)
-        env.annex(cl, "add", "-q", "--force-large", "small")
-        env.git(cl, "commit", "-q", "-m", "small")
-        env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
-        classes = files_by_class(env, topo, "small")
-        found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
-        key_of = dict(line.split("\t") for line in found.splitlines() if line)
+        topo, classes, key_of = small_files_in_cluster(
+            env, sshd, tmp / "w", args.count, args.size, shells["ours"]
+        )
         every = {
             "one-local": [key_of[classes["local"][0]]],
             "one-node3": [key_of[classes["node3"][0]]],
@@ -192,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile.exists():
                 shutil.rmtree(args.profile)
             prof = write_wrapper(tmp / "annextui-shell-prof", ROOT, args.profile, cpu_time=True)
-            run_session([str(prof), *served], env.env, every["local"])
-            print(summary(args.profile, len(every["local"])))
+            profiled = every[args.profile_set]
+            run_session([str(prof), *served], env.env, profiled)
+            print(summary(args.profile, len(profiled)))
     finally:
         env.cleanup()
         sshd.stop()

@@ -135,21 +135,12 @@ class Connection:
 
     def sendable(self) -> frozenset[type[Message]]:
         """The message types `send()` accepts right now (values may still be refused)."""
-        if self._out_remaining or self._receiving_body_half_duplex():
-            return frozenset()
-        if self._state is State.BROKEN:
-            return frozenset() if self._farewell_sent else frozenset({Error})
-        if self._owed_error is not None:
-            return frozenset({Error})
-        return frozenset(
-            cls
-            for cls in ALLOWED.get((self._state, self.role), frozenset())
-            if self._version >= MIN_VERSION.get(cls, 0)
-            and not (cls is Version and self.role is Role.CLIENT and self._version_settled)
-        )
+        candidates = ALLOWED.get((self._state, self.role), frozenset()) | {Error}
+        return frozenset(cls for cls in candidates if self.may_send(cls))
 
     def may_send(self, cls: type[Message]) -> bool:
-        """`cls in self.sendable()`, without building the set (asked once per GET answered)."""
+        """Whether `cls` is in `sendable()`, without building the set (a server asks it
+        for VALID once per GET it answers)."""
         if self._out_remaining or self._receiving_body_half_duplex():
             return False
         if self._state is State.BROKEN:

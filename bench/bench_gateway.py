@@ -161,6 +161,25 @@ def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
     return tmp, sshd, env
 
 
+@contextlib.contextmanager
+def started_world(prefix: str) -> Iterator[tuple[Path, Sshd, AnnexEnv]]:
+    """`bench_world` with its sshd started and used, removed afterwards; without git-annex or
+    sshd, a message and exit status 2."""
+    world = bench_world(prefix)
+    if world is None:
+        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
+        raise SystemExit(2)
+    tmp, sshd, env = world
+    try:
+        sshd.start()
+        env.use_ssh(sshd)
+        yield tmp, sshd, env
+    finally:
+        env.cleanup()
+        sshd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
     """The cases of the gateway benches: name -> (file count, file size in bytes)."""
     return {

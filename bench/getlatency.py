@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world, small_files_in_cluster  # noqa: E402
+from bench_gateway import small_files_in_cluster, started_world  # noqa: E402
 from common import SHELLS  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
@@ -101,14 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=150)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
-    world = bench_world("glat-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
+    with started_world("glat-") as (tmp, sshd, env):
         topo, classes, key_of = small_files_in_cluster(
             env, sshd, tmp / "w", args.count, 4096, SHELLS["ours"]
         )
@@ -140,10 +132,6 @@ def main(argv: list[str] | None = None) -> int:
                 first = statistics.median(g[0] for _, g in got) * 1e3
                 later = statistics.median(statistics.median(g[1:]) for _, g in got) * 1e6
                 print(f"  {name:<7} {auth:8.1f} {first:10.1f} {later:10.0f}")
-    finally:
-        env.cleanup()
-        sshd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

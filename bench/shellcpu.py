@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world, small_files_in_cluster  # noqa: E402
+from bench_gateway import small_files_in_cluster, started_world  # noqa: E402
 from getlatency import Session  # noqa: E402
 from shellprofile import summary, write_wrapper  # noqa: E402
 
@@ -137,14 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-set", default="local", help="the key set of that session")
     args = ap.parse_args(argv)
 
-    world = bench_world("shellcpu-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
+    with started_world("shellcpu-") as (tmp, sshd, env):
         shells = {"ours": str(write_wrapper(tmp / "annextui-shell-ours", ROOT))}
         if args.baseline is not None:
             base = write_wrapper(tmp / "annextui-shell-base", args.baseline.resolve())
@@ -189,10 +182,6 @@ def main(argv: list[str] | None = None) -> int:
             profiled = every[args.profile_set]
             run_session([str(prof), *served], env.env, profiled)
             print(summary(args.profile, len(profiled)))
-    finally:
-        env.cleanup()
-        sshd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

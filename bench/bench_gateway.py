@@ -162,9 +162,9 @@ def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
 
 
 @contextlib.contextmanager
-def cluster_world(prefix: str) -> Iterator[tuple[Path, Sshd, AnnexEnv, topology.Topology]]:
-    """`bench_world` with its sshd started and the cluster topology built (the client's shell:
-    annextui-shell), torn down afterwards; exits with status 2 without git-annex or sshd."""
+def started_world(prefix: str) -> Iterator[tuple[Path, Sshd, AnnexEnv]]:
+    """`bench_world` with its sshd started and used, removed afterwards; without git-annex or
+    sshd, a message and exit status 2."""
     world = bench_world(prefix)
     if world is None:
         print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
@@ -173,7 +173,7 @@ def cluster_world(prefix: str) -> Iterator[tuple[Path, Sshd, AnnexEnv, topology.
     try:
         sshd.start()
         env.use_ssh(sshd)
-        yield tmp, sshd, env, topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
+        yield tmp, sshd, env
     finally:
         env.cleanup()
         sshd.stop()
@@ -364,21 +364,6 @@ def _relay_remote(env: AnnexEnv, topo: topology.Topology, tmp: Path) -> Iterator
         yield server.pid
 
 
-def small_files_in_cluster(
-    env: AnnexEnv, topo: topology.Topology, count: int
-) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """COUNT 4 KiB files added and committed in the client's `small/`, copied to the cluster:
-    the files by where the cluster keeps them (`files_by_class`) and each file's key."""
-    cl = topo.client
-    write_files(cl, "small", count, 4096)
-    env.annex(cl, "add", "-q", "--force-large", "small")
-    env.git(cl, "commit", "-q", "-m", "small")
-    env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
-    classes = files_by_class(env, topo, "small")
-    found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
-    return classes, dict(line.split("\t") for line in found.splitlines())
-
-
 def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[str, list[str]]:
     """The client's files of CASE by where the cluster keeps them: "local" (node1, node2: served
     in the gateway's process) and "node3" (the ssh node). Read while the client holds them all."""
@@ -392,6 +377,24 @@ def files_by_class(env: AnnexEnv, topo: topology.Topology, case: str) -> dict[st
     for files in classes.values():
         files.sort()
     return classes
+
+
+def small_files_in_cluster(
+    env: AnnexEnv, sshd: Sshd, root: Path, count: int, size: int, shell: str
+) -> tuple[topology.Topology, dict[str, list[str]], dict[str, str]]:
+    """tests/gateway/topology.py's cluster under `root`, served to the client by `shell`, with
+    the client's `count` files of `size` bytes in "small" copied into it: the topology, the
+    files by where the cluster keeps them (`files_by_class`) and each file's key."""
+    topo = topology.build(env, sshd, root, shell=shell)
+    cl = topo.client
+    write_files(cl, "small", count, size)
+    env.annex(cl, "add", "-q", "--force-large", "small")
+    env.git(cl, "commit", "-q", "-m", "small")
+    env.annex(cl, "copy", "-q", "--to", f"origin-{topology.CLUSTER_NAME}", "small")
+    classes = files_by_class(env, topo, "small")
+    found = env.annex(cl, "find", "--format=${file}\t${key}\n", "small").stdout
+    key_of = dict(line.split("\t") for line in found.splitlines() if line)
+    return topo, classes, key_of
 
 
 def profile_gets(

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import cluster_world, small_files_in_cluster  # noqa: E402
+from bench_gateway import small_files_in_cluster, started_world  # noqa: E402
 from common import SHELLS  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
@@ -100,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=150)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
-    with cluster_world("glat-") as (_, sshd, env, topo):
+    with started_world("glat-") as (tmp, sshd, env):
+        topo, classes, key_of = small_files_in_cluster(
+            env, sshd, tmp / "w", args.count, 4096, SHELLS["ours"]
+        )
         cl = topo.client
-        classes, key_of = small_files_in_cluster(env, topo, args.count)
         node3 = topo.nodes["node3"]
         env.git(cl, "remote", "add", "direct", f"ssh://n3host{node3}")
         env.git(cl, "config", "remote.direct.fetch", "")

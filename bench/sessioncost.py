@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import cluster_world, small_files_in_cluster  # noqa: E402
+from bench_gateway import small_files_in_cluster, started_world  # noqa: E402
+from common import SHELLS  # noqa: E402
 from getlatency import Session  # noqa: E402
 from shellprofile import write_wrapper  # noqa: E402
 
@@ -103,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", action="store_true", help="strace and timeline of one session")
     ap.add_argument("--put", action="store_true", help="also sessions storing one new file")
     args = ap.parse_args(argv)
-    with cluster_world("scost-") as (tmp, _, env, topo):
-        classes, key_of = small_files_in_cluster(env, topo, 40)
+    with started_world("scost-") as (tmp, sshd, env):
+        topo, classes, key_of = small_files_in_cluster(
+            env, sshd, tmp / "w", 40, 4096, SHELLS["ours"]
+        )
         keys = {"local": key_of[classes["local"][0]], "node3": key_of[classes["node3"][0]]}
         if args.put:
             keys["put"] = ""

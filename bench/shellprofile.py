@@ -31,10 +31,10 @@ _PER_GET = (
 )
 
 _PROFILED = """#!{python}
-import cProfile, os, sys
+import cProfile, os, sys, time
 sys.path.insert(0, {root!r})
 from annextui.proxycore import shell
-prof = cProfile.Profile()
+prof = cProfile.Profile({timer})
 try:
     rc = prof.runcall(shell.main, sys.argv[1:])  # with argv: returns (no os._exit)
 finally:
@@ -50,13 +50,19 @@ sys.exit(shell.main())
 """
 
 
-def write_wrapper(path: Path, root: Path, out_dir: Path | None = None) -> Path:
+def write_wrapper(
+    path: Path, root: Path, out_dir: Path | None = None, *, cpu_time: bool = False
+) -> Path:
     """An annex-shell replacement at `path` running annextui-shell from the checkout `root`
-    (e.g. an older commit, for a before/after run), under cProfile into `out_dir` if given."""
+    (e.g. an older commit, for a before/after run), under cProfile into `out_dir` if given
+    (timed by the process's CPU time with `cpu_time`, else by the wall clock)."""
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     text = (_PROFILED if out_dir is not None else _PLAIN).format(
-        python=sys.executable, root=str(root), out=str(out_dir)
+        python=sys.executable,
+        root=str(root),
+        out=str(out_dir),
+        timer="time.process_time" if cpu_time else "",
     )
     path.write_text(text)
     path.chmod(0o755)

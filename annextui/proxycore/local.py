@@ -162,23 +162,23 @@ class LocalPeer(Peer):
             return None
 
     def _get(self, key: Key, offset: int, af: str | None) -> Outgoing | None:
-        kp = self.store.present(key)
-        if kp is None:
+        obj = self.store.present_object(key)
+        if obj is None:
             return None
         try:
-            fd = os.open(kp.object, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(obj, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            raise UnsafePath(f"{kp.object} is not a regular file")
+            raise UnsafePath(f"{obj} is not a regular file")
         length = max(0, st.st_size - offset)
 
         def record() -> TransferRecorder | None:
             return self.upload_recorder(key, af, length)
 
-        return LocalOutgoing(fd, kp.object, st, min(offset, st.st_size), length, record)
+        return LocalOutgoing(fd, obj, st, min(offset, st.st_size), length, record)
 
     def upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
         """The transfer record of a GET being served (nodepeer.NodePeer makes it lazy)."""
@@ -586,7 +586,7 @@ class LocalOutgoing(OutgoingSpan):
     def __init__(
         self,
         fd: int,
-        path: Path,
+        path: str | Path,
         st: os.stat_result,
         offset: int,
         length: int,

@@ -91,6 +91,28 @@ def _hashdir_pair(key: Key, levels: int) -> tuple[str, str]:
     return hashdir_lower(key, levels), hashdir_mixed(key, levels)
 
 
+# The key met last and its names: (key, hash levels, key file, (lower, mixed) hash dirs).
+_last_names: tuple[Key, int, str, tuple[str, str]] | None = None
+
+
+def _key_names(key: Key, levels: int) -> tuple[str, tuple[str, str]]:
+    """A key's file name (`safe_key_file`) and hash directories. The key met last is known by
+    identity: one GET asks for the same Key object (the protocol hands out one per key text)
+    in the gateway's store, in each local node's, then to open it, and hashing a Key to look
+    it up in `_hashdir_pair`'s cache costs more than comparing identities."""
+    global _last_names
+    last = _last_names
+    if last is not None and last[0] is key and last[1] == levels:
+        return last[2], last[3]
+    try:
+        kf = safe_key_file(key)
+    except KeyError_ as exc:
+        raise UnstorableKey(str(exc)) from exc
+    pair = _hashdir_pair(key, levels)
+    _last_names = (key, levels, kf, pair)
+    return kf, pair
+
+
 class KeyPaths(Value):
     """Where one key's object, its lock and retention files live in one hash layout."""
 
@@ -151,11 +173,12 @@ class ObjectStore:
             )
 
     # -- paths ---------------------------------------------------------------------------------
-    def _hashdirs(self, key: Key) -> list[str]:
-        lower, mixed = _hashdir_pair(key, self.hash_levels)
+    def _names(self, key: Key) -> tuple[str, tuple[str, ...]]:
+        """The key file and the hash directories to look in, in git-annex's order."""
+        kf, (lower, mixed) = _key_names(key, self.hash_levels)
         if self.hash_lower_only:
-            return [lower]
-        return [lower, mixed] if self.bare else [mixed, lower]
+            return kf, (lower,)
+        return kf, ((lower, mixed) if self.bare else (mixed, lower))
 
     @staticmethod
     def _key_file(key: Key) -> str:
@@ -166,8 +189,8 @@ class ObjectStore:
 
     def candidates(self, key: Key) -> list[KeyPaths]:
         """Every location git-annex would look at, the one for new content first."""
-        kf = self._key_file(key)
-        return [KeyPaths(kf, self.objects / h / kf) for h in self._hashdirs(key)]
+        kf, hashdirs = self._names(key)
+        return [KeyPaths(kf, self.objects / h / kf) for h in hashdirs]
 
     def locate(self, key: Key) -> KeyPaths:
         """The location whose object exists, else the default for new content (gitAnnexLocation)."""
@@ -216,8 +239,18 @@ class ObjectStore:
     # -- presence --------------------------------------------------------------------------------
     def present(self, key: Key) -> KeyPaths | None:
         """The paths of the key if its object is a regular file here (inAnnex)."""
-        kf = self._key_file(key)
-        for h in self._hashdirs(key):  # plain strings: a served GET asks this every time
+        found = self._present(key)
+        return None if found is None else KeyPaths(found[0], Path(found[1]))
+
+    def present_object(self, key: Key) -> str | None:
+        """`present`'s object path, as a string (a served GET opens it: no Path is built)."""
+        found = self._present(key)
+        return None if found is None else f"{found[1]}/{found[0]}"
+
+    def _present(self, key: Key) -> tuple[str, str] | None:
+        """`present` as (key file, key directory), with every check of the path."""
+        kf, hashdirs = self._names(key)
+        for h in hashdirs:  # plain strings: a served GET asks this every time
             kdir = f"{self._objects_prefix}{h}{kf}"
             try:
                 dst = os.lstat(kdir)
@@ -233,22 +266,31 @@ class ObjectStore:
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePath(f"{obj} is not a regular file")
             self._check_hashdir(h)
-            return KeyPaths(kf, Path(kdir))
+            return kf, kdir
         return None
 
     def _check_hashdir(self, hashdir: str) -> None:
         """`_check_under` for the hash directories `H1/H2/` below annex/objects."""
-        names = hashdir.split("/")[:-1]
         prefix = self._objects_prefix
-        _require_directories(prefix + "/".join(names[: i + 1]) for i in range(len(names)))
+        inner = hashdir[:-1]  # "H1/H2" (or "H1")
+        cut = inner.find("/")
+        if cut < 0:
+            _require_directories((prefix + inner,))
+        else:
+            _require_directories((prefix + inner[:cut], prefix + inner))
 
     def has_object(self, key: Key) -> bool:
         """Whether a regular file is at one of the key's locations: one lstat where it is
         (a hint for choosing a source; `present` does the checks a request relies on)."""
-        kf = self._key_file(key)
-        for h in self._hashdirs(key):  # plain strings: a cluster GET asks this of each node
+        kf, hashdirs = self._names(key)
+        for h in hashdirs:  # plain strings: a cluster GET asks this of each node
+            obj = f"{self._objects_prefix}{h}{kf}/{kf}"
+            # Most places asked have no such file: `access` says so without raising (an
+            # exception costs more than the system call); lstat only what exists.
+            if not os.access(obj, os.F_OK, follow_symlinks=False):
+                continue
             try:
-                if stat.S_ISREG(os.lstat(f"{self._objects_prefix}{h}{kf}/{kf}").st_mode):
+                if stat.S_ISREG(os.lstat(obj).st_mode):
                     return True
             except (FileNotFoundError, NotADirectoryError):
                 continue

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from annextui.backend.keys import Key, parse_key
+from annextui.backend.keys import Key
 from annextui.proxycore import protocol as p
 from annextui.proxycore.peer import (
     AlreadyHave,
@@ -312,7 +312,13 @@ class Server:
             out.close(None)  # no usable ack for the GET
 
     def _handle(self, ev: p.Event) -> None:
+        # Cases are tried in order and the message classes are disjoint: a GET and its ack
+        # (most of a busy session's lines) come first.
         match ev:
+            case p.Get(offset=offset, associated_file=af, key=k):
+                self._guard(lambda: self._get(_key(k), offset, af))
+            case p.Success() | p.Failure() | p.SuccessPlus() | p.FailurePlus():
+                self._get_ack(ev)
             case p.Version(version=offered):
                 # A proxy answers with what the peer behind it negotiated (<= the offer).
                 v = self.peer.negotiate_version(min(offered, self.conn.max_version))
@@ -331,10 +337,6 @@ class Server:
                 self._remove(_key(k), ts)
             case p.GetTimestamp():
                 self._guard(lambda: self._send(p.Timestamp(self.peer.timestamp())))
-            case p.Get(offset=offset, associated_file=af, key=k):
-                self._guard(lambda: self._get(_key(k), offset, af))
-            case p.Success() | p.Failure() | p.SuccessPlus() | p.FailurePlus():
-                self._get_ack(ev)
             case p.Put(associated_file=af, key=k):
                 self._put(_key(k), af)
             case p.DataHeader(length=n):
@@ -432,7 +434,7 @@ class Server:
                 self.t.write(self.conn.send_data(cast(bytes, view[:n])))
             sent += n
             pos += n
-        if p.Valid in self.conn.sendable():
+        if self.conn.may_send(p.Valid):
             self._send(p.Valid() if out.valid() else p.Invalid())
         out.body_sent()
         if self.conn.state is p.State.IDLE:  # pragma: no cover - every version acks
@@ -446,7 +448,7 @@ class Server:
         if read_into_full(out, view[:length]) < length:
             raise _Stop("content changed while it was being sent")
         buf += self.conn.send_data(cast(bytes, view[:length]))
-        if p.Valid in self.conn.sendable():
+        if self.conn.may_send(p.Valid):
             buf += self.conn.send(p.Valid() if out.valid() else p.Invalid())
         self.t.write(memoryview(buf))
         out.body_sent()
@@ -509,8 +511,9 @@ class Server:
 
 
 def _key(text: str) -> Key:
-    # The message codec accepted only canonical keys already; this cannot fail.
-    return parse_key(text)
+    # The message codec accepted only canonical keys already (through the same remembered
+    # parse: the Key it made is handed out again); this cannot fail.
+    return p.parse_wire_key(text)
 
 
 def _accounted(n: int) -> bytes:

@@ -312,6 +312,10 @@ def _iter_info_files(base: str | Path, uuid: str | None = None) -> Iterator[tupl
     for direction in _DIRECTIONS:
         ddir = f"{base}/{direction.value}"
         if uuid is not None:
+            # A missing directory found by `access`, without raising: an exception costs
+            # more than the lookup itself, and mostly no transfer is in flight.
+            if not os.access(f"{ddir}/{uuid}", os.F_OK):
+                continue
             uuids = [uuid]
         else:
             try:

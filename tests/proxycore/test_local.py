@@ -126,6 +126,33 @@ def test_tuned_repository_layout(annex_env: AnnexEnv) -> None:
     assert recs[0]["success"], recs
 
 
+def test_one_key_object_found_in_stores_of_either_hash_layout(annex_env: AnnexEnv) -> None:
+    """The same Key object looked up by turns in a default repository and in one initialised
+    with annex.tune.objecthash1 (one hash level): each store finds the object git-annex put in
+    it (a store remembers the names of the key it met last: never another layout's)."""
+    default = annex_env.make_annex_repo("default", U, "default")
+    tuned = annex_env.root / "tuned"
+    annex_env.run(["git", "init", "-q", str(tuned)], annex_env.root)
+    annex_env.run(["git", "config", "annex.uuid", CLIENT], tuned)
+    annex_env.run(
+        ["git", "-c", "annex.tune.objecthash1=true", "annex", "init", "-q", "tuned"], tuned
+    )
+    content = {"same.bin": b"one content, two layouts\n"}
+    (k,) = annex_env.add_files(default, content).values()
+    assert annex_env.add_files(tuned, content) == {"same.bin": k}
+    key = parse_key(k)
+    stores = {repo: LocalRepo.open(str(repo)).store for repo in (default, tuned)}
+    for repo in (default, tuned, default, tuned):
+        loc = annex_env.run(["git", "annex", "contentlocation", k], repo).stdout.strip()
+        found = stores[repo].present(key)
+        assert found is not None, repo
+        assert os.path.samefile(found.object, repo / loc)
+        assert stores[repo].has_object(key)
+    one_level = stores[tuned].present(key)
+    assert one_level is not None
+    assert len(one_level.dir.relative_to(tuned / ".git" / "annex" / "objects").parts) == 2
+
+
 def test_unsafe_layouts_are_refused(tmp_path: Path) -> None:
     gitdir = tmp_path / "r.git"
     (gitdir / "annex" / "objects").mkdir(parents=True)

@@ -129,6 +129,7 @@ class ClusterPeer(Peer):
         self.rng = rng or random.Random()
         self.client_version = 0
         self._bypass: frozenset[str] = frozenset()
+        self._bypass_set = frozenset({gateway_uuid})
         self._nodes: list[Node] | None = None
         self._executor = executor  # a server's one bounded pool; else this session's own
         self._pool: ThreadPoolExecutor | None = None
@@ -149,11 +150,13 @@ class ClusterPeer(Peer):
         """Only the BYPASS right after VERSION counts; later ones are ignored, as upstream."""
         if self._nodes is None:
             self._bypass = frozenset(uuids)
+            self._bypass_set = self._bypass | {self.gateway_uuid}
 
     @property
     def bypass_set(self) -> frozenset[str]:
-        """What the nodes are told to bypass: the client's set plus this gateway."""
-        return self._bypass | {self.gateway_uuid}
+        """What the nodes are told to bypass: the client's set plus this gateway (made once:
+        every request to a node asks for it)."""
+        return self._bypass_set
 
     def nodes(self) -> list[Node]:
         if self._nodes is None:

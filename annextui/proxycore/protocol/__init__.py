@@ -9,7 +9,8 @@ and request/reply order are tracked inside the connection; illegal steps raise
 Public API
 ----------
 messages (frozen dataclasses, one per wire word; `parse_message(line: bytes) -> Message`,
-`serialize_message(msg) -> bytes` with the newline; `ProtocolParseError` = `unknown command`):
+`serialize_message(msg) -> bytes` with the newline; `ProtocolParseError` = `unknown command`;
+`parse_wire_key(text) -> Key`: a message's key parsed, the last ones remembered):
     Auth(uuid, token)  AuthSuccess(uuid)  AuthFailure()  Version(version)  Bypass(uuids)
     CheckPresent(key)  LockContent(key)  UnlockContent()  Remove(key)  RemoveBefore(timestamp, key)
     GetTimestamp()  Timestamp(timestamp)  Get(offset, associated_file, key)
@@ -26,6 +27,7 @@ connection:
         .send(msg: Message) -> bytes                  .send_data(chunk: bytes) -> bytes
         .state: State  .version  .offered_version  .peer_uuid  .incoming_remaining
         .outgoing_remaining  .owed_error  .our_turn  .sendable() -> frozenset[type[Message]]
+        .may_send(cls) -> bool                        # cls in .sendable(), cheaply
     Role.CLIENT / Role.SERVER; State (see `states.TRANSITIONS`, `states.TURN`); MAX_LINE
     events: Data(data)  EndOfData()  ConnectionClosed()  NEED_DATA  PAUSED
     errors: ProtocolError > LocalProtocolError, RemoteProtocolError(.fatal), ProtocolParseError;
@@ -113,6 +115,7 @@ from .messages import (
     decode_associated_file,
     encode_associated_file,
     parse_message,
+    parse_wire_key,
     serialize_message,
 )
 from .replies import (
@@ -183,6 +186,7 @@ __all__ = [
     "encode_associated_file",
     "no_content",
     "parse_message",
+    "parse_wire_key",
     "reply_already_have",
     "reply_result",
     "send_content",

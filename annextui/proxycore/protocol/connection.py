@@ -73,6 +73,7 @@ class Connection:
         if not 0 <= max_version <= MAX_VERSION:
             raise ValueError(f"max_version must be between 0 and {MAX_VERSION}")
         self.role: Final = role
+        self._sender: Final = role.peer  # who sends what we receive (asked per line)
         self.max_version: Final = max_version
         self._state = State.GREETING if greeting else State.IDLE
         self._version = 0
@@ -134,16 +135,21 @@ class Connection:
 
     def sendable(self) -> frozenset[type[Message]]:
         """The message types `send()` accepts right now (values may still be refused)."""
+        candidates = ALLOWED.get((self._state, self.role), frozenset()) | {Error}
+        return frozenset(cls for cls in candidates if self.may_send(cls))
+
+    def may_send(self, cls: type[Message]) -> bool:
+        """Whether `cls` is in `sendable()`, without building the set (a server asks it
+        for VALID once per GET it answers)."""
         if self._out_remaining or self._receiving_body_half_duplex():
-            return frozenset()
+            return False
         if self._state is State.BROKEN:
-            return frozenset() if self._farewell_sent else frozenset({Error})
+            return cls is Error and not self._farewell_sent
         if self._owed_error is not None:
-            return frozenset({Error})
-        return frozenset(
-            cls
-            for cls in ALLOWED.get((self._state, self.role), frozenset())
-            if self._version >= MIN_VERSION.get(cls, 0)
+            return cls is Error
+        return (
+            cls in ALLOWED.get((self._state, self.role), ())
+            and self._version >= MIN_VERSION.get(cls, 0)
             and not (cls is Version and self.role is Role.CLIENT and self._version_settled)
         )
 
@@ -169,7 +175,7 @@ class Connection:
             return self._body_event()
         if self._state is State.CLOSED:
             return ConnectionClosed()
-        if self._owed_error is not None or self.role.peer not in TURN[self._state]:
+        if self._owed_error is not None or self._sender not in TURN[self._state]:
             return PAUSED
         line = self._take_line()
         if line is None:
@@ -184,10 +190,10 @@ class Connection:
         except ProtocolParseError as e:
             self._reject(str(e), unparsable=True)
         try:
-            nxt = self._transition(self.role.peer, msg)
+            nxt = self._transition(self._sender, msg)
         except _Illegal as e:
             self._reject(str(e), unparsable=False)
-        self._apply(self.role.peer, msg, nxt)
+        self._apply(self._sender, msg, nxt)
         return msg
 
     def _take_line(self) -> bytes | None:

@@ -24,12 +24,13 @@ forms, so this only changes which junk earns `ERROR unknown command`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, ClassVar, Final, dataclass_transform
 
-from annextui.backend.keys import parse_key
+from annextui.backend.keys import Key, parse_key
 from annextui.values import Value
 
 from .errors import ProtocolParseError
@@ -132,10 +133,18 @@ def _encode_exit(value: object) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=64)
+def parse_wire_key(text: str) -> Key:
+    """`parse_key`, remembered for the last keys: a GET's key is checked when its line is
+    parsed and parsed again by the server, and a cluster GET passes it on to a node (the Key
+    is immutable, so one object can serve them all)."""
+    return parse_key(text)
+
+
 def _check_key(text: object) -> str:
     if not isinstance(text, str):
         raise ValueError(f"{text!r} is not a key")
-    parse_key(text)  # KeyError_ is a ValueError
+    parse_wire_key(text)  # KeyError_ is a ValueError
     return text
 
 
@@ -225,6 +234,14 @@ class Message:
         if not self.WORD:
             raise TypeError("Message is abstract: use one of its subclasses")
         names = self.FIELDS
+        if not kwargs and len(args) == len(names) and self.ITEM is None:
+            # Every field given by position (how messages are sent): set them, then check them
+            # once by encoding them, keeping that encoding for the wire.
+            fields = self.__dict__
+            for name, value in zip(names, args, strict=True):
+                fields[name] = value
+            fields[_WIRE] = _wire_fields(self)
+            return
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes {len(names)} fields, got {len(args)}")
         values = dict(zip(names, args, strict=False))
@@ -244,7 +261,15 @@ class Message:
             if isinstance(items, str):
                 raise TypeError(f"{self.WORD} takes a sequence of strings, not one string")
             object.__setattr__(self, names[0], tuple(items))
-        _wire_fields(self)
+        self.__dict__[_WIRE] = _wire_fields(self)
+
+    @classmethod
+    def _decoded(cls, values: list[Any]) -> Message:
+        """A message of fields its codecs' `decode` produced from a received line. Every value
+        a decode produces encodes again (what `__init__` checks), so they are set unchecked."""
+        msg = cls.__new__(cls)
+        msg.__dict__.update(zip(cls.FIELDS, values, strict=True))
+        return msg
 
     def _astuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, n) for n in self.FIELDS)
@@ -268,7 +293,14 @@ class Message:
         raise AttributeError(f"cannot delete field {name!r}: messages are frozen")
 
     def __str__(self) -> str:
-        return " ".join([self.WORD, *_wire_fields(self)])
+        wire = self.__dict__.get(_WIRE)
+        if wire is None:  # a received message: encoded when first asked
+            wire = _wire_fields(self)
+        return " ".join([self.WORD, *wire]) if wire else self.WORD
+
+
+# Where a message keeps its encoded fields (not a field: equality and repr never see it).
+_WIRE: Final = "_wire"
 
 
 def _values(msg: Message) -> list[Any]:
@@ -280,6 +312,8 @@ def _wire_fields(msg: Message) -> list[str]:
     if msg.ITEM is not None:
         item = msg.ITEM
         return [item.encode(v) for v in _values(msg)[0]]
+    if not msg.CODECS:
+        return []
     out = [codec.encode(v) for codec, v in zip(msg.CODECS, _values(msg), strict=True)]
     # Only the last field may hold whitespace: any other would shift the fields after it.
     for text in out[:-1]:
@@ -545,7 +579,7 @@ def parse_message(line: bytes) -> Message:
     if cls is None:
         raise ProtocolParseError(f"unknown command word {word[:40]!r}")
     try:
-        return cls(*_decode(cls, rest))
+        return cls._decoded(_decode(cls, rest))
     except ValueError as e:
         raise ProtocolParseError(f"malformed {word}: {e}") from e
 

@@ -37,7 +37,7 @@ def reply_result(conn: Connection, ok: bool, uuids: Iterable[str] = ()) -> bytes
     peer and the request allow PLUS replies (git-annex sends plain forms to v0/v1 clients)."""
     listed = tuple(uuids)
     plus = SuccessPlus if ok else FailurePlus
-    if listed and plus in conn.sendable():
+    if listed and conn.may_send(plus):
         return conn.send(plus(listed))
     return conn.send(Success() if ok else Failure())
 
@@ -45,7 +45,7 @@ def reply_result(conn: Connection, ok: bool, uuids: Iterable[str] = ()) -> bytes
 def reply_already_have(conn: Connection, uuids: Iterable[str] = ()) -> bytes:
     """ALREADY-HAVE, or ALREADY-HAVE-PLUS with the holders when the client speaks v2+."""
     listed = tuple(uuids)
-    if listed and AlreadyHavePlus in conn.sendable():
+    if listed and conn.may_send(AlreadyHavePlus):
         return conn.send(AlreadyHavePlus(listed))
     return conn.send(AlreadyHave())
 
@@ -72,7 +72,7 @@ def send_content(
         raise LocalProtocolError(
             f"content ended {conn.outgoing_remaining} bytes short: close the connection"
         )
-    if Valid in conn.sendable():
+    if conn.may_send(Valid):
         ok = valid() if callable(valid) else valid
         yield conn.send(Valid() if ok else Invalid())
 

@@ -53,12 +53,19 @@ class Role(Enum):
     CLIENT = "client"  # opened the connection, makes requests
     SERVER = "server"  # answers them (git-annex-shell p2pstdio, a gateway, a node)
 
+    # Members are singletons compared by identity: hashed so too, in C (Enum's own
+    # `hash(self._name_)` is a Python call, and every message looks states and roles up in
+    # the tables below several times).
+    __hash__ = object.__hash__
+
     @property
     def peer(self) -> Role:
         return Role.SERVER if self is Role.CLIENT else Role.CLIENT
 
 
 class State(Enum):
+    __hash__ = object.__hash__  # as Role's
+
     GREETING = "greeting"  # server owes its unsolicited AUTH-SUCCESS (ssh transports)
     IDLE = "idle"  # client's turn to make a request
     AWAIT_AUTH = "await-auth"

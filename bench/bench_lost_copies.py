@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(
-        f"{'case':<8} {'rev':<6} {'keys':>5} {'CPU best':>9} {'CPU med':>8} {'wall best':>9} {'after/before CPU':>16}"
+        f"{'case':<8} {'rev':<6} {'keys':>5} {'CPU best':>9} {'CPU med':>8} {'wall best':>9} "
+        f"{'after/before CPU':>16}"
     )
     for case in ("phantom", "removed"):
         for rev in ("before", "after"):

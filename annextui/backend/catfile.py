@@ -7,6 +7,10 @@ in a fraction of that, so a process that reads logs for many requests (a gateway
 state at the start, then a log per GET) asks one `git cat-file --batch` instead, as git-annex
 itself does (`Git/CatFile.hs`). The process is started by the first read, and any failure of it
 is reported as `CatFileError` so the caller can fall back to dulwich (`read_through`).
+
+A reader belongs to a session and is closed with it (the gateway's records, a `LocalPeer`'s
+look-ups: proxycore/branchreads.py), not to a repository: in `annextui p2phttp` a repository
+outlives every request, and a reader kept with it held a process and two pipes for good.
 """
 
 from __future__ import annotations

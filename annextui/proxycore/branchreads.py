@@ -20,52 +20,52 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from annextui.backend.branch import BranchView
     from annextui.backend.catfile import CatFile
-    from annextui.backend.repo import Repository
     from annextui.proxycore.localrepo import LocalRepo
 
 
 class SessionBranchReads:
-    """`BranchView.staged` of one repository (its journal's file, else the branch's blob as
-    the branch is at the look, no unmerged refs), the blobs read through the session's
-    `git cat-file --batch`, or dulwich once that fails (`read_through`)."""
+    """`BranchView.staged` of one repository (its journal's file, else the branch's blob, no
+    unmerged refs), the blobs read through the session's `git cat-file --batch`, or dulwich
+    once that fails (`read_through`)."""
 
     def __init__(self, repo: LocalRepo, shared: CatFile | None = None) -> None:
         self._repo = repo
         self._shared = shared  # its owner's: never closed here
         self._own: CatFile | None = None  # started by the first look, ended by close()
-        self._full: Repository | None = None  # the view's repository (thread-tied in a server)
+        self._view: BranchView | None = None  # the session's (its repository is thread-tied)
         self._opening = threading.Lock()
 
     def staged(self, path: str) -> bytes:
         """What a change to `path` starts from (empty when neither journal nor branch has it)."""
-        from annextui.backend.branch import BranchView
-        from annextui.backend.catfile import read_through
+        return self._current_view().staged(path)
 
-        full, catfile = self._reader()
-        # A view per look, as before: the branch ref is read now (a commit made since the
-        # last look is seen), and the journal first, exactly as `staged` reads it.
-        view = BranchView(full, include_unmerged=False)
-        read_through(view, catfile)
-        return view.staged(path)
-
-    def _reader(self) -> tuple[Repository, CatFile]:
+    def _current_view(self) -> BranchView:
         with self._opening:
-            full = self._full
-            if full is None:
-                full = self._full = self._repo.full()
-            catfile = self._shared or self._own
-            if catfile is None:
-                from annextui.backend.catfile import CatFile
+            view = self._view
+            if view is not None:
+                # Another process may have committed since the last look (a stat of the ref:
+                # a view per look cost ~50 us more). The look only tells whether to go on to
+                # the journal lock, where the log is read again before anything is written.
+                view.follow_branch()
+                return view
+            from annextui.backend.branch import BranchView
+            from annextui.backend.catfile import CatFile, read_through
 
-                catfile = self._own = CatFile(full)  # no process until its first lookup
-            return full, catfile
+            view = BranchView(self._repo.full(), include_unmerged=False)
+            catfile = self._shared
+            if catfile is None:
+                catfile = self._own = CatFile(view.repo)  # no process until its first lookup
+            read_through(view, catfile)
+            self._view = view
+            return view
 
     def close(self) -> None:
         """End the session's own reader (a later look starts another): no process, no pipe
         and no thread's repository stays with a parked peer."""
         with self._opening:
             own, self._own = self._own, None
-            self._full = None
+            self._view = None
         if own is not None:
             own.close()

@@ -160,3 +160,24 @@ def test_the_reader_ends_with_the_session_and_a_parked_peer_keeps_none(
     assert _batch_processes(bare) == []
     assert _present_anywhere(annex_env, bare) == []
     _fsck_clean(annex_env, bare)
+
+
+def test_a_look_sees_what_another_process_committed_meanwhile(
+    annex_env: AnnexEnv, bare: Path
+) -> None:
+    """The session's view of the branch follows it: a "present" line git-annex commits
+    after the session's first look is seen by the next look (and corrected)."""
+    first, later = _stored(bare, 2, "followed")
+    peer = _peer(bare)
+    assert peer.remove(later) == Outcome(True)  # logged "missing", content gone
+    peer.close()
+    lose_copy_mid_remove(bare, str(first))
+    peer = _peer(bare)
+    assert peer.remove(first) == Outcome(True)  # the first look: the view is made now
+    annex_env.annex(bare, "setpresentkey", str(later), U, "1")  # git-annex's own line
+    annex_env.annex(bare, "merge", "-q")  # commits the journal: the branch moved
+    assert set(_present_anywhere(annex_env, bare)) == {str(later)}
+    assert peer.remove(later) == Outcome(True)
+    peer.close()
+    assert _present_anywhere(annex_env, bare) == []
+    _fsck_clean(annex_env, bare)

@@ -388,13 +388,13 @@ class LocalPeer(Peer):
 
     def close(self) -> None:
         """Commit the journal (git-annex's shell commits at exit when annex.alwayscommit)."""
+        self._branch.close()  # first: nothing below can keep its process and pipes open
         if self._worktree is not None:
             self._worktree.close()
         if "annextui.proxycore.external_backend" in sys.modules:
             from annextui.proxycore.external_backend import close_all
 
             close_all()
-        self._branch.close()
         repo = self.repo
         commit_session_journal(
             repo, lambda: self.journal, self._warn, apart=lambda: _journal_of(repo).commit()

@@ -56,7 +56,8 @@ class SessionBranchReads:
             view = BranchView(self._repo.full(), include_unmerged=False)
             catfile = self._shared
             if catfile is None:
-                catfile = self._own = CatFile(view.repo)  # no process until its first lookup
+                # no process until its first lookup; by subtree: many keys below one commit
+                catfile = self._own = CatFile(view.repo, by_subtree=True)
             read_through(view, catfile)
             self._view = view
             return view

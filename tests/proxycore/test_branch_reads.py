@@ -57,12 +57,18 @@ def _fsck_clean(env: AnnexEnv, repo: Path) -> None:
 
 
 def _asked_for(recorder: GitRecorder, keys: list[Key]) -> None:
-    """Exactly one `git cat-file` ran, a `--batch`, asked each key's log once."""
+    """Exactly one `git cat-file` ran, a `--batch`, asked each key's log once (below its
+    hash directory's tree: `TREE:bbb/KEY.log`), and the branch's root tree at most once per
+    commit (`COMMIT^{tree}`)."""
     runs = recorder.cat_files()
     assert len(runs) == 1, runs
     assert runs[0][1].endswith("cat-file --batch"), runs
-    asked = [line.split(":", 1)[1] for line in recorder.batch_requests()]
-    assert sorted(asked) == sorted(location_log_path(k) for k in keys)
+    asked = recorder.batch_requests()
+    logs = [line.split(":", 1)[1] for line in asked if ":" in line]
+    assert sorted(logs) == sorted(location_log_path(k).split("/", 1)[1] for k in keys)
+    roots = [line for line in asked if line.endswith("^{tree}")]
+    assert len(roots) == len(set(roots)) >= 1, roots
+    assert len(asked) == len(logs) + len(roots), asked
 
 
 def test_a_session_of_many_phantoms_reads_through_one_cat_file(

@@ -15,6 +15,7 @@ outlives every request, and a reader kept with it held a process and two pipes f
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 from typing import TYPE_CHECKING
@@ -126,7 +127,10 @@ class CatFile:
             return
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
-                pipe.close()
+                # closing flushes what a failed write left buffered: into a pipe whose reader
+                # is gone, that is the same broken pipe again, which must not escape as itself
+                with contextlib.suppress(OSError):
+                    pipe.close()
         proc.wait()
 
 

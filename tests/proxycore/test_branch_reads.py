@@ -8,6 +8,8 @@ process was asked. git-annex judges the repository (`whereis`, `fsck`).
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,5 +187,31 @@ def test_a_look_sees_what_another_process_committed_meanwhile(
     assert set(_present_anywhere(annex_env, bare)) == {str(later)}
     assert peer.remove(later) == Outcome(True)
     peer.close()
+    assert _present_anywhere(annex_env, bare) == []
+    _fsck_clean(annex_env, bare)
+
+
+def test_a_failing_cat_file_falls_back_to_dulwich(
+    annex_env: AnnexEnv, bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `git cat-file` that dies at once: every look is answered through dulwich, every
+    phantom still corrected."""
+    keys = _stored(bare, 5, "fallback")
+    for key in keys:
+        lose_copy_mid_remove(bare, str(key))
+    bin_dir = annex_env.root / "broken-cat-file"
+    bin_dir.mkdir()
+    real = shutil.which("git", path=annex_env.env["PATH"])
+    (bin_dir / "git").write_text(
+        f'#!/bin/sh\ncase " $* " in *" cat-file "*) exit 1 ;; esac\nexec {real} "$@"\n'
+    )
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{annex_env.env['PATH']}")
+    warnings: list[str] = []
+    peer = _peer(bare, warnings)
+    for key in keys:
+        assert peer.remove(key) == Outcome(True)
+    peer.close()
+    assert warnings == []
     assert _present_anywhere(annex_env, bare) == []
     _fsck_clean(annex_env, bare)

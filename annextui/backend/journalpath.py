@@ -1,7 +1,7 @@
 """Journal file names of git-annex branch paths, as git-annex names them (no dulwich here).
 
-Kept apart from branch.py so that reading one journal file (`LocalRepo.branch_file`, on the
-shell's path) does not import dulwich.
+Kept apart from branch.py so that reading one journal file (on the shell's path) does not
+import dulwich.
 """
 
 from __future__ import annotations

@@ -578,8 +578,8 @@ def build_peer(
         warm(_node_remotes(gw, target.uuid, frozenset()))
     prefs = BranchPreferences(gw, records)
 
-    def own() -> Peer:
-        return LocalPeer(gw.local, client_uuid=gw.client_uuid)
+    def own() -> Peer:  # a one-shot session's reader of this repository is shared
+        return LocalPeer(gw.local, client_uuid=gw.client_uuid, catfile=gw.catfile)
 
     return ClusterPeer(
         uuid=target.uuid,

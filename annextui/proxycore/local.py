@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from annextui.backend.keys import Key, hasher_for, known_variety
+from annextui.proxycore.branchreads import SessionBranchReads
 from annextui.proxycore.localrepo import LocalRepo
 from annextui.proxycore.locks import ContentLocked, lock_content_shared, lock_for_removal
 from annextui.proxycore.objectstore import (
@@ -53,6 +54,7 @@ from annextui.proxycore.transfers import (
 )
 
 if TYPE_CHECKING:
+    from annextui.backend.catfile import CatFile
     from annextui.backend.journal import Journal
     from annextui.backend.keys import _Hasher
     from annextui.proxycore.worktree import WorkTree
@@ -62,7 +64,6 @@ _HASH_BLOCK = 1 << 20
 
 
 DEFAULT_DISK_RESERVE = 100 * 1000 * 1000  # git-annex: 100 megabytes
-_BRANCH_FILE_READS = 4  # own-log looks through `git cat-file` before a session loads dulwich
 
 
 def disk_reserve(value: str | None) -> int:
@@ -99,9 +100,12 @@ class LocalPeer(Peer):
         client_uuid: str,
         warn: Callable[[str], None] = _stderr_warning,
         gcrypt: bool = False,
+        catfile: CatFile | None = None,
     ) -> None:
         """`gcrypt`: also serve a gcrypt repository, which has no UUID and so no location log
-        (the legacy commands of gcrypt remotes)."""
+        (the legacy commands of gcrypt remotes). `catfile`: a `git cat-file --batch` of this
+        repository that whoever opened the session owns, to read the branch through (else the
+        peer starts its own at its first look, branchreads.py)."""
         uuid = repo.uuid or ""
         if not uuid and not (gcrypt and repo.gcrypt_id):
             raise PeerFatal("Not a git-annex or gcrypt repository.")
@@ -124,7 +128,7 @@ class LocalPeer(Peer):
         self._disk_reserve = disk_reserve(repo.config_get("annex.diskreserve"))
         self._hook = self._find_hook()
         self._worktree: WorkTree | None = None
-        self._branch_file_reads = 0
+        self._branch = SessionBranchReads(repo, catfile)
 
     # -- Peer ----------------------------------------------------------------------------------
     @property
@@ -384,6 +388,7 @@ class LocalPeer(Peer):
 
     def close(self) -> None:
         """Commit the journal (git-annex's shell commits at exit when annex.alwayscommit)."""
+        self._branch.close()  # first: nothing below can keep its process and pipes open
         if self._worktree is not None:
             self._worktree.close()
         if "annextui.proxycore.external_backend" in sys.modules:
@@ -398,7 +403,8 @@ class LocalPeer(Peer):
     def park(self) -> bool:
         """The session's end as `close` does it; then nothing of it is kept that is tied to
         the thread that served it (the journal's dulwich repository, the keys database's
-        sqlite connection), so another request's thread can use this peer."""
+        sqlite connection, the branch reader's process, ended by `close`), so another
+        request's thread can use this peer."""
         self.close()
         self._journal = None
         self._worktree = None
@@ -423,22 +429,7 @@ class LocalPeer(Peer):
             return False
         from annextui.backend.logs.presence import present_infos
 
-        path = self._location_log(key)
-        if (
-            self._journal is None
-            and "dulwich" not in sys.modules
-            and self._branch_file_reads < _BRANCH_FILE_READS
-        ):
-            # A session that has written nothing and not loaded dulwich: a few looks need no
-            # dulwich (~100 ms to import); from then on one import is cheaper than a `git`
-            # process per look. (backend.branch itself no longer imports dulwich: not a sign.)
-            self._branch_file_reads += 1
-            data = self.repo.branch_file(path)
-        else:
-            from annextui.backend.branch import BranchView
-
-            data = BranchView(self.journal.repo, include_unmerged=False).staged(path)
-        return self._uuid in present_infos(data)
+        return self._uuid in present_infos(self._branch.staged(self._location_log(key)))
 
     def log_presence(
         self, key: Key, *, present: bool, unless: Callable[[bytes], bool] | None = None

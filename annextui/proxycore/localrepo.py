@@ -210,23 +210,6 @@ class LocalRepo:
             )
         return self._store
 
-    def branch_file(self, path: str) -> bytes:
-        """What a change to `path` of the git-annex branch starts from (`BranchView.staged`):
-        the journal's file, else the branch's blob (empty when neither has it), read with one
-        `git cat-file` instead of importing dulwich, for a session that writes nothing."""
-        from annextui.backend.journalpath import journal_name
-
-        try:
-            return (self.annexdir / "journal" / journal_name(path)).read_bytes()
-        except FileNotFoundError:
-            pass
-        r = subprocess.run(
-            ["git", f"--git-dir={self.gitdir}", "cat-file", "blob", f"refs/heads/git-annex:{path}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-        )
-        return r.stdout if r.returncode == 0 else b""
-
     def full(self) -> Repository:
         """This thread's dulwich-backed `Repository` (imported on demand: it is slow to
         import); in a long-running server opened at the first call on the thread and kept

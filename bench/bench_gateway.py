@@ -419,7 +419,13 @@ def profile_gets(
     env.git(cl, "commit", "-q", "-m", "small")
     cluster = f"ours-{topology.CLUSTER_NAME}"
     env.annex(cl, "copy", "-q", "--to", cluster, "small", timeout=3600)
-    classes = files_by_class(env, topo, "small") if split else {"all": ["small"]}
+    held = files_by_class(env, topo, "small")
+    placement = (
+        f"{count} files: {len(held['local'])} on the gateway's local nodes (node1, node2), "
+        f"{len(held['node3'])} on node3 (the ssh node)"
+    )
+    print(placement, file=sys.stderr)
+    classes = held if split else {"all": ["small"]}
     for name, node in DIRECT.items():
         path = topo.px if node == "px" else topo.nodes[node]
         url = str(path) if name == "direct-local" else f"ssh://n3host{path}"
@@ -477,7 +483,7 @@ def profile_gets(
     # processes of every path (client, sshd, shells, ssh hops); `busy` = CPU s / (wall x cores):
     # near 1.0 the path is CPU-bound, and its wall time cannot drop below its CPU work / cores.
     cores = os.cpu_count() or 1
-    lines: list[str] = []
+    lines: list[str] = [placement]
     for cls, files in classes.items():
         n = count if cls == "all" else len(files)
         lines.append(

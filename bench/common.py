@@ -239,13 +239,18 @@ def stopwatch() -> float:
 
 def write_files(repo: Path, sub: str, count: int, size: int) -> None:
     """`count` files of `size` bytes in REPO/SUB (f0000.bin …), each with its own content: a
-    random 16-byte head on a shared random 1 MiB block, written without holding a file in memory."""
+    16-byte head on a shared 1 MiB block, written without holding a file in memory. The bytes
+    are pseudo-random from a seed made of (sub, count, size), so every run of a bench has the
+    same keys: a cluster places them by their key (balanced preferred content), and with a
+    few big files the share that lands on the ssh node would otherwise change from run to run
+    (8 files: anywhere from none to all), and a run's ratios with it."""
     d = repo / sub
     d.mkdir(parents=True, exist_ok=True)
-    block = os.urandom(1 << 20)
+    rng = random.Random(f"{sub}:{count}:{size}")
+    block = rng.randbytes(1 << 20)
     for i in range(count):
         with open(d / f"f{i:04d}.bin", "wb") as fh:
-            head = os.urandom(16)[:size]
+            head = rng.randbytes(16)[:size]
             fh.write(head)
             left = size - len(head)
             while left > 0:

@@ -51,10 +51,8 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -70,13 +68,13 @@ from common import (  # noqa: E402
     OwnCpu,
     Transfer,
     best_and_median,
+    started_world,
     table_rows,
     write_files,
 )
 from shellprofile import summary, write_wrapper  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
-from tests.support import annex as annex_support  # noqa: E402
 from tests.support import p2phttp, procs  # noqa: E402
 from tests.support.annex import AnnexEnv  # noqa: E402
 from tests.support.relay import relay_options, write_relay_program  # noqa: E402
@@ -146,40 +144,6 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
-def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
-    """A temp dir under /tmp, an sshd (not started) and a git-annex environment in it (the
-    binary linked directly, ssh caching on); None without git-annex or sshd."""
-    exe = annex_support.find_git_annex()
-    if exe is None or not os.path.exists("/usr/sbin/sshd"):
-        return None
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
-    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
-    env = AnnexEnv.create(
-        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
-    )
-    return tmp, sshd, env
-
-
-@contextlib.contextmanager
-def started_world(prefix: str) -> Iterator[tuple[Path, Sshd, AnnexEnv]]:
-    """`bench_world` with its sshd started and used, removed afterwards; without git-annex or
-    sshd, a message and exit status 2."""
-    world = bench_world(prefix)
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        raise SystemExit(2)
-    tmp, sshd, env = world
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
-        yield tmp, sshd, env
-    finally:
-        env.cleanup()
-        sshd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
     """The cases of the gateway benches: name -> (file count, file size in bytes)."""
     return {
@@ -235,15 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    world = bench_world("bgw-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
     results: list[Measurement] = []
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
+    with started_world("bgw-", keep=args.keep) as (tmp, sshd, env):
         topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
         cl = topo.client
         env.git(cl, "remote", "rename", "origin", "ours")
@@ -313,11 +270,6 @@ def main(argv: list[str] | None = None) -> int:
                         f"  {case} round {rnd} {name}: copy {up:.2f}s get {down:.2f}s",
                         file=sys.stderr,
                     )
-    finally:
-        env.cleanup()
-        sshd.stop()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print(report(results))
     if args.json:

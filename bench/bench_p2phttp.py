@@ -33,11 +33,11 @@ of the cluster: the per-request cost of a proxied remote through each server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -54,10 +54,9 @@ from bench_gateway import (  # noqa: E402
     TreeSampler,
     _rss_kib,
     add_case,
-    bench_world,
     transfer_cases,
 )
-from common import SHELLS, Transfer, cpu_seconds, table_rows  # noqa: E402
+from common import SHELLS, Transfer, cpu_seconds, started_world, table_rows  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
 from tests.support import annex as annex_support  # noqa: E402
@@ -153,6 +152,11 @@ def _timed(
         cpu = _children_cpu() - cpu
         srv = cpu_seconds(tree) - srv if server is not None else math.nan
     return seconds, s.peak_tree, cpu, srv
+
+
+def _stop_all(servers: dict[str, H.P2PHttpServer]) -> None:
+    for server in servers.values():
+        server.stop()
 
 
 def _restart(servers: dict[str, H.P2PHttpServer], kind: str) -> None:
@@ -258,19 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    world = bench_world("bhttp-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
     results: list[Measurement] = []
     many: dict[str, tuple[int, float]] = {}
     servers: dict[str, H.P2PHttpServer] = {}
     hung: list[str] = []
     hung_paths: set[str] = set()
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
+    with (
+        started_world("bhttp-", keep=args.keep) as (tmp, sshd, env),
+        contextlib.ExitStack() as stack,
+    ):
+        # the servers (those running at the end: _restart replaces them) stop before the world
+        stack.callback(_stop_all, servers)
         topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
         cl = topo.client
         env.git(cl, "remote", "rename", "origin", "ssh")
@@ -373,13 +375,6 @@ def main(argv: list[str] | None = None) -> int:
                         env, topo, servers[kind], args.clients, name, files, args.timeout
                     )
                     print(f"  {args.clients} clients via {name}: {many[name]}", file=sys.stderr)
-    finally:
-        for server in servers.values():
-            server.stop()
-        env.cleanup()
-        sshd.stop()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print(report(results, many, args.clients, paths))
     for line in hung:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -40,8 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import bench_world  # noqa: E402
-from common import SHELLS, time_to_auth, write_files  # noqa: E402
+from common import SHELLS, started_world, time_to_auth, write_files  # noqa: E402
 from shellprofile import write_wrapper  # noqa: E402
 
 from tests.gateway import topology  # noqa: E402
@@ -66,15 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = (*NAMES, "base") if args.baseline else NAMES
 
-    world = bench_world("brelay-")
-    if world is None:
-        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
-        return 2
-    tmp, sshd, env = world
     times: dict[tuple[str, str, str], list[float]] = {}
-    try:
-        sshd.start()
-        env.use_ssh(sshd)
+    with started_world("brelay-", keep=args.keep) as (tmp, sshd, env):
         topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
         sock_dir = tmp / "relay"
         sock_dir.mkdir(mode=0o700)
@@ -122,11 +113,6 @@ def main(argv: list[str] | None = None) -> int:
                 env.env,
             )
             served = server.stderr().count("relay SSH p2pstdio")
-    finally:
-        env.cleanup()
-        sshd.stop()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
     print(report(times, floor, starts, served))
     if args.json:
         args.json.write_text(

@@ -7,6 +7,7 @@ so a million-key branch takes seconds instead of a million git-annex calls.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -16,11 +17,16 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from tests.support.annex import AnnexEnv
+    from tests.support.sshd import Sshd
 
 BASE_CLOCK = 1_700_000_000
 HERE_UUID = "00000000-1111-4000-8000-000000000000"
@@ -41,6 +47,47 @@ def bench_env(home: Path) -> dict[str, str]:
         GIT_CONFIG_NOSYSTEM="1",
     )
     return env
+
+
+def bench_world(prefix: str) -> tuple[Path, Sshd, AnnexEnv] | None:
+    """A temp dir under /tmp, an sshd (not started) and a git-annex environment in it (the
+    binary linked directly, ssh caching on); None without git-annex or sshd."""
+    # imported here: the benches that need no world (and no tests/ on sys.path) stay as they are
+    from tests.support import annex as annex_support
+    from tests.support.annex import AnnexEnv
+    from tests.support.sshd import Sshd
+
+    exe = annex_support.find_git_annex()
+    if exe is None or not os.path.exists("/usr/sbin/sshd"):
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    fast = annex_support.make_fast_bin(tmp / "annexbin", exe)
+    sshd = Sshd(tmp / "ssh", server_path=annex_support.default_path([fast]))
+    env = AnnexEnv.create(
+        tmp / "w", bin_dir=fast, magic=annex_support.magic_db(exe), sshcaching=True
+    )
+    return tmp, sshd, env
+
+
+@contextlib.contextmanager
+def started_world(prefix: str, *, keep: bool = False) -> Iterator[tuple[Path, Sshd, AnnexEnv]]:
+    """`bench_world` with its sshd started and used; afterwards the environment is cleaned up,
+    the sshd stopped and the temp dir removed (unless `keep`). Without git-annex or sshd, a
+    message and exit status 2."""
+    world = bench_world(prefix)
+    if world is None:
+        print("needs git-annex and /usr/sbin/sshd", file=sys.stderr)
+        raise SystemExit(2)
+    tmp, sshd, env = world
+    try:
+        sshd.start()
+        env.use_ssh(sshd)
+        yield tmp, sshd, env
+    finally:
+        env.cleanup()
+        sshd.stop()
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(cmd: list[str], *, cwd: Path, env: Mapping[str, str], input_: bytes | None = None) -> bytes:

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_gateway import small_files_in_cluster, started_world  # noqa: E402
-from common import SHELLS  # noqa: E402
+from bench_gateway import small_files_in_cluster  # noqa: E402
+from common import SHELLS, started_world  # noqa: E402
 from getlatency import Session  # noqa: E402
 from shellprofile import write_wrapper  # noqa: E402
 

@@ -177,12 +177,31 @@ class LocalPeer(Peer):
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise UnsafePath(f"{obj} is not a regular file")
+        if not self._sendable(key, obj, st):
+            os.close(fd)
+            return None  # as git-annex: DATA 0 and INVALID
         length = max(0, st.st_size - offset)
 
         def record() -> TransferRecorder | None:
             return self.upload_recorder(key, af, length)
 
         return LocalOutgoing(fd, obj, st, min(offset, st.st_size), length, record)
+
+    def _sendable(self, key: Key, obj: str, st: os.stat_result) -> bool:
+        """prepSendAnnex: in a repository with a work tree the object may be an unlocked file
+        (annex.thin) edited in place; the keys database says (`WorkTree.sendable`). Opening it
+        reconciles it with the index, as git-annex-shell's GET does. A database that cannot be
+        opened has no caches to check (git-annex's DbUnavailable): the object is sent."""
+        wt = self.worktree()
+        if wt is None:
+            return True
+        import sqlite3  # loaded with the work tree's keys database anyway; not for a bare repo
+
+        try:
+            return wt.sendable(key, obj, st)
+        except (OSError, sqlite3.Error) as exc:
+            self._warn(f"unable to read the keys database: {exc}")
+            return True
 
     def upload_recorder(self, key: Key, af: str | None, length: int) -> TransferRecorder | None:
         """The transfer record of a GET being served (nodepeer.NodePeer makes it lazy)."""

@@ -104,6 +104,29 @@ class WorkTree:
     def _path(self, file: bytes) -> bytes:
         return os.path.join(self._top, file)
 
+    # -- prepSendAnnex ---------------------------------------------------------------------------
+    def sendable(self, key: Key, obj: str, st: os.stat_result) -> bool:
+        """Whether the object (`st`: its stat when opened for a GET) is still the key's content.
+        With annex.thin it is also an unlocked work-tree file, which may have been edited in
+        place: when the keys database has inode caches for the key and none matches, the content
+        is verified, and the new cache recorded if it passes and the file did not change
+        meanwhile (isUnmodified'). No caches: the object was never unlocked, it is sent."""
+        db, kb = self.db, _kb(key)
+        caches = db.inode_caches(kb)
+        if not caches:
+            return True
+        ic = show_inode_cache(st)
+        if any(same_inode_cache(ic, c) for c in caches):
+            return True
+        if not self._verify(key, Path(obj)):
+            return False
+        now = inode_cache(obj)
+        if now is None or not same_inode_cache(ic, now):
+            return False  # modified while it was being verified
+        with db.writing():
+            db.add_inode_caches(kb, [ic])
+        return True
+
     # -- moveAnnex / removeAnnex ---------------------------------------------------------------
     def populate(self, key: Key, obj: Path) -> None:
         """Content of `key` arrived at `obj`: fill the pointer files that point at it."""

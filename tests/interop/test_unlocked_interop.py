@@ -45,6 +45,15 @@ LOCKED = {"l/locked.txt": b"added locked, unlocked by an adjusted branch\n"}
 NEW = {"new/plain-git.txt": b"committed by plain git, never seen by git-annex\n"}
 
 
+#: git without git-annex: no filters, no hooks (so nothing opens the keys database)
+BYPASS = (
+    *("-c", "filter.annex.smudge="),
+    *("-c", "filter.annex.clean="),
+    *("-c", "filter.annex.process="),
+    *("-c", "core.hooksPath=/dev/null"),
+)
+
+
 @dataclass
 class Side:
     srv: Path
@@ -159,7 +168,8 @@ def _pointer(srv: Path, name: str) -> bool:
     return re.fullmatch(rb"/annex/objects/[^/\n]+\n", (srv / name).read_bytes()) is not None
 
 
-# -- the steps (in order: each starts from the previous one's state) ------------------------------
+# -- the steps (each sets up the state it starts from: run alone, or on another xdist worker with
+# -- a fresh module fixture, it checks what it says) -----------------------------------------------
 
 
 def test_drop_from_turns_files_into_pointers(twins: Twins) -> None:
@@ -173,6 +183,7 @@ def test_drop_from_turns_files_into_pointers(twins: Twins) -> None:
 
 
 def test_copy_to_populates_every_file_of_the_key(twins: Twins) -> None:
+    twins.both("drop", "-q", "--from", "srv", "u")  # pointers, whatever ran before
     twins.both("copy", "-q", "--to", "srv", "u")
     wt = _compare(twins)
     for name in ("u/a.txt", "u/b.bin", "u/dup1.txt", "u/dup2.txt", "u/run.sh"):
@@ -209,21 +220,69 @@ def test_thin_hard_links_the_object(twins: Twins) -> None:
         twins.env.git(s.srv, "config", "--unset", "annex.thin")
 
 
+def test_get_reconciles_the_keys_database(twins: Twins) -> None:
+    """A GET opens the keys database (prepSendAnnex reads the key's inode caches), and opening
+    it reconciles it with the index: a rename staged by plain git shows in the database after
+    a GET, whoever serves it."""
+    for s in twins.sides.values():
+        twins.env.git(s.srv, *BYPASS, "mv", "u/a.txt", "u/renamed.txt")  # staged only
+        twins.annex(s.cl, "drop", "-q", "--force", "u/b.bin")
+    twins.both("get", "-q", "--from", "srv", "u/b.bin")
+    ref, ours = twins.sides["ref"].srv, twins.sides["ours"].srv
+    assoc = _keysdb(ref)[0]
+    assert any(f == "u/renamed.txt" for _, f in assoc), assoc
+    assert _keysdb(ours) == _keysdb(ref)
+    for s in twins.sides.values():
+        twins.env.git(s.srv, *BYPASS, "mv", "u/renamed.txt", "u/a.txt")
+    _compare(twins)
+
+
+def test_modified_thin_file_is_not_sent(twins: Twins) -> None:
+    """With annex.thin the object is the work-tree file: once that is edited in place, a GET
+    must not send it under the key (prepSendAnnex checks the object against the inode caches
+    in the keys database, then its content). The client does not verify, so only the server
+    can stop the wrong bytes."""
+    for s in twins.sides.values():
+        twins.env.git(s.srv, "config", "annex.thin", "true")
+        twins.env.git(s.cl, "config", "remote.srv.annex-verify", "false")
+    twins.both("drop", "-q", "--from", "srv", "thin")
+    twins.both("copy", "-q", "--to", "srv", "thin")
+    edited = b"edited in place\n".ljust(len(FILES["thin/t.bin"]), b"!")
+    for s in twins.sides.values():
+        t = s.srv / "thin/t.bin"
+        assert t.stat().st_nlink == 2
+        st = t.stat()
+        with t.open("r+b") as fh:  # same inode, so the object changes with it
+            fh.write(edited)
+        # a distinct mtime whatever the clock's resolution: the inode cache no longer matches
+        os.utime(t, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        twins.annex(s.cl, "drop", "-q", "--force", "thin")
+    for name, s in twins.sides.items():
+        res = twins.annex(s.cl, "get", "--from", "srv", "thin", check=False)
+        assert res.returncode != 0, (name, res.stdout + res.stderr)
+        assert _pointer(s.cl, "thin/t.bin"), name
+    ref, ours = twins.sides["ref"].srv, twins.sides["ours"].srv
+    assert _worktree(ours) == _worktree(ref)
+    assert _keysdb(ours) == _keysdb(ref)
+    # put the content back (the object with it), then everything is as before
+    for s in twins.sides.values():
+        (s.srv / "thin/t.bin").write_bytes(FILES["thin/t.bin"])
+        twins.env.git(s.srv, "config", "--unset", "annex.thin")
+        twins.env.git(s.cl, "config", "--unset", "remote.srv.annex-verify")
+    twins.both("get", "-q", "--from", "srv", "thin")
+    wt = _compare(twins)
+    assert wt["thin/t.bin"][0] == FILES["thin/t.bin"]
+
+
 def test_files_committed_without_git_annex_are_found(twins: Twins) -> None:
     """A pointer file merged by plain git (filters and git-annex's post-merge hook bypassed):
     the keys database has never heard of it, so the shell must reconcile the database with the
     index before populating."""
-    bypass = [
-        *("-c", "filter.annex.smudge="),
-        *("-c", "filter.annex.clean="),
-        *("-c", "filter.annex.process="),
-        *("-c", "core.hooksPath=/dev/null"),
-    ]
     for s in twins.sides.values():
         twins.env.git(s.cl, "config", "annex.addunlocked", "true")
         twins.env.add_files(s.cl, NEW, message="new unlocked file")
         twins.env.git(s.cl, "push", "-q", "srv", "HEAD:refs/heads/incoming")
-        twins.env.git(s.srv, *bypass, "merge", "-q", "--ff-only", "incoming")
+        twins.env.git(s.srv, *BYPASS, "merge", "-q", "--ff-only", "incoming")
         assert _pointer(s.srv, "new/plain-git.txt")
         db = sqlite3.connect(f"file:{s.srv}/.git/annex/keysdb/db?mode=ro", uri=True)
         with db:

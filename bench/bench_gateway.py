@@ -35,9 +35,9 @@ by how many files each class has: right where time goes per byte, for big files)
 
 Every get and drop leaves ~1k loose objects in the client (a location log per file, and its
 trees, on the git-annex branch; gc.auto is 0 here); the per-round table counts them. They do
-not slow a get (bench/README.md, issue 17's floor): a get reads the newest logs, loose either
-way. `--repack` packs the client (`git repack -adq`, untimed) before every timed get, to check
-that: it makes every path slower (the logs are then read out of a pack, through deltas).
+not slow a get (bench/README.md, issue 17's floor). `--repack` packs the client (`git repack
+-adq`, untimed) before every timed get, to check that: it did not make rounds steadier, and
+every path was slower.
 
 `--split` (with `--profile`) times the files by where the cluster keeps them instead of all at
 once: each round gets the files held by a local node (node1/node2, served in the gateway's
@@ -538,7 +538,7 @@ def profile_gets(
     def get(remote: str, cls: str = "all") -> float:
         env.annex(cl, "drop", "-q", "--force", "small")
         if repack:
-            # untimed; the get then reads each file's location log through a delta chain
+            # untimed: the check of the client's state (--repack's help)
             env.git(cl, "repack", "-adq")
         cpu = machine_busy_seconds()
         mine = account.now()

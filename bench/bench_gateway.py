@@ -24,6 +24,21 @@ a last get from `ours-mycluster` runs annextui-shell under cProfile (bench/shell
 wrapper named as the remote's annex-shell, so the shell's own path carries no profiling code)
 and prints per-GET figures.
 
+`hop2-ssh` (with `--profile`) is node3 again, two OpenSSH hops away: the gateway host's sshd
+runs `ssh n3host "$SSH_ORIGINAL_COMMAND"` as the forced command of the client's key for
+`hop2host`, so nothing but ssh sits between the client and node3's git-annex-shell: the least
+any gateway can take for a node3 key. From it and direct-ssh comes the placement's **floor**
+(local nodes' files at direct-ssh's time, node3's at hop2-ssh's), a `/floor` column and a floor
+row: measured per class with `--split` (and for both classes, per round, direct-ssh's local
+get plus hop2-ssh's node3 get), derived without it (the two paths' gets of all files weighted
+by how many files each class has: right where time goes per byte, for big files).
+
+Every get and drop leaves ~1k loose objects in the client (a location log per file, and its
+trees, on the git-annex branch; gc.auto is 0 here); the per-round table counts them. They do
+not slow a get (bench/README.md, issue 17's floor). `--repack` packs the client (`git repack
+-adq`, untimed) before every timed get, to check that: it did not make rounds steadier, and
+every path was slower.
+
 `--split` (with `--profile`) times the files by where the cluster keeps them instead of all at
 once: each round gets the files held by a local node (node1/node2, served in the gateway's
 process), then those held by node3 (one more ssh hop from the gateway), through every path
@@ -36,7 +51,7 @@ checkout's annextui-shell, so a before/after comparison runs side by side; a las
 `base-mycluster` is profiled the same way, for the per-GET profile before and after.
 
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
-                                  [--baseline DIR] [--relay] [--split]
+                                  [--baseline DIR] [--relay] [--split] [--repack]
 
 With `--relay`, a remote `relay` reaches the same gateway over the same ssh, its annex-shell
 being annextui-relay: each session is handed to one `annextui p2phttp --relay-socket` kept
@@ -52,6 +67,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -144,6 +160,15 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
+def ssh_masters() -> list[int]:
+    """The client's ssh ControlMasters (annex.sshcaching) alive now: git-annex detaches them,
+    they are reparented to the bench (a child subreaper) and live until it ends, so their CPU
+    (the client's side of every byte's ssh, the larger part of a big get's) is read from /proc
+    while they run; reaped, it is in the bench's RUSAGE_CHILDREN."""
+    me = os.getpid()
+    return [p.pid for p in procs.processes() if p.ppid == me and p.exe_name == "ssh"]
+
+
 def transfer_cases(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
     """The cases of the gateway benches: name -> (file count, file size in bytes)."""
     return {
@@ -197,6 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --profile: time local-node keys and node3 keys separately",
     )
+    ap.add_argument(
+        "--repack",
+        action="store_true",
+        help="with --profile: repack the client's repository (untimed) before every timed get "
+        "(a check of the client's state: slower, see bench/README.md)",
+    )
+    ap.add_argument(
+        "--hop2-cipher",
+        default=HOP2_CIPHER,
+        help="with --profile: the cipher of hop2-ssh's inner hop (gateway host to node3); "
+        "'default' for OpenSSH's own choice",
+    )
     args = ap.parse_args(argv)
 
     results: list[Measurement] = []
@@ -222,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                 servers = [sshd.pid]
                 if args.relay:
                     servers.append(stack.enter_context(_relay_remote(env, topo, tmp)))
-                own_cpu = OwnCpu(lambda: servers)
+                own_cpu = OwnCpu(lambda: [*servers, *ssh_masters()])
+                record: dict[str, object] = {}
                 print(
                     profile_gets(
                         env,
@@ -234,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
                         base_root,
                         split=args.split,
                         own_cpu=own_cpu,
+                        repack=args.repack,
+                        record=record,
+                        hop2_cipher=args.hop2_cipher,
                     )
                 )
+            if args.json:
+                args.json.write_text(json.dumps(record, indent=1))
             return 0
         cases = transfer_cases(args)
         for case in args.cases.split(","):
@@ -295,6 +338,44 @@ def machine_busy_seconds() -> float:
 
 
 DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
+HOP2 = "hop2-ssh"
+# The inner hop's cipher: the one annextui's own transport to node3 prefers (ssh.py), the
+# fastest on a CPU with AES instructions; OpenSSH's default, chacha20-poly1305, moves fewer
+# bytes per CPU second there, and the floor is the least a gateway can take.
+HOP2_CIPHER = "aes128-gcm@openssh.com"
+
+
+def _hop2_remote(env: AnnexEnv, topo: topology.Topology, cipher: str = HOP2_CIPHER) -> None:
+    """Remote `hop2-ssh` of the client: node3 through the gateway host's sshd, whose forced
+    command relays the session by OpenSSH (`ssh n3host "$SSH_ORIGINAL_COMMAND"`), so the client's
+    git-annex runs node3's git-annex-shell two ssh hops away with nothing in between: what any
+    gateway must at least add to a node3 key (node3's sshd encrypts, the middle decrypts and
+    encrypts again). The client's ssh to hop2host is ControlMaster-cached like direct-ssh's
+    (annex.sshcaching); the inner ssh is not (the test ssh config has no ControlMaster), so each
+    session opens a fresh connection to node3, as a gateway's session does. `cipher`: the inner
+    hop's ("default": OpenSSH's own choice, chacha20-poly1305, as git-annex's gateway gets)."""
+    sshd = topo.sshd
+    option = "" if cipher == "default" else f" -c {cipher}"
+    inner = f'exec {sshd.real_ssh} -F {sshd.config_path}{option} -T n3host "$SSH_ORIGINAL_COMMAND"'
+    sshd.add_host("hop2host", command=inner)
+    cl = topo.client
+    env.git(cl, "remote", "add", HOP2, f"ssh://hop2host{topo.nodes['node3']}")
+    env.git(cl, "config", f"remote.{HOP2}.fetch", "")
+    env.annex(cl, "info", "-q", HOP2)  # learn the UUID (node3's) outside the timings
+
+
+def loose_objects(repo: Path) -> tuple[int, int]:
+    """(loose objects, packs) of the git repository REPO (`git count-objects -v`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    out = subprocess.run(
+        ["git", "-C", str(repo), "count-objects", "-v"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    return int(fields["count"]), int(fields["packs"])
 
 
 @contextlib.contextmanager
@@ -360,11 +441,17 @@ def profile_gets(
     *,
     split: bool = False,
     own_cpu: OwnCpu | None = None,
+    repack: bool = False,
+    record: dict[str, object] | None = None,
+    hop2_cipher: str = HOP2_CIPHER,
 ) -> str:
     """Small GETs through each path (timed side by side), then one profiled gateway GET run
     (and one of the baseline checkout's, served as `base`). `split`: the files held by local
     nodes and those held by node3 are timed separately (a class per table). `own_cpu`: the
-    bench's own CPU per get, told apart from the rest of the machine's."""
+    bench's own CPU per get, told apart from the rest of the machine's. `repack`: the client's
+    repository is repacked before every timed get (see the module docstring).
+    `record`: filled with the placement, every get and the floor (for --json). `hop2_cipher`:
+    the cipher of hop2-ssh's inner hop (see `_hop2_remote`)."""
     cl = topo.client
     write_files(cl, "small", count, size)
     env.annex(cl, "add", "-q", "--force-large", "small")
@@ -372,9 +459,10 @@ def profile_gets(
     cluster = f"ours-{topology.CLUSTER_NAME}"
     env.annex(cl, "copy", "-q", "--to", cluster, "small", timeout=3600)
     held = files_by_class(env, topo, "small")
+    n_local, n_node3 = len(held["local"]), len(held["node3"])
     placement = (
-        f"{count} files: {len(held['local'])} on the gateway's local nodes (node1, node2), "
-        f"{len(held['node3'])} on node3 (the ssh node)"
+        f"{count} files: {n_local} on the gateway's local nodes (node1, node2), "
+        f"{n_node3} on node3 (the ssh node)"
     )
     print(placement, file=sys.stderr)
     classes = held if split else {"all": ["small"]}
@@ -385,7 +473,8 @@ def profile_gets(
         env.git(cl, "config", f"remote.{name}.fetch", "")
         env.annex(cl, "info", "-q", name)  # learn the UUID outside the timings
         env.annex(cl, "copy", "-q", "--to", name, "small", timeout=3600)
-    paths = [cluster, f"theirs-{topology.CLUSTER_NAME}", *DIRECT]
+    _hop2_remote(env, topo, hop2_cipher)  # node3's repository: direct-ssh's copy filled it
+    paths = [cluster, f"theirs-{topology.CLUSTER_NAME}", "direct-ssh", HOP2, "direct-local"]
     remotes = env.git(cl, "remote").split()
     if "base" in remotes:
         paths.insert(1, f"base-{topology.CLUSTER_NAME}")
@@ -400,6 +489,9 @@ def profile_gets(
 
     def get(remote: str, cls: str = "all") -> float:
         env.annex(cl, "drop", "-q", "--force", "small")
+        if repack:
+            # untimed: the check of the client's state (--repack's help)
+            env.git(cl, "repack", "-adq")
         cpu = machine_busy_seconds()
         mine = account.now()
         t = time.perf_counter()
@@ -415,6 +507,14 @@ def profile_gets(
     rounds_table: list[str] = []
     for rnd in range(rounds):
         del by_round[:]
+        loose, packs = loose_objects(cl)
+        # the other repositories a get reaches, to tell a growing client from a growing server
+        servers = {"gw": topo.gw, "px": topo.px, "node3": topo.nodes["node3"]}
+        at_servers = ", ".join(f"{k} {loose_objects(v)[0]}" for k, v in servers.items())
+        print(
+            f"  round {rnd}: loose objects: client {loose} ({packs} packs), {at_servers}",
+            file=sys.stderr,
+        )
         for cls, files in classes.items():
             n = count if cls == "all" else len(files)
             for remote in paths if rnd % 2 == 0 else reversed(paths):
@@ -428,9 +528,10 @@ def profile_gets(
                 )
         rounds_table.append(
             f"{rnd:>5} {sum(w for w, _, _ in by_round):8.2f} {sum(m for _, m, _ in by_round):8.2f} "
-            f"{sum(o for _, _, o in by_round):8.2f} {os.getloadavg()[0]:6.1f}"
+            f"{sum(o for _, _, o in by_round):8.2f} {os.getloadavg()[0]:6.1f} {loose:>7}"
         )
     best, median = best_and_median(results)
+    floors = placement_floor(results, n_local, n_node3)
     # CPU s: the whole machine's busy CPU seconds during the get (median of the rounds), all
     # processes of every path (client, sshd, shells, ssh hops); `busy` = CPU s / (wall x cores):
     # near 1.0 the path is CPU-bound, and its wall time cannot drop below its CPU work / cores.
@@ -440,9 +541,10 @@ def profile_gets(
         n = count if cls == "all" else len(files)
         lines.append(
             f"{cls + f' ({n})':<12} {'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8} "
-            f"{'CPU s':>8} {'busy':>6} {'own CPU':>8} {'/direct-ssh':>11}"
+            f"{'CPU s':>8} {'busy':>6} {'own CPU':>8} {'/direct-ssh':>11} {'/floor':>7}"
         )
-        floor = median[(cls, "get", "direct-ssh")]
+        direct = median[(cls, "get", "direct-ssh")]
+        floor, how = floors[cls]
         for remote in paths:
             m = best[(cls, "get", remote)]
             med = median[(cls, "get", remote)]
@@ -450,18 +552,62 @@ def profile_gets(
             lines.append(
                 f"{'':<12} {remote:<18} {m.seconds:8.2f} {med:8.2f} "
                 f"{med / max(n, 1) * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f} "
-                f"{statistics.median(own[(cls, remote)]):8.2f} {med / floor:11.2f}"
+                f"{statistics.median(own[(cls, remote)]):8.2f} {med / direct:11.2f} "
+                f"{med / floor:7.2f}"
             )
+        lines.append(
+            f"{'':<12} {'floor (' + how + ')':<27} {floor:8.2f} "
+            f"{floor / max(n, 1) * 1000:8.2f} {'':>8} {'':>6} {'':>8} {floor / direct:11.2f} "
+            f"{1:7.2f}"
+        )
+    if split:
+        # The whole placement at once: each path's two class gets of a round added up.
+        lines.append(
+            f"{'both classes':<12} {'path':<18} {'median s':>8} {'/direct-ssh':>11} {'/floor':>7}"
+        )
+        both = class_sums(results)
+        floor, how = floors["both"]
+        direct = statistics.median(both["direct-ssh"])
+        for remote in paths:
+            med = statistics.median(both[remote])
+            lines.append(
+                f"{'':<12} {remote:<18} {med:8.2f} {med / direct:11.2f} {med / floor:7.2f}"
+            )
+        lines.append(
+            f"{'':<12} {'floor (' + how + ')':<18} {floor:8.2f} {floor / direct:11.2f} {1:7.2f}"
+        )
     lines.append(
         "ms/file and /direct-ssh: by the median of the rounds; own CPU: the bench's processes "
         "(client, sshd sessions, shells, nodes)"
     )
-    lines.append(f"{'round':>5} {'wall s':>8} {'own CPU':>8} {'others':>8} {'load':>6}")
+    lines.append(
+        "floor: the least any gateway can take for this placement, a local node's files at "
+        "direct-ssh's time (one ssh hop) and node3's at hop2-ssh's (node3 through two OpenSSH "
+        "hops, nothing between them); "
+        + (
+            "measured: each class's own get (both classes: per round, direct-ssh's local get "
+            "plus hop2-ssh's node3 get)"
+            if split
+            else f"derived, not measured: {n_local}/{count} x direct-ssh + {n_node3}/{count} x "
+            "hop2-ssh (medians; right where time goes per byte, big files; for small files it "
+            f"counts hop2-ssh's once-per-session connection to node3 only {n_node3}/{count} "
+            "times: --split measures it)"
+        )
+    )
+    lines.append(
+        f"{'round':>5} {'wall s':>8} {'own CPU':>8} {'others':>8} {'load':>6} {'loose':>7}"
+    )
     lines.extend(rounds_table)
     lines.append(
         "per round, all paths summed: others = the machine's busy CPU beyond the bench's own "
-        "(other users' load); load = 1-minute load average at the round's end"
+        "(other users' load); load = 1-minute load average at the round's end; loose = the "
+        "client's loose objects at the round's start"
+        + (" (each get starts repacked: --repack)" if repack else "")
     )
+    if record is not None:
+        record["placement"] = {"local": n_local, "node3": n_node3}
+        record["gets"] = [asdict(r) for r in results]
+        record["floor"] = {cls: {"seconds": f, "how": how} for cls, (f, how) in floors.items()}
     profiled = [("ours", ROOT, SHELLS["ours"])]
     if baseline is not None:
         profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))
@@ -476,6 +622,47 @@ def profile_gets(
         lines.append(f"profiled {remote}-{topology.CLUSTER_NAME} ({root}): {dt:.2f}s (cProfile)")
         lines.append(summary(prof_dir, count))
     return "\n".join(lines)
+
+
+def _round_times(results: list[Transfer]) -> dict[tuple[str, str], list[float]]:
+    """Each (class, path)'s get times, in round order."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        out.setdefault((r.case, r.shell), []).append(r.seconds)
+    return out
+
+
+def class_sums(results: list[Transfer]) -> dict[str, list[float]]:
+    """Per path, its local-class and node3-class gets of each round added up (--split)."""
+    times = _round_times(results)
+    paths = {path for _, path in times}
+    return {
+        p: [a + b for a, b in zip(times[("local", p)], times[("node3", p)], strict=True)]
+        for p in paths
+    }
+
+
+def placement_floor(
+    results: list[Transfer], n_local: int, n_node3: int
+) -> dict[str, tuple[float, str]]:
+    """The least any gateway can take for the files of each class (and, with --split, for
+    both classes): a local node's files at direct-ssh's time, node3's at hop2-ssh's; with the
+    seconds, how it was had ("derived" from the two paths' gets of all files, weighted by the
+    placement, or measured on the class's own get)."""
+    times = _round_times(results)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    if ("all", "direct-ssh") in med:
+        n = max(n_local + n_node3, 1)
+        derived = (n_local * med[("all", "direct-ssh")] + n_node3 * med[("all", HOP2)]) / n
+        return {"all": (derived, "derived")}
+    per_round = [
+        a + b for a, b in zip(times[("local", "direct-ssh")], times[("node3", HOP2)], strict=True)
+    ]
+    return {
+        "local": (med[("local", "direct-ssh")], "= direct-ssh"),
+        "node3": (med[("node3", HOP2)], f"= {HOP2}"),
+        "both": (statistics.median(per_round), "measured"),
+    }
 
 
 def report(results: list[Measurement]) -> str:

@@ -234,11 +234,26 @@ def main(argv: list[str] | None = None) -> int:
         help="with --profile: the cipher of hop2-ssh's inner hop (gateway host to node3); "
         "'default' for OpenSSH's own choice",
     )
+    ap.add_argument(
+        "--node-controlpersist",
+        action="store_true",
+        help="the ssh config gives node3 (n3host) ControlMaster auto and ControlPersist: "
+        "gateways then reach it by OpenSSH with one connection kept between sessions "
+        "(annextui-shell runs ssh when the config asks for ControlMaster)",
+    )
     args = ap.parse_args(argv)
 
     results: list[Measurement] = []
     with started_world("bgw-", keep=args.keep) as (tmp, sshd, env):
         topo = topology.build(env, sshd, tmp / "w", shell=SHELLS["ours"])
+        if args.node_controlpersist:
+            (tmp / "cm").mkdir()
+            sshd.set_host_options(
+                "n3host",
+                ControlMaster="auto",
+                ControlPersist="120",
+                ControlPath=str(tmp / "cm" / "%C"),
+            )
         cl = topo.client
         env.git(cl, "remote", "rename", "origin", "ours")
         env.git(cl, "remote", "add", "theirs", f"ssh://gw{topo.gw}")

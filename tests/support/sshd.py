@@ -117,6 +117,8 @@ class Sshd:
         self.real_ssh = shutil.which("ssh") or "/usr/bin/ssh"
         self.server_path = server_path or os.environ.get("PATH", os.defpath)
         self.hosts: dict[str, SshHost] = {}
+        # more client options per alias (ssh_config keyword -> value), e.g. ControlMaster
+        self.host_options: dict[str, dict[str, str]] = {}
         self._keys: dict[str, _Key] = {}
 
     # -- setup --------------------------------------------------------------------------------
@@ -272,6 +274,11 @@ class Sshd:
         out += [f"  {name} {value}" for name, value in wanted.values() if value is not None]
         return "\n".join(out) + "\n"
 
+    def set_host_options(self, alias: str, **options: str) -> None:
+        """Add client options to alias's block (kept when the config is rewritten)."""
+        self.host_options.setdefault(alias, {}).update(options)
+        self._write_client_config()
+
     def authorize(self, name: str, pub: str) -> None:
         """Let the public key `pub` log in (with the default server environment)."""
         self._keys[name] = _Key(Path(name), pub, self.base_server_env(), None)
@@ -280,7 +287,9 @@ class Sshd:
     def _write_client_config(self) -> None:
         blocks = []
         for h in self.hosts.values():
-            blocks.append(self._host_block(h.alias, h.port, h.identity, h.known_hosts, h.user))
+            block = self._host_block(h.alias, h.port, h.identity, h.known_hosts, h.user)
+            extra = self.host_options.get(h.alias, {})
+            blocks.append(block + "".join(f"  {k} {v}\n" for k, v in extra.items()))
         # defaults for anything else (ssh -p PORT 127.0.0.1 ...)
         blocks.append(self._host_block("*", None, self.client_key, self.known_hosts, self.user))
         _atomic_write(self.config_path, "\n".join(blocks))

@@ -241,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         "gateways then reach it by OpenSSH with one connection kept between sessions "
         "(annextui-shell runs ssh when the config asks for ControlMaster)",
     )
+    ap.add_argument(
+        "--node-ciphers",
+        metavar="LIST",
+        help="the ssh config's Ciphers for node3 (n3host), e.g. aes128-gcm@openssh.com: what "
+        "every OpenSSH client to node3 offers (paramiko keeps its own preference)",
+    )
     args = ap.parse_args(argv)
 
     results: list[Measurement] = []
@@ -254,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 ControlPersist="120",
                 ControlPath=str(tmp / "cm" / "%C"),
             )
+        if args.node_ciphers:
+            sshd.set_host_options("n3host", Ciphers=args.node_ciphers)
         cl = topo.client
         env.git(cl, "remote", "rename", "origin", "ours")
         env.git(cl, "remote", "add", "theirs", f"ssh://gw{topo.gw}")

@@ -52,6 +52,7 @@ checkout's annextui-shell, so a before/after comparison runs side by side; a las
 
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
                                   [--baseline DIR] [--relay] [--split] [--repack]
+                                  [--hop2-cipher C] [--node-controlpersist] [--node-ciphers L]
 
 With `--relay`, a remote `relay` reaches the same gateway over the same ssh, its annex-shell
 being annextui-relay: each session is handed to one `annextui p2phttp --relay-socket` kept
@@ -374,8 +375,9 @@ def _hop2_remote(env: AnnexEnv, topo: topology.Topology, cipher: str = HOP2_CIPH
     git-annex runs node3's git-annex-shell two ssh hops away with nothing in between: what any
     gateway must at least add to a node3 key (node3's sshd encrypts, the middle decrypts and
     encrypts again). The client's ssh to hop2host is ControlMaster-cached like direct-ssh's
-    (annex.sshcaching); the inner ssh is not (the test ssh config has no ControlMaster), so each
-    session opens a fresh connection to node3, as a gateway's session does. `cipher`: the inner
+    (annex.sshcaching); the inner ssh is not (the test ssh config has no ControlMaster, unless
+    --node-controlpersist gives node3 one), so each session opens a fresh connection to node3,
+    as a gateway's session does. `cipher`: the inner
     hop's ("default": OpenSSH's own choice, chacha20-poly1305, as git-annex's gateway gets)."""
     sshd = topo.sshd
     option = "" if cipher == "default" else f" -c {cipher}"

@@ -23,7 +23,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from annextui.proxycore.sshconfig import (
     GIT_SSH_VARS,
@@ -307,6 +307,8 @@ class SshPool:
         timeout = host.connect_timeout or CONNECT_TIMEOUT
         if host.via is not None:
             parent = self.transport(host.via)
+            from annextui.proxycore.sshbuffers import install_chunk_pipe
+
             try:
                 chan = parent.open_channel(
                     "direct-tcpip",
@@ -316,6 +318,7 @@ class SshPool:
                     max_packet_size=MAX_PACKET,
                     timeout=timeout,
                 )
+                install_chunk_pipe(chan)
             except Exception as exc:
                 raise SshError(
                     f"cannot connect to {host.known_hosts_name} through {host.via.alias}: {exc}"
@@ -352,12 +355,16 @@ class SshPool:
 
         from annextui.proxycore import knownhosts
         from annextui.proxycore.sshauth import authenticate
+        from annextui.proxycore.sshbuffers import BufferedSocket
 
         entries = knownhosts.load(host.known_hosts)
         name = host.known_hosts_name
         sock, proc = self._socket(host)
         t = _transport_class()(
-            sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET
+            # a socket in all but its recv (paramiko reads only through recv)
+            cast(socket.socket, BufferedSocket(sock)) if isinstance(sock, socket.socket) else sock,
+            default_window_size=WINDOW_SIZE,
+            default_max_packet_size=MAX_PACKET,
         )
         # paramiko starts its own rekeying after 512 MiB, and that races its channels' window
         # adjustments until "Key-exchange timed out waiting for key negotiation" (paramiko
@@ -405,6 +412,8 @@ class SshPool:
         load_paramiko()
         import paramiko
 
+        from annextui.proxycore.sshbuffers import install_chunk_pipe
+
         host = resolve_host(target, opts or SshOptions())
         cmd = command if isinstance(command, str) else " ".join(command)
         for attempt in (1, 2):
@@ -415,6 +424,7 @@ class SshPool:
                 raise
             try:
                 ch = t.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
+                install_chunk_pipe(ch)
                 ch.exec_command(cmd)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 # the transport looked alive but its sshd is gone (restarted): once more

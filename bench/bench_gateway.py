@@ -53,6 +53,7 @@ checkout's annextui-shell, so a before/after comparison runs side by side; a las
     python bench/bench_gateway.py --profile [--rounds 2] [--small-count 500] [--small-kib 4]
                                   [--baseline DIR] [--relay] [--split] [--repack]
                                   [--hop2-cipher C] [--node-controlpersist] [--node-ciphers L]
+                                  [--acct]
 
 With `--relay`, a remote `relay` reaches the same gateway over the same ssh, its annex-shell
 being annextui-relay: each session is handed to one `annextui p2phttp --relay-socket` kept
@@ -80,6 +81,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from acct import Accounting  # noqa: E402
 from common import (  # noqa: E402
     SHELLS,
     OwnCpu,
@@ -248,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the ssh config's Ciphers for node3 (n3host), e.g. aes128-gcm@openssh.com: what "
         "every OpenSSH client to node3 offers (paramiko keeps its own preference)",
     )
+    ap.add_argument(
+        "--acct",
+        action="store_true",
+        help="with --profile: each get's CPU by program (process accounting; root and the "
+        "acct package), a table after the timings",
+    )
     args = ap.parse_args(argv)
 
     results: list[Measurement] = []
@@ -299,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                         repack=args.repack,
                         record=record,
                         hop2_cipher=args.hop2_cipher,
+                        acct=Accounting(tmp / "acct") if args.acct else None,
                     )
                 )
             if args.json:
@@ -469,6 +478,7 @@ def profile_gets(
     repack: bool = False,
     record: dict[str, object] | None = None,
     hop2_cipher: str = HOP2_CIPHER,
+    acct: Accounting | None = None,
 ) -> str:
     """Small GETs through each path (timed side by side), then one profiled gateway GET run
     (and one of the baseline checkout's, served as `base`). `split`: the files held by local
@@ -476,7 +486,8 @@ def profile_gets(
     bench's own CPU per get, told apart from the rest of the machine's. `repack`: the client's
     repository is repacked before every timed get (see the module docstring).
     `record`: filled with the placement, every get and the floor (for --json). `hop2_cipher`:
-    the cipher of hop2-ssh's inner hop (see `_hop2_remote`)."""
+    the cipher of hop2-ssh's inner hop (see `_hop2_remote`). `acct`: each timed get's CPU by
+    program (bench/acct.py), as a table after the timings."""
     cl = topo.client
     write_files(cl, "small", count, size)
     env.annex(cl, "add", "-q", "--force-large", "small")
@@ -517,11 +528,12 @@ def profile_gets(
         if repack:
             # untimed: the check of the client's state (--repack's help)
             env.git(cl, "repack", "-adq")
-        cpu = machine_busy_seconds()
-        mine = account.now()
-        t = time.perf_counter()
-        env.annex(cl, "get", "-q", "--from", remote, *classes.get(cls, ["small"]), timeout=3600)
-        dt = time.perf_counter() - t
+        with acct.segment(f"{cls} {remote}") if acct else contextlib.nullcontext():
+            cpu = machine_busy_seconds()
+            mine = account.now()
+            t = time.perf_counter()
+            env.annex(cl, "get", "-q", "--from", remote, *classes.get(cls, ["small"]), timeout=3600)
+            dt = time.perf_counter() - t
         mine = account.now() - mine
         whole = machine_busy_seconds() - cpu
         busy.setdefault((cls, remote), []).append(whole)
@@ -629,6 +641,12 @@ def profile_gets(
         "client's loose objects at the round's start"
         + (" (each get starts repacked: --repack)" if repack else "")
     )
+    if acct is not None:
+        lines.append(acct.table([f"{cls} {remote}" for cls in classes for remote in paths]))
+        lines.append(
+            "CPU s by program: process accounting (--acct), user + system CPU of the processes "
+            "that ended during the get, by command name, median of the rounds"
+        )
     if record is not None:
         record["placement"] = {"local": n_local, "node3": n_node3}
         record["gets"] = [asdict(r) for r in results]

@@ -786,3 +786,59 @@ def test_blocking_connection_over_callables() -> None:
 def test_message_base_is_abstract() -> None:
     with pytest.raises(TypeError, match="abstract"):
         Message()
+
+
+def _client_awaiting_body(length: int) -> Connection:
+    """A v1 client that asked for K1 and read the `DATA length` line."""
+    pair = negotiated(1)
+    step(pair, C, Get(0, None, K1))
+    pair.client.receive_data(f"DATA {length}\n".encode())
+    assert pair.client.next_event() == DataHeader(length)
+    return pair.client
+
+
+def test_a_body_handed_over_as_bytes_comes_back_as_the_same_object() -> None:
+    """A 1 MiB read of a node's GET body is relayed without the two copies of the line
+    buffer; what follows the body in the same read is still read, in order."""
+    client = _client_awaiting_body(10)
+    first = bytes(range(6))
+    client.receive_data(first)
+    ev = client.next_event()
+    assert isinstance(ev, Data)
+    assert ev.data is first
+    client.receive_data(b"6789VALI")  # the end of the body and part of what follows
+    client.receive_data(b"D\n")
+    assert client.next_event() == Data(b"6789")
+    assert client.next_event() == EndOfData()
+    assert client.next_event() == Valid()
+
+
+def test_body_bytes_keep_their_order_with_bytes_received_after_them() -> None:
+    client = _client_awaiting_body(8)
+    client.receive_data(b"abc")  # kept as it came
+    client.receive_data(b"defgh")  # behind it, in the line buffer
+    client.receive_data(b"VALID\n")
+    events = []
+    while (ev := client.next_event()) is not NEED_DATA:
+        events.append(ev)
+        if ev == Valid():
+            break
+    assert events == [Data(b"abc"), Data(b"defgh"), EndOfData(), Valid()]
+
+
+def test_a_body_view_of_a_reused_buffer_is_copied() -> None:
+    """BlockingConnection's readinto path hands views of one buffer it reads into again."""
+    client = _client_awaiting_body(4)
+    buf = bytearray(b"wxyz")
+    client.receive_data(memoryview(buf))  # type: ignore[arg-type]  # what readinto passes
+    buf[:] = b"0000"
+    assert client.next_event() == Data(b"wxyz")
+
+
+def test_a_hang_up_inside_a_body_handed_over_as_bytes_breaks_the_connection() -> None:
+    client = _client_awaiting_body(10)
+    client.receive_data(b"12345")
+    assert client.next_event() == Data(b"12345")
+    client.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="5 DATA bytes outstanding"):
+        client.next_event()

@@ -55,6 +55,9 @@ checkout's annextui-shell, so a before/after comparison runs side by side; a las
                                   [--hop2-cipher C] [--node-controlpersist] [--node-ciphers L]
                                   [--acct]
 
+`--acct` (with `--profile`; root and Debian's `acct`) adds each get's CPU by program, from
+process accounting (bench/acct.py).
+
 With `--relay`, a remote `relay` reaches the same gateway over the same ssh, its annex-shell
 being annextui-relay: each session is handed to one `annextui p2phttp --relay-socket` kept
 running for the whole bench (docs/deployment.md section 8), so `relay-mycluster` shows the

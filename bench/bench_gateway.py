@@ -504,6 +504,11 @@ def profile_gets(
         f"{n_node3} on node3 (the ssh node)"
     )
     print(placement, file=sys.stderr)
+    if count <= 16:  # a session's order matters for a few big files (when node3 is first needed)
+        node3 = set(held["node3"])
+        files = sorted(held["local"] + held["node3"])
+        order = " ".join("3" if f in node3 else "L" for f in files)
+        print(f"  in the order a get asks for them (3 node3, L local): {order}", file=sys.stderr)
     classes = held if split else {"all": ["small"]}
     for name, node in DIRECT.items():
         path = topo.px if node == "px" else topo.nodes[node]

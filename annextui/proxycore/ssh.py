@@ -307,8 +307,6 @@ class SshPool:
         timeout = host.connect_timeout or CONNECT_TIMEOUT
         if host.via is not None:
             parent = self.transport(host.via)
-            from annextui.proxycore.sshbuffers import install_chunk_pipe
-
             try:
                 chan = parent.open_channel(
                     "direct-tcpip",
@@ -318,7 +316,9 @@ class SshPool:
                     max_packet_size=MAX_PACKET,
                     timeout=timeout,
                 )
-                install_chunk_pipe(chan)
+                # The jump channel keeps paramiko's own buffer: the inner sshd's banner can
+                # arrive as soon as the channel opens, so a buffer swapped in now could race
+                # the transport thread's first feed (sshbuffers.install_chunk_pipe).
             except Exception as exc:
                 raise SshError(
                     f"cannot connect to {host.known_hosts_name} through {host.via.alias}: {exc}"

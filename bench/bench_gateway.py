@@ -90,6 +90,7 @@ from common import (  # noqa: E402
     OwnCpu,
     Transfer,
     best_and_median,
+    machine_busy_seconds,
     started_world,
     table_rows,
     write_files,
@@ -361,18 +362,6 @@ def main(argv: list[str] | None = None) -> int:
 # The direct paths' remotes: node3 (a cluster node, reached over ssh: the gateway serves it
 # by the log, so extra copies there change nothing) and px (a local repository outside the
 # cluster: copies on node1 would all be served by the gateway's local fast path).
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, /proc/stat: user, nice,
-    system, irq, softirq, steal) since boot."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
-    ticks = [int(x) for x in fields]
-    busy = (
-        ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + (ticks[7] if len(ticks) > 7 else 0)
-    )
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
 DIRECT = {"direct-ssh": "node3", "direct-local": "px"}
 HOP2 = "hop2-ssh"
 # The inner hop's cipher: the one annextui's own transport to node3 prefers (ssh.py), the

@@ -36,19 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annextui.proxycore import sshbuffers
 from annextui.proxycore.ssh import SshOptions, SshPool, SshTarget
-from bench.common import Transfer
+from bench.common import Transfer, machine_busy_seconds
 from tests.support.sshd import Sshd
 
 CHUNK = 1 << 20
 GCM = "aes128-gcm@openssh.com"
 # (direction, client) -> (client CPU s, machine busy CPU s) of each transfer
 CPU: dict[tuple[str, str], list[tuple[float, float]]] = {}
-
-
-def machine_busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu(who: int) -> float:

@@ -90,6 +90,18 @@ def started_world(prefix: str, *, keep: bool = False) -> Iterator[tuple[Path, Ss
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat: user, nice,
+    system, irq, softirq, steal) since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    ticks = [int(x) for x in fields]
+    busy = (
+        ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + (ticks[7] if len(ticks) > 7 else 0)
+    )
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def run(cmd: list[str], *, cwd: Path, env: Mapping[str, str], input_: bytes | None = None) -> bytes:
     proc = subprocess.run(cmd, cwd=cwd, env=env, input=input_, capture_output=True)
     if proc.returncode != 0:

@@ -575,19 +575,23 @@ def profile_gets(
         n = count if cls == "all" else len(files)
         lines.append(
             f"{cls + f' ({n})':<12} {'path':<18} {'best s':>8} {'median s':>8} {'ms/file':>8} "
-            f"{'CPU s':>8} {'busy':>6} {'own CPU':>8} {'/direct-ssh':>11} {'/floor':>7}"
+            f"{'CPU s':>8} {'busy':>6} {'own CPU':>8} {'/direct-ssh':>11} {'/floor':>7} "
+            f"{'paired':>7}"
         )
         direct = median[(cls, "get", "direct-ssh")]
+        per_round = _round_times(results)
         floor, how = floors[cls]
         for remote in paths:
             m = best[(cls, "get", remote)]
             med = median[(cls, "get", remote)]
             cpu = statistics.median(busy[(cls, remote)])
+            paired = paired_ratio(per_round[(cls, remote)], per_round[(cls, "direct-ssh")])
             lines.append(
                 f"{'':<12} {remote:<18} {m.seconds:8.2f} {med:8.2f} "
                 f"{med / max(n, 1) * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f} "
                 f"{statistics.median(own[(cls, remote)]):8.2f} {med / direct:11.2f} "
-                f"{med / floor:7.2f}"
+                f"{med / floor:7.2f} "
+                f"{paired:7.2f}"
             )
         lines.append(
             f"{'':<12} {'floor (' + how + ')':<27} {floor:8.2f} "
@@ -612,7 +616,8 @@ def profile_gets(
         )
     lines.append(
         "ms/file and /direct-ssh: by the median of the rounds; own CPU: the bench's processes "
-        "(client, sshd sessions, shells, nodes)"
+        "(client, sshd sessions, shells, nodes); paired: the median of the rounds' own ratios "
+        "(the path's get over direct-ssh's get of the same round)"
     )
     lines.append(
         "floor: the least any gateway can take for this placement, a local node's files at "
@@ -648,6 +653,12 @@ def profile_gets(
         record["placement"] = {"local": n_local, "node3": n_node3}
         record["gets"] = [asdict(r) for r in results]
         record["floor"] = {cls: {"seconds": f, "how": how} for cls, (f, how) in floors.items()}
+        times = _round_times(results)
+        record["paired"] = {
+            f"{cls} {remote}": paired_ratio(times[(cls, remote)], times[(cls, "direct-ssh")])
+            for cls in classes
+            for remote in paths
+        }
     profiled = [("ours", ROOT, SHELLS["ours"])]
     if baseline is not None:
         profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))
@@ -670,6 +681,15 @@ def _round_times(results: list[Transfer]) -> dict[tuple[str, str], list[float]]:
     for r in results:
         out.setdefault((r.case, r.shell), []).append(r.seconds)
     return out
+
+
+def paired_ratio(times: list[float], direct: list[float]) -> float:
+    """The median over rounds of each round's time over direct-ssh's time in that round.
+
+    The rounds of one run drift together (the host under the VM: bench/README.md, "Rounds that
+    drift"), and a path's median and direct-ssh's median can come from different rounds; a
+    round's paths run back to back, so their ratio within it is the steadier figure."""
+    return statistics.median(t / d for t, d in zip(times, direct, strict=True))
 
 
 def class_sums(results: list[Transfer]) -> dict[str, list[float]]:

@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--base", type=Path, help="an older checkout, run alternately")
-    ap.add_argument("--base-shell", type=Path, help="any annex-shell program, run alternately")
+    ap.add_argument(
+        "--base-shell",
+        help="any annex-shell program (a path, or a name looked up in PATH), run alternately",
+    )
     ap.add_argument("--trace", action="store_true", help="strace and timeline of one session")
     ap.add_argument("--put", action="store_true", help="also sessions storing one new file")
     args = ap.parse_args(argv)
@@ -116,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.base is not None:
             shells["base"] = write_wrapper(tmp / "base-shell", args.base.resolve())
         if args.base_shell is not None:
-            shells["base"] = args.base_shell.resolve()
+            found = shutil.which(args.base_shell)
+            if found is None:
+                ap.error(f"--base-shell: no program {args.base_shell}")
+            # absolute, not resolved: a git-annex-shell that is a symlink to git-annex must
+            # keep its name (git-annex dispatches on argv[0])
+            shells["base"] = Path(found).absolute()
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for rnd in range(args.rounds):
             order = list(shells) if rnd % 2 == 0 else list(reversed(shells))

@@ -570,6 +570,12 @@ def profile_gets(
     # processes of every path (client, sshd, shells, ssh hops); `busy` = CPU s / (wall x cores):
     # near 1.0 the path is CPU-bound, and its wall time cannot drop below its CPU work / cores.
     cores = os.cpu_count() or 1
+    per_round = _round_times(results)
+    paired = {
+        (cls, remote): paired_ratio(per_round[(cls, remote)], per_round[(cls, "direct-ssh")])
+        for cls in classes
+        for remote in paths
+    }
     lines: list[str] = [placement]
     for cls, files in classes.items():
         n = count if cls == "all" else len(files)
@@ -579,19 +585,17 @@ def profile_gets(
             f"{'paired':>7}"
         )
         direct = median[(cls, "get", "direct-ssh")]
-        per_round = _round_times(results)
         floor, how = floors[cls]
         for remote in paths:
             m = best[(cls, "get", remote)]
             med = median[(cls, "get", remote)]
             cpu = statistics.median(busy[(cls, remote)])
-            paired = paired_ratio(per_round[(cls, remote)], per_round[(cls, "direct-ssh")])
             lines.append(
                 f"{'':<12} {remote:<18} {m.seconds:8.2f} {med:8.2f} "
                 f"{med / max(n, 1) * 1000:8.2f} {cpu:8.2f} {cpu / (med * cores):6.2f} "
                 f"{statistics.median(own[(cls, remote)]):8.2f} {med / direct:11.2f} "
                 f"{med / floor:7.2f} "
-                f"{paired:7.2f}"
+                f"{paired[(cls, remote)]:7.2f}"
             )
         lines.append(
             f"{'':<12} {'floor (' + how + ')':<27} {floor:8.2f} "
@@ -653,12 +657,7 @@ def profile_gets(
         record["placement"] = {"local": n_local, "node3": n_node3}
         record["gets"] = [asdict(r) for r in results]
         record["floor"] = {cls: {"seconds": f, "how": how} for cls, (f, how) in floors.items()}
-        times = _round_times(results)
-        record["paired"] = {
-            f"{cls} {remote}": paired_ratio(times[(cls, remote)], times[(cls, "direct-ssh")])
-            for cls in classes
-            for remote in paths
-        }
+        record["paired"] = {f"{cls} {remote}": r for (cls, remote), r in paired.items()}
     profiled = [("ours", ROOT, SHELLS["ours"])]
     if baseline is not None:
         profiled.append(("base", baseline, str(tmp / "annextui-shell-base")))
@@ -686,9 +685,9 @@ def _round_times(results: list[Transfer]) -> dict[tuple[str, str], list[float]]:
 def paired_ratio(times: list[float], direct: list[float]) -> float:
     """The median over rounds of each round's time over direct-ssh's time in that round.
 
-    The rounds of one run drift together (the host under the VM: bench/README.md, "Rounds that
-    drift"), and a path's median and direct-ssh's median can come from different rounds; a
-    round's paths run back to back, so their ratio within it is the steadier figure."""
+    The rounds of one run drift together (bench/README.md, "Rounds that drift"), and a path's
+    median and direct-ssh's median can come from different rounds; a round's paths run back to
+    back, so their ratio within it is the steadier figure."""
     return statistics.median(t / d for t, d in zip(times, direct, strict=True))
 
 

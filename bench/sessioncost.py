@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", type=Path, help="an older checkout, run alternately")
     ap.add_argument(
         "--base-shell",
-        help="any annex-shell program (a path, or a name looked up in PATH), run alternately",
+        help="any annex-shell program, run alternately: a path, or a name looked up in the "
+        "bench's PATH (git-annex-shell: the binary itself, as the nodes run it)",
     )
     ap.add_argument("--trace", action="store_true", help="strace and timeline of one session")
     ap.add_argument("--put", action="store_true", help="also sessions storing one new file")
@@ -119,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.base is not None:
             shells["base"] = write_wrapper(tmp / "base-shell", args.base.resolve())
         if args.base_shell is not None:
-            found = shutil.which(args.base_shell)
+            # the world's PATH: its git-annex-shell is the binary the nodes run, not the
+            # PyPI launcher (a Python start of its own) first in this process's PATH
+            found = shutil.which(args.base_shell, path=env.env["PATH"])
             if found is None:
                 ap.error(f"--base-shell: no program {args.base_shell}")
             # absolute, not resolved: a git-annex-shell that is a symlink to git-annex must

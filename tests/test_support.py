@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,31 @@ def test_run_timeout_kills_the_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - start < 10
     time.sleep(0.1)
     assert not [p for p in procs.mentioning(marker) if procs.alive(p.pid)]
+
+
+def test_outermost_drops_a_child_caught_between_fork_and_exec(tmp_path: Path) -> None:
+    """A forked child that has not exec'd shows its parent's command line: one look at /proc
+    finds the program twice, and `outermost` keeps the parent alone."""
+    marker = f"forker-{os.getpid()}-{time.monotonic_ns()}"
+    code = (
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    time.sleep(30); os._exit(0)\n"
+        "print('forked', flush=True); time.sleep(30)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, marker], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "forked\n"
+        found = procs.mentioning(marker)
+        assert len(found) == 2, found  # the same command line twice
+        assert {p.argv for p in found} == {found[0].argv}
+        assert [p.pid for p in procs.outermost(found)] == [proc.pid]
+    finally:
+        procs.kill_pids(p.pid for p in procs.mentioning(marker))
+        proc.wait(timeout=10)
 
 
 def test_parse_json_lines() -> None:

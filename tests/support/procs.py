@@ -70,6 +70,14 @@ def mentioning(text: str, exe_names: Iterable[str] | None = None) -> list[ProcIn
     return find(lambda p: text in p.cmdline and (names is None or p.exe_name in names))
 
 
+def outermost(found: list[ProcInfo]) -> list[ProcInfo]:
+    """`found` without the processes whose parent is in it too. Between fork and exec a child
+    still shows its parent's command line, so a program that starts others (git-annex-shell
+    running git) can appear twice in one look at /proc: the parent is the one that runs."""
+    pids = {p.pid for p in found}
+    return [p for p in found if p.ppid not in pids]
+
+
 def cwd(pid: int) -> str | None:
     try:
         return os.readlink(_PROC / str(pid) / "cwd")

@@ -3,8 +3,10 @@
 `class Key(Value): variety: str; size: int | None = None` gives what
 `@dataclass(frozen=True, slots=True)` would: `__slots__`, an `__init__` taking the fields in
 order (positional or by name, defaults last), `__repr__`, `__eq__` (same class, same fields),
-`__hash__`, `__match_args__`, immutability and pickling. Type checkers see dataclasses through
-`dataclass_transform`.
+`__hash__`, `__match_args__`, immutability and pickling, and a `__post_init__` called at the end
+of `__init__` (it sets fields with `object.__setattr__`, as with a frozen dataclass). A class
+that means identity, as `eq=False` does, says `__eq__ = object.__eq__` and `__hash__ =
+object.__hash__`. Type checkers see dataclasses through `dataclass_transform`.
 
 Why not `dataclasses`: it compiles several methods per class with `exec` (~0.5-0.8 ms a class on
 the machines we run on) and imports `inspect`, and annextui-shell imports some twenty of these
@@ -74,6 +76,8 @@ def _make_init(cls: type, fields: tuple[str, ...], defaults: dict[str, Any]) -> 
         else:
             params.append(f"{name}=_defaults[{name!r}]")
         body.append(f"    _set(self, {name!r}, {name})")
+    if callable(getattr(cls, "__post_init__", None)):  # as dataclasses call it: last
+        body.append("    self.__post_init__()")
     src = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n"
     ns: dict[str, Any] = {"_set": object.__setattr__, "_defaults": defaults, "_FACTORY": _Factory}
     exec(src, ns)  # field names are identifiers: the class statement has checked them

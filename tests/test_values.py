@@ -93,3 +93,40 @@ def test_replace_changes_only_the_named_fields() -> None:
     assert a == Hop("h", 22, "j")  # the original is untouched
     with pytest.raises(TypeError, match="no field nope"):
         replace(a, nope=1)
+
+
+class Normalised(Value):
+    """`__post_init__` and identity, as `@dataclass(frozen=True, eq=False)` with one."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.name.lower())
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DNormalised:
+    name: str
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.name.lower())
+
+
+def test_post_init_runs_last_and_identity_equality() -> None:
+    for cls in (Normalised, DNormalised):
+        a = cls("Node1", ("n1",))
+        assert a.name == "node1"  # seen by __post_init__ after every field was set
+        assert a.aliases == ("n1",)
+        b = cls("node1", ("n1",))
+        assert a != b  # eq=False: identity
+        assert a == a
+        assert len({a, b}) == 2
+    from annextui.values import replace
+
+    renamed = replace(Normalised("x"), name="Upper")
+    assert renamed.name == "upper"  # replace builds anew, so __post_init__ runs again

@@ -16,8 +16,9 @@ the cluster without the node, as ``annextui updatecluster`` (backend/admin.py) d
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from annextui import values
 from annextui.backend.balance import BalanceError, build_world, resolve_repo
 from annextui.backend.preferred import Evaluator, KeyFacts, TrustLevel
 from annextui.backend.sizes import key_locations, key_of_path, key_size_of_path, repo_sizes
@@ -115,8 +116,8 @@ def plan_drain(nodes: GatewayNodes, ident: str, to: Sequence[str] = ()) -> Drain
     world = build_world(repo, state, sizes)
     needed = max(world.global_numcopies(), world.mincopies or 1)
     live = sizes.sizes()
-    dead = replace(world.repo(node), trust=TrustLevel.DEAD)
-    ev = Evaluator(replace(world, repos={**world.repos, node: dead}), live_sizes=live)
+    dead = values.replace(world.repo(node), trust=TrustLevel.DEAD)
+    ev = Evaluator(values.replace(world, repos={**world.repos, node: dead}), live_sizes=live)
     plan = DrainPlan(node, clusters, targets, needed)
 
     def room(u: str, size: int) -> bool:

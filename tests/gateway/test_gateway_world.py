@@ -10,9 +10,9 @@ that are not yet that full, the key goes to the members with the most free space
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 
+from annextui import values
 from annextui.backend.balance import Balance, replace_world
 from annextui.backend.branch import BranchView
 from annextui.backend.preferred import Evaluator, KeyFacts, World
@@ -74,7 +74,7 @@ def test_gateway_decides_in_the_consoles_world(annex_env: AnnexEnv) -> None:
     # the judge: git-annex's --rebalance decisions in this repository, with its threshold
     rebalanced = Evaluator(replace_world(ours, rebalance=True))
     at_default = Evaluator(
-        replace(replace_world(ours, rebalance=True), fully_balanced_threshold=0.9)
+        values.replace(replace_world(ours, rebalance=True), fully_balanced_threshold=0.9)
     )
     here = repo.require_annex()
     differs = 0

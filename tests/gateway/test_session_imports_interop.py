@@ -10,7 +10,9 @@ must not import dulwich (~40 ms of a session's start-up: backend/catfile.py, rep
 A one-file get whose key a node in the gateway's process holds never needs node3: that session
 imports neither ssh.py nor paramiko (the ssh pre-warm waits for the client's second request,
 gateway.PrewarmLater), nor dataclasses, nor hashlib (hash directories take the interpreter's
-own MD5: keys.py); the same get of a node3 file still reaches node3.
+own MD5: keys.py); the same get of a node3 file still reaches node3. A one-file copy to the
+balanced cluster evaluates the nodes' preferred content with no class of annextui's declared as a
+dataclass (~0.5 ms each) and without the expression analysis.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ WATCHED = (
     "annextui.proxycore.ssh",
     "dataclasses",
     "hashlib",
+    "annextui.backend.preferred.evaluate",
+    "annextui.backend.preferred.analysis",
 )
 
 _WRAPPER = """#!{python}
@@ -43,8 +47,18 @@ sys.path.insert(0, {root!r})
 from annextui.proxycore import shell
 from annextui.proxycore.processexit import exit_process
 rc = shell.main(sys.argv[1:])
+seen = [m for m in {watched!r} if m in sys.modules]
+if "dataclasses" in sys.modules:  # which of annextui's classes were declared as dataclasses
+    from dataclasses import is_dataclass
+    seen += sorted(
+        f"dataclass:{{n}}.{{k}}"
+        for n, m in list(sys.modules.items())
+        if n.startswith("annextui.") and m is not None
+        for k, v in vars(m).items()
+        if isinstance(v, type) and v.__module__ == n and is_dataclass(v)
+    )
 with open({out!r}, "a") as f:
-    f.write(sys.argv[1] + " " + ",".join(m for m in {watched!r} if m in sys.modules) + "\\n")
+    f.write(sys.argv[1] + " " + ",".join(seen) + "\\n")
 exit_process(rc)
 """
 
@@ -103,9 +117,38 @@ def test_a_one_file_get_of_an_in_process_key_imports_no_ssh(
     _fsck(topo, "onefile", len(files))
 
 
+def test_a_one_file_copy_to_the_balanced_cluster_declares_no_dataclass(
+    topo: T.Topology, tmp_path: Path
+) -> None:
+    env, cl = topo.env, topo.client
+    f = "onecopy/placed.bin"
+    (key,) = env.add_files(cl, {f: b"placed by balanced preferred content\n" * 300}).values()
+    sessions = _recording_imports(topo, tmp_path, "copy", "--to", CLUSTER, f)
+    placed = [mods for mods in sessions if "annextui.backend.preferred.evaluate" in mods]
+    assert placed, sessions  # the PUT's placement evaluated the nodes' preferred content
+    for mods in placed:
+        # its classes are annextui.values (dulwich, for the journal's commit, and paramiko
+        # import `dataclasses` themselves), and the expression analysis is not loaded
+        assert not [m for m in mods if m.startswith("dataclass:annextui.backend.")], sessions
+        assert "annextui.backend.preferred.analysis" not in mods, sessions
+    # balanced=backup with no count: exactly one node took it, and the client's git-annex
+    # was told so
+    held = holders(topo, key)
+    assert len(held) == 1, held
+    (where,) = env.annex_json(cl, "whereis", "--json", f)
+    assert held <= {w["uuid"] for w in where["whereis"]}, where
+    _fsck(topo, "onecopy", 1)
+
+
 def _get_recording_imports(topo: T.Topology, tmp_path: Path, path: str) -> list[list[str]]:
     """`git annex get --from` the cluster of `path` through the recording wrapper; the watched
     modules each p2pstdio session imported."""
+    return _recording_imports(topo, tmp_path, "get", "--from", CLUSTER, path)
+
+
+def _recording_imports(topo: T.Topology, tmp_path: Path, *annex: str) -> list[list[str]]:
+    """`git annex ANNEX...` through the recording wrapper; the watched modules each p2pstdio
+    session imported."""
     env, cl = topo.env, topo.client
     tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "imports.txt"
@@ -117,13 +160,13 @@ def _get_recording_imports(topo: T.Topology, tmp_path: Path, path: str) -> list[
     shell = env.git(cl, "config", "remote.origin.annex-shell")
     env.git(cl, "config", "remote.origin.annex-shell", str(wrapper))
     try:
-        res = env.annex(cl, "get", "--from", CLUSTER, path, check=False)
+        res = env.annex(cl, *annex, check=False)
     finally:
         env.git(cl, "config", "remote.origin.annex-shell", shell)
     assert res.returncode == 0, res.stdout + res.stderr
     sessions = [line.split(" ", 1) for line in out.read_text().splitlines()]
     p2p = [mods.split(",") if mods else [] for cmd, mods in sessions if cmd == "p2pstdio"]
-    assert p2p, sessions  # the GETs went through the wrapper
+    assert p2p, sessions  # the sessions went through the wrapper
     return p2p
 
 

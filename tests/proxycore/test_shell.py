@@ -474,6 +474,22 @@ def _python_prints(code: str) -> str:
     return p.stdout.strip()
 
 
+def test_a_put_s_preferred_content_imports_no_dataclasses_nor_the_analysis() -> None:
+    """A cluster PUT evaluates the nodes' preferred content (gateway.BranchPreferences) at
+    every such connection: what that imports costs each one. `dataclasses` alone is ~5 ms
+    (it imports inspect), the package's analysis and its dataclasses were ~15 ms more."""
+    found = _python_prints(
+        "import sys\n"
+        "import annextui.proxycore.shell, annextui.proxycore.gateway\n"
+        "from annextui.backend.preferred import Evaluator, KeyFacts, World\n"
+        "from annextui.backend.world import build_world\n"
+        "Evaluator(World.build([]))\n"
+        "print(' '.join(m for m in ('dataclasses', 'annextui.backend.preferred.analysis')\n"
+        "    if m in sys.modules))\n"
+    )
+    assert found == ""
+
+
 def test_no_textual_anywhere_in_the_shell_path() -> None:
     assert (
         _python_prints(
@@ -494,6 +510,8 @@ def test_a_cluster_session_defines_no_dataclass() -> None:
         "import annextui.proxycore.gateway, annextui.proxycore.cluster.peer\n"
         # what open_gateway and build_peer import when the session starts
         "import annextui.proxycore.targets, annextui.backend.state, annextui.backend.branch\n"
+        # what a PUT's placement imports (gateway.BranchPreferences)
+        "import annextui.backend.preferred.evaluate, annextui.backend.world\n"
         "found = sorted(f'{n}.{k}' for n, m in list(sys.modules.items())\n"
         "    if n.startswith('annextui.') and m is not None\n"
         "    for k, v in vars(m).items()\n"

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from annextui import values
 from annextui.backend.balance.errors import BalanceError
 from annextui.backend.balance.members import resolve_members, resolve_repo
 from annextui.backend.balance.report import (
@@ -245,19 +246,21 @@ class Balance:
                     raise BalanceError(f"what-if: {scenario.target} is not a node of {self.label}")
                 r = repos.get(u) or Repo(u)
                 if scenario.kind == "remove":
-                    repos[u] = replace(r, trust=TrustLevel.DEAD, groups=frozenset())
+                    repos[u] = values.replace(r, trust=TrustLevel.DEAD, groups=frozenset())
                     members.remove(u)
                     removed = u
                 elif scenario.kind == "maxsize":
-                    repos[u] = replace(r, maxsize=scenario.maxsize)
+                    repos[u] = values.replace(r, maxsize=scenario.maxsize)
                 else:
-                    repos[u] = replace(r, preferred=scenario.expression)
+                    repos[u] = values.replace(r, preferred=scenario.expression)
         clusters = dict(self.world.clusters)
         if self.kind == "cluster" and scenario is not None:
             cu = next((c for c, n in clusters.items() if set(n) == set(self.members)), None)
             if cu is not None:
                 clusters[cu] = frozenset(members)
-        world = replace(self.world, repos=repos, clusters=clusters)  # a new World: new caches
+        world = values.replace(
+            self.world, repos=repos, clusters=clusters
+        )  # a new World: new caches
         live = {u: (r.size or 0) for u, r in repos.items() if r.size is not None}
         held = {
             u: [self.sizes.repos[u].keys, self.sizes.repos[u].size]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
+from annextui import values
 from annextui.backend.balance.errors import BalanceError
 from annextui.backend.balance.members import resolve_repo
 from annextui.backend.branch import BranchView
@@ -63,7 +63,7 @@ def replace_world(world: World, *, rebalance: bool) -> World:
     """`world` with ``--rebalance`` set or cleared (the same world when it already is)."""
     if world.rebalance == rebalance:
         return world
-    return replace(world, rebalance=rebalance)
+    return values.replace(world, rebalance=rebalance)
 
 
 def wanted_check(
@@ -94,5 +94,5 @@ def wanted_check(
             on_error(key, exc)
             continue
         if u != repo.uuid:
-            facts = replace(facts, local_present=None)
+            facts = values.replace(facts, local_present=None)
         yield key, u, ev.wants_drop(u, facts) if drop else ev.wants_get(u, facts)

@@ -20,22 +20,65 @@ Quick use::
     print(ev.explain("uuid-a", facts).describe())
 """
 
-from annextui.backend.preferred.analysis import Finding, analyze
-from annextui.backend.preferred.balanced import BalancedPicker
-from annextui.backend.preferred.evaluate import Evaluator
-from annextui.backend.preferred.explain import (
-    BalancedDetail,
-    Explanation,
-    FileExplanation,
-    MatcherInfo,
-    TermResult,
-)
-from annextui.backend.preferred.glob import GlobError, compile_glob
-from annextui.backend.preferred.model import KeyFacts, Repo, World
-from annextui.backend.preferred.parser import Expression, ExpressionError, parse
-from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, STANDARD_GROUPS
-from annextui.backend.trust import TrustLevel
-from annextui.backend.uuids import is_cluster_uuid
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annextui.backend.preferred.analysis import Finding, analyze
+    from annextui.backend.preferred.balanced import BalancedPicker
+    from annextui.backend.preferred.evaluate import Evaluator
+    from annextui.backend.preferred.explain import (
+        BalancedDetail,
+        Explanation,
+        FileExplanation,
+        MatcherInfo,
+        TermResult,
+    )
+    from annextui.backend.preferred.glob import GlobError, compile_glob
+    from annextui.backend.preferred.model import KeyFacts, Repo, World
+    from annextui.backend.preferred.parser import Expression, ExpressionError, parse
+    from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, STANDARD_GROUPS
+    from annextui.backend.trust import TrustLevel
+    from annextui.backend.uuids import is_cluster_uuid
+
+# Where each name lives, imported on first use (PEP 562): importing one module of this package
+# runs this file first, and annextui-shell, which evaluates preferred content for a cluster PUT
+# at every such connection, needs neither the analysis nor the explanations.
+_HOMES = {
+    "Finding": "analysis",
+    "analyze": "analysis",
+    "BalancedPicker": "balanced",
+    "Evaluator": "evaluate",
+    "BalancedDetail": "explain",
+    "Explanation": "explain",
+    "FileExplanation": "explain",
+    "MatcherInfo": "explain",
+    "TermResult": "explain",
+    "GlobError": "glob",
+    "compile_glob": "glob",
+    "KeyFacts": "model",
+    "Repo": "model",
+    "World": "model",
+    "Expression": "parser",
+    "ExpressionError": "parser",
+    "parse": "parser",
+    "STANDARD_EXPRESSIONS": "standard",
+    "STANDARD_GROUPS": "standard",
+}
+_ELSEWHERE = {"TrustLevel": "annextui.backend.trust", "is_cluster_uuid": "annextui.backend.uuids"}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    module = f"{__name__}.{home}" if home is not None else _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups are plain module attributes
+    return value
+
 
 __all__ = [
     "STANDARD_EXPRESSIONS",

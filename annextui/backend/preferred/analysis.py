@@ -10,7 +10,6 @@ The reasoning quoted in the messages is upstream's (``doc/git-annex-preferred-co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from annextui.backend.ghcread import readish_int
@@ -39,14 +38,14 @@ from annextui.backend.preferred.terms import (
     negated_leaves,
 )
 from annextui.backend.trust import TrustLevel
+from annextui.values import Value
 
 __all__ = ["Finding", "Severity", "analyze"]
 
 Severity = Literal["error", "warning", "info"]
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(Value):
     """One finding. ``code`` is stable (for filtering); ``token`` is the term concerned."""
 
     code: str

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+
+from annextui.values import Value
 
 __all__ = [
     "SELF_TEST_HMAC",
@@ -105,8 +106,7 @@ def free_fraction(keysize: int, in_repo: bool, size: int, maxsize: int) -> float
     return _double(maxsize - size + (keysize if in_repo else 0)) / _double(maxsize)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidates:
+class Candidates(Value):
     """Which members may want the key, and why the others may not.
 
     members: all group members (sorted); candidates: the filtered set (sorted);

@@ -38,7 +38,6 @@ Rules reproduced from git-annex (``Logs/PreferredContent.hs``, ``Annex/FileMatch
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Literal
 
 from annextui.backend.preferred.balanced import BalancedPicker
@@ -64,13 +63,23 @@ from annextui.backend.preferred.terms import Or, Present
 __all__ = ["Evaluator", "split_path", "take_directory"]
 
 
-@dataclass
 class _Compiled:
-    info: MatcherInfo
-    fn: Fn | None  # None: unconfigured
-    root: object = None
-    unstable_terms: tuple[str, ...] = field(default=())
-    traced: Fn | None = None  # the tracing variant, compiled on first explain()
+    """One repository's compiled expression; `traced` is filled in by the first explain()."""
+
+    __slots__ = ("fn", "info", "root", "traced", "unstable_terms")
+
+    def __init__(
+        self,
+        info: MatcherInfo,
+        fn: Fn | None,  # None: unconfigured
+        root: object = None,
+        unstable_terms: tuple[str, ...] = (),
+    ) -> None:
+        self.info = info
+        self.fn = fn
+        self.root = root
+        self.unstable_terms = unstable_terms
+        self.traced: Fn | None = None  # the tracing variant, compiled on first explain()
 
 
 class Evaluator:

@@ -8,7 +8,6 @@ single group with a groupwanted expression, a nested one) is `present`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
 
@@ -27,6 +26,7 @@ from annextui.backend.preferred.terms import (
     Term,
     negated_leaves,
 )
+from annextui.values import Value
 
 
 @lru_cache(maxsize=4096)
@@ -34,13 +34,15 @@ def parse_cached(text: str) -> Expression:
     return parse(text)
 
 
-@dataclass(frozen=True, eq=False)
-class Sub:
+class Sub(Value):
     """A resolved ``standard``/``groupwanted``: its expansion (or the ``present`` fallback)."""
 
     term: Standard | GroupWanted
     root: object  # a Node tree that may contain Sub leaves
     expansion: str
+
+    __eq__ = object.__eq__  # identity, as each resolution is its own
+    __hash__ = object.__hash__
 
     @property
     def token(self) -> str:

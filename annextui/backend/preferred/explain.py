@@ -10,7 +10,6 @@ turns it into text and never evaluates anything itself.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 from annextui.backend.preferred.terms import (
@@ -20,6 +19,7 @@ from annextui.backend.preferred.terms import (
     Or,
     Term,
 )
+from annextui.values import Value
 
 __all__ = [
     "BalancedDetail",
@@ -37,8 +37,7 @@ Status = Literal["configured", "unconfigured", "unparsable"]
 Context = Literal["get", "drop"]
 
 
-@dataclass(frozen=True, slots=True)
-class BalancedDetail:
+class BalancedDetail(Value):
     """How a balanced-family term decided for one repository and key."""
 
     kind: str
@@ -69,8 +68,7 @@ class BalancedDetail:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class TermResult:
+class TermResult(Value):
     """One evaluated term, in evaluation order (``children``: inside standard/groupwanted)."""
 
     token: str
@@ -82,8 +80,7 @@ class TermResult:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileExplanation:
+class FileExplanation(Value):
     file: str | None
     matched: bool
     decided_by: TermResult | None
@@ -92,8 +89,7 @@ class FileExplanation:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MatcherInfo:
+class MatcherInfo(Value):
     """How a repository's preferred (or required) content is configured."""
 
     uuid: str
@@ -109,8 +105,7 @@ class MatcherInfo:
         return not self.unstable
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
+class Explanation(Value):
     uuid: str
     context: Context
     decision: bool

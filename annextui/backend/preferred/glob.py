@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 
 from annextui.backend.ghcread import hs_isalpha, hs_isdigit
@@ -123,11 +122,13 @@ def _class_char(c: str) -> str:
     return f"\\x{o:02x}" if o < 0x100 else (f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
 
 
-@dataclass
 class _Parser:
-    src: str
-    icase: bool
-    pos: int = 0
+    __slots__ = ("icase", "pos", "src")
+
+    def __init__(self, src: str, icase: bool) -> None:
+        self.src = src
+        self.icase = icase
+        self.pos = 0
 
     def fail(self, why: str) -> GlobError:
         return GlobError(f"failed to compile regex: {self.src} ({why} at {self.pos})")

@@ -8,10 +8,10 @@ matches whatever key its logs hold.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from annextui.backend.keys import Key, parse_key
+from annextui.values import Value
 
 _SECURE_VARIETIES = frozenset(
     {
@@ -38,8 +38,7 @@ def _is_secure_variety(variety: str) -> bool:
 _LENIENT_KEY = re.compile(r"^([^-]+)(?:-s([0-9]+))?")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
+class KeyInfo(Value):
     text: str
     variety: str
     size: int | None

@@ -1,4 +1,4 @@
-"""The world a preferred-content decision is made in: plain frozen dataclasses.
+"""The world a preferred-content decision is made in: frozen values (annextui.values).
 
 ``World`` is what the git-annex branch says (filled by the branch reader); ``KeyFacts`` is what
 is known about one key. Both are immutable; an ``Evaluator`` compiles expressions against one
@@ -9,11 +9,11 @@ branch changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from annextui.backend.keys import Key
 from annextui.backend.trust import TrustLevel
+from annextui.values import Value, value_field
 
 __all__ = [
     "DEFAULT_PREFERREDDIR",
@@ -25,8 +25,7 @@ __all__ = [
 DEFAULT_PREFERREDDIR = "public"
 
 
-@dataclass(frozen=True, slots=True)
-class Repo:
+class Repo(Value):
     """One repository UUID as the git-annex branch describes it.
 
     preferred / required: the raw ``preferred-content.log`` / ``required-content.log`` values;
@@ -52,8 +51,7 @@ def _freeze(m: Mapping[str, object] | None) -> Mapping[str, object]:
     return MappingProxyType(dict(m or {}))
 
 
-@dataclass(frozen=True, eq=False)
-class World:
+class World(Value):
     """Everything on the git-annex branch (and local config) that preferred content reads.
 
     repos: uuid -> Repo (uuid.log, trust.log with git config's remote.NAME.annex-trustlevel
@@ -76,16 +74,19 @@ class World:
     Identity semantics (eq=False): a World is a snapshot; caches key on its identity.
     """
 
-    repos: Mapping[str, Repo] = field(default_factory=dict)
-    group_wanted: Mapping[str, str] = field(default_factory=dict)
+    repos: Mapping[str, Repo] = value_field(default_factory=dict)
+    group_wanted: Mapping[str, str] = value_field(default_factory=dict)
     numcopies: int | None = None
     mincopies: int | None = None
-    clusters: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    clusters: Mapping[str, frozenset[str]] = value_field(default_factory=dict)
     here: str | None = None
     file_numcopies: Callable[[str], int | None] | None = None
     fully_balanced_threshold: float = 0.9
     rebalance: bool = False
     unused_keys: frozenset[str] = frozenset()
+
+    __eq__ = object.__eq__  # a snapshot: equal only to itself (caches key on identity)
+    __hash__ = object.__hash__
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repos", _freeze(self.repos))
@@ -113,8 +114,7 @@ class World:
         return n if n is not None and n > 0 else 1
 
 
-@dataclass(frozen=True, slots=True)
-class KeyFacts:
+class KeyFacts(Value):
     """What is known about one key for one decision.
 
     key: the serialized key (or a parsed ``Key``).
@@ -135,6 +135,6 @@ class KeyFacts:
     locations: frozenset[str] = frozenset()
     file: str | None = None
     other_files: tuple[str, ...] = ()
-    metadata: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    metadata: Mapping[str, frozenset[str]] = value_field(default_factory=dict)
     urls: tuple[str, ...] = ()
     local_present: bool | None = None

@@ -13,13 +13,12 @@ Ported from git-annex ``Annex/FileMatcher.hs`` (tokens) and ``Utility/Matcher.hs
 * values are parsed like git-annex does (``copies=2abc`` is 2, ``copies=0x10`` is 16 ...).
 
 ``parse`` raises ``ExpressionError`` naming every bad token with its column; it never raises
-anything else. The result is an ``Expression`` whose ``root`` is a tree of frozen dataclasses
+anything else. The result is an ``Expression`` whose ``root`` is a tree of frozen values
 (n-ary ``And``/``Or`` for left-to-right chains, ``Not``, terms, ``Empty``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from annextui.backend.ghcread import readish_int, words
@@ -55,6 +54,7 @@ from annextui.backend.preferred.terms import (
     iter_terms,
 )
 from annextui.backend.trust import TrustLevel
+from annextui.values import Value
 
 __all__ = [
     "MAX_DEPTH",
@@ -103,8 +103,7 @@ MAX_DEPTH = 256
 # Errors
 
 
-@dataclass(frozen=True, slots=True)
-class ParseIssue:
+class ParseIssue(Value):
     """One bad token: its text, 0-based character offset, 0-based token index and why."""
 
     token: str
@@ -146,8 +145,7 @@ class _TokenError(Exception):
 # Tokens
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(Value):
     text: str
     position: int
     index: int
@@ -173,8 +171,7 @@ def tokenize(expression: str) -> tuple[Token, ...]:
 # The result
 
 
-@dataclass(frozen=True, slots=True)
-class Expression:
+class Expression(Value):
     """A parsed expression.
 
     empty: git-annex's ``isEmpty`` of the generated matcher (no terms at all, e.g. ``""`` or

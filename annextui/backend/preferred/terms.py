@@ -1,13 +1,14 @@
-"""The expression tree of preferred content: one frozen dataclass per term (``copies=``,
-``balanced=`` ...) and the operators over them (n-ary ``And``/``Or`` for left-to-right chains,
-``Not``, ``Empty``). parser.py builds it, evaluate.py compiles it, analysis.py inspects it."""
+"""The expression tree of preferred content: one frozen value (annextui.values) per term
+(``copies=``, ``balanced=`` ...) and the operators over them (n-ary ``And``/``Or`` for
+left-to-right chains, ``Not``, ``Empty``). parser.py builds it, evaluate.py compiles it,
+analysis.py inspects it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from annextui.backend.trust import TrustLevel
+from annextui.values import Value
 
 __all__ = [
     "And",
@@ -44,30 +45,25 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Anything:
+class Anything(Value):
     token: str = "anything"
 
 
-@dataclass(frozen=True, slots=True)
-class Nothing:
+class Nothing(Value):
     token: str = "nothing"
 
 
-@dataclass(frozen=True, slots=True)
-class Include:
+class Include(Value):
     glob: str
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Exclude:
+class Exclude(Value):
     glob: str
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Copies:
+class Copies(Value):
     """``copies=N``, ``copies=LEVEL:N``, ``copies=LEVEL+:N`` or ``copies=GROUP:N``."""
 
     count: int
@@ -77,8 +73,7 @@ class Copies:
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class LackingCopies:
+class LackingCopies(Value):
     """``lackingcopies=N`` (approx=False) / ``approxlackingcopies=N`` (approx=True)."""
 
     count: int
@@ -86,25 +81,21 @@ class LackingCopies:
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class InBackend:
+class InBackend(Value):
     name: str
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SecureHash:
+class SecureHash(Value):
     token: str = "securehash"
 
 
-@dataclass(frozen=True, slots=True)
-class LargerThan:
+class LargerThan(Value):
     size: int
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SmallerThan:
+class SmallerThan(Value):
     size: int
     token: str = ""
 
@@ -112,8 +103,7 @@ class SmallerThan:
 MetaOp = Literal["=", "<", "<=", ">", ">="]
 
 
-@dataclass(frozen=True, slots=True)
-class MetaData:
+class MetaData(Value):
     """``metadata=FIELD=GLOB`` (case-insensitive glob) or ``FIELD<N`` / ``<=`` / ``>`` / ``>=``."""
 
     field: str
@@ -122,54 +112,45 @@ class MetaData:
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Url:
+class Url(Value):
     glob: str
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Present:
+class Present(Value):
     token: str = "present"
 
 
-@dataclass(frozen=True, slots=True)
-class InPreferredDir:
+class InPreferredDir(Value):
     token: str = "inpreferreddir"
 
 
-@dataclass(frozen=True, slots=True)
-class InAllGroup:
+class InAllGroup(Value):
     group: str
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class OnlyInGroup:
+class OnlyInGroup(Value):
     group: str
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Standard:
+class Standard(Value):
     token: str = "standard"
 
 
-@dataclass(frozen=True, slots=True)
-class GroupWanted:
+class GroupWanted(Value):
     token: str = "groupwanted"
 
 
-@dataclass(frozen=True, slots=True)
-class Unused:
+class Unused(Value):
     token: str = "unused"
 
 
 BalancedKind = Literal["balanced", "fullybalanced", "sizebalanced", "fullysizebalanced"]
 
 
-@dataclass(frozen=True, slots=True)
-class Balanced:
+class Balanced(Value):
     """``balanced=G[:N|:lackingcopies]`` and the fully/size variants.
 
     count: N (1 without ``:N``); None with ``:lackingcopies``. enough: for the stabilised
@@ -221,23 +202,19 @@ Term: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Empty:
+class Empty(Value):
     """``MAny``: matches everything (an expression with no terms)."""
 
 
-@dataclass(frozen=True, slots=True)
-class And:
+class And(Value):
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Or:
+class Or(Value):
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
+class Not(Value):
     operand: Node
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.support import annex as annex_support
+from tests.support import procs
 from tests.support.annex import AnnexEnv
 from tests.support.sshd import Sshd
 
@@ -66,12 +68,28 @@ class Twins:
     sides: dict[str, Side]
 
     def annex(self, repo: Path, *args: str, **kw: Any) -> Any:
-        return self.env.annex(repo, *args, **kw)
+        res = self.env.annex(repo, *args, **kw)
+        for s in self.sides.values():
+            if s.cl == repo:
+                _served_sessions_ended(s.srv)
+        return res
 
     def both(self, *args: str) -> None:
         """The same client command against each side's served repository."""
         for s in self.sides.values():
             self.annex(s.cl, *args)
+
+
+def _served_sessions_ended(srv: Path, bound: float = 30.0) -> None:
+    """Wait (bounded) until no shell serves `srv` any more: what a session writes at its end
+    (the keys database's queued changes, the journal's commit) is there before it is compared.
+    A client returns when its ssh has ended, which is normally after the shell; under load CI
+    once read a keys database without the rename a GET had reconciled."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if not [p for p in procs.mentioning(str(srv)) if "p2pstdio" in p.argv]:
+            return
+        time.sleep(0.05)
 
 
 def _make_served(env: AnnexEnv, path: Path) -> Path:
@@ -226,14 +244,20 @@ def test_get_reconciles_the_keys_database(twins: Twins) -> None:
     a GET, whoever serves it."""
     for s in twins.sides.values():
         twins.env.git(s.srv, *BYPASS, "mv", "u/a.txt", "u/renamed.txt")  # staged only
-        twins.annex(s.cl, "drop", "-q", "--force", "u/b.bin")
-    twins.both("get", "-q", "--from", "srv", "u/b.bin")
-    ref, ours = twins.sides["ref"].srv, twins.sides["ours"].srv
-    assoc = _keysdb(ref)[0]
-    assert any(f == "u/renamed.txt" for _, f in assoc), assoc
-    assert _keysdb(ours) == _keysdb(ref)
-    for s in twins.sides.values():
-        twins.env.git(s.srv, *BYPASS, "mv", "u/renamed.txt", "u/a.txt")
+    try:
+        for s in twins.sides.values():
+            twins.annex(s.cl, "drop", "-q", "--force", "u/b.bin")
+        twins.both("get", "-q", "--from", "srv", "u/b.bin")
+        ref, ours = twins.sides["ref"].srv, twins.sides["ours"].srv
+        assoc = _keysdb(ref)[0]
+        # the index tree git-annex last reconciled with, against the index now (if it fails)
+        last = ("rev-parse", "-q", "--verify", "refs/annex/last-index")
+        seen = (twins.env.git(ref, *last, check=False), twins.env.git(ref, "ls-files", "-s", "u"))
+        assert any(f == "u/renamed.txt" for _, f in assoc), (assoc, seen)
+        assert _keysdb(ours) == _keysdb(ref)
+    finally:  # the next tests start from the committed tree, whatever failed here
+        for s in twins.sides.values():
+            twins.env.git(s.srv, *BYPASS, "mv", "u/renamed.txt", "u/a.txt")
     _compare(twins)
 
 

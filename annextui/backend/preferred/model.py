@@ -71,7 +71,7 @@ class World(Value):
     rebalance: ``--rebalance`` (``balanced`` behaves as ``fullybalanced``).
     unused_keys: keys found by the last ``git annex unused``.
 
-    Identity semantics (eq=False): a World is a snapshot; caches key on its identity.
+    Identity semantics (equal only to itself): a World is a snapshot; caches key on its identity.
     """
 
     repos: Mapping[str, Repo] = value_field(default_factory=dict)

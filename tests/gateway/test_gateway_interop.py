@@ -286,10 +286,10 @@ def test_client_killed_mid_upload_resumes(topo: T.Topology) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     node = topo.nodes[target["node"]]
-    _wait_for(lambda: not [p for p in procs.mentioning(str(topo.gw)) if "p2pstdio" in p.cmdline])
+    _wait_for(lambda: not procs.serving(str(topo.gw)))
     # ... and the node's own shell: an ssh node's may still be writing what it had read when
     # the gateway went (CI once saw the resume offset 95 KB past a size taken before that)
-    _wait_for(lambda: not [p for p in procs.mentioning(str(node)) if "p2pstdio" in p.cmdline])
+    _wait_for(lambda: not procs.serving(str(node)))
     partial = _tmp_size(node, key)
     assert 0 < partial < len(data)
     res = env.annex(cl, "copy", "--debug", "--to", CLUSTER, "resume")

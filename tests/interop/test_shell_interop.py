@@ -132,7 +132,7 @@ class World:
 
 
 def _shell_processes(root: Path) -> list[procs.ProcInfo]:
-    return [p for p in procs.mentioning(str(root)) if "p2pstdio" in p.cmdline]
+    return procs.serving(str(root))
 
 
 @pytest.fixture(scope="module")
@@ -531,9 +531,7 @@ def _popen_annex(world: World, *args: str) -> subprocess.Popen[bytes]:
 
 
 def _wait_shell_gone(world: World, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while _shell_processes(world.srv) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    procs.wait_none_serving(str(world.srv), timeout)
 
 
 def test_upload_resumes_from_partial(world: World) -> None:

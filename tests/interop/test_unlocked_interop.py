@@ -14,7 +14,6 @@ import os
 import re
 import sqlite3
 import stat
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,25 +70,16 @@ class Twins:
         res = self.env.annex(repo, *args, **kw)
         for s in self.sides.values():
             if s.cl == repo:
-                _served_sessions_ended(s.srv)
+                # what a session writes at its end (the keys database's queued changes, the
+                # journal's commit) is there before it is compared: a run under load once read
+                # a keys database without the rename a GET had reconciled
+                procs.wait_none_serving(str(s.srv), 30.0)
         return res
 
     def both(self, *args: str) -> None:
         """The same client command against each side's served repository."""
         for s in self.sides.values():
             self.annex(s.cl, *args)
-
-
-def _served_sessions_ended(srv: Path, bound: float = 30.0) -> None:
-    """Wait (bounded) until no shell serves `srv` any more: what a session writes at its end
-    (the keys database's queued changes, the journal's commit) is there before it is compared.
-    A client returns when its ssh has ended, which is normally after the shell; under load CI
-    once read a keys database without the rename a GET had reconciled."""
-    deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        if not [p for p in procs.mentioning(str(srv)) if "p2pstdio" in p.argv]:
-            return
-        time.sleep(0.05)
 
 
 def _make_served(env: AnnexEnv, path: Path) -> Path:

@@ -70,6 +70,23 @@ def mentioning(text: str, exe_names: Iterable[str] | None = None) -> list[ProcIn
     return find(lambda p: text in p.cmdline and (names is None or p.exe_name in names))
 
 
+def serving(path: str) -> list[ProcInfo]:
+    """The p2pstdio sessions whose command line names `path`: the shell serving it, and what
+    runs it (sshd's `sh -c`)."""
+    return [p for p in mentioning(path) if "p2pstdio" in p.cmdline]
+
+
+def wait_none_serving(path: str, timeout: float) -> bool:
+    """Wait, at most `timeout` seconds, until no session serves `path` (whatever a shell
+    writes at its end is then in place); whether none is left."""
+    deadline = time.monotonic() + timeout
+    while serving(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def outermost(found: list[ProcInfo]) -> list[ProcInfo]:
     """`found` without the processes whose parent is in it too. Between fork and exec a child
     still shows its parent's command line, so a program that starts others (git-annex-shell

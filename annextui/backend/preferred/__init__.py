@@ -25,6 +25,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from annextui.backend.trust import TrustLevel  # the terms need it anyway
+from annextui.backend.uuids import is_cluster_uuid
+
 if TYPE_CHECKING:
     from annextui.backend.preferred.analysis import Finding, analyze
     from annextui.backend.preferred.balanced import BalancedPicker
@@ -40,8 +43,6 @@ if TYPE_CHECKING:
     from annextui.backend.preferred.model import KeyFacts, Repo, World
     from annextui.backend.preferred.parser import Expression, ExpressionError, parse
     from annextui.backend.preferred.standard import STANDARD_EXPRESSIONS, STANDARD_GROUPS
-    from annextui.backend.trust import TrustLevel
-    from annextui.backend.uuids import is_cluster_uuid
 
 # Where each name lives, imported on first use (PEP 562): importing one module of this package
 # runs this file first, and annextui-shell, which evaluates preferred content for a cluster PUT
@@ -67,15 +68,13 @@ _HOMES = {
     "STANDARD_EXPRESSIONS": "standard",
     "STANDARD_GROUPS": "standard",
 }
-_ELSEWHERE = {"TrustLevel": "annextui.backend.trust", "is_cluster_uuid": "annextui.backend.uuids"}
 
 
 def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
-    module = f"{__name__}.{home}" if home is not None else _ELSEWHERE.get(name)
-    if module is None:
+    if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    value = getattr(import_module(f"{__name__}.{home}"), name)
     globals()[name] = value  # later lookups are plain module attributes
     return value
 

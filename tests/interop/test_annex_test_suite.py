@@ -31,7 +31,9 @@ from tests.support import annex as annex_support
 from tests.support import tasty
 from tests.support.shellwrap import ShellWrapper, write_shell_wrapper
 
-pytestmark = pytest.mark.slow
+# The suite's runs have their own bounds (the `timeout=` of each `_suite`): the first test of a
+# module waits for its fixture's runs, two forced runs of up to 7200 s each.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * 7200 + 900)]
 
 MODES = ("v10 locked", "v10 unlocked", "v10 adjusted unlocked branch")
 SSH_TESTS = ("get (ssh remote)", "move (ssh remote)")

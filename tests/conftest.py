@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support import annex as annex_support
 from tests.support import sshd as sshd_support
+from tests.support import watchdog
 from tests.support.annex import AnnexEnv
 from tests.support.sshd import Sshd
 
@@ -38,6 +39,10 @@ def _absent(what: str) -> None:
             f"{what} is required in CI (CI={os.environ['CI']!r}) but missing", pytrace=False
         )
     pytest.skip(f"{what} not available")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    watchdog.install(session)  # a run that stops moving ends with the reason, before CI's limit
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

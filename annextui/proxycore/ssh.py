@@ -62,6 +62,12 @@ WINDOW_SIZE = 4 * 1024 * 1024  # flow control: bounded memory per channel, no sl
 MAX_PACKET = 32768
 _NEVER_REKEY = 1 << 62  # bytes or packets: the server decides when to rekey (see _connect)
 CONNECT_TIMEOUT = 30.0
+# How long a node's command gets to exit after our EOF (it commits its journal first), as long
+# as a local node gets (remote.ProcessStream). One still running then is stuck (a lock, a full
+# window of ours nobody reads): its channel is closed without a status rather than holding
+# this process, and with it the client's session or a p2phttp shutdown, for ever.
+EXIT_WAIT = 60.0
+NO_EXIT_STATUS = -1  # paramiko's exit_status for a channel closed without one
 
 
 def load_paramiko() -> None:
@@ -219,11 +225,17 @@ class SshChannel:
                 raise OSError("ssh channel closed")
             view = view[n:]
 
-    def close(self) -> int:
-        """Close our side and return the remote command's exit status."""
+    def close(self, wait: float = EXIT_WAIT) -> int:
+        """Close our side and return the remote command's exit status; NO_EXIT_STATUS when it
+        has not exited within `wait` seconds (the channel is then closed, abandoning it)."""
         try:
             self.channel.shutdown_write()
-            status = self.channel.recv_exit_status()
+            # recv_exit_status() would wait for ever; the event is what it waits on (set by
+            # the status or by the channel's end)
+            if self.channel.status_event.wait(wait):
+                status = self.channel.exit_status
+            else:
+                status = NO_EXIT_STATUS
             self.channel.close()
         finally:
             self.released()

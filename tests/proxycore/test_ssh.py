@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, cast
@@ -15,12 +16,14 @@ from typing import Protocol, cast
 import pytest
 
 from annextui.proxycore.ssh import (
+    NO_EXIT_STATUS,
     SshError,
     SshOptions,
     SshPool,
     parse_ssh_url,
     shell_command,
 )
+from tests.support import procs
 from tests.support.sshd import Sshd
 
 
@@ -84,6 +87,39 @@ def test_channels_share_one_transport(ssh_hosts: Sshd) -> None:
         assert agreed.local_cipher.startswith("aes128-gcm")
     finally:
         pool.close()
+
+
+def test_close_returns_the_status_or_abandons_a_command_that_never_exits(
+    ssh_hosts: Sshd,
+) -> None:
+    """A node's command that does not exit after our EOF (stuck on a lock, say) must not hold
+    the shell's exit for ever: after the wait its channel is closed, with no status, and the
+    transport carries the next channel."""
+    ssh_hosts.add_host("stuckhost")
+    marker = f"stuck-{os.getpid()}-{time.monotonic_ns()}"
+    pool = SshPool()
+    try:
+        target = parse_ssh_url("ssh://stuckhost/tmp")
+        assert target is not None
+        opts = _opts(ssh_hosts)
+        assert pool.open(target, "exit 3", opts).close() == 3
+        stuck = pool.open(
+            target, f"{sys.executable} -c 'import time; time.sleep(600)' {marker}", opts
+        )
+        deadline = time.monotonic() + 30
+        while not procs.mentioning(marker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert procs.mentioning(marker), "the remote command never started"
+        assert stuck.close(wait=0.5) == NO_EXIT_STATUS
+        assert stuck.channel.closed
+        again = pool.open(target, "echo again", opts)
+        data = b""
+        while chunk := again.read():
+            data += chunk
+        assert (data, again.close()) == (b"again\n", 0)
+    finally:
+        pool.close()
+        procs.kill_pids(p.pid for p in procs.mentioning(marker))
 
 
 # A fresh process that reaches `nodehost` over a pooled transport and runs `echo hi`; `pool` is

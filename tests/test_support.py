@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +43,35 @@ def test_run_check_false_and_input(tmp_path: Path) -> None:
     res = run(["sh", "-c", "cat; exit 4"], tmp_path, check=False, input="fed")
     assert (res.returncode, res.stdout) == (4, "fed")
     assert run(["sh", "-c", "cat"], tmp_path).stdout == ""  # stdin is /dev/null
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_run_interrupted_kills_its_command(tmp_path: Path) -> None:
+    """pytest-timeout's failure (or ^C) raised while run() waits: the command is killed, not
+    waited for without a bound by Popen's exit."""
+    marker = f"interrupted-{os.getpid()}-{time.monotonic_ns()}"
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    # SIGUSR1 rather than SIGALRM, which pytest-timeout itself uses
+    old = signal.signal(signal.SIGUSR1, interrupt)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR1))
+    try:
+        timer.start()
+        with pytest.raises(_Interrupted):
+            run([sys.executable, "-c", "import time; time.sleep(600)", marker], tmp_path)
+        gone = time.monotonic() + 10
+        while procs.mentioning(marker) and time.monotonic() < gone:
+            time.sleep(0.02)
+        assert procs.mentioning(marker) == []
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, old)
+        procs.kill_pids(p.pid for p in procs.mentioning(marker))
 
 
 def test_run_env_extra_sets_and_unsets(tmp_path: Path) -> None:

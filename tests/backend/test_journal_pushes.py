@@ -241,7 +241,7 @@ def test_threaded_pushes_racing_commits(tmp_path: Path, annex_repo_template: Pat
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    t = threading.Thread(target=pusher)
+    t = threading.Thread(target=pusher, daemon=True)  # a stale ref lock must not hold the worker
     t.start()
     journal = Journal(repo)
     try:
@@ -254,7 +254,8 @@ def test_threaded_pushes_racing_commits(tmp_path: Path, annex_repo_template: Pat
                 journal.commit()
     finally:
         done.set()
-        t.join()
+        t.join(timeout=60)
+    assert not t.is_alive(), "the pusher never stopped (a ref lock left behind?)"
     journal.commit()
     assert not errors
     last_ours = {KEY_PATHS[i % len(KEY_PATHS)]: i for i in range(rounds)}

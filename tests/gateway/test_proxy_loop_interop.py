@@ -38,6 +38,7 @@ PT = "40de0000-0000-4000-8000-0000000001f3"
 CLIENT = "c11e0000-0000-4000-8000-0000000001c1"
 HOSTS = {"A": "ring-a", "B": "ring-b", "C": "ring-c"}
 RUNAWAY = 12  # shells for one request beyond which it is going round in circles
+STALLED = 120.0  # seconds: a refused request takes about one
 
 
 @dataclass
@@ -125,10 +126,12 @@ def run_counted(ring: Ring, *args: str) -> tuple[int | None, str, list[str]]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    runaway = False
+    runaway = stalled = False
+    deadline = time.monotonic() + STALLED
     while proc.poll() is None:
-        if len(ring.shells()) > RUNAWAY:
-            runaway = True
+        runaway = len(ring.shells()) > RUNAWAY
+        stalled = time.monotonic() > deadline  # hops waiting on each other: ended the same way
+        if runaway or stalled:
             os.killpg(proc.pid, signal.SIGKILL)
             for _ in range(100):  # each hop keeps starting the next until all are gone
                 left = _relays(ring)
@@ -138,7 +141,9 @@ def run_counted(ring: Ring, *args: str) -> tuple[int | None, str, list[str]]:
             break
         time.sleep(0.02)
     out, _ = proc.communicate(timeout=60)
-    return (None if runaway else proc.returncode), out.decode(errors="replace"), ring.shells()
+    text = out.decode(errors="replace")
+    assert not stalled, f"git annex {' '.join(args)} still ran after {STALLED:g} s\n{text}"
+    return (None if runaway else proc.returncode), text, ring.shells()
 
 
 def test_three_gateways_in_a_circle_end_with_a_clear_failure(ring: Ring) -> None:

@@ -18,8 +18,11 @@ gateway's location log lists node3 for each key.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -34,6 +37,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 ROUNDS = 8  # sessions per shape (the crash was rare: many short sessions, two at a time)
 BIG = 3 << 20  # node3's GET keeps its transport thread receiving past the hang-up
+SESSION_LIMIT = 120.0  # a session takes well under a second
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,35 @@ def _run(topo: T.Topology, s: Session) -> Ended:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        start_new_session=True,
     )
-    assert p.stdin is not None
-    assert p.stdout is not None
-    assert p.stderr is not None
-    p.stdin.write(s.stdin)
-    p.stdin.flush()
-    out = p.stdout.read(s.read) if s.read else b""
-    p.stdin.close()  # the client hangs up
-    out += p.stdout.read() if not s.read else b""
-    p.stdout.close()
-    err = p.stderr.read()
-    p.stderr.close()
-    return Ended(s, p.wait(timeout=120), out, err)
+    # The reads below end when the shell (and the local nodes' shells, which share its
+    # stderr) have exited. One that never does is killed, with what it started, and shows as
+    # status -9: the test fails naming the shape instead of waiting for ever in a pool thread.
+    guard = threading.Timer(SESSION_LIMIT, _kill_group, (p.pid,))
+    guard.start()
+    try:
+        assert p.stdin is not None
+        assert p.stdout is not None
+        assert p.stderr is not None
+        p.stdin.write(s.stdin)
+        p.stdin.flush()
+        out = p.stdout.read(s.read) if s.read else b""
+        p.stdin.close()  # the client hangs up
+        out += p.stdout.read() if not s.read else b""
+        p.stdout.close()
+        err = p.stderr.read()
+        p.stderr.close()
+        return Ended(s, p.wait(timeout=SESSION_LIMIT), out, err)
+    finally:
+        guard.cancel()
+        if p.poll() is None:  # an assertion above failed: nothing of the session outlives it
+            _kill_group(p.pid)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _on_node3_only(topo: T.Topology, data: bytes) -> str:

@@ -16,8 +16,10 @@ what git-annex 10.20261026 does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,18 +112,20 @@ def vanish_mid_upload(topo: T.Topology, name: str, *, replace: bool) -> Vanished
         start_new_session=True,
     )
     try:
-        _wait_for(lambda: _tmp_size(node2, big) > (8 << 20), timeout=300)
+        _wait_for(lambda: _tmp_size(node2, big) > (8 << 20), timeout=120)
         node2.rename(away)
         if replace:
             node2.mkdir()  # the mount point, now that the disk is gone
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=120)
         created = _tree(node2) if not replace else [p for p in _tree(node2) if p != "."]
         later = env.annex(cl, "copy", "--to", "origin-node2", f"{name}/z-after-1.bin", check=False)
         later_created = _tree(node2) if not replace else [p for p in _tree(node2) if p != "."]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        if proc.poll() is None:  # git-annex and its ssh, which holds the pipes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=30)
         if node2.exists():
             shutil.rmtree(node2)  # empty, unless a gateway recreated things there
         away.rename(node2)

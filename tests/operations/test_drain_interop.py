@@ -103,20 +103,24 @@ def test_drain_killed_and_resumed_keeps_numcopies(drained_cluster: cl.Cluster) -
     total = sum(int(k.split("-s")[1].split("-")[0]) for k in keys)
     rate = max(total // 4, 1)  # about four seconds at this rate
     first = subprocess.Popen(_drain_argv(c, "--bwlimit", str(rate)), env=_env(c),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
+        stalled = time.monotonic() + 120  # a bound for a drain that stops moving
         while first.poll() is None and _done_lines(c) < N // 3:
+            assert time.monotonic() < stalled, f"the drain stalled at {_done_lines(c)} keys"
             time.sleep(0.01)  # polling only: nothing asserted depends on time
         assert first.poll() is None, "the drain ended before it could be killed"
-        first.send_signal(signal.SIGKILL)
     finally:
-        first.wait()
+        first.kill()
+        first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
     copied_before = {n: c.objects(n) for n in ("node2", "node3")}
     assert 0 < _done_lines(c) < N
 
     # the same command again: it resumes and finishes
-    second = subprocess.run(_drain_argv(c), env=_env(c), capture_output=True, text=True)
+    second = subprocess.run(
+        _drain_argv(c), env=_env(c), capture_output=True, text=True, timeout=180
+    )
     sampler.stop.set()
     sampler.join()
     # the sampler never saw a key under numcopies

@@ -125,10 +125,17 @@ def test_sigterm_pauses_and_the_same_command_resumes(annex_env: AnnexEnv, tmp_pa
     env = {**c.env.env, "PYTHONPATH": str(Path(annextui.__file__).parents[1])}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     jobs = c.gw / ".git" / "annex" / "annextui" / "jobs"
-    while proc.poll() is None and not any(p.stat().st_size for p in jobs.glob("*.done")):
-        time.sleep(0.01)  # polling only: nothing asserted depends on time
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate()
+    stalled = time.monotonic() + 120  # a bound for a rebalance that never records a step
+    try:
+        while proc.poll() is None and not any(p.stat().st_size for p in jobs.glob("*.done")):
+            assert time.monotonic() < stalled, "the rebalance recorded no step"
+            time.sleep(0.01)  # polling only: nothing asserted depends on time
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # it did not pause: the assertions below say so
+            proc.kill()
+            proc.communicate(timeout=30)
     assert proc.returncode == 1, err
     paused = json.loads(out)["job"]
     assert paused["state"] == "paused"

@@ -284,6 +284,12 @@ def run_bytes(
                 _decode(err),
                 note=f"timed out after {timeout}s",
             ) from None
+        except BaseException:
+            # pytest-timeout's failure, an interrupt: Popen's exit would wait for the command
+            # without a bound
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
     res = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     if check and proc.returncode != 0:
         raise CommandFailed(argv, cwd, proc.returncode, _decode(out), _decode(err))

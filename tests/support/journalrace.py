@@ -21,6 +21,8 @@ from tests.support.leftovers import lock_waiters
 
 _T = TypeVar("_T")
 
+WAIT = 60.0  # each step takes well under a second: one taking this long is stuck
+
 
 def while_journal_locked(
     journal_lck: Path,
@@ -51,24 +53,32 @@ def while_journal_locked(
         except BaseException as exc:  # re-raised below
             errors.append(exc)
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=run, daemon=True)  # one stuck must not hold the worker
     try:
         if first_input:
             helper.stdin.write(first_input)
             helper.stdin.flush()
         assert helper.stdout.readline() == "locked\n"
         thread.start()
+        deadline = time.monotonic() + WAIT
         while not lock_waiters(journal_lck):  # the request is about to log: the helper goes
             assert thread.is_alive(), errors or results
+            assert time.monotonic() < deadline, "the request never waited for journal.lck"
             time.sleep(0.005)  # polling only: nothing asserted depends on time
         helper.stdin.write("go\n")
         helper.stdin.flush()
         assert helper.stdout.readline() != ""
     finally:
         helper.stdin.close()
-        assert helper.wait() == 0
+        try:
+            status = helper.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            raise
+        assert status == 0
         if thread.ident is not None:
-            thread.join()
+            thread.join(timeout=WAIT)
+            assert not thread.is_alive(), "the request never ended"
     if errors:
         raise errors[0]
     return results[0]

@@ -107,20 +107,35 @@ class InotifyRefWatcher(RefWatcher):
     def fileno(self) -> int:
         return self._fd
 
-    def _watch(self, directory: str) -> None:
+    def _watch(self, directory: str) -> bool:
+        """Watch `directory`; False when it is gone again before we got to it."""
         wd = self._add_watch(self._fd, os.fsencode(directory), _WATCH_MASK)
         if wd < 0:
             err = ctypes.get_errno()
             if err in (errno.ENOENT, errno.ENOTDIR):
-                return  # gone again before we got to it
+                return False
             raise InotifyUnavailable(err, os.strerror(err))
         self._dirs[wd] = directory
+        return True
 
     def _watch_tree(self, top: str) -> list[str]:
-        """Watch `top` and its subdirectories, then report what is already there (a ref
-        written between the directory's creation and its watch is caught by this scan)."""
-        for dirpath, _dirs, _files in os.walk(top):
-            self._watch(dirpath)
+        """Watch `top` and every directory below it, then report what is already there (a
+        ref written between a directory's creation and its watch is caught by this scan).
+
+        Each directory is watched before it is listed: one made after the listing raises
+        IN_CREATE on a watch already there. (Listing first, as os.walk does, leaves a gap: a
+        directory git makes in between, `refs/remotes/NAME/` under a new `refs/remotes/`, is
+        never watched, and the refs written into it later are never reported.)"""
+        todo = [top]
+        while todo:
+            directory = todo.pop()
+            if not self._watch(directory):
+                continue
+            try:
+                with os.scandir(directory) as entries:
+                    todo += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            except OSError:  # gone again, or not a directory any more: as os.walk skips it
+                continue
         return scan(top)
 
     def read_changes(self) -> list[str]:

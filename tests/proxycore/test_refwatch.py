@@ -3,9 +3,12 @@ by real git (a `.lock` file renamed into place), in existing and in brand-new di
 
 from __future__ import annotations
 
+import os
 import select
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 
@@ -76,6 +79,60 @@ def test_reports_initial_refs_then_writes_anywhere_below_refs(
         assert _next_batch(watcher) == [c2]
         _git(r, "symbolic-ref", "HEAD", "refs/heads/main")  # not under refs/: nothing
         _git(r, "update-ref", "refs/tags/t", c1)
+        assert _next_batch(watcher) == [c1]
+    finally:
+        watcher.close()
+
+
+class _Listing:
+    """What os.scandir returns, from a list made beforehand."""
+
+    def __init__(self, entries: list[os.DirEntry[str]]) -> None:
+        self._it = iter(entries)
+
+    def __enter__(self) -> _Listing:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[os.DirEntry[str]]:
+        return self
+
+    def __next__(self) -> os.DirEntry[str]:
+        return next(self._it)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_directory_made_right_after_its_parent_is_listed_is_watched(
+    repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git making `refs/late/` just as the watcher lists `refs/`: the refs written into it
+    later are reported (listing before watching, as os.walk does, never watched it)."""
+    r, c1, c2 = repo
+    refs, late = r / "refs", r / "refs" / "late"
+    real_scandir = os.scandir
+
+    def listing_then_mkdir(path: str) -> _Listing:
+        with real_scandir(path) as it:
+            entries = list(it)
+        if os.fspath(path) == str(refs) and not late.exists():
+            late.mkdir()  # after the listing, which does not name it
+        return _Listing(entries)
+
+    monkeypatch.setattr(os, "scandir", listing_then_mkdir)
+    watcher = InotifyRefWatcher(str(refs))
+    monkeypatch.undo()
+    try:
+        assert late.is_dir()
+        assert watcher.initial() == [c1]
+        _git(r, "update-ref", "refs/late/x", c2)
+        assert _next_batch(watcher) == [c2]
+        _git(r, "update-ref", "refs/late/x", c1)  # watched from now on
         assert _next_batch(watcher) == [c1]
     finally:
         watcher.close()

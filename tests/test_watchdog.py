@@ -90,17 +90,7 @@ def test_a_stuck_xdist_run_ends_red_naming_its_test(tmp_path: Path) -> None:
                 subprocess.run(child)
             """)
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), watchdog.LIMIT_ENV: "10"}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "1", "-p", "no:cacheprovider", "-q"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-    )
+    run = _pytest(tmp_path, "10", "-n", "1")
     try:
         assert run.returncode == watchdog.EXIT_STATUS, run.stdout + run.stderr
         assert "1 tests finished, 1 still running:" in run.stderr, run.stderr
@@ -121,13 +111,21 @@ def test_a_run_without_xdist_has_no_watchdog(tmp_path: Path) -> None:
         "    assert watchdog.install(session) is None\n"
     )
     (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), watchdog.LIMIT_ENV: "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q"],
-        cwd=tmp_path,
+    run = _pytest(tmp_path, "1", "-p", "no:xdist")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _pytest(where: Path, limit: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest ARGS on the tests in `where` (whose conftest installs the watchdog) with the
+    watchdog's limit, in a session of its own, this package importable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), watchdog.LIMIT_ENV: limit}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=where,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
+        start_new_session=True,
     )
-    assert run.returncode == 0, run.stdout + run.stderr

@@ -17,6 +17,7 @@ from tests.support import procs, tasty
 from tests.support.annex import AnnexEnv, CommandFailed, parse_json_lines, run
 from tests.support.shellwrap import write_shell_wrapper
 from tests.support.sshd import Sshd, free_port, keygen
+from tests.support.waiting import wait_until
 
 DATA = Path(__file__).parent / "data"
 
@@ -118,6 +119,19 @@ def test_outermost_drops_a_child_caught_between_fork_and_exec(tmp_path: Path) ->
     finally:
         procs.kill_pids(p.pid for p in procs.mentioning(marker))
         proc.wait(timeout=10)
+
+
+def test_wait_until_returns_once_done_and_names_what_it_waited_for() -> None:
+    calls: list[int] = []
+
+    def third() -> bool:
+        calls.append(1)
+        return len(calls) == 3
+
+    wait_until(third, "three calls")
+    assert len(calls) == 3
+    with pytest.raises(AssertionError, match=r"waited 0.05 s for the impossible"):
+        wait_until(lambda: False, "the impossible", 0.05)
 
 
 def test_parse_json_lines() -> None:

@@ -16,15 +16,14 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.gateway import topology as T
 from tests.support import annex as annex_support
 from tests.support import procs
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -201,14 +200,6 @@ def test_node_unreachable_falls_back_to_other_nodes(topo: T.Topology) -> None:
     env.annex(cl, "drop", "--from", CLUSTER, "down")
 
 
-def _wait_for(pred: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
-
-
 def _tmp_size(repo: Path, key: str) -> int:
     try:
         return (repo / "annex" / "tmp" / key).stat().st_size
@@ -235,7 +226,7 @@ def test_node_killed_mid_fan_out(topo: T.Topology) -> None:
             start_new_session=True,
         )
         node3 = topo.nodes["node3"]
-        _wait_for(lambda: _tmp_size(node3, key) > (8 << 20))
+        wait_until(lambda: _tmp_size(node3, key) > (8 << 20), "8 MiB of the upload on node3")
         shells = [
             p
             for p in procs.mentioning(str(node3))
@@ -282,14 +273,14 @@ def test_client_killed_mid_upload_resumes(topo: T.Topology) -> None:
                 return True
         return False
 
-    _wait_for(started)
+    wait_until(started, "16 MiB of the upload on a node")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     node = topo.nodes[target["node"]]
-    _wait_for(lambda: not procs.serving(str(topo.gw)))
+    wait_until(lambda: not procs.serving(str(topo.gw)), "the gateway's sessions to end")
     # ... and the node's own shell: an ssh node's may still be writing what it had read when
     # the gateway went (CI once saw the resume offset 95 KB past a size taken before that)
-    _wait_for(lambda: not procs.serving(str(node)))
+    wait_until(lambda: not procs.serving(str(node)), "the node's sessions to end")
     partial = _tmp_size(node, key)
     assert 0 < partial < len(data)
     res = env.annex(cl, "copy", "--debug", "--to", CLUSTER, "resume")

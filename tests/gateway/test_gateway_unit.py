@@ -8,8 +8,6 @@ are `MemoryServer`s, which answer like git-annex-shell (the protocol interop tes
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from annextui.proxycore.records import GatewayRecords
 from annextui.proxycore.remote import NodeError, RemotePeer
 from tests.gateway.support import FakeNode, Served
 from tests.support import annex as annex_support
+from tests.support.waiting import wait_until
 
 GW = "6a7e0000-0000-4000-8000-0000000000aa"
 CU = "ac000000-0000-8000-8000-0000000000cc"  # a cluster UUID (ac…, 8 at offset 14)
@@ -676,13 +675,6 @@ def test_gateway_enforces_its_own_server_mode(gw_repo: Repository, nodes: list[F
     s.close()
 
 
-def _wait(pred: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not pred():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
-
-
 def test_relayed_transfers_are_visible_while_they_run(
     gw_repo: Repository, nodes: list[FakeNode]
 ) -> None:
@@ -705,7 +697,7 @@ def test_relayed_transfers_are_visible_while_they_run(
             for t in list_transfers(gw_repo.annexdir)
         )
 
-    _wait(uploading, "an upload record with bytes so far")
+    wait_until(uploading, "an upload record with bytes so far", 30)
     s.client.send_data(data[4 << 20 :])
     s.client.send(p.Valid())
     assert isinstance(s.client.next_message(), p.SuccessPlus)

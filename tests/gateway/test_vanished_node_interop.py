@@ -31,7 +31,6 @@ from tests.gateway import topology as T
 from tests.gateway.test_gateway_interop import (
     CLUSTER,
     _tmp_size,
-    _wait_for,
     client_whereis,
     fsck_node,
     gateway_whereis,
@@ -40,6 +39,7 @@ from tests.gateway.test_gateway_interop import (
 )
 from tests.support import annex as annex_support
 from tests.support.sshd import Sshd
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -112,7 +112,7 @@ def vanish_mid_upload(topo: T.Topology, name: str, *, replace: bool) -> Vanished
         start_new_session=True,
     )
     try:
-        _wait_for(lambda: _tmp_size(node2, big) > (8 << 20), timeout=120)
+        wait_until(lambda: _tmp_size(node2, big) > (8 << 20), "8 MiB of it on node2", 120)
         node2.rename(away)
         if replace:
             node2.mkdir()  # the mount point, now that the disk is gone

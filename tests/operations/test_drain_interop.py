@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from annextui.backend.logs.presence import present_infos
 from annextui.backend.repo import Repository
 from tests.operations import cluster as cl
 from tests.support.annex import AnnexEnv
+from tests.support.waiting import wait_until
 
 N = int(os.environ.get("ANNEXTUI_DRAIN_KEYS", "500"))
 
@@ -105,10 +105,11 @@ def test_drain_killed_and_resumed_keeps_numcopies(drained_cluster: cl.Cluster) -
     first = subprocess.Popen(_drain_argv(c, "--bwlimit", str(rate)), env=_env(c),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        stalled = time.monotonic() + 120  # a bound for a drain that stops moving
-        while first.poll() is None and _done_lines(c) < N // 3:
-            assert time.monotonic() < stalled, f"the drain stalled at {_done_lines(c)} keys"
-            time.sleep(0.01)  # polling only: nothing asserted depends on time
+        wait_until(
+            lambda: first.poll() is not None or _done_lines(c) >= N // 3,
+            "the drain to end or to be a third of the way",
+            120,
+        )
         assert first.poll() is None, "the drain ended before it could be killed"
     finally:
         first.kill()

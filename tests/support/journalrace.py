@@ -12,12 +12,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from tests.support.leftovers import lock_waiters
+from tests.support.waiting import wait_until
 
 _T = TypeVar("_T")
 
@@ -60,11 +60,13 @@ def while_journal_locked(
             helper.stdin.flush()
         assert helper.stdout.readline() == "locked\n"
         thread.start()
-        deadline = time.monotonic() + WAIT
-        while not lock_waiters(journal_lck):  # the request is about to log: the helper goes
-            assert thread.is_alive(), errors or results
-            assert time.monotonic() < deadline, "the request never waited for journal.lck"
-            time.sleep(0.005)  # polling only: nothing asserted depends on time
+        # the request is about to log: the helper goes
+        wait_until(
+            lambda: lock_waiters(journal_lck) or not thread.is_alive(),
+            "the request to wait for journal.lck",
+            WAIT,
+        )
+        assert thread.is_alive(), errors or results  # it ended without reaching the lock
         helper.stdin.write("go\n")
         helper.stdin.flush()
         assert helper.stdout.readline() != ""

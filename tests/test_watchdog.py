@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import procs, watchdog
+from tests.support.waiting import wait_until
 from tests.support.watchdog import RunWatchdog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,10 +97,7 @@ def test_a_stuck_xdist_run_ends_red_naming_its_test(tmp_path: Path) -> None:
         assert "1 tests finished, 1 still running:" in run.stderr, run.stderr
         assert "  test_stuck.py::test_waits_forever  (for " in run.stderr, run.stderr
         assert "run-watchdog: the controller's threads:" in run.stderr
-        gone = time.monotonic() + 10
-        while procs.mentioning(marker) and time.monotonic() < gone:
-            time.sleep(0.05)
-        assert procs.mentioning(marker) == []
+        wait_until(lambda: not procs.mentioning(marker), "the stuck child to be gone", 10)
     finally:
         procs.kill_pids(p.pid for p in procs.mentioning(marker))
 

@@ -25,6 +25,7 @@ from annextui.proxycore.ssh import (
 )
 from tests.support import procs
 from tests.support.sshd import Sshd
+from tests.support.waiting import wait_until
 
 
 class NegotiatedCiphers(Protocol):
@@ -106,10 +107,7 @@ def test_close_returns_the_status_or_abandons_a_command_that_never_exits(
         stuck = pool.open(
             target, f"{sys.executable} -c 'import time; time.sleep(600)' {marker}", opts
         )
-        deadline = time.monotonic() + 30
-        while not procs.mentioning(marker) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert procs.mentioning(marker), "the remote command never started"
+        wait_until(lambda: procs.mentioning(marker), "the remote command to start", 30)
         assert stuck.close(wait=0.5) == NO_EXIT_STATUS
         assert stuck.channel.closed
         again = pool.open(target, "echo again", opts)
